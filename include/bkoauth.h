@@ -1,0 +1,277 @@
+/*
+ * bkoauth.h - get, save, reuse and refresh BlueKing access_tokens from C.
+ *
+ * libbkoauth is the C counterpart of the Python/Django library bkoauth. It speaks the same two
+ * wire protocols to the BlueKing SSM token service and keeps tokens in the same database table
+ * (bkoauth_access_token), so a C service and a Django app can share one SSM service and one
+ * token store.
+ *
+ * Conventions of this header:
+ *  - Every call that can fail returns a bkoauth_code and takes a bkoauth_error *err last.
+ *    err may be NULL. On failure err->code equals the return value and err->message is a
+ *    non-empty sentence for a person; on success err->code is BKOAUTH_OK.
+ *  - Out-pointers are set to NULL on failure.
+ *  - Every token handed out is the caller's own copy; free it with bkoauth_token_free().
+ *  - No message or log line ever holds a token, a secret or a user credential in full: at most
+ *    the first 4 characters and the length are shown.
+ *  - A bkoauth_client may be used by any number of threads at once. A bkoauth_config is not
+ *    thread-safe: build it in one thread, then hand it to bkoauth_client_new().
+ */
+#ifndef BKOAUTH_H
+#define BKOAUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(BKOAUTH_STATIC_BUILD)
+#define BKOAUTH_API __attribute__((visibility("default")))
+#else
+#define BKOAUTH_API
+#endif
+
+/** Version of this header; bkoauth_version() gives the library's. */
+#define BKOAUTH_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Results and errors                                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Result of every call that can fail. */
+typedef enum bkoauth_code {
+    BKOAUTH_OK = 0,            /**< "OK": success */
+    BKOAUTH_E_TOKEN_API,       /**< "TokenAPIError": the SSM call failed; retry later */
+    BKOAUTH_E_TOKEN_NOT_EXIST, /**< "TokenNotExist": no saved token / no refresh_token */
+    BKOAUTH_E_CONFIG,          /**< "ConfigError": a setting is missing or invalid */
+    BKOAUTH_E_INVALID,         /**< "InvalidArgument": NULL, anonymous user, over-long value */
+    BKOAUTH_E_STORE,           /**< "StoreError": the token store failed */
+    BKOAUTH_E_JWT,             /**< "JWTError": X-Bkapi-Jwt missing or invalid */
+    BKOAUTH_E_NOMEM            /**< "OutOfMemory" */
+} bkoauth_code;
+
+/** Details of a failure. Owned by the caller (usually on the stack). */
+typedef struct bkoauth_error {
+    bkoauth_code code; /**< equals the failing call's return value; BKOAUTH_OK on success */
+    int http_status;   /**< the SSM's HTTP status when it answered, else 0 */
+    long api_code;     /**< the SSM's own "code" field when present, else 0 */
+    char message[512]; /**< what went wrong, for a person; never holds a secret */
+} bkoauth_error;
+
+/** The name of a code: "OK", "TokenAPIError", ...; "Unknown" for a value outside the enum.
+ *  The string is static. */
+BKOAUTH_API const char *bkoauth_code_name(bkoauth_code code);
+
+/** The library's version, e.g. "0.1.0". The string is static. */
+BKOAUTH_API const char *bkoauth_version(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tokens                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct bkoauth_client bkoauth_client;
+
+/** One access_token, as saved in the table bkoauth_access_token. All strings are owned by the
+ *  token and freed by bkoauth_token_free(). */
+typedef struct bkoauth_token {
+    char *access_token;  /**< the credential for BlueKing API calls */
+    char *refresh_token; /**< "" when the service gave none (APP tokens) */
+    char *scope;         /**< "" when none */
+    char *env_name;      /**< "prod" or "test" */
+    char *user_id;       /**< the user's id; NULL for the APP token */
+    int64_t expires;     /**< expiry moment, Unix seconds, UTC */
+    int64_t created_at;  /**< when the row was first saved, Unix seconds, UTC */
+} bkoauth_token;
+
+/** Frees a token and every string in it. NULL is fine. */
+BKOAUTH_API void bkoauth_token_free(bkoauth_token *token);
+
+/** 1 when the token expires within EXPIRES_SECONDS of now (expires - now < EXPIRES_SECONDS),
+ *  else 0. client gives the setting; with client NULL the default 86400 is used. A NULL token
+ *  counts as expiring (1). */
+BKOAUTH_API int bkoauth_token_expires_soon(const bkoauth_client *client, const bkoauth_token *token);
+
+/** Copies a token. Returns NULL when out of memory or when token is NULL. */
+BKOAUTH_API bkoauth_token *bkoauth_token_dup(const bkoauth_token *token);
+
+/** Writes a masked form of a secret into buf for people to read: the first 4 characters, an
+ *  ellipsis and the length, e.g. "abcd...(32 chars)". NULL gives "(none)". Returns buf. */
+BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Settings                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/** A set of settings. Names are the Django setting names of the Python library:
+ *
+ *  | name                     | meaning                                                 | default
+ *  |--------------------------|---------------------------------------------------------|----------------
+ *  | OAUTH_API_URL            | base URL of the SSM service                             | required
+ *  | OAUTH_COOKIES_PARAMS     | JSON {request_param: cookie_name}                       | {}
+ *  | OAUTH_PARAMS             | JSON object of extra parameters for user-token calls    | {}
+ *  | APP_CODE, SECRET_KEY     | the app's id and secret                                 | none
+ *  | BKAUTH_TOKEN_APP_CODE    | overrides APP_CODE for SSM calls                        | APP_CODE
+ *  | BKAUTH_TOKEN_SECRET_KEY  | overrides SECRET_KEY for SSM calls                      | SECRET_KEY
+ *  | RUN_MODE                 | PRODUCT gives env_name "prod", anything else "test"     | DEVELOP
+ *  | EXPIRES_SECONDS          | a token expires soon when expires - now < this          | 86400
+ *  | OAUTH_NEED_NEW_TOKEN     | need_new_token on the ieod protocol                     | true
+ *  | BKAUTH_BACKEND_TYPE      | bk_token selects the ee protocol, else ieod             | (ieod)
+ *  | APIGW_PUBLIC_KEY         | PEM public key of the API gateway                       | none
+ *  | BKOAUTH_DATABASE_URL     | sqlite:PATH or postgresql://... (libpq URI)             | sqlite:bkoauth.db
+ *  | BKOAUTH_DB_TIME_ZONE     | UTC or local: datetimes in SQLite (Django USE_TZ)        | UTC
+ *  | BKOAUTH_TIMEOUT_MS       | SSM call timeout in milliseconds                        | 10000
+ *  | BKOAUTH_TLS_VERIFY       | verify the SSM's TLS certificate                        | true
+ *  | BKOAUTH_CA_FILE          | CA bundle for that                                      | system default
+ *  | BKOAUTH_LOG_LEVEL        | error, warning, info, debug                             | warning
+ *  | BKOAUTH_CACHE_SECONDS    | how long a saved token is reused from memory (0: off)   | 10
+ *
+ *  Booleans accept true/false/1/0/yes/no in any case. A JSON object may be written with
+ *  single quotes, Python style. */
+typedef struct bkoauth_config bkoauth_config;
+
+/** A new set holding every default. Returns NULL when out of memory. Free with
+ *  bkoauth_config_free(). */
+BKOAUTH_API bkoauth_config *bkoauth_config_new(void);
+
+/** Frees a set of settings (secrets are wiped first). NULL is fine. */
+BKOAUTH_API void bkoauth_config_free(bkoauth_config *config);
+
+/** Sets one setting by name. value is copied; NULL resets the setting to its default.
+ *  An unknown name or a bad value is BKOAUTH_E_CONFIG naming the setting and why; the set is
+ *  then unchanged. */
+BKOAUTH_API bkoauth_code bkoauth_config_set(bkoauth_config *config, const char *name, const char *value,
+                                            bkoauth_error *err);
+
+/** Reads the current value of a setting into a static-free copy: returns a pointer into
+ *  config valid until the setting changes, or NULL when the name is unknown or the setting has
+ *  no value and no default. */
+BKOAUTH_API const char *bkoauth_config_get(const bkoauth_config *config, const char *name);
+
+/** Loads a settings file: lines `NAME = value`, `#` comments and blank lines; a value may be
+ *  bare or quoted with ' or "; a JSON object may use single quotes, so the Django snippet
+ *  OAUTH_API_URL = 'http://bkssmee.xxx.com'
+ *  OAUTH_COOKIES_PARAMS = {'bk_token': 'bk_token'}
+ *  works verbatim. An error names the file and the line; settings read before the bad line
+ *  are kept, so load into a fresh set when that matters. */
+BKOAUTH_API bkoauth_code bkoauth_config_load_file(bkoauth_config *config, const char *path, bkoauth_error *err);
+
+/** Takes every known setting name from the environment; the environment wins over what was
+ *  set before. A malformed value is BKOAUTH_E_CONFIG (never silently ignored). */
+BKOAUTH_API bkoauth_code bkoauth_config_load_env(bkoauth_config *config, bkoauth_error *err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The client                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Creates a client: copies the settings, checks them (OAUTH_API_URL must be set), opens the
+ *  token store and creates the table bkoauth_access_token if absent. Returns NULL on failure,
+ *  with err filled (BKOAUTH_E_CONFIG, BKOAUTH_E_STORE or BKOAUTH_E_NOMEM). The client is
+ *  thread-safe: one client serves any number of threads at once. Free with
+ *  bkoauth_client_free(). */
+BKOAUTH_API bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *err);
+
+/** Frees a client, closing its store and HTTP connections. No other thread may be using it.
+ *  NULL is fine. */
+BKOAUTH_API void bkoauth_client_free(bkoauth_client *client);
+
+/** Log levels, most severe first. */
+enum { BKOAUTH_LOG_ERROR = 0, BKOAUTH_LOG_WARNING, BKOAUTH_LOG_INFO, BKOAUTH_LOG_DEBUG };
+
+/** A log sink: called with the level and one line (no trailing newline). It may be called
+ *  from any thread using the client, at once. */
+typedef void (*bkoauth_log_fn)(void *ctx, int level, const char *message);
+
+/** Replaces the client's logger. The default writes "bkoauth: <level>: <message>" lines to
+ *  stderr from BKOAUTH_LOG_LEVEL up. fn NULL silences the client. Messages above the level of
+ *  BKOAUTH_LOG_LEVEL are not passed to fn. Call before sharing the client between threads. */
+BKOAUTH_API void bkoauth_client_set_logger(bkoauth_client *client, bkoauth_log_fn fn, void *ctx);
+
+/** The env_name this client works in: "prod" when RUN_MODE is PRODUCT, else "test". */
+BKOAUTH_API const char *bkoauth_client_env_name(const bkoauth_client *client);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The request (what a Django request was)                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/** What the operations need from an incoming HTTP request. Every pointer is borrowed for the
+ *  duration of a call; the library keeps none of them. */
+typedef struct bkoauth_request {
+    const char *username;        /**< logged-in user; NULL or "" = anonymous */
+    const char *cookie_header;   /**< raw Cookie header: "bk_token=abc; bk_uid=u" */
+    const char *query_string;    /**< raw query string, no '?' */
+    const char *remote_addr;     /**< peer address */
+    const char *x_forwarded_for; /**< X-Forwarded-For value, or NULL */
+    /** optional session lookup: the value stored under key, or NULL */
+    const char *(*session_get)(void *session_ctx, const char *key);
+    void *session_ctx; /**< passed to session_get */
+} bkoauth_request;
+
+/** Fills req from the CGI environment: REMOTE_USER, HTTP_COOKIE, QUERY_STRING, REMOTE_ADDR,
+ *  HTTP_X_FORWARDED_FOR. The pointers point into the environment; no session. */
+BKOAUTH_API void bkoauth_request_from_cgi(bkoauth_request *req);
+
+/** Fills req from any CGI-style source (a FastCGI parameter set, a server's variables):
+ *  get(ctx, name) is asked for the same five names as bkoauth_request_from_cgi() and returns
+ *  the value or NULL. The returned pointers are stored as is and must outlive the request. */
+BKOAUTH_API void bkoauth_request_from_params(bkoauth_request *req, const char *(*get)(void *ctx, const char *name),
+                                             void *ctx);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The four operations of the seed, and the login hook                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+/** get_access_token(request): the logged-in user's token. Looks up (env, user); when absent or
+ *  expiring soon, fetches a new user token from the SSM with the request's credential
+ *  (OAUTH_COOKIES_PARAMS: cookie, then session, then query string) and saves it.
+ *  An anonymous request is BKOAUTH_E_INVALID and never reaches the service.
+ *  Errors: BKOAUTH_E_TOKEN_API (retry later), BKOAUTH_E_STORE, BKOAUTH_E_INVALID. */
+BKOAUTH_API bkoauth_code bkoauth_get_access_token(bkoauth_client *client, const bkoauth_request *req,
+                                                  bkoauth_token **out, bkoauth_error *err);
+
+/** get_app_access_token(): the APP token. Looks up (env, APP); when absent or expiring soon,
+ *  fetches a new APP token and saves it. APP tokens are never refreshed with a refresh_token.
+ *  Errors: BKOAUTH_E_TOKEN_API, BKOAUTH_E_STORE. */
+BKOAUTH_API bkoauth_code bkoauth_get_app_access_token(bkoauth_client *client, bkoauth_token **out,
+                                                      bkoauth_error *err);
+
+/** get_access_token_by_user(user_id): the saved token of a user. None saved is
+ *  BKOAUTH_E_TOKEN_NOT_EXIST (call bkoauth_get_access_token() first, e.g. at login); one
+ *  expiring soon is refreshed with bkoauth_refresh_token(). */
+BKOAUTH_API bkoauth_code bkoauth_get_access_token_by_user(bkoauth_client *client, const char *user_id,
+                                                          bkoauth_token **out, bkoauth_error *err);
+
+/** refresh_token(token): renews a user token with its refresh_token and saves the new grant in
+ *  the token's row. A token without refresh_token is BKOAUTH_E_TOKEN_NOT_EXIST. When another
+ *  thread or process already renewed this row, the newer saved token is returned instead of
+ *  calling the service again. Errors: BKOAUTH_E_TOKEN_API, BKOAUTH_E_TOKEN_NOT_EXIST,
+ *  BKOAUTH_E_STORE. */
+BKOAUTH_API bkoauth_code bkoauth_refresh_token(bkoauth_client *client, const bkoauth_token *token,
+                                               bkoauth_token **out, bkoauth_error *err);
+
+/** The login hook: runs bkoauth_get_access_token() and logs a failure (at warning level)
+ *  instead of returning it. */
+BKOAUTH_API void bkoauth_user_logged_in(bkoauth_client *client, const bkoauth_request *req);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Saved tokens                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Every saved token of every env, APP first then users by name. *out is an array of *count
+ *  tokens; free it with bkoauth_tokens_free(). */
+BKOAUTH_API bkoauth_code bkoauth_list_tokens(bkoauth_client *client, bkoauth_token ***out, size_t *count,
+                                             bkoauth_error *err);
+
+/** Frees an array from bkoauth_list_tokens(). NULL is fine. */
+BKOAUTH_API void bkoauth_tokens_free(bkoauth_token **tokens, size_t count);
+
+/** Removes the saved token of user_id (NULL: the APP token) in this client's env.
+ *  None saved is BKOAUTH_E_TOKEN_NOT_EXIST. */
+BKOAUTH_API bkoauth_code bkoauth_delete_token(bkoauth_client *client, const char *user_id, bkoauth_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BKOAUTH_H */

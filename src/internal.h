@@ -1,0 +1,157 @@
+/* internal.h - shared internals of libbkoauth: errors, logging, parsed settings, small helpers.
+ * Not installed. Every file of src/ includes it. */
+#ifndef BKOAUTH_INTERNAL_H
+#define BKOAUTH_INTERNAL_H
+
+#include "bkoauth.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define BK_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define BK_PRINTF(f, a)
+#endif
+
+/* ---- errors (error.c) ------------------------------------------------------------------- */
+
+/* Fills err (when not NULL) with code and a formatted message; returns code. Other fields
+ * (http_status, api_code) are reset to 0. */
+bkoauth_code err_set(bkoauth_error *err, bkoauth_code code, const char *fmt, ...) BK_PRINTF(3, 4);
+/* Marks err as success (code OK, empty message, zeroes); returns BKOAUTH_OK. */
+bkoauth_code err_ok(bkoauth_error *err);
+/* Puts "<context>: " in front of err's message, keeping code and the rest (the layer that knows
+ * what went wrong writes the message; layers above add context). */
+void err_prefix(bkoauth_error *err, const char *fmt, ...) BK_PRINTF(2, 3);
+/* Same as err_set(err, BKOAUTH_E_NOMEM, ...). */
+bkoauth_code err_nomem(bkoauth_error *err);
+
+/* ---- logging (log.c) -------------------------------------------------------------------- */
+
+typedef struct bk_logger {
+    bkoauth_log_fn fn; /* NULL: silent */
+    void *ctx;
+    int level; /* messages with level <= this are passed on */
+} bk_logger;
+
+/* The default sink: "bkoauth: <level>: <message>\n" to stderr. */
+void log_stderr(void *ctx, int level, const char *message);
+/* Formats and passes one line to the logger when its level allows. NULL logger: nothing. */
+void log_write(const bk_logger *logger, int level, const char *fmt, ...) BK_PRINTF(3, 4);
+/* "error", "warning", "info", "debug". */
+const char *log_level_name(int level);
+
+/* ---- strings and memory (util.c) -------------------------------------------------------- */
+
+char *bk_strdup(const char *s);               /* NULL gives NULL */
+char *bk_strndup(const char *s, size_t n);
+void bk_wipe_free(char *s);                   /* zeroes a secret, then frees it */
+int bk_streq(const char *a, const char *b);   /* NULL-safe equality; NULL equals NULL only */
+int bk_empty(const char *s);                  /* NULL or "" */
+/* Current time, Unix seconds (CLOCK_REALTIME). */
+int64_t bk_now(void);
+
+/* A growable string buffer. On allocation failure the buffer sets oom and ignores further
+ * appends; check oom once at the end. */
+typedef struct bk_buf {
+    char *data;
+    size_t len, cap;
+    int oom;
+} bk_buf;
+void buf_append(bk_buf *b, const char *s, size_t n);
+void buf_puts(bk_buf *b, const char *s);
+void buf_printf(bk_buf *b, const char *fmt, ...) BK_PRINTF(2, 3);
+/* Appends s percent-encoded as application/x-www-form-urlencoded (space as %20, unreserved
+ * characters RFC 3986 kept). */
+void buf_urlencode(bk_buf *b, const char *s);
+void buf_free(bk_buf *b);
+
+/* ---- token helpers (token.c) ------------------------------------------------------------ */
+
+/* A new token with copies of the strings (NULL refresh_token/scope become ""). NULL on OOM. */
+bkoauth_token *token_make(const char *access_token, const char *refresh_token, const char *scope,
+                          const char *env_name, const char *user_id, int64_t expires, int64_t created_at);
+/* expires - now < expires_seconds */
+int token_expiring(const bkoauth_token *token, int64_t expires_seconds, int64_t now);
+
+/* ---- parsed settings (config.c) --------------------------------------------------------- */
+
+/* A list of string pairs in a fixed order (order of the JSON object as written). */
+typedef struct bk_kv {
+    char *key;
+    char *value;
+} bk_kv;
+typedef struct bk_kvlist {
+    bk_kv *items;
+    size_t count;
+} bk_kvlist;
+void kvlist_clear(bk_kvlist *list);
+/* Appends copies of key and value. Returns 0, or -1 when out of memory. */
+int kvlist_add(bk_kvlist *list, const char *key, const char *value);
+
+enum { BK_PROTO_IEOD = 0, BK_PROTO_EE = 1 };
+enum { BK_STORE_SQLITE = 0, BK_STORE_POSTGRES = 1 };
+
+/* Settings checked and converted, as the client uses them. Built by settings_from_config(). */
+typedef struct bk_settings {
+    char *api_url;              /* OAUTH_API_URL without trailing '/'; NULL when unset */
+    bk_kvlist cookies_params;   /* OAUTH_COOKIES_PARAMS: key = request param, value = cookie name */
+    bk_kvlist oauth_params;     /* OAUTH_PARAMS: values as text (strings as is, other JSON as JSON,
+                                   booleans True/False as Python's str() writes them) */
+    char *oauth_params_json;    /* OAUTH_PARAMS as compact JSON text, for the ee body ("{}" default) */
+    char *app_code;             /* effective for SSM calls: BKAUTH_TOKEN_APP_CODE or APP_CODE; may be NULL */
+    char *app_secret;           /* BKAUTH_TOKEN_SECRET_KEY or SECRET_KEY; may be NULL */
+    char env_name[8];           /* "prod" or "test" */
+    int64_t expires_seconds;    /* EXPIRES_SECONDS */
+    int need_new_token;         /* OAUTH_NEED_NEW_TOKEN */
+    int protocol;               /* BK_PROTO_* from BKAUTH_BACKEND_TYPE */
+    char *apigw_public_key;     /* PEM or NULL */
+    int store_kind;             /* BK_STORE_* from BKOAUTH_DATABASE_URL */
+    char *database_url;         /* as written */
+    char *database_path;        /* SQLite: the path after "sqlite:"; NULL otherwise */
+    int db_local_time;          /* BKOAUTH_DB_TIME_ZONE=local */
+    long timeout_ms;            /* BKOAUTH_TIMEOUT_MS */
+    int tls_verify;             /* BKOAUTH_TLS_VERIFY */
+    char *ca_file;              /* BKOAUTH_CA_FILE or NULL */
+    int log_level;              /* BKOAUTH_LOG_* */
+    int cache_seconds;          /* BKOAUTH_CACHE_SECONDS */
+} bk_settings;
+
+/* Checks and converts config into out (zeroed first). OAUTH_API_URL may be unset here; the
+ * SSM layer reports that when a call needs it. Returns BKOAUTH_E_CONFIG naming the setting. */
+bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out, bkoauth_error *err);
+void settings_clear(bk_settings *s);
+
+/* ---- request (request.c) ---------------------------------------------------------------- */
+
+/* The credential parameters of a user-token call, in OAUTH_COOKIES_PARAMS order: for each
+ * (param, cookie_name) the first non-empty of cookie, session value, query parameter, else "";
+ * the uin rule applied. out is cleared first. */
+bkoauth_code request_credentials(const bk_settings *s, const bkoauth_request *req, bk_kvlist *out,
+                                 bkoauth_error *err);
+/* bk_client_ip: the whole X-Forwarded-For when present and non-empty, else remote_addr, else "".
+ * Returns a pointer into req (or a static ""). */
+const char *request_client_ip(const bkoauth_request *req);
+/* The value of cookie name in a Cookie header (quotes around the value removed), newly
+ * allocated; NULL when absent or on OOM. */
+char *cookie_get(const char *header, const char *name);
+/* The percent-decoded value of name in a query string ('+' is a space), newly allocated;
+ * NULL when absent or on OOM. */
+char *query_get(const char *query, const char *name);
+/* The uin rule: "o" + 3..32 digits becomes the number without "o" and without leading zeros
+ * ("o0836324475" -> "836324475"); any other value is returned copied as is. NULL on OOM. */
+char *uin_normalize(const char *value);
+
+/* ---- Django datetimes (datetime.c) ------------------------------------------------------- */
+
+/* Writes t as "YYYY-MM-DD HH:MM:SS" (Django's text form, whole seconds) in UTC, or local time
+ * when local is set. buf needs 32 bytes. Returns buf. */
+char *dt_format(int64_t t, int local, char *buf, size_t size);
+/* Reads "YYYY-MM-DD HH:MM:SS[.f...]" or with 'T', with any number of fractional digits and an
+ * optional "+HH:MM"/"Z" offset (which then wins over local). Fraction is dropped. Returns 0 on
+ * success, -1 on a malformed value. */
+int dt_parse(const char *text, int local, int64_t *out);
+
+#endif

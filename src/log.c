@@ -1,0 +1,37 @@
+/* log.c - the client's logger: a sink function, a level, and the default stderr sink. */
+#include "internal.h"
+
+#include <stdio.h>
+
+const char *log_level_name(int level)
+{
+    switch (level) {
+    case BKOAUTH_LOG_ERROR:
+        return "error";
+    case BKOAUTH_LOG_WARNING:
+        return "warning";
+    case BKOAUTH_LOG_INFO:
+        return "info";
+    default:
+        return "debug";
+    }
+}
+
+void log_stderr(void *ctx, int level, const char *message)
+{
+    (void)ctx;
+    /* one fprintf call: stdio locks the stream, so lines from threads do not interleave */
+    fprintf(stderr, "bkoauth: %s: %s\n", log_level_name(level), message);
+}
+
+void log_write(const bk_logger *logger, int level, const char *fmt, ...)
+{
+    if (logger == NULL || logger->fn == NULL || level > logger->level)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    logger->fn(logger->ctx, level, line);
+}
