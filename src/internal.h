@@ -144,6 +144,11 @@ char *query_get(const char *query, const char *name);
  * ("o0836324475" -> "836324475"); any other value is returned copied as is. NULL on OOM. */
 char *uin_normalize(const char *value);
 
+/* ---- the client (client.c), for modules that serve public calls on a client -------------- */
+
+const bk_settings *client_settings(const bkoauth_client *c);
+const bk_logger *client_logger(const bkoauth_client *c);
+
 /* ---- Django datetimes (datetime.c) ------------------------------------------------------- */
 
 /* Writes t as "YYYY-MM-DD HH:MM:SS" (Django's text form, whole seconds) in UTC, or local time

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds with warnings as errors, runs the whole
+# suite, then runs it again under AddressSanitizer + UndefinedBehaviorSanitizer.
+#   scripts/test.sh            everything
+#   scripts/test.sh --quick    one plain build and its tests only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+jobs=$(nproc 2>/dev/null || echo 2)
+
+run_suite() { # name, cmake args...
+  local dir="build-test/$1"; shift
+  echo "== configure and build: $dir ($*)"
+  cmake -S . -B "$dir" -DBKOAUTH_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+  echo "== test: $dir"
+  (cd "$dir" && ctest --output-on-failure -j "$jobs")
+}
+
+run_suite plain -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "$quick" = 0 ]; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_suite asan-ubsan -DCMAKE_BUILD_TYPE=Debug -DBKOAUTH_SANITIZE=address,undefined -DBKOAUTH_BUILD_BENCH=OFF
+fi
+echo "== all tests passed"

@@ -1,0 +1,431 @@
+/* client.c - the rules of the four operations of the seed and the login hook.
+ *
+ * Policy only: the saved token is looked up in the store (store/store.h), the SSM service is
+ * called through ssm/ssm.h. No SQL, no HTTP, no JSON here.
+ *
+ * Renewal protocol (one renewal per expiry): a caller that finds a token missing or expiring
+ * takes the in-process lock of the token's key (so threads of this process queue instead of
+ * all calling the service), then store_renew(), which locks the row against other processes
+ * and hosts and hands the row as it is *now* to a renew function. That function renews only
+ * when the row still needs it; a caller that waited finds the row renewed and returns it. */
+#include "internal.h"
+#include "ssm/ssm.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLIENT_KEY_LOCKS 64
+
+struct bkoauth_client {
+    bk_settings s;
+    bk_logger logger;
+    ssm_client *ssm;
+    store *st;
+    pthread_mutex_t key_locks[CLIENT_KEY_LOCKS];
+};
+
+/* ---- construction ----------------------------------------------------------------------- */
+
+bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *err)
+{
+    if (config == NULL) {
+        err_set(err, BKOAUTH_E_INVALID, "bkoauth_client_new: config is NULL; create one with bkoauth_config_new()");
+        return NULL;
+    }
+    bkoauth_client *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        err_nomem(err);
+        return NULL;
+    }
+    for (int i = 0; i < CLIENT_KEY_LOCKS; i++)
+        pthread_mutex_init(&c->key_locks[i], NULL);
+    if (settings_from_config(config, &c->s, err) != BKOAUTH_OK) {
+        bkoauth_client_free(c);
+        return NULL;
+    }
+    c->logger.fn = log_stderr;
+    c->logger.ctx = NULL;
+    c->logger.level = c->s.log_level;
+    if (c->s.api_url == NULL) {
+        err_set(err, BKOAUTH_E_CONFIG,
+                "OAUTH_API_URL is not set: set it to the SSM service's base URL (e.g. "
+                "OAUTH_API_URL = 'http://bkssmee.example.com') in the settings file or the environment");
+        bkoauth_client_free(c);
+        return NULL;
+    }
+    c->ssm = ssm_new(&c->s, &c->logger, err);
+    if (c->ssm == NULL) {
+        bkoauth_client_free(c);
+        return NULL;
+    }
+    c->st = store_open(&c->s, &c->logger, err);
+    if (c->st == NULL) {
+        bkoauth_client_free(c);
+        return NULL;
+    }
+    log_write(&c->logger, BKOAUTH_LOG_DEBUG, "client ready: env %s, %s protocol, store %s", c->s.env_name,
+              c->s.protocol == BK_PROTO_EE ? "ee" : "ieod", c->s.store_kind == BK_STORE_SQLITE ? "sqlite" : "postgresql");
+    err_ok(err);
+    return c;
+}
+
+void bkoauth_client_free(bkoauth_client *client)
+{
+    if (client == NULL)
+        return;
+    store_close(client->st);
+    ssm_free(client->ssm);
+    settings_clear(&client->s);
+    for (int i = 0; i < CLIENT_KEY_LOCKS; i++)
+        pthread_mutex_destroy(&client->key_locks[i]);
+    free(client);
+}
+
+void bkoauth_client_set_logger(bkoauth_client *client, bkoauth_log_fn fn, void *ctx)
+{
+    if (client == NULL)
+        return;
+    client->logger.fn = fn;
+    client->logger.ctx = ctx;
+}
+
+const char *bkoauth_client_env_name(const bkoauth_client *client)
+{
+    return client ? client->s.env_name : NULL;
+}
+
+int bkoauth_token_expires_soon(const bkoauth_client *client, const bkoauth_token *token)
+{
+    int64_t window = client ? client->s.expires_seconds : 86400;
+    return token_expiring(token, window, bk_now());
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static pthread_mutex_t *key_lock(bkoauth_client *c, const char *env_name, const char *user_id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a over "env\0user" */
+    for (const char *p = env_name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    h = (h ^ 0u) * 16777619u;
+    for (const char *p = user_id ? user_id : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return &c->key_locks[h % CLIENT_KEY_LOCKS];
+}
+
+static const char *who(const char *user_id)
+{
+    return bk_empty(user_id) ? "the APP" : user_id;
+}
+
+/* A token from a grant, for the row (env_name, user_id); created_at kept from the row. */
+static bkoauth_code token_from_grant(const ssm_grant *g, const char *env_name, const char *user_id,
+                                     const bkoauth_token *current, bkoauth_token **fresh, bkoauth_error *err)
+{
+    int64_t now = bk_now();
+    *fresh = token_make(g->access_token, g->refresh_token, g->scope, env_name, user_id, now + g->expires_in,
+                        current ? current->created_at : now);
+    return *fresh ? BKOAUTH_OK : err_nomem(err);
+}
+
+static bkoauth_code check_user_id(const char *user_id, bkoauth_error *err)
+{
+    if (bk_empty(user_id))
+        return err_set(err, BKOAUTH_E_INVALID, "user_id is empty: give the user's id or name");
+    if (strlen(user_id) > 64)
+        return err_set(err, BKOAUTH_E_INVALID, "user_id is %zu bytes long; the token table allows at most 64",
+                       strlen(user_id));
+    return BKOAUTH_OK;
+}
+
+/* ---- renew functions (run with the row locked) -------------------------------------------- */
+
+typedef struct renew_ctx {
+    bkoauth_client *c;
+    const char *user_id;              /* NULL: APP */
+    const bk_kvlist *credentials;     /* user login */
+    const char *client_ip;            /* user login */
+    const bkoauth_token *old;         /* refresh: the token the caller holds */
+    int called;                       /* set when the SSM was called */
+} renew_ctx;
+
+static bkoauth_code renew_fetch(void *ctx, const bkoauth_token *current, bkoauth_token **fresh, bkoauth_error *err)
+{
+    renew_ctx *r = ctx;
+    bkoauth_client *c = r->c;
+    if (current != NULL && !token_expiring(current, c->s.expires_seconds, bk_now()))
+        return BKOAUTH_OK; /* renewed meanwhile by another thread or process */
+    ssm_grant g;
+    bkoauth_code rc;
+    r->called = 1;
+    if (r->user_id == NULL)
+        rc = ssm_fetch_app(c->ssm, c->s.env_name, &g, err);
+    else
+        rc = ssm_fetch_user(c->ssm, c->s.env_name, r->credentials, r->client_ip, &g, err);
+    if (rc != BKOAUTH_OK)
+        return rc;
+    rc = token_from_grant(&g, c->s.env_name, r->user_id, current, fresh, err);
+    ssm_grant_clear(&g);
+    return rc;
+}
+
+static bkoauth_code renew_refresh(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
+                                  bkoauth_error *err)
+{
+    renew_ctx *r = ctx;
+    bkoauth_client *c = r->c;
+    if (current != NULL && !bk_streq(current->access_token, r->old->access_token) &&
+        !token_expiring(current, c->s.expires_seconds, bk_now()))
+        return BKOAUTH_OK; /* someone else renewed this row: the newer saved token wins */
+    /* the row's refresh_token is the newest one; the caller's is used when the row is gone */
+    const char *rt = (current != NULL && !bk_empty(current->refresh_token)) ? current->refresh_token
+                                                                            : r->old->refresh_token;
+    if (bk_empty(rt))
+        return err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST,
+                       "the token of %s has no refresh_token, so it cannot be refreshed; get a new one with "
+                       "bkoauth_get_access_token() (at the user's next login)",
+                       who(r->user_id));
+    ssm_grant g;
+    r->called = 1;
+    bkoauth_code rc = ssm_refresh(c->ssm, r->old->env_name, rt, &g, err);
+    if (rc != BKOAUTH_OK)
+        return rc;
+    rc = token_from_grant(&g, r->old->env_name, r->user_id, current, fresh, err);
+    ssm_grant_clear(&g);
+    return rc;
+}
+
+/* Renews the row (env_name, user_id) under the in-process key lock and the store's row lock. */
+static bkoauth_code renew_row(bkoauth_client *c, const char *env_name, renew_ctx *r, store_renew_fn fn,
+                              bkoauth_token **out, bkoauth_error *err)
+{
+    pthread_mutex_t *lock = key_lock(c, env_name, r->user_id);
+    pthread_mutex_lock(lock);
+    bkoauth_code rc = store_renew(c->st, env_name, r->user_id, fn, r, out, err);
+    pthread_mutex_unlock(lock);
+    if (rc == BKOAUTH_OK)
+        log_write(&c->logger, BKOAUTH_LOG_INFO, "%s the token of %s (env %s)",
+                  r->called ? "renewed" : "reused the meanwhile renewed", who(r->user_id), env_name);
+    return rc;
+}
+
+/* The saved token when it is fresh; *out NULL when it is missing or expiring. */
+static bkoauth_code saved_fresh(bkoauth_client *c, const char *env_name, const char *user_id, bkoauth_token **out,
+                                bkoauth_error *err)
+{
+    *out = NULL;
+    bkoauth_token *t = NULL;
+    bkoauth_code rc = store_get(c->st, env_name, user_id, &t, err);
+    if (rc == BKOAUTH_E_TOKEN_NOT_EXIST)
+        return err_ok(err);
+    if (rc != BKOAUTH_OK)
+        return rc;
+    if (token_expiring(t, c->s.expires_seconds, bk_now())) {
+        bkoauth_token_free(t);
+        return BKOAUTH_OK;
+    }
+    *out = t;
+    return BKOAUTH_OK;
+}
+
+static bkoauth_code finish(bkoauth_code rc, bkoauth_token **out, bkoauth_token *t, bkoauth_error *err)
+{
+    if (rc != BKOAUTH_OK) {
+        bkoauth_token_free(t);
+        *out = NULL;
+        return rc;
+    }
+    *out = t;
+    return err_ok(err);
+}
+
+/* ---- the four operations ------------------------------------------------------------------ */
+
+bkoauth_code bkoauth_get_app_access_token(bkoauth_client *client, bkoauth_token **out, bkoauth_error *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (client == NULL || out == NULL)
+        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_get_app_access_token: client and out must not be NULL");
+    bkoauth_token *t = NULL;
+    bkoauth_code rc = saved_fresh(client, client->s.env_name, NULL, &t, err);
+    if (rc == BKOAUTH_OK && t == NULL) {
+        renew_ctx r = {.c = client, .user_id = NULL};
+        rc = renew_row(client, client->s.env_name, &r, renew_fetch, &t, err);
+        if (rc != BKOAUTH_OK)
+            err_prefix(err, "get_app_access_token");
+    }
+    return finish(rc, out, t, err);
+}
+
+bkoauth_code bkoauth_get_access_token(bkoauth_client *client, const bkoauth_request *req, bkoauth_token **out,
+                                      bkoauth_error *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (client == NULL || req == NULL || out == NULL)
+        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_get_access_token: client, req and out must not be NULL");
+    if (bk_empty(req->username))
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "get_access_token: the request is anonymous (no logged-in user); a user token needs a "
+                       "logged-in user - use bkoauth_get_app_access_token() for the APP token");
+    bkoauth_code rc = check_user_id(req->username, err);
+    if (rc != BKOAUTH_OK)
+        return rc;
+    bkoauth_token *t = NULL;
+    rc = saved_fresh(client, client->s.env_name, req->username, &t, err);
+    if (rc == BKOAUTH_OK && t == NULL) {
+        bk_kvlist creds = {0};
+        rc = request_credentials(&client->s, req, &creds, err);
+        if (rc == BKOAUTH_OK) {
+            renew_ctx r = {.c = client,
+                           .user_id = req->username,
+                           .credentials = &creds,
+                           .client_ip = request_client_ip(req)};
+            rc = renew_row(client, client->s.env_name, &r, renew_fetch, &t, err);
+        }
+        kvlist_clear(&creds);
+        if (rc != BKOAUTH_OK)
+            err_prefix(err, "get_access_token for user %s", req->username);
+    }
+    return finish(rc, out, t, err);
+}
+
+/* refresh_token with a known row key; on a refused refresh, a token saved meanwhile wins. */
+static bkoauth_code refresh_row(bkoauth_client *c, const bkoauth_token *token, bkoauth_token **out,
+                                bkoauth_error *err)
+{
+    renew_ctx r = {.c = c, .user_id = token->user_id, .old = token};
+    bkoauth_token *t = NULL;
+    bkoauth_code rc = renew_row(c, token->env_name, &r, renew_refresh, &t, err);
+    if (rc == BKOAUTH_E_TOKEN_API) {
+        /* A refresh_token is single-use: if a writer outside our locks (another library or app on
+         * the same table) renewed the row first, the saved token is the answer. */
+        bkoauth_token *now = NULL;
+        if (store_get(c->st, token->env_name, token->user_id, &now, NULL) == BKOAUTH_OK &&
+            !bk_streq(now->access_token, token->access_token) &&
+            !token_expiring(now, c->s.expires_seconds, bk_now())) {
+            log_write(&c->logger, BKOAUTH_LOG_INFO,
+                      "refresh of %s's token was refused, but a newer token was saved meanwhile; using it",
+                      who(token->user_id));
+            return finish(BKOAUTH_OK, out, now, err);
+        }
+        bkoauth_token_free(now);
+    }
+    if (rc != BKOAUTH_OK)
+        err_prefix(err, "refresh_token for %s", who(token->user_id));
+    return finish(rc, out, t, err);
+}
+
+bkoauth_code bkoauth_refresh_token(bkoauth_client *client, const bkoauth_token *token, bkoauth_token **out,
+                                   bkoauth_error *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (client == NULL || token == NULL || out == NULL)
+        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_refresh_token: client, token and out must not be NULL");
+    if (bk_empty(token->access_token) || bk_empty(token->env_name))
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "bkoauth_refresh_token: the token has no access_token or env_name; pass a token from "
+                       "bkoauth_get_access_token_by_user()");
+    if (bk_empty(token->refresh_token))
+        return err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST,
+                       "refresh_token: the token of %s has no refresh_token (APP tokens never have one: get a "
+                       "new APP token with bkoauth_get_app_access_token())",
+                       who(token->user_id));
+    if (token->user_id != NULL) {
+        bkoauth_code rc = check_user_id(token->user_id, err);
+        if (rc != BKOAUTH_OK)
+            return rc;
+    }
+    return refresh_row(client, token, out, err);
+}
+
+bkoauth_code bkoauth_get_access_token_by_user(bkoauth_client *client, const char *user_id, bkoauth_token **out,
+                                              bkoauth_error *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (client == NULL || out == NULL)
+        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_get_access_token_by_user: client and out must not be NULL");
+    bkoauth_code rc = check_user_id(user_id, err);
+    if (rc != BKOAUTH_OK)
+        return rc;
+    bkoauth_token *t = NULL;
+    rc = store_get(client->st, client->s.env_name, user_id, &t, err);
+    if (rc == BKOAUTH_E_TOKEN_NOT_EXIST) {
+        return err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST,
+                       "no saved access_token for user %s in env %s: call bkoauth_get_access_token() with the "
+                       "user's login request first (e.g. from the login hook bkoauth_user_logged_in())",
+                       user_id, client->s.env_name);
+    }
+    if (rc == BKOAUTH_OK && token_expiring(t, client->s.expires_seconds, bk_now())) {
+        if (bk_empty(t->refresh_token)) {
+            bkoauth_token_free(t);
+            return err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST,
+                           "the saved access_token of user %s expires soon and has no refresh_token: get a new "
+                           "one with bkoauth_get_access_token() at the user's next login",
+                           user_id);
+        }
+        bkoauth_token *renewed = NULL;
+        rc = refresh_row(client, t, &renewed, err);
+        bkoauth_token_free(t);
+        t = renewed;
+    }
+    return finish(rc, out, t, err);
+}
+
+void bkoauth_user_logged_in(bkoauth_client *client, const bkoauth_request *req)
+{
+    if (client == NULL)
+        return;
+    bkoauth_token *t = NULL;
+    bkoauth_error e;
+    if (bkoauth_get_access_token(client, req, &t, &e) != BKOAUTH_OK)
+        log_write(&client->logger, BKOAUTH_LOG_WARNING, "login hook: could not get an access_token: %s: %s",
+                  bkoauth_code_name(e.code), e.message);
+    else
+        log_write(&client->logger, BKOAUTH_LOG_DEBUG, "login hook: access_token ready for user %s", t->user_id);
+    bkoauth_token_free(t);
+}
+
+/* ---- saved tokens ----------------------------------------------------------------------- */
+
+bkoauth_code bkoauth_list_tokens(bkoauth_client *client, bkoauth_token ***out, size_t *count, bkoauth_error *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (count != NULL)
+        *count = 0;
+    if (client == NULL || out == NULL || count == NULL)
+        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_list_tokens: client, out and count must not be NULL");
+    bkoauth_code rc = store_list(client->st, out, count, err);
+    return rc == BKOAUTH_OK ? err_ok(err) : rc;
+}
+
+bkoauth_code bkoauth_delete_token(bkoauth_client *client, const char *user_id, bkoauth_error *err)
+{
+    if (client == NULL)
+        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_delete_token: client must not be NULL");
+    if (user_id != NULL) {
+        bkoauth_code rc = check_user_id(user_id, err);
+        if (rc != BKOAUTH_OK)
+            return rc;
+    }
+    bkoauth_code rc = store_remove(client->st, client->s.env_name, user_id, err);
+    return rc == BKOAUTH_OK ? err_ok(err) : rc;
+}
+
+/* ---- for other modules (jwt.c) ---------------------------------------------------------- */
+
+const bk_settings *client_settings(const bkoauth_client *c)
+{
+    return &c->s;
+}
+
+const bk_logger *client_logger(const bkoauth_client *c)
+{
+    return &c->logger;
+}
