@@ -73,8 +73,10 @@ BKOAUTH_API const char *bkoauth_version(void);
 
 typedef struct bkoauth_client bkoauth_client;
 
-/** One access_token, as saved in the table bkoauth_access_token. All strings are owned by the
- *  token and freed by bkoauth_token_free(). */
+/** One access_token, as saved in the table bkoauth_access_token. A token the library hands out
+ *  is a single allocation holding the struct and its strings: read the fields, but do not
+ *  replace or free them; free the whole token with bkoauth_token_free(). A token you fill in
+ *  yourself (to pass as const) is yours to manage. */
 typedef struct bkoauth_token {
     char *access_token;  /**< the credential for BlueKing API calls */
     char *refresh_token; /**< "" when the service gave none (APP tokens) */

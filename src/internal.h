@@ -70,7 +70,9 @@ void buf_free(bk_buf *b);
 
 /* ---- token helpers (token.c) ------------------------------------------------------------ */
 
-/* A new token with copies of the strings (NULL refresh_token/scope become ""). NULL on OOM. */
+/* A new token with copies of the strings (NULL refresh_token/scope become ""; user_id NULL or ""
+ * becomes NULL), as ONE allocation: the only way the library builds a token, so that
+ * bkoauth_token_free() can free it with one free(). NULL on OOM. */
 bkoauth_token *token_make(const char *access_token, const char *refresh_token, const char *scope,
                           const char *env_name, const char *user_id, int64_t expires, int64_t created_at);
 /* expires - now < expires_seconds */

@@ -5,35 +5,49 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A token is one allocation: the struct followed by its strings, so a copy costs one malloc
+ * (the cache hands out copies on its hot path). Secrets are wiped before the block is freed. */
 void bkoauth_token_free(bkoauth_token *token)
 {
     if (token == NULL)
         return;
-    bk_wipe_free(token->access_token);
-    bk_wipe_free(token->refresh_token);
-    free(token->scope);
-    free(token->env_name);
-    free(token->user_id);
+    if (token->access_token)
+        memset(token->access_token, 0, strlen(token->access_token));
+    if (token->refresh_token)
+        memset(token->refresh_token, 0, strlen(token->refresh_token));
     free(token);
 }
 
 bkoauth_token *token_make(const char *access_token, const char *refresh_token, const char *scope,
                           const char *env_name, const char *user_id, int64_t expires, int64_t created_at)
 {
-    bkoauth_token *t = calloc(1, sizeof *t);
+    const char *src[5] = {access_token ? access_token : "", refresh_token ? refresh_token : "",
+                          scope ? scope : "", env_name ? env_name : "", bk_empty(user_id) ? NULL : user_id};
+    size_t len[5], total = sizeof(bkoauth_token);
+    for (int i = 0; i < 5; i++) {
+        len[i] = src[i] ? strlen(src[i]) : 0;
+        if (src[i] != NULL) {
+            if (len[i] > SIZE_MAX / 4)
+                return NULL;
+            total += len[i] + 1;
+        }
+    }
+    bkoauth_token *t = malloc(total);
     if (t == NULL)
         return NULL;
-    t->access_token = bk_strdup(access_token ? access_token : "");
-    t->refresh_token = bk_strdup(refresh_token ? refresh_token : "");
-    t->scope = bk_strdup(scope ? scope : "");
-    t->env_name = bk_strdup(env_name ? env_name : "");
-    t->user_id = bk_empty(user_id) ? NULL : bk_strdup(user_id);
+    char *p = (char *)(t + 1);
+    char **dst[5] = {&t->access_token, &t->refresh_token, &t->scope, &t->env_name, &t->user_id};
+    for (int i = 0; i < 5; i++) {
+        if (src[i] == NULL) {
+            *dst[i] = NULL;
+            continue;
+        }
+        memcpy(p, src[i], len[i] + 1);
+        *dst[i] = p;
+        p += len[i] + 1;
+    }
     t->expires = expires;
     t->created_at = created_at;
-    if (!t->access_token || !t->refresh_token || !t->scope || !t->env_name || (!bk_empty(user_id) && !t->user_id)) {
-        bkoauth_token_free(t);
-        return NULL;
-    }
     return t;
 }
 
