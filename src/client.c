@@ -8,6 +8,7 @@
  * all calling the service), then store_renew(), which locks the row against other processes
  * and hosts and hands the row as it is *now* to a renew function. That function renews only
  * when the row still needs it; a caller that waited finds the row renewed and returns it. */
+#include "cache.h"
 #include "internal.h"
 #include "ssm/ssm.h"
 #include "store/store.h"
@@ -23,6 +24,7 @@ struct bkoauth_client {
     bk_logger logger;
     ssm_client *ssm;
     store *st;
+    cache *cache; /* NULL when BKOAUTH_CACHE_SECONDS is 0 */
     pthread_mutex_t key_locks[CLIENT_KEY_LOCKS];
 };
 
@@ -65,6 +67,11 @@ bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *
         bkoauth_client_free(c);
         return NULL;
     }
+    if (c->s.cache_seconds > 0 && (c->cache = cache_new(c->s.cache_seconds)) == NULL) {
+        err_nomem(err);
+        bkoauth_client_free(c);
+        return NULL;
+    }
     log_write(&c->logger, BKOAUTH_LOG_DEBUG, "client ready: env %s, %s protocol, store %s", c->s.env_name,
               c->s.protocol == BK_PROTO_EE ? "ee" : "ieod", c->s.store_kind == BK_STORE_SQLITE ? "sqlite" : "postgresql");
     err_ok(err);
@@ -75,6 +82,7 @@ void bkoauth_client_free(bkoauth_client *client)
 {
     if (client == NULL)
         return;
+    cache_free(client->cache);
     store_close(client->st);
     ssm_free(client->ssm);
     settings_clear(&client->s);
@@ -204,6 +212,11 @@ static bkoauth_code renew_row(bkoauth_client *c, const char *env_name, renew_ctx
     pthread_mutex_t *lock = key_lock(c, env_name, r->user_id);
     pthread_mutex_lock(lock);
     bkoauth_code rc = store_renew(c->st, env_name, r->user_id, fn, r, out, err);
+    if (rc == BKOAUTH_OK) {
+        /* every thread's cached copy is stale from now on; this thread keeps the new token */
+        cache_invalidate(c->cache, env_name, r->user_id);
+        cache_put(c->cache, *out, cache_generation(c->cache, env_name, r->user_id), bk_now());
+    }
     pthread_mutex_unlock(lock);
     if (rc == BKOAUTH_OK)
         log_write(&c->logger, BKOAUTH_LOG_INFO, "%s the token of %s (env %s)",
@@ -211,13 +224,29 @@ static bkoauth_code renew_row(bkoauth_client *c, const char *env_name, renew_ctx
     return rc;
 }
 
+/* The saved token of (env_name, user_id), fresh from this thread's cache or read from the store
+ * (and then cached when fresh). It may be expiring. None: BKOAUTH_E_TOKEN_NOT_EXIST. */
+static bkoauth_code saved(bkoauth_client *c, const char *env_name, const char *user_id, bkoauth_token **out,
+                          bkoauth_error *err)
+{
+    int64_t now = bk_now();
+    *out = cache_get(c->cache, env_name, user_id, c->s.expires_seconds, now);
+    if (*out != NULL)
+        return BKOAUTH_OK;
+    uint64_t gen = cache_generation(c->cache, env_name, user_id);
+    bkoauth_code rc = store_get(c->st, env_name, user_id, out, err);
+    if (rc == BKOAUTH_OK && !token_expiring(*out, c->s.expires_seconds, now))
+        cache_put(c->cache, *out, gen, now);
+    return rc;
+}
+
 /* The saved token when it is fresh; *out NULL when it is missing or expiring. */
 static bkoauth_code saved_fresh(bkoauth_client *c, const char *env_name, const char *user_id, bkoauth_token **out,
                                 bkoauth_error *err)
 {
-    *out = NULL;
     bkoauth_token *t = NULL;
-    bkoauth_code rc = store_get(c->st, env_name, user_id, &t, err);
+    bkoauth_code rc = saved(c, env_name, user_id, &t, err);
+    *out = NULL;
     if (rc == BKOAUTH_E_TOKEN_NOT_EXIST)
         return err_ok(err);
     if (rc != BKOAUTH_OK)
@@ -354,7 +383,7 @@ bkoauth_code bkoauth_get_access_token_by_user(bkoauth_client *client, const char
     if (rc != BKOAUTH_OK)
         return rc;
     bkoauth_token *t = NULL;
-    rc = store_get(client->st, client->s.env_name, user_id, &t, err);
+    rc = saved(client, client->s.env_name, user_id, &t, err);
     if (rc == BKOAUTH_E_TOKEN_NOT_EXIST) {
         return err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST,
                        "no saved access_token for user %s in env %s: call bkoauth_get_access_token() with the "
@@ -415,6 +444,7 @@ bkoauth_code bkoauth_delete_token(bkoauth_client *client, const char *user_id, b
             return rc;
     }
     bkoauth_code rc = store_remove(client->st, client->s.env_name, user_id, err);
+    cache_invalidate(client->cache, client->s.env_name, user_id);
     return rc == BKOAUTH_OK ? err_ok(err) : rc;
 }
 

@@ -1,0 +1,170 @@
+/* cache.c - per-thread token tables with shared generation counters (see cache.h). */
+#include "cache.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cache {
+    uint64_t id; /* never reused, so a thread's entries of a freed cache never match */
+    int64_t ttl;
+};
+
+/* Generations are process-wide, not per client: a renewal through one client makes every
+ * client's cached copy of that key stale (two clients on different stores only share misses). */
+static _Atomic uint64_t generations[CACHE_GENERATIONS];
+
+typedef struct slot {
+    uint64_t cache_id;
+    uint64_t hash;
+    uint64_t gen;
+    int64_t stored_at;
+    bkoauth_token *token;
+    size_t bytes;
+} slot;
+
+typedef struct table {
+    slot slots[CACHE_SLOTS];
+    size_t bytes;
+} table;
+
+static _Atomic uint64_t next_cache_id = 1;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t table_key;
+static _Thread_local table *my_table;
+
+static void table_destroy(void *p)
+{
+    table *t = p;
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        bkoauth_token_free(t->slots[i].token);
+    free(t);
+}
+
+static void make_key(void)
+{
+    pthread_key_create(&table_key, table_destroy);
+}
+
+static table *thread_table(int create)
+{
+    if (my_table != NULL || !create)
+        return my_table;
+    pthread_once(&key_once, make_key);
+    table *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->bytes = sizeof *t;
+    if (pthread_setspecific(table_key, t) != 0) {
+        free(t);
+        return NULL;
+    }
+    my_table = t;
+    return t;
+}
+
+static uint64_t key_hash(const char *env_name, const char *user_id)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 over "env\0user" */
+    for (const char *p = env_name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ 0xffu) * 1099511628211ull;
+    for (const char *p = user_id ? user_id : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+cache *cache_new(int ttl_seconds)
+{
+    if (ttl_seconds <= 0)
+        return NULL;
+    cache *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->id = atomic_fetch_add(&next_cache_id, 1);
+    c->ttl = ttl_seconds;
+    return c;
+}
+
+void cache_free(cache *c)
+{
+    free(c);
+}
+
+static int same_key(const bkoauth_token *t, const char *env_name, const char *user_id)
+{
+    const char *u = (user_id != NULL && user_id[0] != '\0') ? user_id : NULL;
+    return strcmp(t->env_name, env_name) == 0 && bk_streq(t->user_id, u);
+}
+
+bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,
+                         int64_t now)
+{
+    if (c == NULL)
+        return NULL;
+    table *t = thread_table(0);
+    if (t == NULL)
+        return NULL;
+    uint64_t h = key_hash(env_name, user_id);
+    slot *s = &t->slots[h % CACHE_SLOTS];
+    if (s->token == NULL || s->cache_id != c->id || s->hash != h || now - s->stored_at >= c->ttl ||
+        s->gen != atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire) ||
+        token_expiring(s->token, expires_seconds, now) || !same_key(s->token, env_name, user_id))
+        return NULL;
+    return bkoauth_token_dup(s->token);
+}
+
+static size_t token_bytes(const bkoauth_token *tok)
+{
+    size_t n = sizeof *tok + strlen(tok->access_token) + strlen(tok->refresh_token) + strlen(tok->scope) +
+               strlen(tok->env_name) + 4;
+    return tok->user_id ? n + strlen(tok->user_id) + 1 : n;
+}
+
+uint64_t cache_generation(cache *c, const char *env_name, const char *user_id)
+{
+    if (c == NULL)
+        return 0;
+    uint64_t h = key_hash(env_name, user_id);
+    return atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire);
+}
+
+void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now)
+{
+    if (c == NULL || token == NULL)
+        return;
+    table *t = thread_table(1);
+    if (t == NULL)
+        return;
+    uint64_t h = key_hash(token->env_name, token->user_id);
+    bkoauth_token *copy = bkoauth_token_dup(token);
+    if (copy == NULL)
+        return;
+    slot *s = &t->slots[h % CACHE_SLOTS];
+    if (s->token != NULL) {
+        t->bytes -= s->bytes;
+        bkoauth_token_free(s->token);
+    }
+    s->cache_id = c->id;
+    s->hash = h;
+    s->gen = gen;
+    s->stored_at = now;
+    s->token = copy;
+    s->bytes = token_bytes(copy);
+    t->bytes += s->bytes;
+}
+
+void cache_invalidate(cache *c, const char *env_name, const char *user_id)
+{
+    if (c == NULL)
+        return;
+    uint64_t h = key_hash(env_name, user_id);
+    atomic_fetch_add_explicit(&generations[h % CACHE_GENERATIONS], 1, memory_order_acq_rel);
+}
+
+size_t cache_thread_bytes(void)
+{
+    table *t = thread_table(0);
+    return t ? t->bytes : 0;
+}

@@ -1,0 +1,44 @@
+/* cache.h - the in-process cache of saved tokens.
+ *
+ * Each thread keeps its own small table of token copies (direct-mapped, CACHE_SLOTS entries),
+ * so a hit takes no lock and touches no cache line another thread writes. Entries live at
+ * most BKOAUTH_CACHE_SECONDS, which bounds how long a token renewed by another process can go
+ * unseen. Renewals in this process bump a per-key generation counter shared by all threads and
+ * clients (read-mostly atomics), so no thread serves a token older than this process's last
+ * renewal.
+ * Memory is bounded: CACHE_SLOTS tokens per thread that used the cache, freed at thread exit. */
+#ifndef BKOAUTH_CACHE_H
+#define BKOAUTH_CACHE_H
+
+#include "internal.h"
+
+#define CACHE_SLOTS 256
+#define CACHE_GENERATIONS 1024
+
+typedef struct cache cache;
+
+/* A cache whose entries live ttl_seconds; NULL when ttl_seconds is 0 (cache off) or on OOM
+ * (every function accepts a NULL cache and then does nothing). */
+cache *cache_new(int ttl_seconds);
+void cache_free(cache *c);
+
+/* A copy of the cached token of (env_name, user_id) when this thread has one that is younger
+ * than the ttl, not renewed since, and not expiring within expires_seconds; else NULL. */
+bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,
+                         int64_t now);
+
+/* The generation of (env_name, user_id): read it BEFORE reading the token from the store and
+ * pass it to cache_put(), so a renewal that lands in between makes the entry stale. */
+uint64_t cache_generation(cache *c, const char *env_name, const char *user_id);
+
+/* Remembers a copy of token in this thread's table, as of generation gen (a failed copy is just
+ * not cached). */
+void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now);
+
+/* Marks every thread's entry of (env_name, user_id) stale: call after a renewal or delete. */
+void cache_invalidate(cache *c, const char *env_name, const char *user_id);
+
+/* Bytes held by this thread's table (for the benchmarks). */
+size_t cache_thread_bytes(void);
+
+#endif
