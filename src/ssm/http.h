@@ -1,0 +1,46 @@
+/* http.h - the HTTP carrier of the SSM layer (libcurl): one request, one response, a small pool
+ * of easy handles so connections are reused across calls and threads. Internal to src/ssm/. */
+#ifndef BKOAUTH_SSM_HTTP_H
+#define BKOAUTH_SSM_HTTP_H
+
+#include "../internal.h"
+
+/* Responses larger than this are an error (never buffered beyond it). */
+#define HTTP_MAX_RESPONSE (1024L * 1024L)
+
+typedef struct http_client http_client;
+
+/* A new carrier using s->timeout_ms, s->tls_verify and s->ca_file. s and logger are borrowed and
+ * must outlive it. Initialises libcurl once per process (thread-safe). Returns NULL with err
+ * filled (BKOAUTH_E_NOMEM or BKOAUTH_E_TOKEN_API when libcurl cannot start). Thread-safe. */
+http_client *http_new(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
+/* Frees the carrier and closes its connections. No other thread may be using it. NULL is fine. */
+void http_free(http_client *h);
+
+/* One request. Every pointer is borrowed for the duration of http_perform(). */
+typedef struct http_request {
+    const char *method;         /* "GET" or "POST" */
+    const char *url;            /* full URL, query string included; may hold secrets: never logged */
+    const char *const *headers; /* "Name: value" lines, header_count of them; may hold secrets */
+    size_t header_count;
+    const char *body; /* POST body or NULL */
+    size_t body_len;
+} http_request;
+
+/* What the server answered. body is owned (NUL-terminated, len bytes, may contain NULs);
+ * free with http_response_clear(). */
+typedef struct http_response {
+    long status;
+    char *body;
+    size_t len;
+} http_response;
+void http_response_clear(http_response *r);
+
+/* Performs req. BKOAUTH_OK when the server answered with a complete response (any status, the
+ * caller judges it); resp is then filled. Otherwise BKOAUTH_E_TOKEN_API (or BKOAUTH_E_NOMEM)
+ * with a message saying what failed (connection refused to host:port, timeout after N ms, TLS
+ * failure, truncated or too large response) and what to do, without the URL's query; resp is
+ * then empty, except err->http_status is set when a status line had arrived. */
+bkoauth_code http_perform(http_client *h, const http_request *req, http_response *resp, bkoauth_error *err);
+
+#endif
