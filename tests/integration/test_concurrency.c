@@ -1,0 +1,356 @@
+/* test_concurrency.c - many threads and many processes on one token store: one renewal per
+ * expiry (by_user refresh, APP renewal, user renewal on login), every caller served, the cache
+ * kept coherent with this process's renewals, and a renewal killed half-way losing nothing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bkoauth.h"
+#include "devserver.h"
+#include "teststore.h"
+
+#define PROCS 4
+#define THREADS 16
+#define SECRET "herd-secret-0123456789"
+
+typedef struct fixture {
+    devserver *dev;
+    char db_url[512];
+} fixture;
+
+static bkoauth_client *make_client(fixture *f, const char *expires_seconds, const char *cache_seconds)
+{
+    bkoauth_config *cfg = bkoauth_config_new();
+    const char *kv[] = {"OAUTH_API_URL", f->dev->url, "APP_CODE", "herd-app", "SECRET_KEY", SECRET,
+                        "OAUTH_COOKIES_PARAMS", "{\"bk_token\": \"bk_token\"}", "BKOAUTH_DATABASE_URL",
+                        f->db_url, "BKOAUTH_LOG_LEVEL", "error", "EXPIRES_SECONDS", expires_seconds,
+                        "BKOAUTH_CACHE_SECONDS", cache_seconds, NULL};
+    bkoauth_error e;
+    for (int i = 0; kv[i]; i += 2)
+        if (bkoauth_config_set(cfg, kv[i], kv[i + 1], &e) != BKOAUTH_OK) {
+            fprintf(stderr, "%s: %s\n", kv[i], e.message);
+            abort();
+        }
+    bkoauth_client *c = bkoauth_client_new(cfg, &e);
+    if (c == NULL) {
+        fprintf(stderr, "client_new: %s\n", e.message);
+        abort();
+    }
+    bkoauth_config_free(cfg);
+    return c;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    const char *args[] = {"--app-code", "herd-app", "--app-secret", SECRET, "--user", "cred-alice=alice",
+                          "--ttl", "3600", NULL};
+    f->dev = devserver_start(args);
+    if (f->dev == NULL || teststore_fresh_url("herd", f->db_url, sizeof f->db_url) == NULL)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    devserver_stop(f->dev);
+    free(f);
+    return 0;
+}
+
+static void set_ttl(fixture *f, int ttl)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/__dev/config?ttl=%d", ttl);
+    json_t *j = devserver_post(f->dev, path);
+    assert_non_null(j);
+    json_decref(j);
+}
+
+enum op { OP_BY_USER, OP_APP, OP_LOGIN, OP_REFRESH_OLD };
+
+typedef struct worker {
+    bkoauth_client *c;
+    pthread_barrier_t *barrier;
+    enum op op;
+    const bkoauth_token *old;
+    int ok;
+    char token[256];
+    char message[512];
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    pthread_barrier_wait(w->barrier);
+    bkoauth_token *t = NULL;
+    bkoauth_error e;
+    bkoauth_code rc;
+    bkoauth_request req = {.username = "alice", .cookie_header = "bk_token=cred-alice", .remote_addr = "::1"};
+    switch (w->op) {
+    case OP_BY_USER:
+        rc = bkoauth_get_access_token_by_user(w->c, "alice", &t, &e);
+        break;
+    case OP_APP:
+        rc = bkoauth_get_app_access_token(w->c, &t, &e);
+        break;
+    case OP_LOGIN:
+        rc = bkoauth_get_access_token(w->c, &req, &t, &e);
+        break;
+    default:
+        rc = bkoauth_refresh_token(w->c, w->old, &t, &e);
+        break;
+    }
+    w->ok = rc == BKOAUTH_OK && !bkoauth_token_expires_soon(w->c, t);
+    snprintf(w->token, sizeof w->token, "%s", t ? t->access_token : "-");
+    snprintf(w->message, sizeof w->message, "%s", rc == BKOAUTH_OK ? "" : e.message);
+    bkoauth_token_free(t);
+    return NULL;
+}
+
+/* THREADS threads of one client released together; results in w[]. */
+static void run_threads(bkoauth_client *c, enum op op, const bkoauth_token *old, worker *w)
+{
+    pthread_t th[THREADS];
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, THREADS);
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker){.c = c, .barrier = &barrier, .op = op, .old = old};
+        pthread_create(&th[i], NULL, work, &w[i]);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&barrier);
+}
+
+/* PROCS processes x THREADS threads, each process with its own client, released together by
+ * closing a pipe. Checks all PROCS*THREADS callers got the same fresh token. */
+static void herd(fixture *f, enum op op, const char *counter)
+{
+    long before = devserver_counter(f->dev, counter);
+    int go[2], results[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(results), 0);
+    pid_t pids[PROCS];
+    for (int p = 0; p < PROCS; p++) {
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0) {
+            close(go[1]);
+            close(results[0]);
+            bkoauth_client *c = make_client(f, "600", "10");
+            char b;
+            if (read(go[0], &b, 1) != 0)
+                _exit(3);
+            worker w[THREADS];
+            run_threads(c, op, NULL, w);
+            FILE *out = fdopen(results[1], "w");
+            for (int i = 0; i < THREADS; i++)
+                fprintf(out, "%d %s %s\n", w[i].ok, w[i].token, w[i].ok ? "" : w[i].message);
+            fclose(out);
+            bkoauth_client_free(c);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    close(results[1]);
+    usleep(300 * 1000); /* let every child build its client */
+    close(go[1]);
+    FILE *in = fdopen(results[0], "r");
+    char line[1024], first[256] = "";
+    int lines = 0, ok = 0;
+    while (fgets(line, sizeof line, in)) {
+        int good = 0;
+        char tok[256] = "";
+        if (sscanf(line, "%d %255s", &good, tok) == 2) {
+            lines++;
+            ok += good;
+            if (!good)
+                fprintf(stderr, "caller failed: %s", line);
+            if (first[0] == '\0')
+                snprintf(first, sizeof first, "%s", tok);
+            else if (good && strcmp(first, tok) != 0)
+                fail_msg("callers got different tokens: %s vs %s", first, tok);
+        }
+    }
+    fclose(in);
+    for (int p = 0; p < PROCS; p++) {
+        int st = 0;
+        waitpid(pids[p], &st, 0);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    assert_int_equal(lines, PROCS * THREADS);
+    assert_int_equal(ok, PROCS * THREADS);
+    long calls = devserver_counter(f->dev, counter) - before;
+    if (calls != 1)
+        fail_msg("%ld %s calls reached the SSM service for one expiry; want exactly 1", calls, counter);
+    assert_true(devserver_token_valid(f->dev, first));
+}
+
+/* Saves tokens issued with a short ttl (so they expire soon for EXPIRES_SECONDS 600), then sets
+ * a long ttl for the renewals. */
+static void prepare_expiring(fixture *f)
+{
+    set_ttl(f, 120);
+    bkoauth_client *c = make_client(f, "60", "0");
+    bkoauth_token *t = NULL;
+    bkoauth_request req = {.username = "alice", .cookie_header = "bk_token=cred-alice", .remote_addr = "::1"};
+    bkoauth_error e;
+    bkoauth_delete_token(c, NULL, NULL);
+    bkoauth_delete_token(c, "alice", NULL);
+    assert_int_equal(bkoauth_get_access_token(c, &req, &t, &e), BKOAUTH_OK);
+    bkoauth_token_free(t);
+    assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_OK);
+    bkoauth_token_free(t);
+    bkoauth_client_free(c);
+    set_ttl(f, 3600);
+}
+
+static void test_herd_by_user(void **state)
+{
+    prepare_expiring(*state);
+    herd(*state, OP_BY_USER, "refresh");
+}
+
+static void test_herd_app(void **state)
+{
+    prepare_expiring(*state);
+    herd(*state, OP_APP, "app_token");
+}
+
+static void test_herd_login(void **state)
+{
+    prepare_expiring(*state);
+    herd(*state, OP_LOGIN, "user_token");
+}
+
+/* Threads refreshing an old token whose row was renewed already: the newer saved token comes
+ * back to each of them, with no further refresh call. */
+static void test_refresh_old_token_from_threads(void **state)
+{
+    fixture *f = *state;
+    prepare_expiring(f);
+    bkoauth_client *c = make_client(f, "600", "10");
+    bkoauth_token *old = NULL, *first = NULL;
+    bkoauth_token **all = NULL;
+    size_t n = 0;
+    assert_int_equal(bkoauth_list_tokens(c, &all, &n, NULL), BKOAUTH_OK); /* reads, never renews */
+    for (size_t i = 0; i < n; i++)
+        if (all[i]->user_id && strcmp(all[i]->user_id, "alice") == 0)
+            old = bkoauth_token_dup(all[i]);
+    bkoauth_tokens_free(all, n);
+    assert_non_null(old);
+    long before = devserver_counter(f->dev, "refresh");
+    assert_int_equal(bkoauth_refresh_token(c, old, &first, NULL), BKOAUTH_OK);
+    assert_int_equal(devserver_counter(f->dev, "refresh") - before, 1);
+    worker w[THREADS];
+    run_threads(c, OP_REFRESH_OLD, old, w);
+    for (int i = 0; i < THREADS; i++) {
+        if (!w[i].ok)
+            fail_msg("thread %d: %s", i, w[i].message);
+        assert_string_equal(w[i].token, first->access_token);
+    }
+    assert_int_equal(devserver_counter(f->dev, "refresh") - before, 1);
+    bkoauth_token_free(first);
+    bkoauth_token_free(old);
+    bkoauth_client_free(c);
+}
+
+/* The cache: a fresh token is served without the store; this process's renewal is seen at
+ * once by every thread; BKOAUTH_CACHE_SECONDS=0 turns it off. */
+static void test_cache_coherent_with_renewals(void **state)
+{
+    fixture *f = *state;
+    prepare_expiring(f);
+    bkoauth_client *fresh = make_client(f, "60", "10");
+    bkoauth_client *renewer = make_client(f, "600", "10");
+    bkoauth_token *a = NULL, *b = NULL, *c2 = NULL;
+    assert_int_equal(bkoauth_get_access_token_by_user(fresh, "alice", &a, NULL), BKOAUTH_OK); /* cached */
+    assert_int_equal(bkoauth_get_access_token_by_user(renewer, "alice", &b, NULL), BKOAUTH_OK); /* renews */
+    assert_string_not_equal(a->access_token, b->access_token);
+    assert_int_equal(bkoauth_get_access_token_by_user(fresh, "alice", &c2, NULL), BKOAUTH_OK);
+    assert_string_equal(c2->access_token, b->access_token); /* not the stale cached copy */
+    bkoauth_token_free(a);
+    bkoauth_token_free(b);
+    bkoauth_token_free(c2);
+    /* a deleted row is not served from the cache either */
+    assert_int_equal(bkoauth_delete_token(renewer, "alice", NULL), BKOAUTH_OK);
+    assert_int_equal(bkoauth_get_access_token_by_user(fresh, "alice", &a, NULL), BKOAUTH_E_TOKEN_NOT_EXIST);
+    bkoauth_client_free(fresh);
+    bkoauth_client_free(renewer);
+}
+
+/* A process killed in the middle of a renewal (the SSM answer is slow) leaves the previous row
+ * intact and no lock behind: another process renews at once. */
+static void test_killed_renewal_loses_nothing(void **state)
+{
+    fixture *f = *state;
+    prepare_expiring(f);
+    bkoauth_client *reader = make_client(f, "60", "0");
+    bkoauth_token *before = NULL;
+    assert_int_equal(bkoauth_get_access_token_by_user(reader, "alice", &before, NULL), BKOAUTH_OK);
+    assert_int_equal(devserver_fault(f->dev, "slow", 1, 4000), 0);
+    long refresh_before = devserver_counter(f->dev, "total");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        bkoauth_client *c = make_client(f, "600", "0");
+        bkoauth_token *t = NULL;
+        bkoauth_get_access_token_by_user(c, "alice", &t, NULL);
+        _exit(0);
+    }
+    /* wait until the child's call is at the server, inside its write transaction */
+    for (int i = 0; i < 100 && devserver_counter(f->dev, "total") == refresh_before; i++)
+        usleep(50 * 1000);
+    assert_true(devserver_counter(f->dev, "total") > refresh_before);
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFSIGNALED(st));
+
+    bkoauth_token *after = NULL;
+    assert_int_equal(bkoauth_get_access_token_by_user(reader, "alice", &after, NULL), BKOAUTH_OK);
+    assert_string_equal(after->access_token, before->access_token);
+    assert_string_equal(after->refresh_token, before->refresh_token);
+    assert_int_equal(after->expires, before->expires);
+    bkoauth_token_free(after);
+    /* no lock left behind: another renewer gets through now (the old refresh_token is unused,
+     * the slow call has not reached the service's token logic yet) */
+    bkoauth_client *c = make_client(f, "600", "0");
+    bkoauth_error e;
+    if (bkoauth_get_access_token_by_user(c, "alice", &after, &e) != BKOAUTH_OK)
+        fail_msg("renewal after the kill: %s", e.message);
+    assert_string_not_equal(after->access_token, before->access_token);
+    bkoauth_token_free(after);
+    bkoauth_token_free(before);
+    bkoauth_client_free(c);
+    bkoauth_client_free(reader);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_herd_by_user),
+        cmocka_unit_test(test_herd_app),
+        cmocka_unit_test(test_herd_login),
+        cmocka_unit_test(test_refresh_old_token_from_threads),
+        cmocka_unit_test(test_cache_coherent_with_renewals),
+        cmocka_unit_test(test_killed_renewal_loses_nothing),
+    };
+    int failed = cmocka_run_group_tests_name("concurrency", tests, setup, teardown);
+    teststore_cleanup();
+    return failed ? 1 : 0;
+}
