@@ -8,7 +8,6 @@
 #include <cmocka.h>
 
 #include <jansson.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 
 #include "bkoauth.h"
 #include "devserver.h"
+#include "herd.h"
 #include "teststore.h"
 
 #define PROCS 4
@@ -28,28 +28,6 @@ typedef struct fixture {
     devserver *dev;
     char db_url[512];
 } fixture;
-
-static bkoauth_client *make_client(fixture *f, const char *expires_seconds, const char *cache_seconds)
-{
-    bkoauth_config *cfg = bkoauth_config_new();
-    const char *kv[] = {"OAUTH_API_URL", f->dev->url, "APP_CODE", "herd-app", "SECRET_KEY", SECRET,
-                        "OAUTH_COOKIES_PARAMS", "{\"bk_token\": \"bk_token\"}", "BKOAUTH_DATABASE_URL",
-                        f->db_url, "BKOAUTH_LOG_LEVEL", "error", "EXPIRES_SECONDS", expires_seconds,
-                        "BKOAUTH_CACHE_SECONDS", cache_seconds, NULL};
-    bkoauth_error e;
-    for (int i = 0; kv[i]; i += 2)
-        if (bkoauth_config_set(cfg, kv[i], kv[i + 1], &e) != BKOAUTH_OK) {
-            fprintf(stderr, "%s: %s\n", kv[i], e.message);
-            abort();
-        }
-    bkoauth_client *c = bkoauth_client_new(cfg, &e);
-    if (c == NULL) {
-        fprintf(stderr, "client_new: %s\n", e.message);
-        abort();
-    }
-    bkoauth_config_free(cfg);
-    return c;
-}
 
 static int setup(void **state)
 {
@@ -80,124 +58,46 @@ static void set_ttl(fixture *f, int ttl)
     json_decref(j);
 }
 
-enum op { OP_BY_USER, OP_APP, OP_LOGIN, OP_REFRESH_OLD };
-
-typedef struct worker {
-    bkoauth_client *c;
-    pthread_barrier_t *barrier;
-    enum op op;
-    const bkoauth_token *old;
-    int ok;
-    char token[256];
-    char message[512];
-} worker;
-
-static void *work(void *arg)
+static const char *const *settings(fixture *f, const char *expires_seconds, const char *cache_seconds)
 {
-    worker *w = arg;
-    pthread_barrier_wait(w->barrier);
-    bkoauth_token *t = NULL;
-    bkoauth_error e;
-    bkoauth_code rc;
-    bkoauth_request req = {.username = "alice", .cookie_header = "bk_token=cred-alice", .remote_addr = "::1"};
-    switch (w->op) {
-    case OP_BY_USER:
-        rc = bkoauth_get_access_token_by_user(w->c, "alice", &t, &e);
-        break;
-    case OP_APP:
-        rc = bkoauth_get_app_access_token(w->c, &t, &e);
-        break;
-    case OP_LOGIN:
-        rc = bkoauth_get_access_token(w->c, &req, &t, &e);
-        break;
-    default:
-        rc = bkoauth_refresh_token(w->c, w->old, &t, &e);
-        break;
-    }
-    w->ok = rc == BKOAUTH_OK && !bkoauth_token_expires_soon(w->c, t);
-    snprintf(w->token, sizeof w->token, "%s", t ? t->access_token : "-");
-    snprintf(w->message, sizeof w->message, "%s", rc == BKOAUTH_OK ? "" : e.message);
-    bkoauth_token_free(t);
-    return NULL;
+    static const char *kv[19];
+    const char *v[] = {"OAUTH_API_URL", f->dev->url, "APP_CODE", "herd-app", "SECRET_KEY", SECRET,
+                       "OAUTH_COOKIES_PARAMS", "{\"bk_token\": \"bk_token\"}", "BKOAUTH_DATABASE_URL",
+                       f->db_url, "BKOAUTH_LOG_LEVEL", "error", "EXPIRES_SECONDS", expires_seconds,
+                       "BKOAUTH_CACHE_SECONDS", cache_seconds, NULL};
+    memcpy(kv, v, sizeof v);
+    return kv;
 }
 
-/* THREADS threads of one client released together; results in w[]. */
-static void run_threads(bkoauth_client *c, enum op op, const bkoauth_token *old, worker *w)
+static bkoauth_client *make_client(fixture *f, const char *expires_seconds, const char *cache_seconds)
 {
-    pthread_t th[THREADS];
-    pthread_barrier_t barrier;
-    pthread_barrier_init(&barrier, NULL, THREADS);
-    for (int i = 0; i < THREADS; i++) {
-        w[i] = (worker){.c = c, .barrier = &barrier, .op = op, .old = old};
-        pthread_create(&th[i], NULL, work, &w[i]);
-    }
-    for (int i = 0; i < THREADS; i++)
-        pthread_join(th[i], NULL);
-    pthread_barrier_destroy(&barrier);
+    bkoauth_client *c = herd_client(settings(f, expires_seconds, cache_seconds));
+    if (c == NULL)
+        abort();
+    return c;
 }
 
-/* PROCS processes x THREADS threads, each process with its own client, released together by
- * closing a pipe. Checks all PROCS*THREADS callers got the same fresh token. */
-static void herd(fixture *f, enum op op, const char *counter)
+/* PROCS processes x THREADS threads released together: all get the same fresh token and
+ * exactly one call of kind counter reaches the service. */
+static void herd(fixture *f, herd_op op, const char *counter)
 {
     long before = devserver_counter(f->dev, counter);
-    int go[2], results[2];
-    assert_int_equal(pipe(go), 0);
-    assert_int_equal(pipe(results), 0);
-    pid_t pids[PROCS];
-    for (int p = 0; p < PROCS; p++) {
-        pids[p] = fork();
-        assert_true(pids[p] >= 0);
-        if (pids[p] == 0) {
-            close(go[1]);
-            close(results[0]);
-            bkoauth_client *c = make_client(f, "600", "10");
-            char b;
-            if (read(go[0], &b, 1) != 0)
-                _exit(3);
-            worker w[THREADS];
-            run_threads(c, op, NULL, w);
-            FILE *out = fdopen(results[1], "w");
-            for (int i = 0; i < THREADS; i++)
-                fprintf(out, "%d %s %s\n", w[i].ok, w[i].token, w[i].ok ? "" : w[i].message);
-            fclose(out);
-            bkoauth_client_free(c);
-            _exit(0);
-        }
-    }
-    close(go[0]);
-    close(results[1]);
-    usleep(300 * 1000); /* let every child build its client */
-    close(go[1]);
-    FILE *in = fdopen(results[0], "r");
-    char line[1024], first[256] = "";
-    int lines = 0, ok = 0;
-    while (fgets(line, sizeof line, in)) {
-        int good = 0;
-        char tok[256] = "";
-        if (sscanf(line, "%d %255s", &good, tok) == 2) {
-            lines++;
-            ok += good;
-            if (!good)
-                fprintf(stderr, "caller failed: %s", line);
-            if (first[0] == '\0')
-                snprintf(first, sizeof first, "%s", tok);
-            else if (good && strcmp(first, tok) != 0)
-                fail_msg("callers got different tokens: %s vs %s", first, tok);
-        }
-    }
-    fclose(in);
-    for (int p = 0; p < PROCS; p++) {
-        int st = 0;
-        waitpid(pids[p], &st, 0);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    }
-    assert_int_equal(lines, PROCS * THREADS);
-    assert_int_equal(ok, PROCS * THREADS);
+    herd_spec spec = {.op = op,
+                      .procs = PROCS,
+                      .threads = THREADS,
+                      .settings = settings(f, "600", "10"),
+                      .user = "alice",
+                      .cookie = "bk_token=cred-alice"};
+    herd_result r;
+    assert_int_equal(herd_run(&spec, &r), 0);
+    assert_int_equal(r.callers, PROCS * THREADS);
+    if (r.ok != PROCS * THREADS)
+        fail_msg("%d of %d callers failed; first: %s", PROCS * THREADS - r.ok, PROCS * THREADS, r.failure);
+    assert_true(r.same);
     long calls = devserver_counter(f->dev, counter) - before;
     if (calls != 1)
         fail_msg("%ld %s calls reached the SSM service for one expiry; want exactly 1", calls, counter);
-    assert_true(devserver_token_valid(f->dev, first));
+    assert_true(devserver_token_valid(f->dev, r.token));
 }
 
 /* Saves tokens issued with a short ttl (so they expire soon for EXPIRES_SECONDS 600), then sets
@@ -222,24 +122,24 @@ static void prepare_expiring(fixture *f)
 static void test_herd_by_user(void **state)
 {
     prepare_expiring(*state);
-    herd(*state, OP_BY_USER, "refresh");
+    herd(*state, HERD_BY_USER, "refresh");
 }
 
 static void test_herd_app(void **state)
 {
     prepare_expiring(*state);
-    herd(*state, OP_APP, "app_token");
+    herd(*state, HERD_APP, "app_token");
 }
 
 static void test_herd_login(void **state)
 {
     prepare_expiring(*state);
-    herd(*state, OP_LOGIN, "user_token");
+    herd(*state, HERD_LOGIN, "user_token");
 }
 
 /* Threads refreshing an old token whose row was renewed already: the newer saved token comes
  * back to each of them, with no further refresh call. */
-static void test_refresh_old_token_from_threads(void **state)
+static void test_refresh_old_token_from_callers(void **state)
 {
     fixture *f = *state;
     prepare_expiring(f);
@@ -256,13 +156,14 @@ static void test_refresh_old_token_from_threads(void **state)
     long before = devserver_counter(f->dev, "refresh");
     assert_int_equal(bkoauth_refresh_token(c, old, &first, NULL), BKOAUTH_OK);
     assert_int_equal(devserver_counter(f->dev, "refresh") - before, 1);
-    worker w[THREADS];
-    run_threads(c, OP_REFRESH_OLD, old, w);
-    for (int i = 0; i < THREADS; i++) {
-        if (!w[i].ok)
-            fail_msg("thread %d: %s", i, w[i].message);
-        assert_string_equal(w[i].token, first->access_token);
-    }
+    herd_spec spec = {.op = HERD_REFRESH, .procs = 2, .threads = THREADS, .settings = settings(f, "600", "10"),
+                      .old = old};
+    herd_result r;
+    assert_int_equal(herd_run(&spec, &r), 0);
+    if (r.ok != 2 * THREADS)
+        fail_msg("a caller failed: %s", r.failure);
+    assert_true(r.same);
+    assert_string_equal(r.token, first->access_token);
     assert_int_equal(devserver_counter(f->dev, "refresh") - before, 1);
     bkoauth_token_free(first);
     bkoauth_token_free(old);
@@ -346,7 +247,7 @@ int main(void)
         cmocka_unit_test(test_herd_by_user),
         cmocka_unit_test(test_herd_app),
         cmocka_unit_test(test_herd_login),
-        cmocka_unit_test(test_refresh_old_token_from_threads),
+        cmocka_unit_test(test_refresh_old_token_from_callers),
         cmocka_unit_test(test_cache_coherent_with_renewals),
         cmocka_unit_test(test_killed_renewal_loses_nothing),
     };

@@ -1,0 +1,118 @@
+/* bench_herd.c - the thundering herd: PROCS processes x THREADS threads released together on
+ * one expiring token, for each kind of renewal, against bkoauth-devserver on a free loopback
+ * port. Prints how many calls reached the SSM service, how many callers failed, and how long
+ * the herd took.
+ *
+ *   bench_herd [PROCS [THREADS [DATABASE_URL]]]     (default 4 16, a temporary SQLite file) */
+#include "bkoauth.h"
+#include "devserver.h"
+#include "herd.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static devserver *dev;
+static char db_url[512];
+
+static const char *const *settings(const char *expires_seconds)
+{
+    static const char *kv[17];
+    const char *v[] = {"OAUTH_API_URL", dev->url, "APP_CODE", "herd-app", "SECRET_KEY", "herd-secret",
+                       "OAUTH_COOKIES_PARAMS", "{\"bk_token\": \"bk_token\"}", "BKOAUTH_DATABASE_URL", db_url,
+                       "BKOAUTH_LOG_LEVEL", "error", "EXPIRES_SECONDS", expires_seconds, NULL};
+    memcpy(kv, v, sizeof v);
+    return kv;
+}
+
+static int set_ttl(int ttl)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/__dev/config?ttl=%d", ttl);
+    json_t *j = devserver_post(dev, path);
+    json_decref(j);
+    return j ? 0 : -1;
+}
+
+/* Saves an APP and a user token that expire soon (for EXPIRES_SECONDS 600). */
+static int prepare(void)
+{
+    if (set_ttl(120) != 0)
+        return -1;
+    bkoauth_client *c = herd_client(settings("60"));
+    if (c == NULL)
+        return -1;
+    bkoauth_request req = {.username = "alice", .cookie_header = "bk_token=cred-alice", .remote_addr = "::1"};
+    bkoauth_token *t = NULL;
+    bkoauth_error e;
+    bkoauth_delete_token(c, NULL, NULL);
+    bkoauth_delete_token(c, "alice", NULL);
+    int rc = 0;
+    if (bkoauth_get_access_token(c, &req, &t, &e) != BKOAUTH_OK ||
+        (bkoauth_token_free(t), bkoauth_get_app_access_token(c, &t, &e)) != BKOAUTH_OK) {
+        fprintf(stderr, "bench_herd: %s\n", e.message);
+        rc = -1;
+    }
+    bkoauth_token_free(t);
+    bkoauth_client_free(c);
+    return rc == 0 ? set_ttl(3600) : rc;
+}
+
+int main(int argc, char **argv)
+{
+    int procs = argc > 1 ? atoi(argv[1]) : 4;
+    int threads = argc > 2 ? atoi(argv[2]) : 16;
+    char dir[] = "/tmp/bkoauth-herd-XXXXXX";
+    if (procs < 1 || threads < 1 || mkdtemp(dir) == NULL)
+        return 2;
+    if (argc > 3)
+        snprintf(db_url, sizeof db_url, "%s", argv[3]);
+    else
+        snprintf(db_url, sizeof db_url, "sqlite:%s/herd.db", dir);
+    const char *args[] = {"--app-code", "herd-app", "--app-secret", "herd-secret", "--user", "cred-alice=alice",
+                          "--ttl", "3600", NULL};
+    dev = devserver_start(args);
+    if (dev == NULL)
+        return 1;
+    printf("herd: %d processes x %d threads on one expiring token, store %s\n", procs, threads,
+           strncmp(db_url, "sqlite:", 7) == 0 ? "SQLite" : "PostgreSQL");
+    struct {
+        herd_op op;
+        const char *name, *counter;
+    } kinds[] = {{HERD_BY_USER, "get_access_token_by_user (refresh)", "refresh"},
+                 {HERD_APP, "get_app_access_token (APP renewal)", "app_token"},
+                 {HERD_LOGIN, "get_access_token (login renewal)", "user_token"}};
+    int status = 0;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        if (prepare() != 0) {
+            status = 1;
+            break;
+        }
+        long before = devserver_counter(dev, kinds[k].counter);
+        herd_spec spec = {.op = kinds[k].op,
+                          .procs = procs,
+                          .threads = threads,
+                          .settings = settings("600"),
+                          .user = "alice",
+                          .cookie = "bk_token=cred-alice"};
+        herd_result r;
+        if (herd_run(&spec, &r) != 0) {
+            status = 1;
+            break;
+        }
+        long calls = devserver_counter(dev, kinds[k].counter) - before;
+        printf("  %-38s SSM calls %ld, callers ok %d/%d, failed %d, all got one token: %s, %.1f ms\n",
+               kinds[k].name, calls, r.ok, procs * threads, procs * threads - r.ok, r.same ? "yes" : "no",
+               r.seconds * 1000);
+        if (r.failure[0])
+            printf("    first failure: %s", r.failure);
+    }
+    devserver_stop(dev);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        status = 1;
+    return status;
+}
