@@ -3,6 +3,7 @@
 # suite, then runs it again under AddressSanitizer + UndefinedBehaviorSanitizer.
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    one plain build and its tests only
+# The threaded tests also run under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -17,12 +18,17 @@ run_suite() { # name, cmake args...
   cmake -S . -B "$dir" -DBKOAUTH_WERROR=ON "$@" >/dev/null
   cmake --build "$dir" -j "$jobs"
   echo "== test: $dir"
-  (cd "$dir" && ctest --output-on-failure -j "$jobs")
+  (cd "$dir" && ctest --output-on-failure -j "$jobs" ${CTEST_ARGS:-})
 }
 
 run_suite plain -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "$quick" = 0 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite asan-ubsan -DCMAKE_BUILD_TYPE=Debug -DBKOAUTH_SANITIZE=address,undefined -DBKOAUTH_BUILD_BENCH=OFF
+fi
+if [ "$quick" = 0 ]; then
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 CTEST_ARGS="-R concurrency|ssm_wire|store" \
+    run_suite tsan -DCMAKE_BUILD_TYPE=Debug -DBKOAUTH_SANITIZE=thread -DBKOAUTH_BUILD_BENCH=OFF \
+      -DBKOAUTH_BUILD_EXAMPLES=OFF
 fi
 echo "== all tests passed"
