@@ -257,6 +257,51 @@ BKOAUTH_API bkoauth_code bkoauth_refresh_token(bkoauth_client *client, const bko
 BKOAUTH_API void bkoauth_user_logged_in(bkoauth_client *client, const bkoauth_request *req);
 
 /* ------------------------------------------------------------------------------------------ */
+/* API gateway JWT (the Python apigw_required decorator)                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Leeway, in seconds, allowed on "exp" and "nbf" for clock differences between the gateway
+ *  and this host: a token is expired when now >= exp + leeway, and not yet valid when
+ *  now + leeway < nbf. */
+#define BKOAUTH_JWT_LEEWAY_SECONDS 60
+
+/** Longest X-Bkapi-Jwt accepted, in bytes; a longer one is refused as malformed unparsed. */
+#define BKOAUTH_JWT_MAX_LENGTH 65536
+
+/** What a verified X-Bkapi-Jwt says. Owned by the caller; free with bkoauth_jwt_free(). */
+typedef struct bkoauth_jwt {
+    char *app_code;     /**< payload app.app_code; NULL when absent */
+    int app_verified;   /**< payload app.verified: 1 when true, else 0 */
+    char *username;     /**< payload user.username; NULL when absent */
+    int user_verified;  /**< payload user.verified: 1 when true, else 0 */
+    int64_t expires;    /**< payload exp, Unix seconds, UTC */
+    char *payload_json; /**< the whole verified payload, as JSON text */
+} bkoauth_jwt;
+
+/** Verifies the value of the X-Bkapi-Jwt header (CGI: HTTP_X_BKAPI_JWT) as the API gateway
+ *  signs it: header "alg" exactly "RS256" (none, HS256 and every other algorithm are refused),
+ *  an RSA PKCS#1 v1.5 SHA-256 signature checked against APIGW_PUBLIC_KEY (PEM, "BEGIN PUBLIC
+ *  KEY" or "BEGIN RSA PUBLIC KEY"; parsed once per client), "iss" equal to "APIGW", "exp"
+ *  required and "nbf" honoured when present, each with BKOAUTH_JWT_LEEWAY_SECONDS of leeway.
+ *  jwt is the header value (NUL-terminated); NULL or "" means the header is missing.
+ *  On success *out is the caller's (free with bkoauth_jwt_free()). On failure *out is NULL and
+ *  the result is BKOAUTH_E_JWT with a message telling the reason apart: header missing or
+ *  empty, public key unusable, malformed token, algorithm not allowed, bad signature, expired,
+ *  not yet valid, wrong issuer, missing issuer; BKOAUTH_E_INVALID when client or out is NULL;
+ *  BKOAUTH_E_NOMEM. Thread-safe. */
+BKOAUTH_API bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth_jwt **out,
+                                            bkoauth_error *err);
+
+/** Frees a result of bkoauth_jwt_verify() and every string in it. NULL is fine. */
+BKOAUTH_API void bkoauth_jwt_free(bkoauth_jwt *jwt);
+
+/** The body a refused request gets (with HTTP status 200), as the Python apigw_required did:
+ *  {"result": false, "data": null, "message": "<err->message>"}. err NULL (or with an empty
+ *  message) gives a generic message. Returns a string the caller frees with free(), or NULL
+ *  when out of memory. */
+BKOAUTH_API char *bkoauth_jwt_error_body(const bkoauth_error *err);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Saved tokens                                                                                 */
 /* ------------------------------------------------------------------------------------------ */
 
