@@ -1,0 +1,845 @@
+/* bkoauth.c - the command line: get, read, refresh, list and delete saved BlueKing access_tokens,
+ * and verify X-Bkapi-Jwt, from a shell.
+ *
+ *   bkoauth [-c FILE] [-D DATABASE_URL] [--json] COMMAND [ARGS]
+ *
+ * Uses only the public interface of bkoauth.h. Settings: -c FILE, else $BKOAUTH_CONFIG, else
+ * ./bkoauth.conf when present; the environment on top; -D last. A token command prints the
+ * access_token alone on stdout; everything meant for people (list, errors) shows secrets masked.
+ * Exit status: 0 ok, 2 usage, 3 TokenAPIError, 4 TokenNotExist, 5 ConfigError, 6 StoreError,
+ * 7 JWTError, 1 anything else. */
+#include <bkoauth.h>
+
+#include <jansson.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_OTHER 1
+#define CLI_EXIT_USAGE 2
+#define CLI_DEFAULT_CONF "bkoauth.conf"
+#define CLI_DEFAULT_CLIENT_IP "127.0.0.1"
+#define CLI_JWT_MAX (64 * 1024) /* an X-Bkapi-Jwt read from stdin is refused beyond this */
+#define CLI_MASK_SIZE 64
+
+/* ---- the commands ----------------------------------------------------------------------- */
+
+/* What the command line said, after parsing. Every pointer points into argv (borrowed). */
+typedef struct cli_args {
+    const char *config_file;  /* -c FILE */
+    const char *database_url; /* -D DATABASE_URL */
+    int json;                 /* --json */
+    int help;                 /* -h / --help */
+    int version;              /* --version */
+    const char *command;      /* NULL: none given */
+    const char *positional[4];
+    int npositional;
+    const char *cookie;    /* user-token --cookie */
+    const char *client_ip; /* user-token --client-ip */
+    int app;               /* delete --app */
+} cli_args;
+
+typedef int (*cli_handler)(bkoauth_client *client, const cli_args *a);
+
+typedef struct cli_command {
+    const char *name;
+    const char *synopsis; /* after "bkoauth [OPTIONS] " */
+    const char *summary;  /* one line for the tool's help */
+    const char *help;     /* the command's own help, after its synopsis */
+    int min_args, max_args;
+    unsigned options; /* CLI_OPT_* a command accepts besides the global ones */
+    cli_handler run;
+} cli_command;
+
+#define CLI_OPT_COOKIE 1u
+#define CLI_OPT_CLIENT_IP 2u
+#define CLI_OPT_APP 4u
+
+static int cmd_app_token(bkoauth_client *client, const cli_args *a);
+static int cmd_user_token(bkoauth_client *client, const cli_args *a);
+static int cmd_token(bkoauth_client *client, const cli_args *a);
+static int cmd_refresh(bkoauth_client *client, const cli_args *a);
+static int cmd_list(bkoauth_client *client, const cli_args *a);
+static int cmd_delete(bkoauth_client *client, const cli_args *a);
+static int cmd_verify_jwt(bkoauth_client *client, const cli_args *a);
+
+static const cli_command cli_commands[] = {
+    {"app-token", "app-token", "the APP access_token (get_app_access_token)",
+     "Prints the APP access_token. The saved one is reused while it is valid for longer than\n"
+     "EXPIRES_SECONDS; otherwise a new one is fetched from the SSM service (OAUTH_API_URL) with\n"
+     "APP_CODE and SECRET_KEY, saved, and printed.\n",
+     0, 0, 0, cmd_app_token},
+    {"user-token", "user-token USER --cookie HEADER [--client-ip IP]",
+     "a user's access_token from their login cookie (get_access_token)",
+     "Does what a login does: builds a request of the logged-in USER with the raw Cookie header\n"
+     "HEADER (e.g. 'bk_token=...') and calls get_access_token. The user's saved token is reused\n"
+     "while valid; otherwise a new user token is fetched with the credential that\n"
+     "OAUTH_COOKIES_PARAMS names in the cookie, saved, and printed.\n"
+     "  --cookie HEADER    the Cookie header of the user's browser (required)\n"
+     "  --client-ip IP     the user's address, sent as bk_client_ip (default 127.0.0.1)\n",
+     1, 1, CLI_OPT_COOKIE | CLI_OPT_CLIENT_IP, cmd_user_token},
+    {"token", "token USER", "USER's saved access_token (get_access_token_by_user)",
+     "Prints USER's saved access_token. One that expires within EXPIRES_SECONDS is refreshed\n"
+     "with its refresh_token first. None saved is TokenNotExist (exit 4): log the user in\n"
+     "first (bkoauth user-token).\n",
+     1, 1, 0, cmd_token},
+    {"refresh", "refresh USER", "refresh USER's saved token now (refresh_token)",
+     "Reads USER's saved token and renews it now with its refresh_token, whatever its expiry;\n"
+     "saves and prints the new access_token. None saved, or no refresh_token, is\n"
+     "TokenNotExist (exit 4).\n",
+     1, 1, 0, cmd_refresh},
+    {"list", "list", "saved tokens of every env, secrets masked",
+     "Shows every saved token: user ((APP) for the APP token), env, expiry (UTC), time left,\n"
+     "and access_token and refresh_token masked (first 4 characters and the length). With\n"
+     "--json: an array of objects, secrets masked too. list never shows a secret whole.\n",
+     0, 0, 0, cmd_list},
+    {"delete", "delete USER | delete --app", "remove a saved token",
+     "Removes USER's saved token (or with --app the APP token) of the current env (RUN_MODE).\n"
+     "None saved is TokenNotExist (exit 4).\n"
+     "  --app              remove the APP token\n",
+     0, 1, CLI_OPT_APP, cmd_delete},
+    {"verify-jwt", "verify-jwt [JWT]", "verify an X-Bkapi-Jwt from the API gateway",
+     "Verifies an X-Bkapi-Jwt header value (read from standard input when JWT is absent) with\n"
+     "APIGW_PUBLIC_KEY: RS256 only, issuer APIGW, not expired. Prints the app and the user it\n"
+     "carries. A refused token is JWTError (exit 7); with --json the gateway-style body\n"
+     "{\"result\": false, \"data\": null, \"message\": ...} is printed on stdout as well.\n",
+     0, 1, 0, cmd_verify_jwt},
+};
+#define CLI_NCOMMANDS (sizeof cli_commands / sizeof cli_commands[0])
+
+/* ---- output helpers ---------------------------------------------------------------------- */
+
+static const char cli_usage_line[] = "usage: bkoauth [-c FILE] [-D DATABASE_URL] [--json] COMMAND [ARGS]\n";
+
+static void cli_print_tool_help(FILE *f)
+{
+    fputs(cli_usage_line, f);
+    fputs("\nGet, save, reuse and refresh BlueKing access_tokens (libbkoauth).\n\nCommands:\n", f);
+    for (size_t i = 0; i < CLI_NCOMMANDS; i++)
+        fprintf(f, "  %-50s %s\n", cli_commands[i].synopsis, cli_commands[i].summary);
+    fputs("  help [COMMAND]                                     this help, or a command's\n", f);
+    fputs(
+        "\nOptions:\n"
+        "  -c, --config FILE        settings file (else $BKOAUTH_CONFIG, else ./bkoauth.conf when present)\n"
+        "  -D, --database URL       token store: sqlite:PATH or postgresql://... (overrides\n"
+        "                           BKOAUTH_DATABASE_URL)\n"
+        "      --json               print JSON instead of text\n"
+        "  -h, --help               show help (bkoauth COMMAND --help for a command)\n"
+        "      --version            show the version\n"
+        "\nSettings come from the file, then the environment (the same names, e.g. OAUTH_API_URL,\n"
+        "APP_CODE, SECRET_KEY, OAUTH_COOKIES_PARAMS), then -D. A token command prints the\n"
+        "access_token alone, so T=$(bkoauth token alice) works.\n"
+        "\nExit status: 0 ok, 2 usage, 3 TokenAPIError, 4 TokenNotExist, 5 ConfigError,\n"
+        "6 StoreError, 7 JWTError, 1 anything else. See bkoauth(1).\n",
+        f);
+}
+
+static void cli_print_command_help(FILE *f, const cli_command *c)
+{
+    fprintf(f, "usage: bkoauth [-c FILE] [-D DATABASE_URL] [--json] %s\n\n%s", c->synopsis, c->help);
+    if (c->run != cmd_list && c->run != cmd_delete && c->run != cmd_verify_jwt)
+        fputs("Prints the access_token alone; with --json one object with every field (secrets whole).\n", f);
+}
+
+/* A usage error: the problem, the usage and exit status 2. */
+static int cli_usage_error(const cli_command *c, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("bkoauth: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (c != NULL)
+        fprintf(stderr, "usage: bkoauth [-c FILE] [-D DATABASE_URL] [--json] %s\n", c->synopsis);
+    else
+        fputs(cli_usage_line, stderr);
+    fprintf(stderr, "Try 'bkoauth %s--help'.\n", c != NULL ? "COMMAND " : "");
+    return CLI_EXIT_USAGE;
+}
+
+static int cli_exit_status(bkoauth_code code)
+{
+    switch (code) {
+    case BKOAUTH_OK:
+        return CLI_EXIT_OK;
+    case BKOAUTH_E_TOKEN_API:
+        return 3;
+    case BKOAUTH_E_TOKEN_NOT_EXIST:
+        return 4;
+    case BKOAUTH_E_CONFIG:
+        return 5;
+    case BKOAUTH_E_STORE:
+        return 6;
+    case BKOAUTH_E_JWT:
+        return 7;
+    case BKOAUTH_E_INVALID:
+    case BKOAUTH_E_NOMEM:
+    default:
+        return CLI_EXIT_OTHER;
+    }
+}
+
+/* Reports a library failure as "bkoauth: <CodeName>: <message>" and gives the exit status. */
+static int cli_fail(const bkoauth_error *e)
+{
+    const char *msg = e->message[0] ? e->message : "failed (no details)";
+    fprintf(stderr, "bkoauth: %s: %s\n", bkoauth_code_name(e->code), msg);
+    return cli_exit_status(e->code);
+}
+
+/* ISO 8601 UTC, "2026-05-23T10:00:00Z" (iso != 0) or "2026-05-23 10:00:00" for tables. */
+static const char *cli_time(int64_t t, int iso, char *buf, size_t size)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if ((int64_t)tt != t || gmtime_r(&tt, &tm) == NULL ||
+        strftime(buf, size, iso ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M:%S", &tm) == 0)
+        snprintf(buf, size, "%s", "(invalid time)");
+    return buf;
+}
+
+/* "179d 23h", "5h 12m", "3m 20s", "expired". */
+static const char *cli_left(int64_t expires, int64_t now, char *buf, size_t size)
+{
+    int64_t s = expires - now;
+    if (s <= 0)
+        snprintf(buf, size, "expired");
+    else if (s >= 86400)
+        snprintf(buf, size, "%lldd %lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+    else if (s >= 3600)
+        snprintf(buf, size, "%lldh %lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+    else
+        snprintf(buf, size, "%lldm %llds", (long long)(s / 60), (long long)(s % 60));
+    return buf;
+}
+
+/* A copy of s fit for a terminal line: control characters and bytes that would break a table
+ * become '?'. Caller frees; NULL when out of memory. */
+static char *cli_printable(const char *s)
+{
+    size_t n = strlen(s);
+    char *out = malloc(n + 1);
+    if (out == NULL) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        out[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* A JSON string of s; bytes that are not valid UTF-8 become '?' (Jansson takes UTF-8 only).
+ * NULL when out of memory. */
+static json_t *cli_json_str(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j != NULL) return j;
+    size_t n = strlen(s);
+    char *copy = malloc(n + 1);
+    if (copy == NULL) return NULL;
+    for (size_t i = 0; i < n; i++)
+        copy[i] = ((unsigned char)s[i] < 0x80) ? s[i] : '?';
+    copy[n] = '\0';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+/* Sets key in obj, taking the reference of value; returns -1 when value is NULL (out of memory). */
+static int cli_json_set(json_t *obj, const char *key, json_t *value)
+{
+    if (value == NULL) return -1;
+    return json_object_set_new(obj, key, value);
+}
+
+/* The JSON object of a token: secrets whole (mask == 0) or masked. NULL when out of memory. */
+static json_t *cli_token_json(const bkoauth_token *t, int mask, int64_t now)
+{
+    char ma[CLI_MASK_SIZE], mr[CLI_MASK_SIZE], exp[40], cre[40];
+    json_t *o = json_object();
+    if (o == NULL) return NULL;
+    const char *refresh = t->refresh_token ? t->refresh_token : "";
+    int bad = 0;
+    bad |= cli_json_set(o, "access_token",
+                        cli_json_str(mask ? bkoauth_mask(t->access_token, ma, sizeof ma) : t->access_token));
+    bad |= cli_json_set(o, "refresh_token",
+                        cli_json_str(mask && refresh[0] ? bkoauth_mask(refresh, mr, sizeof mr) : refresh));
+    bad |= cli_json_set(o, "scope", cli_json_str(t->scope ? t->scope : ""));
+    bad |= cli_json_set(o, "env_name", cli_json_str(t->env_name ? t->env_name : ""));
+    bad |= cli_json_set(o, "user_id", t->user_id ? cli_json_str(t->user_id) : json_null());
+    bad |= cli_json_set(o, "expires", cli_json_str(cli_time(t->expires, 1, exp, sizeof exp)));
+    bad |= cli_json_set(o, "expires_in", json_integer((json_int_t)(t->expires - now)));
+    bad |= cli_json_set(o, "created_at", cli_json_str(cli_time(t->created_at, 1, cre, sizeof cre)));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Prints a JSON value (and drops the reference) on stdout with a newline. */
+static int cli_print_json(json_t *value)
+{
+    if (value == NULL) {
+        fputs("bkoauth: OutOfMemory: could not build the JSON output\n", stderr);
+        return CLI_EXIT_OTHER;
+    }
+    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(value);
+    if (text == NULL) {
+        fputs("bkoauth: OutOfMemory: could not build the JSON output\n", stderr);
+        return CLI_EXIT_OTHER;
+    }
+    puts(text);
+    free(text);
+    return CLI_EXIT_OK;
+}
+
+/* The output of a token command: the access_token alone, or the whole JSON object. Frees t. */
+static int cli_print_token(const cli_args *a, bkoauth_token *t)
+{
+    int status = CLI_EXIT_OK;
+    if (a->json)
+        status = cli_print_json(cli_token_json(t, 0, (int64_t)time(NULL)));
+    else
+        puts(t->access_token);
+    bkoauth_token_free(t);
+    return status;
+}
+
+/* ---- the commands ------------------------------------------------------------------------ */
+
+static int cmd_app_token(bkoauth_client *client, const cli_args *a)
+{
+    bkoauth_error e;
+    bkoauth_token *t = NULL;
+    if (bkoauth_get_app_access_token(client, &t, &e) != BKOAUTH_OK) return cli_fail(&e);
+    return cli_print_token(a, t);
+}
+
+static int cmd_user_token(bkoauth_client *client, const cli_args *a)
+{
+    bkoauth_error e;
+    bkoauth_token *t = NULL;
+    bkoauth_request req;
+    memset(&req, 0, sizeof req);
+    req.username = a->positional[0];
+    req.cookie_header = a->cookie;
+    req.remote_addr = a->client_ip ? a->client_ip : CLI_DEFAULT_CLIENT_IP;
+    if (bkoauth_get_access_token(client, &req, &t, &e) != BKOAUTH_OK) return cli_fail(&e);
+    return cli_print_token(a, t);
+}
+
+static int cmd_token(bkoauth_client *client, const cli_args *a)
+{
+    bkoauth_error e;
+    bkoauth_token *t = NULL;
+    if (bkoauth_get_access_token_by_user(client, a->positional[0], &t, &e) != BKOAUTH_OK) return cli_fail(&e);
+    return cli_print_token(a, t);
+}
+
+/* USER's saved row in the client's env, as it is in the store (no refresh): a copy in *out. */
+static bkoauth_code cli_saved_token(bkoauth_client *client, const char *user, bkoauth_token **out,
+                                    bkoauth_error *e)
+{
+    bkoauth_token **all = NULL;
+    size_t n = 0;
+    *out = NULL;
+    bkoauth_code rc = bkoauth_list_tokens(client, &all, &n, e);
+    if (rc != BKOAUTH_OK) return rc;
+    const char *env = bkoauth_client_env_name(client);
+    for (size_t i = 0; i < n && *out == NULL; i++) {
+        const bkoauth_token *t = all[i];
+        if (t->user_id != NULL && strcmp(t->user_id, user) == 0 && t->env_name != NULL && env != NULL &&
+            strcmp(t->env_name, env) == 0) {
+            *out = bkoauth_token_dup(t);
+            if (*out == NULL) {
+                bkoauth_tokens_free(all, n);
+                e->code = BKOAUTH_E_NOMEM;
+                snprintf(e->message, sizeof e->message, "out of memory copying the saved token");
+                return BKOAUTH_E_NOMEM;
+            }
+        }
+    }
+    bkoauth_tokens_free(all, n);
+    if (*out == NULL) {
+        e->code = BKOAUTH_E_TOKEN_NOT_EXIST;
+        e->http_status = 0;
+        e->api_code = 0;
+        snprintf(e->message, sizeof e->message,
+                 "no saved access_token for user %.128s in env %.32s: log the user in first with "
+                 "'bkoauth user-token %.128s --cookie HEADER'",
+                 user, env ? env : "?", user);
+        return BKOAUTH_E_TOKEN_NOT_EXIST;
+    }
+    return BKOAUTH_OK;
+}
+
+static int cmd_refresh(bkoauth_client *client, const cli_args *a)
+{
+    bkoauth_error e;
+    bkoauth_token *saved = NULL, *fresh = NULL;
+    if (cli_saved_token(client, a->positional[0], &saved, &e) != BKOAUTH_OK) return cli_fail(&e);
+    bkoauth_code rc = bkoauth_refresh_token(client, saved, &fresh, &e);
+    bkoauth_token_free(saved);
+    if (rc != BKOAUTH_OK) return cli_fail(&e);
+    return cli_print_token(a, fresh);
+}
+
+/* One row of the list table, every cell printable. */
+typedef struct cli_row {
+    char *cell[6];
+} cli_row;
+
+static const char *const cli_list_heads[6] = {"USER", "ENV",          "EXPIRES (UTC)",
+                                              "LEFT", "ACCESS_TOKEN", "REFRESH_TOKEN"};
+
+/* Prints six cells padded to their column's width (the last one unpadded). */
+static void cli_print_row(const char *const cell[6], const size_t width[6])
+{
+    for (int c = 0; c < 5; c++)
+        printf("%-*s  ", (int)width[c], cell[c]);
+    printf("%s\n", cell[5]);
+}
+
+static int cli_list_table(bkoauth_token **all, size_t n, int64_t now)
+{
+    cli_row *rows = calloc(n ? n : 1, sizeof *rows);
+    size_t width[6];
+    int status = CLI_EXIT_OK;
+    if (rows == NULL) goto oom;
+    for (int c = 0; c < 6; c++)
+        width[c] = strlen(cli_list_heads[c]);
+    for (size_t i = 0; i < n; i++) {
+        const bkoauth_token *t = all[i];
+        char exp[40], left[40], ma[CLI_MASK_SIZE], mr[CLI_MASK_SIZE];
+        const char *refresh = t->refresh_token && t->refresh_token[0] ? t->refresh_token : NULL;
+        const char *src[6] = {t->user_id ? t->user_id : "(APP)",
+                              t->env_name ? t->env_name : "",
+                              cli_time(t->expires, 0, exp, sizeof exp),
+                              cli_left(t->expires, now, left, sizeof left),
+                              bkoauth_mask(t->access_token, ma, sizeof ma),
+                              refresh ? bkoauth_mask(refresh, mr, sizeof mr) : "-"};
+        for (int c = 0; c < 6; c++) {
+            rows[i].cell[c] = cli_printable(src[c]);
+            if (rows[i].cell[c] == NULL) goto oom;
+            size_t w = strlen(rows[i].cell[c]);
+            if (w > width[c]) width[c] = w;
+        }
+    }
+    cli_print_row(cli_list_heads, width);
+    for (size_t i = 0; i < n; i++)
+        cli_print_row((const char *const *)rows[i].cell, width);
+    if (n == 0) puts("(no saved tokens)");
+    goto out;
+oom:
+    fputs("bkoauth: OutOfMemory: could not build the table\n", stderr);
+    status = CLI_EXIT_OTHER;
+out:
+    if (rows != NULL) {
+        for (size_t i = 0; i < n; i++)
+            for (int c = 0; c < 6; c++)
+                free(rows[i].cell[c]);
+        free(rows);
+    }
+    return status;
+}
+
+static int cmd_list(bkoauth_client *client, const cli_args *a)
+{
+    bkoauth_error e;
+    bkoauth_token **all = NULL;
+    size_t n = 0;
+    if (bkoauth_list_tokens(client, &all, &n, &e) != BKOAUTH_OK) return cli_fail(&e);
+    int64_t now = (int64_t)time(NULL);
+    int status;
+    if (a->json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr != NULL && i < n; i++) {
+            json_t *o = cli_token_json(all[i], 1, now);
+            if (o == NULL || json_array_append_new(arr, o) != 0) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        }
+        status = cli_print_json(arr);
+    } else {
+        status = cli_list_table(all, n, now);
+    }
+    bkoauth_tokens_free(all, n);
+    return status;
+}
+
+static int cmd_delete(bkoauth_client *client, const cli_args *a)
+{
+    bkoauth_error e;
+    const char *user = a->app ? NULL : a->positional[0];
+    if (bkoauth_delete_token(client, user, &e) != BKOAUTH_OK) return cli_fail(&e);
+    if (a->json) {
+        json_t *o = json_object();
+        if (o != NULL && (cli_json_set(o, "deleted", json_true()) != 0 ||
+                          cli_json_set(o, "user_id", user ? cli_json_str(user) : json_null()) != 0 ||
+                          cli_json_set(o, "env_name", cli_json_str(bkoauth_client_env_name(client))) != 0)) {
+            json_decref(o);
+            o = NULL;
+        }
+        return cli_print_json(o);
+    }
+    char *who = cli_printable(user ? user : "(APP)");
+    printf("deleted the saved token of %s in env %s\n", who ? who : "?", bkoauth_client_env_name(client));
+    free(who);
+    return CLI_EXIT_OK;
+}
+
+/* Reads the JWT from stdin: at most CLI_JWT_MAX bytes, surrounding whitespace dropped.
+ * Returns a malloc'd string, or NULL with *status set. */
+static char *cli_read_jwt(int *status)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL) {
+        fputs("bkoauth: OutOfMemory: could not read the JWT\n", stderr);
+        *status = CLI_EXIT_OTHER;
+        return NULL;
+    }
+    for (;;) {
+        if (len + 1 >= cap) {
+            if (cap > CLI_JWT_MAX) {
+                free(buf);
+                fprintf(stderr, "bkoauth: JWTError: the JWT on standard input is longer than %d bytes\n",
+                        CLI_JWT_MAX);
+                *status = 7;
+                return NULL;
+            }
+            char *bigger = realloc(buf, cap * 2);
+            if (bigger == NULL) {
+                free(buf);
+                fputs("bkoauth: OutOfMemory: could not read the JWT\n", stderr);
+                *status = CLI_EXIT_OTHER;
+                return NULL;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - 1 - len, stdin);
+        len += got;
+        if (got == 0) {
+            if (ferror(stdin)) {
+                fprintf(stderr, "bkoauth: could not read standard input: %s\n", strerror(errno));
+                free(buf);
+                *status = CLI_EXIT_OTHER;
+                return NULL;
+            }
+            break;
+        }
+    }
+    buf[len] = '\0';
+    if (strlen(buf) != len) {
+        free(buf);
+        fputs("bkoauth: JWTError: the JWT on standard input holds a NUL byte\n", stderr);
+        *status = 7;
+        return NULL;
+    }
+    size_t start = 0;
+    while (start < len && strchr(" \t\r\n", buf[start]) != NULL)
+        start++;
+    while (len > start && strchr(" \t\r\n", buf[len - 1]) != NULL)
+        len--;
+    memmove(buf, buf + start, len - start);
+    buf[len - start] = '\0';
+    return buf;
+}
+
+static int cmd_verify_jwt(bkoauth_client *client, const cli_args *a)
+{
+    int status = CLI_EXIT_OK;
+    char *input = NULL;
+    const char *jwt = a->positional[0];
+    if (jwt == NULL) {
+        input = cli_read_jwt(&status);
+        if (input == NULL) return status;
+        jwt = input;
+    }
+    bkoauth_error e;
+    bkoauth_jwt *v = NULL;
+    if (bkoauth_jwt_verify(client, jwt, &v, &e) != BKOAUTH_OK) {
+        free(input);
+        if (a->json) {
+            char *body = bkoauth_jwt_error_body(&e);
+            if (body != NULL) puts(body);
+            free(body);
+        }
+        return cli_fail(&e);
+    }
+    free(input);
+    if (a->json) {
+        json_t *o = json_object();
+        char exp[40];
+        json_error_t jerr;
+        json_t *payload = v->payload_json ? json_loads(v->payload_json, 0, &jerr) : json_null();
+        if (o != NULL &&
+            (cli_json_set(o, "app_code", v->app_code ? cli_json_str(v->app_code) : json_null()) != 0 ||
+             cli_json_set(o, "app_verified", json_boolean(v->app_verified)) != 0 ||
+             cli_json_set(o, "username", v->username ? cli_json_str(v->username) : json_null()) != 0 ||
+             cli_json_set(o, "user_verified", json_boolean(v->user_verified)) != 0 ||
+             cli_json_set(o, "expires",
+                          v->expires ? cli_json_str(cli_time(v->expires, 1, exp, sizeof exp))
+                                     : json_null()) != 0 ||
+             cli_json_set(o, "payload", payload ? payload : json_null()) != 0)) {
+            json_decref(o);
+            o = NULL;
+        } else if (o == NULL) {
+            json_decref(payload);
+        }
+        status = cli_print_json(o);
+    } else {
+        char exp[40];
+        char *app = cli_printable(v->app_code ? v->app_code : "(none)");
+        char *user = cli_printable(v->username ? v->username : "(none)");
+        printf("app:     %s (%s)\n", app ? app : "?", v->app_verified ? "verified" : "not verified");
+        printf("user:    %s (%s)\n", user ? user : "?", v->user_verified ? "verified" : "not verified");
+        if (v->expires) printf("expires: %s\n", cli_time(v->expires, 1, exp, sizeof exp));
+        free(app);
+        free(user);
+    }
+    bkoauth_jwt_free(v);
+    return status;
+}
+
+/* ---- settings ---------------------------------------------------------------------------- */
+
+/* -c FILE, else $BKOAUTH_CONFIG, else ./bkoauth.conf when present; the environment; -D. */
+static bkoauth_config *cli_settings(const cli_args *a, bkoauth_error *e)
+{
+    bkoauth_config *config = bkoauth_config_new();
+    if (config == NULL) {
+        e->code = BKOAUTH_E_NOMEM;
+        snprintf(e->message, sizeof e->message, "out of memory creating the settings");
+        return NULL;
+    }
+    const char *file = a->config_file;
+    if (file == NULL) {
+        const char *env = getenv("BKOAUTH_CONFIG");
+        if (env != NULL && env[0] != '\0')
+            file = env;
+        else if (access(CLI_DEFAULT_CONF, F_OK) == 0)
+            file = CLI_DEFAULT_CONF;
+    }
+    if ((file != NULL && bkoauth_config_load_file(config, file, e) != BKOAUTH_OK) ||
+        bkoauth_config_load_env(config, e) != BKOAUTH_OK ||
+        (a->database_url != NULL &&
+         bkoauth_config_set(config, "BKOAUTH_DATABASE_URL", a->database_url, e) != BKOAUTH_OK)) {
+        bkoauth_config_free(config);
+        return NULL;
+    }
+    return config;
+}
+
+/* ---- argument parsing -------------------------------------------------------------------- */
+
+static const cli_command *cli_find(const char *name)
+{
+    for (size_t i = 0; i < CLI_NCOMMANDS; i++)
+        if (strcmp(cli_commands[i].name, name) == 0) return &cli_commands[i];
+    return NULL;
+}
+
+/* Matches "--long VALUE", "--long=VALUE", "-s VALUE" and "-sVALUE". Returns 1 and sets *value
+ * when arg is that option (advancing *i past a separate value), 0 when it is not, -1 when the
+ * value is missing. */
+static int cli_opt_value(int argc, char **argv, int *i, const char *shortname, const char *longname,
+                         const char **value)
+{
+    const char *arg = argv[*i];
+    size_t ln = strlen(longname);
+    if (strncmp(arg, longname, ln) == 0 && arg[ln] == '=') {
+        *value = arg + ln + 1;
+        return 1;
+    }
+    int match = strcmp(arg, longname) == 0 || (shortname != NULL && strcmp(arg, shortname) == 0);
+    if (!match && shortname != NULL && strncmp(arg, shortname, 2) == 0 && arg[2] != '\0') {
+        *value = arg + 2;
+        return 1;
+    }
+    if (!match) return 0;
+    if (*i + 1 >= argc) return -1;
+    *value = argv[++*i];
+    return 1;
+}
+
+/* Parses argv into a; returns 0, or an exit status after printing the problem. Global options
+ * may come before or after the command. */
+static int cli_parse(int argc, char **argv, cli_args *a)
+{
+    static const struct {
+        const char *shortname, *longname;
+        unsigned flag; /* 0: global */
+    } valued[] = {
+        {"-c", "--config", 0},
+        {"-D", "--database", 0},
+        {NULL, "--cookie", CLI_OPT_COOKIE},
+        {NULL, "--client-ip", CLI_OPT_CLIENT_IP},
+    };
+    int options_done = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (options_done || arg[0] != '-' || arg[1] == '\0') {
+            if (a->command == NULL)
+                a->command = arg;
+            else if (a->npositional < (int)(sizeof a->positional / sizeof a->positional[0]))
+                a->positional[a->npositional++] = arg;
+            else
+                return cli_usage_error(cli_find(a->command), "too many arguments");
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            options_done = 1;
+            continue;
+        }
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            a->help = 1;
+            continue;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            a->version = 1;
+            continue;
+        }
+        if (strcmp(arg, "--json") == 0) {
+            a->json = 1;
+            continue;
+        }
+        if (strcmp(arg, "--app") == 0) {
+            a->app = 1;
+            continue;
+        }
+        int matched = 0;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0] && !matched; k++) {
+            const char *value = NULL;
+            int r = cli_opt_value(argc, argv, &i, valued[k].shortname, valued[k].longname, &value);
+            if (r < 0)
+                return cli_usage_error(a->command ? cli_find(a->command) : NULL, "option %s needs a value",
+                                       arg);
+            if (r == 0) continue;
+            matched = 1;
+            switch (k) {
+            case 0:
+                a->config_file = value;
+                break;
+            case 1:
+                a->database_url = value;
+                break;
+            case 2:
+                a->cookie = value;
+                break;
+            default:
+                a->client_ip = value;
+                break;
+            }
+        }
+        if (!matched) {
+            /* never echo the whole argument: it may be a secret given in the wrong place */
+            char masked[CLI_MASK_SIZE];
+            const char *eq = strchr(arg, '=');
+            if (eq != NULL)
+                return cli_usage_error(a->command ? cli_find(a->command) : NULL, "unknown option %.*s=%s",
+                                       (int)(eq - arg < 64 ? eq - arg : 64), arg,
+                                       bkoauth_mask(eq + 1, masked, sizeof masked));
+            return cli_usage_error(a->command ? cli_find(a->command) : NULL, "unknown option %.64s", arg);
+        }
+    }
+    return 0;
+}
+
+/* Checks the arguments against the command: counts and options. 0 or exit status 2. */
+static int cli_check(const cli_command *c, const cli_args *a)
+{
+    unsigned given = (a->cookie ? CLI_OPT_COOKIE : 0u) | (a->client_ip ? CLI_OPT_CLIENT_IP : 0u) |
+                     (a->app ? CLI_OPT_APP : 0u);
+    unsigned extra = given & ~c->options;
+    if (extra & CLI_OPT_COOKIE) return cli_usage_error(c, "%s does not take --cookie", c->name);
+    if (extra & CLI_OPT_CLIENT_IP) return cli_usage_error(c, "%s does not take --client-ip", c->name);
+    if (extra & CLI_OPT_APP) return cli_usage_error(c, "%s does not take --app", c->name);
+    if (a->npositional > c->max_args) return cli_usage_error(c, "%s: too many arguments", c->name);
+    if (c->run == cmd_delete) {
+        if (a->app && a->npositional > 0) return cli_usage_error(c, "delete: give USER or --app, not both");
+        if (!a->app && a->npositional == 0)
+            return cli_usage_error(c, "delete: missing USER (or --app for the APP token)");
+    } else if (a->npositional < c->min_args) {
+        return cli_usage_error(c, "%s: missing USER", c->name);
+    }
+    if (c->min_args > 0 && a->positional[0] != NULL && a->positional[0][0] == '\0')
+        return cli_usage_error(c, "%s: USER must not be empty", c->name);
+    if (c->run == cmd_delete && !a->app && a->positional[0][0] == '\0')
+        return cli_usage_error(c, "delete: USER must not be empty");
+    if (c->run == cmd_user_token) {
+        if (a->cookie == NULL)
+            return cli_usage_error(c, "user-token: --cookie HEADER is required (the user's Cookie header, "
+                                      "e.g. --cookie 'bk_token=...')");
+        if (a->client_ip != NULL && a->client_ip[0] == '\0')
+            return cli_usage_error(c, "user-token: --client-ip must not be empty");
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cli_args a;
+    memset(&a, 0, sizeof a);
+    int status = cli_parse(argc, argv, &a);
+    if (status != 0) return status;
+    if (a.version) {
+        printf("bkoauth %s (libbkoauth %s)\n", BKOAUTH_VERSION_STRING, bkoauth_version());
+        return CLI_EXIT_OK;
+    }
+    if (a.command == NULL) {
+        if (a.help) {
+            cli_print_tool_help(stdout);
+            return CLI_EXIT_OK;
+        }
+        fputs("bkoauth: missing COMMAND\n", stderr);
+        cli_print_tool_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(a.command, "help") == 0) {
+        if (a.npositional == 0) {
+            cli_print_tool_help(stdout);
+            return CLI_EXIT_OK;
+        }
+        const cli_command *c = cli_find(a.positional[0]);
+        if (c == NULL || a.npositional > 1)
+            return cli_usage_error(NULL, "help: no such command '%.64s'", a.positional[0]);
+        cli_print_command_help(stdout, c);
+        return CLI_EXIT_OK;
+    }
+    const cli_command *c = cli_find(a.command);
+    if (c == NULL) return cli_usage_error(NULL, "unknown command '%.64s'", a.command);
+    if (a.help) {
+        cli_print_command_help(stdout, c);
+        return CLI_EXIT_OK;
+    }
+    status = cli_check(c, &a);
+    if (status != 0) return status;
+
+    bkoauth_error e;
+    memset(&e, 0, sizeof e);
+    bkoauth_config *config = cli_settings(&a, &e);
+    if (config == NULL) return cli_fail(&e);
+    bkoauth_client *client = bkoauth_client_new(config, &e);
+    bkoauth_config_free(config);
+    if (client == NULL) return cli_fail(&e);
+    status = c->run(client, &a);
+    bkoauth_client_free(client);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "bkoauth: could not write the output: %s\n", strerror(errno));
+        return CLI_EXIT_OTHER;
+    }
+    return status;
+}
