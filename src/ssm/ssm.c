@@ -535,8 +535,14 @@ static bkoauth_code ssm_run(ssm_client *c, ssm_kind kind, const char *env_name, 
         rc = ssm_parse_response(s->protocol, resp.status, resp.body, resp.len, out, err);
     else
         memset(out, 0, sizeof *out);
-    log_write(c->logger, BKOAUTH_LOG_DEBUG, "SSM %s: %s %s -> %s%ld in %lld ms", what, call.method, call.path,
-              resp.status > 0 ? "HTTP " : "no answer ", resp.status, ms);
+    char got[32];
+    long st = resp.status > 0 ? resp.status : err != NULL ? err->http_status : 0;
+    if (st > 0)
+        snprintf(got, sizeof got, "HTTP %ld", st);
+    else
+        snprintf(got, sizeof got, "no answer");
+    log_write(c->logger, BKOAUTH_LOG_DEBUG, "SSM %s: %s %s -> %s in %lld ms, %s", what, call.method,
+              call.path, got, ms, rc == BKOAUTH_OK ? "ok" : "failed");
     if (rc != BKOAUTH_OK && rc != BKOAUTH_E_NOMEM) {
         err_prefix(err, "SSM %s call to %s failed", what, shown);
         /* the service may echo what it was sent: never let a secret through */
