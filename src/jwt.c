@@ -1,0 +1,562 @@
+/* jwt.c - X-Bkapi-Jwt verification (the Python apigw_required decorator).
+ *
+ * The BlueKing API gateway forwards a request with an RS256 JWT in the header X-Bkapi-Jwt.
+ * Verification, in this order, each step with its own message:
+ *   1. presence (NULL / empty / blank)        "X-Bkapi-Jwt header is missing or empty"
+ *   2. size (<= BKOAUTH_JWT_MAX_LENGTH)        "malformed token"
+ *   3. the key APIGW_PUBLIC_KEY                "public key unusable"
+ *   4. shape: three base64url parts, header a JSON object with a string "alg", no "crit",
+ *      payload valid base64url              "malformed token"
+ *   5. alg exactly "RS256"                      "algorithm not allowed"
+ *   6. RSA PKCS#1 v1.5 / SHA-256 signature      "bad signature"
+ *   7. payload a JSON object                    "malformed token"
+ *   8. iss present and "APIGW"                  "missing issuer" / "wrong issuer"
+ *   9. exp present and not past, nbf not ahead  "malformed token" / "token expired" /
+ *                                               "token not yet valid"
+ * Nothing of the payload is believed before the signature is checked.
+ *
+ * The parsed key: a process-wide cache of parsed PEM texts (content-addressed: the PEM text is
+ * the key, so it does not depend on any client's lifetime and needs no field in the client).
+ * Each distinct APIGW_PUBLIC_KEY is parsed once per process (an unusable one too, with its
+ * reason), however many clients or threads use it. The cache holds JWT_KEYS_MAX entries; past
+ * that the least recently used entry is dropped. A caller takes its own reference on the
+ * EVP_PKEY under the lock, so dropping an entry never frees a key another thread is using. */
+#include "internal.h"
+
+#include <jansson.h>
+#include <openssl/decoder.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+
+#include <ctype.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JWT_KEYS_MAX 16
+#define JWT_MIN_RSA_BITS 1024
+#define JWT_ISSUER "APIGW"
+#define JWT_ALG "RS256"
+
+/* ---- base64url ---------------------------------------------------------------------------- */
+
+static int jwt_b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+}
+
+/* Decodes base64url (RFC 4648 section 5) strictly: only A-Z a-z 0-9 - _, optional correct '='
+ * padding at the end, no leftover bits set. *out is newly allocated (NUL-terminated, *outlen
+ * bytes before the NUL); the caller frees it. Returns 0, -1 when malformed, -2 on OOM. */
+static int jwt_b64url_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    size_t pad = 0;
+    while (len > 0 && in[len - 1] == '=' && pad < 2) {
+        len--;
+        pad++;
+    }
+    if (pad > 0 && (len + pad) % 4 != 0) return -1;
+    if (len % 4 == 1) return -1;
+    size_t n = len / 4 * 3 + (len % 4 == 0 ? 0 : len % 4 - 1);
+    unsigned char *buf = malloc(n + 1);
+    if (buf == NULL) return -2;
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = jwt_b64_value((unsigned char)in[i]);
+        if (v < 0) {
+            free(buf);
+            return -1;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[o++] = (unsigned char)((acc >> bits) & 0xFFu);
+        }
+    }
+    /* the leftover bits of a final partial group must be zero (canonical encoding) */
+    if (bits > 0 && (acc & ((1u << bits) - 1u)) != 0) {
+        free(buf);
+        return -1;
+    }
+    buf[o] = '\0';
+    *out = buf;
+    *outlen = o;
+    return 0;
+}
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+/* A printable, shortened copy of an untrusted value for a message: at most 32 characters,
+ * anything outside printable ASCII (and quotes/backslashes) shown as '?'. */
+static void jwt_show(const char *s, size_t len, char *buf, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 4 < size && i < 32; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[o++] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '?';
+    }
+    if (len > 32 && o + 4 < size) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = '\0';
+}
+
+/* A JSON number claim as whole seconds. Returns 0, or -1 when not a finite number in range. */
+static int jwt_claim_seconds(const json_t *v, int64_t *out)
+{
+    if (json_is_integer(v)) {
+        *out = (int64_t)json_integer_value(v);
+        return 0;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!isfinite(d) || d >= 9.2e18 || d <= -9.2e18) return -1;
+        *out = (int64_t)floor(d);
+        return 0;
+    }
+    return -1;
+}
+
+/* ---- the parsed key cache ----------------------------------------------------------------- */
+
+typedef struct jwt_key_entry {
+    char *pem;      /* the setting as written; NULL: free slot */
+    EVP_PKEY *pkey; /* the cache's reference; NULL when the key is unusable */
+    char why[256];  /* why it is unusable */
+    uint64_t used;  /* last use, for LRU */
+} jwt_key_entry;
+
+static pthread_mutex_t jwt_keys_lock = PTHREAD_MUTEX_INITIALIZER;
+static jwt_key_entry jwt_keys[JWT_KEYS_MAX];
+static uint64_t jwt_keys_tick;
+
+/* Parses a PEM public key. Returns the key (caller's reference) or NULL with why filled. */
+static EVP_PKEY *jwt_parse_key(const char *setting, char *why, size_t why_size)
+{
+    /* Work on a copy: trimmed, and with literal "\n" turned into line breaks when the PEM was
+     * written on one line (an environment variable or a one-line settings value). */
+    size_t len = strlen(setting);
+    while (len > 0 && isspace((unsigned char)setting[len - 1]))
+        len--;
+    while (len > 0 && isspace((unsigned char)*setting)) {
+        setting++;
+        len--;
+    }
+    char *pem = malloc(len + 1);
+    if (pem == NULL) {
+        snprintf(why, why_size, "out of memory while reading APIGW_PUBLIC_KEY");
+        return NULL;
+    }
+    int has_newline = memchr(setting, '\n', len) != NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!has_newline && setting[i] == '\\' && i + 1 < len && setting[i + 1] == 'n') {
+            pem[o++] = '\n';
+            i++;
+        } else {
+            pem[o++] = setting[i];
+        }
+    }
+    pem[o] = '\0';
+
+    EVP_PKEY *pkey = NULL;
+    const char *label_start = pem + strlen("-----BEGIN ");
+    if (strncmp(pem, "-----BEGIN ", strlen("-----BEGIN ")) != 0) {
+        snprintf(why, why_size,
+                 "APIGW_PUBLIC_KEY is not a PEM public key (it does not start with \"-----BEGIN PUBLIC "
+                 "KEY-----\"); set it to the API gateway's public key as the gateway shows it");
+        goto out;
+    }
+    if (strncmp(label_start, "PUBLIC KEY-----", 15) != 0 &&
+        strncmp(label_start, "RSA PUBLIC KEY-----", 19) != 0) {
+        const char *end = strstr(label_start, "-----");
+        char label[48];
+        jwt_show(label_start, end ? (size_t)(end - label_start) : strlen(label_start), label, sizeof label);
+        snprintf(why, why_size,
+                 "APIGW_PUBLIC_KEY holds a PEM \"%s\", not a public key; set it to the API gateway's "
+                 "\"BEGIN PUBLIC KEY\" block",
+                 label);
+        goto out;
+    }
+    OSSL_DECODER_CTX *dctx =
+        OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, "RSA", EVP_PKEY_PUBLIC_KEY, NULL, NULL);
+    if (dctx == NULL) {
+        snprintf(why, why_size, "OpenSSL has no PEM decoder for RSA public keys");
+        goto out;
+    }
+    const unsigned char *data = (const unsigned char *)pem;
+    size_t data_len = o;
+    int ok = OSSL_DECODER_from_data(dctx, &data, &data_len);
+    OSSL_DECODER_CTX_free(dctx);
+    if (!ok || pkey == NULL) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+        snprintf(why, why_size,
+                 "APIGW_PUBLIC_KEY could not be read as an RSA public key (bad base64 or not RSA); copy "
+                 "the API gateway's public key again, with its BEGIN and END lines");
+        goto out;
+    }
+    if (!EVP_PKEY_is_a(pkey, "RSA")) {
+        snprintf(why, why_size, "APIGW_PUBLIC_KEY is not an RSA key; RS256 needs the gateway's RSA key");
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+        goto out;
+    }
+    if (EVP_PKEY_get_bits(pkey) < JWT_MIN_RSA_BITS) {
+        snprintf(why, why_size, "APIGW_PUBLIC_KEY is an RSA key of %d bits, under the minimum of %d",
+                 EVP_PKEY_get_bits(pkey), JWT_MIN_RSA_BITS);
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+        goto out;
+    }
+out:
+    ERR_clear_error();
+    free(pem);
+    return pkey;
+}
+
+/* The parsed key for a setting: the caller's own reference (EVP_PKEY_free it), or NULL with
+ * why filled. */
+static EVP_PKEY *jwt_key_get(const char *setting, char *why, size_t why_size)
+{
+    EVP_PKEY *pkey = NULL;
+    pthread_mutex_lock(&jwt_keys_lock);
+    jwt_key_entry *slot = NULL;
+    for (size_t i = 0; i < JWT_KEYS_MAX; i++) {
+        if (jwt_keys[i].pem != NULL && strcmp(jwt_keys[i].pem, setting) == 0) {
+            slot = &jwt_keys[i];
+            break;
+        }
+    }
+    if (slot == NULL) {
+        /* parse once; keep the result, an unusable key with its reason too */
+        char *copy = bk_strdup(setting);
+        char reason[sizeof slot->why] = "";
+        EVP_PKEY *parsed = jwt_parse_key(setting, reason, sizeof reason);
+        if (copy == NULL) {
+            /* cannot cache it: use it for this call only */
+            pthread_mutex_unlock(&jwt_keys_lock);
+            if (parsed == NULL) snprintf(why, why_size, "%s", reason);
+            return parsed;
+        }
+        slot = &jwt_keys[0];
+        for (size_t i = 0; i < JWT_KEYS_MAX; i++) {
+            if (jwt_keys[i].pem == NULL) {
+                slot = &jwt_keys[i];
+                break;
+            }
+            if (jwt_keys[i].used < slot->used) slot = &jwt_keys[i];
+        }
+        free(slot->pem);
+        EVP_PKEY_free(slot->pkey); /* threads using it hold their own reference */
+        slot->pem = copy;
+        slot->pkey = parsed;
+        snprintf(slot->why, sizeof slot->why, "%s", reason);
+    }
+    slot->used = ++jwt_keys_tick;
+    if (slot->pkey != NULL && EVP_PKEY_up_ref(slot->pkey) == 1)
+        pkey = slot->pkey;
+    else if (slot->pkey != NULL)
+        snprintf(why, why_size, "could not take a reference on the parsed key");
+    else
+        snprintf(why, why_size, "%s", slot->why);
+    pthread_mutex_unlock(&jwt_keys_lock);
+    return pkey;
+}
+
+/* ---- verification ------------------------------------------------------------------------- */
+
+static int jwt_signature_ok(EVP_PKEY *pkey, const char *input, size_t input_len, const unsigned char *sig,
+                            size_t sig_len)
+{
+    int ok = 0;
+    if (sig_len == 0 || EVP_PKEY_get_size(pkey) <= 0 || sig_len != (size_t)EVP_PKEY_get_size(pkey)) return 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    if (md != NULL && EVP_DigestVerifyInit(md, &pctx, EVP_sha256(), NULL, pkey) == 1 &&
+        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1 &&
+        EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)input, input_len) == 1)
+        ok = 1;
+    EVP_MD_CTX_free(md);
+    ERR_clear_error();
+    return ok;
+}
+
+static char *jwt_dup_string_member(const json_t *obj, const char *name, const char *fallback)
+{
+    const json_t *v = json_object_get(obj, name);
+    if (!json_is_string(v) && fallback != NULL) v = json_object_get(obj, fallback);
+    if (!json_is_string(v)) return NULL;
+    return bk_strndup(json_string_value(v), json_string_length(v));
+}
+
+static int jwt_flag_member(const json_t *obj, const char *name)
+{
+    const json_t *v = json_object_get(obj, name);
+    if (json_is_true(v)) return 1;
+    if (json_is_integer(v)) return json_integer_value(v) != 0;
+    return 0;
+}
+
+void bkoauth_jwt_free(bkoauth_jwt *jwt)
+{
+    if (jwt == NULL) return;
+    free(jwt->app_code);
+    free(jwt->username);
+    free(jwt->payload_json);
+    free(jwt);
+}
+
+bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth_jwt **out,
+                                bkoauth_error *err)
+{
+    if (out != NULL) *out = NULL;
+    if (client == NULL || out == NULL)
+        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_jwt_verify: %s is NULL",
+                       client == NULL ? "client" : "out");
+
+    /* 1. presence; surrounding blanks (as a server may leave them) are ignored */
+    if (jwt == NULL)
+        return err_set(err, BKOAUTH_E_JWT,
+                       "X-Bkapi-Jwt header is missing or empty: call this service through the BlueKing API "
+                       "gateway, which adds it");
+    size_t len = strnlen(jwt, (size_t)BKOAUTH_JWT_MAX_LENGTH + 1);
+    if (len > BKOAUTH_JWT_MAX_LENGTH)
+        return err_set(err, BKOAUTH_E_JWT,
+                       "malformed token: X-Bkapi-Jwt is longer than %d bytes; refused unread",
+                       BKOAUTH_JWT_MAX_LENGTH);
+    while (len > 0 &&
+           (jwt[len - 1] == ' ' || jwt[len - 1] == '\t' || jwt[len - 1] == '\r' || jwt[len - 1] == '\n'))
+        len--;
+    while (len > 0 && (*jwt == ' ' || *jwt == '\t')) {
+        jwt++;
+        len--;
+    }
+    if (len == 0)
+        return err_set(err, BKOAUTH_E_JWT,
+                       "X-Bkapi-Jwt header is missing or empty: call this service through the BlueKing API "
+                       "gateway, which adds it");
+
+    /* 3. the key (before the token: a service with a bad key should hear about the key) */
+    const bk_settings *s = client_settings(client);
+    if (s == NULL || bk_empty(s->apigw_public_key))
+        return err_set(err, BKOAUTH_E_JWT,
+                       "public key unusable: APIGW_PUBLIC_KEY is not set; set it to the API gateway's PEM "
+                       "public key (\"-----BEGIN PUBLIC KEY-----...\")");
+    char why[256] = "";
+    EVP_PKEY *pkey = jwt_key_get(s->apigw_public_key, why, sizeof why);
+    if (pkey == NULL) {
+        log_write(client_logger(client), BKOAUTH_LOG_ERROR, "X-Bkapi-Jwt refused: public key unusable: %s",
+                  why);
+        return err_set(err, BKOAUTH_E_JWT, "public key unusable: %s", why);
+    }
+
+    bkoauth_code rc = BKOAUTH_E_JWT;
+    unsigned char *header_raw = NULL, *payload_raw = NULL, *sig = NULL;
+    size_t header_len = 0, payload_len = 0, sig_len = 0;
+    json_t *header = NULL, *payload = NULL;
+    bkoauth_jwt *result = NULL;
+
+    /* 4. shape */
+    const char *dot1 = memchr(jwt, '.', len);
+    const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - jwt)) : NULL;
+    if (dot1 == NULL || dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - jwt)) != NULL) {
+        err_set(err, rc,
+                "malformed token: X-Bkapi-Jwt is not three dot-separated parts (header.payload.signature)");
+        goto out;
+    }
+    if (memchr(jwt, '\0', len) != NULL) {
+        err_set(err, rc, "malformed token: X-Bkapi-Jwt holds a NUL byte");
+        goto out;
+    }
+    int d = jwt_b64url_decode(jwt, (size_t)(dot1 - jwt), &header_raw, &header_len);
+    if (d == -2) goto oom;
+    if (d != 0 || header_len == 0) {
+        err_set(err, rc, "malformed token: the JWT header is not valid base64url");
+        goto out;
+    }
+    json_error_t jerr;
+    header = json_loadb((const char *)header_raw, header_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(header)) {
+        err_set(err, rc, "malformed token: the JWT header is not a JSON object");
+        goto out;
+    }
+    const json_t *alg = json_object_get(header, "alg");
+    if (!json_is_string(alg)) {
+        err_set(err, rc, "malformed token: the JWT header has no \"alg\" string");
+        goto out;
+    }
+    if (json_object_get(header, "crit") != NULL) {
+        err_set(err, rc, "malformed token: the JWT header has a \"crit\" extension, which is not supported");
+        goto out;
+    }
+    d = jwt_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload_raw, &payload_len);
+    if (d == -2) goto oom;
+    if (d != 0 || payload_len == 0) {
+        err_set(err, rc, "malformed token: the JWT payload is not valid base64url");
+        goto out;
+    }
+    d = jwt_b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - jwt), &sig, &sig_len);
+    if (d == -2) goto oom;
+    if (d != 0) {
+        err_set(err, rc, "malformed token: the JWT signature is not valid base64url");
+        goto out;
+    }
+
+    /* 5. the algorithm, pinned */
+    if (strcmp(json_string_value(alg), JWT_ALG) != 0 || json_string_length(alg) != strlen(JWT_ALG)) {
+        char shown[48];
+        jwt_show(json_string_value(alg), json_string_length(alg), shown, sizeof shown);
+        err_set(err, rc, "algorithm not allowed: the JWT header names \"%s\"; only RS256 is accepted", shown);
+        goto out;
+    }
+
+    /* 6. the signature over "header.payload" as sent */
+    if (!jwt_signature_ok(pkey, jwt, (size_t)(dot2 - jwt), sig, sig_len)) {
+        err_set(err, rc,
+                "bad signature: X-Bkapi-Jwt was not signed by the key in APIGW_PUBLIC_KEY, or was altered; "
+                "check that APIGW_PUBLIC_KEY is this gateway's key");
+        goto out;
+    }
+
+    /* 7. the payload */
+    payload = json_loadb((const char *)payload_raw, payload_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(payload)) {
+        err_set(err, rc, "malformed token: the JWT payload is not a JSON object");
+        goto out;
+    }
+
+    /* 8. issuer */
+    const json_t *iss = json_object_get(payload, "iss");
+    if (iss == NULL || json_is_null(iss)) {
+        err_set(err, rc, "missing issuer: the JWT has no \"iss\"; only tokens issued by APIGW are accepted");
+        goto out;
+    }
+    if (!json_is_string(iss) || strcmp(json_string_value(iss), JWT_ISSUER) != 0 ||
+        json_string_length(iss) != strlen(JWT_ISSUER)) {
+        char shown[48] = "(not a string)";
+        if (json_is_string(iss))
+            jwt_show(json_string_value(iss), json_string_length(iss), shown, sizeof shown);
+        err_set(err, rc, "wrong issuer: the JWT was issued by \"%s\"; only APIGW is accepted", shown);
+        goto out;
+    }
+
+    /* 9. time */
+    int64_t now = bk_now(), exp_at = 0, nbf_at = 0;
+    const json_t *exp = json_object_get(payload, "exp");
+    if (exp == NULL) {
+        err_set(err, rc, "malformed token: the JWT has no \"exp\" (expiry); the gateway always sets one");
+        goto out;
+    }
+    if (jwt_claim_seconds(exp, &exp_at) != 0) {
+        err_set(err, rc, "malformed token: the JWT \"exp\" is not a number of seconds");
+        goto out;
+    }
+    if (exp_at <= now - BKOAUTH_JWT_LEEWAY_SECONDS) {
+        err_set(err, rc, "token expired: the JWT expired %lld seconds ago (leeway %d s); send a fresh one",
+                (long long)(now - exp_at), BKOAUTH_JWT_LEEWAY_SECONDS);
+        goto out;
+    }
+    const json_t *nbf = json_object_get(payload, "nbf");
+    if (nbf != NULL) {
+        if (jwt_claim_seconds(nbf, &nbf_at) != 0) {
+            err_set(err, rc, "malformed token: the JWT \"nbf\" is not a number of seconds");
+            goto out;
+        }
+        if (nbf_at > now + BKOAUTH_JWT_LEEWAY_SECONDS) {
+            err_set(
+                err, rc,
+                "token not yet valid: the JWT is valid only in %lld seconds (leeway %d s); check the clocks "
+                "of this host and the gateway",
+                (long long)(nbf_at - now), BKOAUTH_JWT_LEEWAY_SECONDS);
+            goto out;
+        }
+    }
+
+    /* accepted: app and user */
+    result = calloc(1, sizeof *result);
+    if (result == NULL) goto oom;
+    result->expires = exp_at;
+    result->payload_json = bk_strndup((const char *)payload_raw, payload_len);
+    if (result->payload_json == NULL) goto oom;
+    const json_t *app = json_object_get(payload, "app");
+    if (json_is_object(app)) {
+        result->app_code = jwt_dup_string_member(app, "app_code", "bk_app_code");
+        if (result->app_code == NULL && (json_is_string(json_object_get(app, "app_code")) ||
+                                         json_is_string(json_object_get(app, "bk_app_code"))))
+            goto oom;
+        result->app_verified = jwt_flag_member(app, "verified");
+    }
+    const json_t *user = json_object_get(payload, "user");
+    if (json_is_object(user)) {
+        result->username = jwt_dup_string_member(user, "username", "bk_username");
+        if (result->username == NULL && (json_is_string(json_object_get(user, "username")) ||
+                                         json_is_string(json_object_get(user, "bk_username"))))
+            goto oom;
+        result->user_verified = jwt_flag_member(user, "verified");
+    }
+    *out = result;
+    result = NULL;
+    rc = err_ok(err);
+    goto out;
+
+oom:
+    rc = err_nomem(err);
+out:
+    if (rc != BKOAUTH_OK && rc != BKOAUTH_E_NOMEM && err != NULL)
+        log_write(client_logger(client), BKOAUTH_LOG_INFO, "X-Bkapi-Jwt refused: %s", err->message);
+    bkoauth_jwt_free(result);
+    json_decref(header);
+    json_decref(payload);
+    free(header_raw);
+    free(payload_raw);
+    free(sig);
+    EVP_PKEY_free(pkey);
+    return rc;
+}
+
+/* ---- the refusal body ------------------------------------------------------------------- */
+
+char *bkoauth_jwt_error_body(const bkoauth_error *err)
+{
+    const char *generic = "X-Bkapi-Jwt verification failed";
+    char message[sizeof err->message + 1];
+    if (err == NULL || err->message[0] == '\0') {
+        snprintf(message, sizeof message, "%s", generic);
+    } else {
+        size_t n = strnlen(err->message, sizeof err->message);
+        memcpy(message, err->message, n);
+        message[n] = '\0';
+    }
+    json_t *msg = json_string(message);
+    if (msg == NULL) /* not UTF-8 (a caller-filled message): keep what is printable ASCII */
+    {
+        for (char *p = message; *p; p++)
+            if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20) *p = '?';
+        msg = json_string(message);
+    }
+    /* Django's JsonResponse(json.dumps) layout: ", " and ": " separators, ASCII only */
+    json_t *body = json_object();
+    char *text = NULL;
+    if (msg != NULL && body != NULL && json_object_set_new(body, "result", json_false()) == 0 &&
+        json_object_set_new(body, "data", json_null()) == 0 && json_object_set(body, "message", msg) == 0)
+        text = json_dumps(body, JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+    json_decref(msg);
+    json_decref(body);
+    return text;
+}
