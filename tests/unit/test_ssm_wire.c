@@ -688,7 +688,8 @@ static void test_truncated_body(void **state)
     bkoauth_error err;
     script(200, OK_IEOD, MODE_TRUNCATE);
     assert_clean_failure(call_app(&s, &g, &err), &err, &g);
-    assert_has(err.message, "truncated");
+    assert_has(err.message, "was truncated");
+    assert_has(err.message, "connection closed before the whole body arrived");
     assert_int_equal(err.http_status, 200);
 }
 
