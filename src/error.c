@@ -66,11 +66,22 @@ void err_prefix(bkoauth_error *err, const char *fmt, ...)
     char prefix[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(prefix, sizeof prefix - 2, fmt, ap);
     va_end(ap);
-    char old[sizeof err->message];
-    memcpy(old, err->message, sizeof old);
-    snprintf(err->message, sizeof err->message, "%s: %s", prefix, old);
+    if (n < 0)
+        return;
+    size_t plen = strlen(prefix);
+    memcpy(prefix + plen, ": ", 3);
+    plen += 2;
+    size_t cap = sizeof err->message;
+    if (plen >= cap)
+        return;
+    size_t mlen = strnlen(err->message, cap - 1);
+    if (plen + mlen > cap - 1)
+        mlen = cap - 1 - plen; /* the end of the old message is cut, never the context */
+    memmove(err->message + plen, err->message, mlen);
+    memcpy(err->message, prefix, plen);
+    err->message[plen + mlen] = '\0';
 }
 
 bkoauth_code err_nomem(bkoauth_error *err)
