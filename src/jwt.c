@@ -31,7 +31,7 @@
 
 #include <ctype.h>
 #include <limits.h>
-#include <math.h>
+#include <math.h> /* isfinite: a macro, no libm */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +126,8 @@ static int jwt_claim_seconds(const json_t *v, int64_t *out)
     if (json_is_real(v)) {
         double d = json_real_value(v);
         if (!isfinite(d) || d >= 9.2e18 || d <= -9.2e18) return -1;
-        *out = (int64_t)floor(d);
+        int64_t t = (int64_t)d; /* toward zero; floor for a negative fraction */
+        *out = ((double)t > d) ? t - 1 : t;
         return 0;
     }
     return -1;
