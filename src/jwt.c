@@ -469,8 +469,8 @@ bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth
         goto out;
     }
     if (exp_at <= now - BKOAUTH_JWT_LEEWAY_SECONDS) {
-        err_set(err, rc, "token expired: the JWT expired %lld seconds ago (leeway %d s); send a fresh one",
-                (long long)(now - exp_at), BKOAUTH_JWT_LEEWAY_SECONDS);
+        err_set(err, rc, "token expired: the JWT expired %llu seconds ago (leeway %d s); send a fresh one",
+                (unsigned long long)((uint64_t)now - (uint64_t)exp_at), BKOAUTH_JWT_LEEWAY_SECONDS);
         goto out;
     }
     const json_t *nbf = json_object_get(payload, "nbf");
@@ -559,5 +559,13 @@ char *bkoauth_jwt_error_body(const bkoauth_error *err)
         text = json_dumps(body, JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
     json_decref(msg);
     json_decref(body);
+    /* Python writes \u escapes with lowercase hex digits; Jansson with uppercase */
+    for (char *p = text; p != NULL && *p != '\0'; p++) {
+        if (*p != '\\' || p[1] == '\0') continue;
+        if (p[1] == 'u')
+            for (int i = 2; i < 6 && p[i] != '\0'; i++)
+                p[i] = (char)tolower((unsigned char)p[i]);
+        p++; /* skip the escaped character */
+    }
     return text;
 }
