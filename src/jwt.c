@@ -381,14 +381,15 @@ bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth
                 "malformed token: X-Bkapi-Jwt is not three dot-separated parts (header.payload.signature)");
         goto out;
     }
-    if (memchr(jwt, '\0', len) != NULL) {
-        err_set(err, rc, "malformed token: X-Bkapi-Jwt holds a NUL byte");
-        goto out;
-    }
     int d = jwt_b64url_decode(jwt, (size_t)(dot1 - jwt), &header_raw, &header_len);
     if (d == -2) goto oom;
     if (d != 0 || header_len == 0) {
         err_set(err, rc, "malformed token: the JWT header is not valid base64url");
+        goto out;
+    }
+    /* Jansson's json_loadb() skips NUL bytes: refuse them before parsing (JSON text has none) */
+    if (memchr(header_raw, '\0', header_len) != NULL) {
+        err_set(err, rc, "malformed token: the JWT header holds a NUL byte");
         goto out;
     }
     json_error_t jerr;
@@ -410,6 +411,10 @@ bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth
     if (d == -2) goto oom;
     if (d != 0 || payload_len == 0) {
         err_set(err, rc, "malformed token: the JWT payload is not valid base64url");
+        goto out;
+    }
+    if (memchr(payload_raw, '\0', payload_len) != NULL) {
+        err_set(err, rc, "malformed token: the JWT payload holds a NUL byte");
         goto out;
     }
     d = jwt_b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - jwt), &sig, &sig_len);

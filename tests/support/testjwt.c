@@ -110,15 +110,20 @@ char *testjwt_b64url(const void *data, size_t len)
 }
 
 /* "b64(header).b64(payload)", newly allocated. */
-static char *testjwt_signing_input(const char *header, const char *payload)
+static char *testjwt_signing_input_n(const char *header, const void *payload, size_t payload_len)
 {
     char *h = testjwt_b64url(header, strlen(header));
-    char *p = testjwt_b64url(payload, strlen(payload));
+    char *p = testjwt_b64url(payload, payload_len);
     char *out = NULL;
     if (h && p && (out = malloc(strlen(h) + strlen(p) + 2)) != NULL) sprintf(out, "%s.%s", h, p);
     free(h);
     free(p);
     return out;
+}
+
+static char *testjwt_signing_input(const char *header, const char *payload)
+{
+    return testjwt_signing_input_n(header, payload, strlen(payload));
 }
 
 static char *testjwt_join(char *input, const unsigned char *sig, size_t sig_len)
@@ -133,7 +138,13 @@ static char *testjwt_join(char *input, const unsigned char *sig, size_t sig_len)
 
 char *testjwt_sign_rs256(const testjwt_key *key, const char *header, const char *payload)
 {
-    char *input = testjwt_signing_input(header, payload);
+    return testjwt_sign_rs256_bytes(key, header, payload, strlen(payload));
+}
+
+char *testjwt_sign_rs256_bytes(const testjwt_key *key, const char *header, const void *payload,
+                               size_t payload_len)
+{
+    char *input = testjwt_signing_input_n(header, payload, payload_len);
     if (input == NULL) return NULL;
     unsigned char sig[1024];
     size_t sig_len = sizeof sig;

@@ -28,6 +28,10 @@ char *testjwt_b64url(const void *data, size_t len);
  * header and payload are used byte for byte (they need not be valid JSON). */
 char *testjwt_sign_rs256(const testjwt_key *key, const char *header, const char *payload);
 
+/* The same with a payload of payload_len bytes that may hold NUL bytes. */
+char *testjwt_sign_rs256_bytes(const testjwt_key *key, const char *header, const void *payload,
+                               size_t payload_len);
+
 /* The same with an HS256 signature (HMAC-SHA256 keyed with secret of secret_len bytes). */
 char *testjwt_sign_hs256(const void *secret, size_t secret_len, const char *header, const char *payload);
 

@@ -504,6 +504,17 @@ static void test_payload_not_object(void **state)
         expect_refused(c, t, "malformed token");
         free(t);
     }
+    /* a NUL byte inside a signed payload: Jansson would skip it, the verifier refuses it */
+    static const char with_nul[] = "{\"iss\": \"APIGW\", \"exp\": 4102444800\0, \"nbf\": 4102444800}";
+    char *t = testjwt_sign_rs256_bytes(key_a, HEADER_RS256, with_nul, sizeof with_nul - 1);
+    expect_refused(c, t, "malformed token");
+    free(t);
+    static const char header_nul[] = "{\"alg\": \"RS256\"\0, \"alg\": \"none\"}";
+    char *h = testjwt_b64url(header_nul, sizeof header_nul - 1);
+    char token[256];
+    snprintf(token, sizeof token, "%s.e30.AAAA", h);
+    expect_refused(c, token, "malformed token");
+    free(h);
     bkoauth_client_free(c);
 }
 
