@@ -146,9 +146,11 @@ static pthread_mutex_t jwt_keys_lock = PTHREAD_MUTEX_INITIALIZER;
 static jwt_key_entry jwt_keys[JWT_KEYS_MAX];
 static uint64_t jwt_keys_tick;
 
-/* Parses a PEM public key. Returns the key (caller's reference) or NULL with why filled. */
-static EVP_PKEY *jwt_parse_key(const char *setting, char *why, size_t why_size)
+/* Parses a PEM public key. Returns the key (caller's reference) or NULL with why filled;
+ * *lasting is set to 0 when the failure may not recur (out of memory), so it is not cached. */
+static EVP_PKEY *jwt_parse_key(const char *setting, char *why, size_t why_size, int *lasting)
 {
+    *lasting = 1;
     /* Work on a copy: trimmed, and with literal "\n" turned into line breaks when the PEM was
      * written on one line (an environment variable or a one-line settings value). */
     size_t len = strlen(setting);
@@ -161,6 +163,7 @@ static EVP_PKEY *jwt_parse_key(const char *setting, char *why, size_t why_size)
     char *pem = malloc(len + 1);
     if (pem == NULL) {
         snprintf(why, why_size, "out of memory while reading APIGW_PUBLIC_KEY");
+        *lasting = 0;
         return NULL;
     }
     int has_newline = memchr(setting, '\n', len) != NULL;
@@ -197,7 +200,8 @@ static EVP_PKEY *jwt_parse_key(const char *setting, char *why, size_t why_size)
     OSSL_DECODER_CTX *dctx =
         OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, "RSA", EVP_PKEY_PUBLIC_KEY, NULL, NULL);
     if (dctx == NULL) {
-        snprintf(why, why_size, "OpenSSL has no PEM decoder for RSA public keys");
+        snprintf(why, why_size, "OpenSSL could not set up a PEM decoder for RSA public keys");
+        *lasting = 0;
         goto out;
     }
     const unsigned char *data = (const unsigned char *)pem;
@@ -248,10 +252,12 @@ static EVP_PKEY *jwt_key_get(const char *setting, char *why, size_t why_size)
         /* parse once; keep the result, an unusable key with its reason too */
         char *copy = bk_strdup(setting);
         char reason[sizeof slot->why] = "";
-        EVP_PKEY *parsed = jwt_parse_key(setting, reason, sizeof reason);
-        if (copy == NULL) {
+        int lasting = 1;
+        EVP_PKEY *parsed = jwt_parse_key(setting, reason, sizeof reason, &lasting);
+        if (copy == NULL || (parsed == NULL && !lasting)) {
             /* cannot cache it: use it for this call only */
             pthread_mutex_unlock(&jwt_keys_lock);
+            free(copy);
             if (parsed == NULL) snprintf(why, why_size, "%s", reason);
             return parsed;
         }
