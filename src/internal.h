@@ -125,6 +125,10 @@ typedef struct bk_settings {
  * SSM layer reports that when a call needs it. Returns BKOAUTH_E_CONFIG naming the setting. */
 bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out, bkoauth_error *err);
 void settings_clear(bk_settings *s);
+/* Parses settings-file text (len bytes; label names it in messages, "FILE:LINE: ...") into config.
+ * bkoauth_config_load_file() reads the file and calls this; the fuzz target calls it directly. */
+bkoauth_code config_parse_text(bkoauth_config *config, const char *text, size_t len, const char *label,
+                               bkoauth_error *err);
 
 /* ---- request (request.c) ---------------------------------------------------------------- */
 
