@@ -20,9 +20,21 @@ static char db_url[512];
 static const char *const *settings(const char *expires_seconds)
 {
     static const char *kv[17];
-    const char *v[] = {"OAUTH_API_URL", dev->url, "APP_CODE", "herd-app", "SECRET_KEY", "herd-secret",
-                       "OAUTH_COOKIES_PARAMS", "{\"bk_token\": \"bk_token\"}", "BKOAUTH_DATABASE_URL", db_url,
-                       "BKOAUTH_LOG_LEVEL", "error", "EXPIRES_SECONDS", expires_seconds, NULL};
+    const char *v[] = {"OAUTH_API_URL",
+                       dev->url,
+                       "APP_CODE",
+                       "herd-app",
+                       "SECRET_KEY",
+                       "herd-secret",
+                       "OAUTH_COOKIES_PARAMS",
+                       "{\"bk_token\": \"bk_token\"}",
+                       "BKOAUTH_DATABASE_URL",
+                       db_url,
+                       "BKOAUTH_LOG_LEVEL",
+                       "error",
+                       "EXPIRES_SECONDS",
+                       expires_seconds,
+                       NULL};
     memcpy(kv, v, sizeof v);
     return kv;
 }
@@ -39,11 +51,9 @@ static int set_ttl(int ttl)
 /* Saves an APP and a user token that expire soon (for EXPIRES_SECONDS 600). */
 static int prepare(void)
 {
-    if (set_ttl(120) != 0)
-        return -1;
+    if (set_ttl(120) != 0) return -1;
     bkoauth_client *c = herd_client(settings("60"));
-    if (c == NULL)
-        return -1;
+    if (c == NULL) return -1;
     bkoauth_request req = {.username = "alice", .cookie_header = "bk_token=cred-alice", .remote_addr = "::1"};
     bkoauth_token *t = NULL;
     bkoauth_error e;
@@ -65,17 +75,15 @@ int main(int argc, char **argv)
     int procs = argc > 1 ? atoi(argv[1]) : 4;
     int threads = argc > 2 ? atoi(argv[2]) : 16;
     char dir[] = "/tmp/bkoauth-herd-XXXXXX";
-    if (procs < 1 || threads < 1 || mkdtemp(dir) == NULL)
-        return 2;
+    if (procs < 1 || threads < 1 || mkdtemp(dir) == NULL) return 2;
     if (argc > 3)
         snprintf(db_url, sizeof db_url, "%s", argv[3]);
     else
         snprintf(db_url, sizeof db_url, "sqlite:%s/herd.db", dir);
-    const char *args[] = {"--app-code", "herd-app", "--app-secret", "herd-secret", "--user", "cred-alice=alice",
-                          "--ttl", "3600", NULL};
+    const char *args[] = {"--app-code",       "herd-app", "--app-secret", "herd-secret", "--user",
+                          "cred-alice=alice", "--ttl",    "3600",         NULL};
     dev = devserver_start(args);
-    if (dev == NULL)
-        return 1;
+    if (dev == NULL) return 1;
     printf("herd: %d processes x %d threads on one expiring token, store %s\n", procs, threads,
            strncmp(db_url, "sqlite:", 7) == 0 ? "SQLite" : "PostgreSQL");
     struct {
@@ -106,13 +114,11 @@ int main(int argc, char **argv)
         printf("  %-38s SSM calls %ld, callers ok %d/%d, failed %d, all got one token: %s, %.1f ms\n",
                kinds[k].name, calls, r.ok, procs * threads, procs * threads - r.ok, r.same ? "yes" : "no",
                r.seconds * 1000);
-        if (r.failure[0])
-            printf("    first failure: %s", r.failure);
+        if (r.failure[0]) printf("    first failure: %s", r.failure);
     }
     devserver_stop(dev);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        status = 1;
+    if (system(cmd) != 0) status = 1;
     return status;
 }

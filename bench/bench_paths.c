@@ -31,7 +31,8 @@ static bkoauth_client *client(const char *db_url, const char *cache_seconds)
     bkoauth_config *cfg = bkoauth_config_new();
     bkoauth_error e;
     if (bkoauth_config_set(cfg, "OAUTH_API_URL", "http://127.0.0.1:9", &e) ||
-        bkoauth_config_set(cfg, "APP_CODE", "bench", &e) || bkoauth_config_set(cfg, "SECRET_KEY", "bench-secret", &e) ||
+        bkoauth_config_set(cfg, "APP_CODE", "bench", &e) ||
+        bkoauth_config_set(cfg, "SECRET_KEY", "bench-secret", &e) ||
         bkoauth_config_set(cfg, "BKOAUTH_DATABASE_URL", db_url, &e) ||
         bkoauth_config_set(cfg, "BKOAUTH_CACHE_SECONDS", cache_seconds, &e)) {
         fprintf(stderr, "bench: settings: %s\n", e.message);
@@ -87,11 +88,12 @@ static void fill_sqlite(const char *path, long n)
     }
     sqlite3_exec(db, "DELETE FROM bkoauth_access_token; BEGIN", NULL, NULL, NULL);
     sqlite3_stmt *ins;
-    sqlite3_prepare_v2(db,
-                       "INSERT INTO bkoauth_access_token (access_token, expires, refresh_token, scope, env_name, "
-                       "user_id, created_at) VALUES (?, '2099-01-01 00:00:00', ?, '', 'test', ?, "
-                       "'2026-01-01 00:00:00')",
-                       -1, &ins, NULL);
+    sqlite3_prepare_v2(
+        db,
+        "INSERT INTO bkoauth_access_token (access_token, expires, refresh_token, scope, env_name, "
+        "user_id, created_at) VALUES (?, '2099-01-01 00:00:00', ?, '', 'test', ?, "
+        "'2026-01-01 00:00:00')",
+        -1, &ins, NULL);
     for (long i = 0; i < n; i++) {
         char tok[64], rt[64], user[32];
         snprintf(tok, sizeof tok, "bench-access-%ld-0123456789abcdef", i);
@@ -155,8 +157,7 @@ static void hot_threads(bkoauth_client *c, int threads, long calls)
     double worst = 0;
     for (int i = 0; i < threads; i++) {
         pthread_join(th[i], NULL);
-        if (r[i].ns > worst)
-            worst = r[i].ns;
+        if (r[i].ns > worst) worst = r[i].ns;
     }
     (void)t0;
     pthread_barrier_destroy(&b);
@@ -180,8 +181,7 @@ static double lookups(bkoauth_client *c, long users, long calls)
 int main(int argc, char **argv)
 {
     char dir[] = "/tmp/bkoauth-bench-XXXXXX";
-    if (mkdtemp(dir) == NULL)
-        return 1;
+    if (mkdtemp(dir) == NULL) return 1;
     char path[256], url[300];
     snprintf(path, sizeof path, "%s/bench.db", dir);
     snprintf(url, sizeof url, "sqlite:%s", path);
@@ -209,7 +209,8 @@ int main(int argc, char **argv)
     t0 = now_ns();
     for (long i = 0; i < calls; i++)
         by_user_or_die(uncached, "alice");
-    printf("  1 thread:         %7.2f us per call (%ld calls)\n", (now_ns() - t0) / (double)calls / 1000.0, calls);
+    printf("  1 thread:         %7.2f us per call (%ld calls)\n", (now_ns() - t0) / (double)calls / 1000.0,
+           calls);
 
     printf("memory per cached token (access_token 40 chars, refresh_token 36, user id 8-9)\n");
     cache *mc = cache_new(10);
@@ -250,7 +251,6 @@ int main(int argc, char **argv)
     bkoauth_client_free(uncached);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        return 1;
+    if (system(cmd) != 0) return 1;
     return 0;
 }

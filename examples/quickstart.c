@@ -17,8 +17,9 @@ static void show(const char *what, const bkoauth_token *t)
     time_t expires = (time_t)t->expires;
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&expires));
-    printf("%-28s %s  user=%s env=%s expires=%s\n", what, bkoauth_mask(t->access_token, masked, sizeof masked),
-           t->user_id ? t->user_id : "(APP)", t->env_name, when);
+    printf("%-28s %s  user=%s env=%s expires=%s\n", what,
+           bkoauth_mask(t->access_token, masked, sizeof masked), t->user_id ? t->user_id : "(APP)",
+           t->env_name, when);
 }
 
 static int fail(const char *what, const bkoauth_error *e)
@@ -41,8 +42,7 @@ int main(int argc, char **argv)
         return fail("settings", &err);
     bkoauth_client *client = bkoauth_client_new(config, &err);
     bkoauth_config_free(config);
-    if (client == NULL)
-        return fail("bkoauth_client_new", &err);
+    if (client == NULL) return fail("bkoauth_client_new", &err);
 
     int status = 1;
     bkoauth_token *app = NULL, *user = NULL, *saved = NULL, *fresh = NULL;

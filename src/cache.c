@@ -49,12 +49,10 @@ static void make_key(void)
 
 static table *thread_table(int create)
 {
-    if (my_table != NULL || !create)
-        return my_table;
+    if (my_table != NULL || !create) return my_table;
     pthread_once(&key_once, make_key);
     table *t = calloc(1, sizeof *t);
-    if (t == NULL)
-        return NULL;
+    if (t == NULL) return NULL;
     t->bytes = sizeof *t;
     if (pthread_setspecific(table_key, t) != 0) {
         free(t);
@@ -77,11 +75,9 @@ static uint64_t key_hash(const char *env_name, const char *user_id)
 
 cache *cache_new(int ttl_seconds)
 {
-    if (ttl_seconds <= 0)
-        return NULL;
+    if (ttl_seconds <= 0) return NULL;
     cache *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return NULL;
+    if (c == NULL) return NULL;
     c->id = atomic_fetch_add(&next_cache_id, 1);
     c->ttl = ttl_seconds;
     return c;
@@ -101,11 +97,9 @@ static int same_key(const bkoauth_token *t, const char *env_name, const char *us
 bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,
                          int64_t now)
 {
-    if (c == NULL)
-        return NULL;
+    if (c == NULL) return NULL;
     table *t = thread_table(0);
-    if (t == NULL)
-        return NULL;
+    if (t == NULL) return NULL;
     uint64_t h = key_hash(env_name, user_id);
     slot *s = &t->slots[h % CACHE_SLOTS];
     if (s->token == NULL || s->cache_id != c->id || s->hash != h || now - s->stored_at >= c->ttl ||
@@ -124,23 +118,19 @@ static size_t token_bytes(const bkoauth_token *tok)
 
 uint64_t cache_generation(cache *c, const char *env_name, const char *user_id)
 {
-    if (c == NULL)
-        return 0;
+    if (c == NULL) return 0;
     uint64_t h = key_hash(env_name, user_id);
     return atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire);
 }
 
 void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now)
 {
-    if (c == NULL || token == NULL)
-        return;
+    if (c == NULL || token == NULL) return;
     table *t = thread_table(1);
-    if (t == NULL)
-        return;
+    if (t == NULL) return;
     uint64_t h = key_hash(token->env_name, token->user_id);
     bkoauth_token *copy = bkoauth_token_dup(token);
-    if (copy == NULL)
-        return;
+    if (copy == NULL) return;
     slot *s = &t->slots[h % CACHE_SLOTS];
     if (s->token != NULL) {
         t->bytes -= s->bytes;
@@ -157,8 +147,7 @@ void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now)
 
 void cache_invalidate(cache *c, const char *env_name, const char *user_id)
 {
-    if (c == NULL)
-        return;
+    if (c == NULL) return;
     uint64_t h = key_hash(env_name, user_id);
     atomic_fetch_add_explicit(&generations[h % CACHE_GENERATIONS], 1, memory_order_acq_rel);
 }

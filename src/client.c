@@ -33,7 +33,8 @@ struct bkoauth_client {
 bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *err)
 {
     if (config == NULL) {
-        err_set(err, BKOAUTH_E_INVALID, "bkoauth_client_new: config is NULL; create one with bkoauth_config_new()");
+        err_set(err, BKOAUTH_E_INVALID,
+                "bkoauth_client_new: config is NULL; create one with bkoauth_config_new()");
         return NULL;
     }
     bkoauth_client *c = calloc(1, sizeof *c);
@@ -73,15 +74,15 @@ bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *
         return NULL;
     }
     log_write(&c->logger, BKOAUTH_LOG_DEBUG, "client ready: env %s, %s protocol, store %s", c->s.env_name,
-              c->s.protocol == BK_PROTO_EE ? "ee" : "ieod", c->s.store_kind == BK_STORE_SQLITE ? "sqlite" : "postgresql");
+              c->s.protocol == BK_PROTO_EE ? "ee" : "ieod",
+              c->s.store_kind == BK_STORE_SQLITE ? "sqlite" : "postgresql");
     err_ok(err);
     return c;
 }
 
 void bkoauth_client_free(bkoauth_client *client)
 {
-    if (client == NULL)
-        return;
+    if (client == NULL) return;
     cache_free(client->cache);
     store_close(client->st);
     ssm_free(client->ssm);
@@ -93,8 +94,7 @@ void bkoauth_client_free(bkoauth_client *client)
 
 void bkoauth_client_set_logger(bkoauth_client *client, bkoauth_log_fn fn, void *ctx)
 {
-    if (client == NULL)
-        return;
+    if (client == NULL) return;
     client->logger.fn = fn;
     client->logger.ctx = ctx;
 }
@@ -152,14 +152,15 @@ static bkoauth_code check_user_id(const char *user_id, bkoauth_error *err)
 
 typedef struct renew_ctx {
     bkoauth_client *c;
-    const char *user_id;              /* NULL: APP */
-    const bk_kvlist *credentials;     /* user login */
-    const char *client_ip;            /* user login */
-    const bkoauth_token *old;         /* refresh: the token the caller holds */
-    int called;                       /* set when the SSM was called */
+    const char *user_id;          /* NULL: APP */
+    const bk_kvlist *credentials; /* user login */
+    const char *client_ip;        /* user login */
+    const bkoauth_token *old;     /* refresh: the token the caller holds */
+    int called;                   /* set when the SSM was called */
 } renew_ctx;
 
-static bkoauth_code renew_fetch(void *ctx, const bkoauth_token *current, bkoauth_token **fresh, bkoauth_error *err)
+static bkoauth_code renew_fetch(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
+                                bkoauth_error *err)
 {
     renew_ctx *r = ctx;
     bkoauth_client *c = r->c;
@@ -172,8 +173,7 @@ static bkoauth_code renew_fetch(void *ctx, const bkoauth_token *current, bkoauth
         rc = ssm_fetch_app(c->ssm, c->s.env_name, &g, err);
     else
         rc = ssm_fetch_user(c->ssm, c->s.env_name, r->credentials, r->client_ip, &g, err);
-    if (rc != BKOAUTH_OK)
-        return rc;
+    if (rc != BKOAUTH_OK) return rc;
     rc = token_from_grant(&g, c->s.env_name, r->user_id, current, fresh, err);
     ssm_grant_clear(&g);
     return rc;
@@ -198,8 +198,7 @@ static bkoauth_code renew_refresh(void *ctx, const bkoauth_token *current, bkoau
     ssm_grant g;
     r->called = 1;
     bkoauth_code rc = ssm_refresh(c->ssm, r->old->env_name, rt, &g, err);
-    if (rc != BKOAUTH_OK)
-        return rc;
+    if (rc != BKOAUTH_OK) return rc;
     rc = token_from_grant(&g, r->old->env_name, r->user_id, current, fresh, err);
     ssm_grant_clear(&g);
     return rc;
@@ -231,8 +230,7 @@ static bkoauth_code saved(bkoauth_client *c, const char *env_name, const char *u
 {
     int64_t now = bk_now();
     *out = cache_get(c->cache, env_name, user_id, c->s.expires_seconds, now);
-    if (*out != NULL)
-        return BKOAUTH_OK;
+    if (*out != NULL) return BKOAUTH_OK;
     uint64_t gen = cache_generation(c->cache, env_name, user_id);
     bkoauth_code rc = store_get(c->st, env_name, user_id, out, err);
     if (rc == BKOAUTH_OK && !token_expiring(*out, c->s.expires_seconds, now))
@@ -241,16 +239,14 @@ static bkoauth_code saved(bkoauth_client *c, const char *env_name, const char *u
 }
 
 /* The saved token when it is fresh; *out NULL when it is missing or expiring. */
-static bkoauth_code saved_fresh(bkoauth_client *c, const char *env_name, const char *user_id, bkoauth_token **out,
-                                bkoauth_error *err)
+static bkoauth_code saved_fresh(bkoauth_client *c, const char *env_name, const char *user_id,
+                                bkoauth_token **out, bkoauth_error *err)
 {
     bkoauth_token *t = NULL;
     bkoauth_code rc = saved(c, env_name, user_id, &t, err);
     *out = NULL;
-    if (rc == BKOAUTH_E_TOKEN_NOT_EXIST)
-        return err_ok(err);
-    if (rc != BKOAUTH_OK)
-        return rc;
+    if (rc == BKOAUTH_E_TOKEN_NOT_EXIST) return err_ok(err);
+    if (rc != BKOAUTH_OK) return rc;
     if (token_expiring(t, c->s.expires_seconds, bk_now())) {
         bkoauth_token_free(t);
         return BKOAUTH_OK;
@@ -274,17 +270,16 @@ static bkoauth_code finish(bkoauth_code rc, bkoauth_token **out, bkoauth_token *
 
 bkoauth_code bkoauth_get_app_access_token(bkoauth_client *client, bkoauth_token **out, bkoauth_error *err)
 {
-    if (out != NULL)
-        *out = NULL;
+    if (out != NULL) *out = NULL;
     if (client == NULL || out == NULL)
-        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_get_app_access_token: client and out must not be NULL");
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "bkoauth_get_app_access_token: client and out must not be NULL");
     bkoauth_token *t = NULL;
     bkoauth_code rc = saved_fresh(client, client->s.env_name, NULL, &t, err);
     if (rc == BKOAUTH_OK && t == NULL) {
         renew_ctx r = {.c = client, .user_id = NULL};
         rc = renew_row(client, client->s.env_name, &r, renew_fetch, &t, err);
-        if (rc != BKOAUTH_OK)
-            err_prefix(err, "get_app_access_token");
+        if (rc != BKOAUTH_OK) err_prefix(err, "get_app_access_token");
     }
     return finish(rc, out, t, err);
 }
@@ -292,17 +287,16 @@ bkoauth_code bkoauth_get_app_access_token(bkoauth_client *client, bkoauth_token 
 bkoauth_code bkoauth_get_access_token(bkoauth_client *client, const bkoauth_request *req, bkoauth_token **out,
                                       bkoauth_error *err)
 {
-    if (out != NULL)
-        *out = NULL;
+    if (out != NULL) *out = NULL;
     if (client == NULL || req == NULL || out == NULL)
-        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_get_access_token: client, req and out must not be NULL");
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "bkoauth_get_access_token: client, req and out must not be NULL");
     if (bk_empty(req->username))
         return err_set(err, BKOAUTH_E_INVALID,
                        "get_access_token: the request is anonymous (no logged-in user); a user token needs a "
                        "logged-in user - use bkoauth_get_app_access_token() for the APP token");
     bkoauth_code rc = check_user_id(req->username, err);
-    if (rc != BKOAUTH_OK)
-        return rc;
+    if (rc != BKOAUTH_OK) return rc;
     bkoauth_token *t = NULL;
     rc = saved_fresh(client, client->s.env_name, req->username, &t, err);
     if (rc == BKOAUTH_OK && t == NULL) {
@@ -316,8 +310,7 @@ bkoauth_code bkoauth_get_access_token(bkoauth_client *client, const bkoauth_requ
             rc = renew_row(client, client->s.env_name, &r, renew_fetch, &t, err);
         }
         kvlist_clear(&creds);
-        if (rc != BKOAUTH_OK)
-            err_prefix(err, "get_access_token for user %s", req->username);
+        if (rc != BKOAUTH_OK) err_prefix(err, "get_access_token for user %s", req->username);
     }
     return finish(rc, out, t, err);
 }
@@ -343,60 +336,60 @@ static bkoauth_code refresh_row(bkoauth_client *c, const bkoauth_token *token, b
         }
         bkoauth_token_free(now);
     }
-    if (rc != BKOAUTH_OK)
-        err_prefix(err, "refresh_token for %s", who(token->user_id));
+    if (rc != BKOAUTH_OK) err_prefix(err, "refresh_token for %s", who(token->user_id));
     return finish(rc, out, t, err);
 }
 
 bkoauth_code bkoauth_refresh_token(bkoauth_client *client, const bkoauth_token *token, bkoauth_token **out,
                                    bkoauth_error *err)
 {
-    if (out != NULL)
-        *out = NULL;
+    if (out != NULL) *out = NULL;
     if (client == NULL || token == NULL || out == NULL)
-        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_refresh_token: client, token and out must not be NULL");
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "bkoauth_refresh_token: client, token and out must not be NULL");
     if (bk_empty(token->access_token) || bk_empty(token->env_name))
         return err_set(err, BKOAUTH_E_INVALID,
                        "bkoauth_refresh_token: the token has no access_token or env_name; pass a token from "
                        "bkoauth_get_access_token_by_user()");
     if (bk_empty(token->refresh_token))
-        return err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST,
-                       "refresh_token: the token of %s has no refresh_token (APP tokens never have one: get a "
-                       "new APP token with bkoauth_get_app_access_token())",
-                       who(token->user_id));
+        return err_set(
+            err, BKOAUTH_E_TOKEN_NOT_EXIST,
+            "refresh_token: the token of %s has no refresh_token (APP tokens never have one: get a "
+            "new APP token with bkoauth_get_app_access_token())",
+            who(token->user_id));
     if (token->user_id != NULL) {
         bkoauth_code rc = check_user_id(token->user_id, err);
-        if (rc != BKOAUTH_OK)
-            return rc;
+        if (rc != BKOAUTH_OK) return rc;
     }
     return refresh_row(client, token, out, err);
 }
 
-bkoauth_code bkoauth_get_access_token_by_user(bkoauth_client *client, const char *user_id, bkoauth_token **out,
-                                              bkoauth_error *err)
+bkoauth_code bkoauth_get_access_token_by_user(bkoauth_client *client, const char *user_id,
+                                              bkoauth_token **out, bkoauth_error *err)
 {
-    if (out != NULL)
-        *out = NULL;
+    if (out != NULL) *out = NULL;
     if (client == NULL || out == NULL)
-        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_get_access_token_by_user: client and out must not be NULL");
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "bkoauth_get_access_token_by_user: client and out must not be NULL");
     bkoauth_code rc = check_user_id(user_id, err);
-    if (rc != BKOAUTH_OK)
-        return rc;
+    if (rc != BKOAUTH_OK) return rc;
     bkoauth_token *t = NULL;
     rc = saved(client, client->s.env_name, user_id, &t, err);
     if (rc == BKOAUTH_E_TOKEN_NOT_EXIST) {
-        return err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST,
-                       "no saved access_token for user %s in env %s: call bkoauth_get_access_token() with the "
-                       "user's login request first (e.g. from the login hook bkoauth_user_logged_in())",
-                       user_id, client->s.env_name);
+        return err_set(
+            err, BKOAUTH_E_TOKEN_NOT_EXIST,
+            "no saved access_token for user %s in env %s: call bkoauth_get_access_token() with the "
+            "user's login request first (e.g. from the login hook bkoauth_user_logged_in())",
+            user_id, client->s.env_name);
     }
     if (rc == BKOAUTH_OK && token_expiring(t, client->s.expires_seconds, bk_now())) {
         if (bk_empty(t->refresh_token)) {
             bkoauth_token_free(t);
-            return err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST,
-                           "the saved access_token of user %s expires soon and has no refresh_token: get a new "
-                           "one with bkoauth_get_access_token() at the user's next login",
-                           user_id);
+            return err_set(
+                err, BKOAUTH_E_TOKEN_NOT_EXIST,
+                "the saved access_token of user %s expires soon and has no refresh_token: get a new "
+                "one with bkoauth_get_access_token() at the user's next login",
+                user_id);
         }
         bkoauth_token *renewed = NULL;
         rc = refresh_row(client, t, &renewed, err);
@@ -408,26 +401,25 @@ bkoauth_code bkoauth_get_access_token_by_user(bkoauth_client *client, const char
 
 void bkoauth_user_logged_in(bkoauth_client *client, const bkoauth_request *req)
 {
-    if (client == NULL)
-        return;
+    if (client == NULL) return;
     bkoauth_token *t = NULL;
     bkoauth_error e;
     if (bkoauth_get_access_token(client, req, &t, &e) != BKOAUTH_OK)
         log_write(&client->logger, BKOAUTH_LOG_WARNING, "login hook: could not get an access_token: %s: %s",
                   bkoauth_code_name(e.code), e.message);
     else
-        log_write(&client->logger, BKOAUTH_LOG_DEBUG, "login hook: access_token ready for user %s", t->user_id);
+        log_write(&client->logger, BKOAUTH_LOG_DEBUG, "login hook: access_token ready for user %s",
+                  t->user_id);
     bkoauth_token_free(t);
 }
 
 /* ---- saved tokens ----------------------------------------------------------------------- */
 
-bkoauth_code bkoauth_list_tokens(bkoauth_client *client, bkoauth_token ***out, size_t *count, bkoauth_error *err)
+bkoauth_code bkoauth_list_tokens(bkoauth_client *client, bkoauth_token ***out, size_t *count,
+                                 bkoauth_error *err)
 {
-    if (out != NULL)
-        *out = NULL;
-    if (count != NULL)
-        *count = 0;
+    if (out != NULL) *out = NULL;
+    if (count != NULL) *count = 0;
     if (client == NULL || out == NULL || count == NULL)
         return err_set(err, BKOAUTH_E_INVALID, "bkoauth_list_tokens: client, out and count must not be NULL");
     bkoauth_code rc = store_list(client->st, out, count, err);
@@ -440,8 +432,7 @@ bkoauth_code bkoauth_delete_token(bkoauth_client *client, const char *user_id, b
         return err_set(err, BKOAUTH_E_INVALID, "bkoauth_delete_token: client must not be NULL");
     if (user_id != NULL) {
         bkoauth_code rc = check_user_id(user_id, err);
-        if (rc != BKOAUTH_OK)
-            return rc;
+        if (rc != BKOAUTH_OK) return rc;
     }
     bkoauth_code rc = store_remove(client->st, client->s.env_name, user_id, err);
     cache_invalidate(client->cache, client->s.env_name, user_id);

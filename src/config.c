@@ -101,8 +101,7 @@ void kvlist_clear(bk_kvlist *list)
 int kvlist_add(bk_kvlist *list, const char *key, const char *value)
 {
     bk_kv *items = realloc(list->items, (list->count + 1) * sizeof *items);
-    if (items == NULL)
-        return -1;
+    if (items == NULL) return -1;
     list->items = items;
     char *k = bk_strdup(key), *v = bk_strdup(value);
     if (k == NULL || v == NULL) {
@@ -121,8 +120,7 @@ int kvlist_add(bk_kvlist *list, const char *key, const char *value)
 static int find_setting(const char *name)
 {
     for (int i = 0; i < S_COUNT; i++)
-        if (strcmp(SETTINGS[i].name, name) == 0)
-            return i;
+        if (strcmp(SETTINGS[i].name, name) == 0) return i;
     return -1;
 }
 
@@ -130,8 +128,7 @@ static int find_setting(const char *name)
 static size_t distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return 99;
+    if (la > 64 || lb > 64) return 99;
     size_t row[65];
     for (size_t j = 0; j <= lb; j++)
         row[j] = j;
@@ -142,10 +139,8 @@ static size_t distance(const char *a, const char *b)
             size_t cur = row[j];
             size_t cost = toupper((unsigned char)a[i - 1]) == toupper((unsigned char)b[j - 1]) ? 0 : 1;
             size_t best = prev + cost;
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
+            if (row[j] + 1 < best) best = row[j] + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
             row[j] = best;
             prev = cur;
         }
@@ -175,28 +170,22 @@ static int parse_bool(const char *v, int *out)
 {
     static const char *yes[] = {"true", "1", "yes"}, *no[] = {"false", "0", "no"};
     for (int i = 0; i < 3; i++) {
-        if (strcasecmp(v, yes[i]) == 0)
-            return *out = 1, 0;
-        if (strcasecmp(v, no[i]) == 0)
-            return *out = 0, 0;
+        if (strcasecmp(v, yes[i]) == 0) return *out = 1, 0;
+        if (strcasecmp(v, no[i]) == 0) return *out = 0, 0;
     }
     return -1;
 }
 
 static int parse_long(const char *v, long min, long max, long *out)
 {
-    if (*v == '\0' || strlen(v) > 20)
-        return -1;
+    if (*v == '\0' || strlen(v) > 20) return -1;
     const char *p = v;
-    if (*p == '+' || *p == '-')
-        p++;
+    if (*p == '+' || *p == '-') p++;
     for (; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return -1;
+        if (!isdigit((unsigned char)*p)) return -1;
     errno = 0;
     long n = strtol(v, NULL, 10);
-    if (errno != 0 || n < min || n > max)
-        return -1;
+    if (errno != 0 || n < min || n > max) return -1;
     *out = n;
     return 0;
 }
@@ -224,8 +213,7 @@ static char *python_to_json(const char *in, const char **why)
             while (*p && *p != q) {
                 if (*p == '\\') {
                     p++;
-                    if (*p == '\0')
-                        break;
+                    if (*p == '\0') break;
                     if (*p == '\'')
                         buf_puts(&b, "'");
                     else if (*p == '"')
@@ -250,6 +238,11 @@ static char *python_to_json(const char *in, const char **why)
             }
             buf_puts(&b, "\"");
             p++;
+            continue;
+        }
+        if (c == '#') { /* a comment in a multi-line object runs to the end of its line */
+            while (*p && *p != '\n')
+                p++;
             continue;
         }
         if (isalpha((unsigned char)c)) {
@@ -317,9 +310,9 @@ static bkoauth_code check_value(int i, const char *value, bkoauth_error *err)
     const setting *st = &SETTINGS[i];
     const char *name = st->name;
     if (strlen(value) > CONFIG_MAX_VALUE)
-        return err_set(err, BKOAUTH_E_CONFIG, "%s: the value is %zu bytes long; at most %d are accepted", name,
-                       strlen(value), CONFIG_MAX_VALUE);
-    if (has_control(value, st->kind == K_PEM))
+        return err_set(err, BKOAUTH_E_CONFIG, "%s: the value is %zu bytes long; at most %d are accepted",
+                       name, strlen(value), CONFIG_MAX_VALUE);
+    if (has_control(value, st->kind == K_PEM || st->kind == K_STRMAP || st->kind == K_OBJECT))
         return err_set(err, BKOAUTH_E_CONFIG, "%s: the value holds a control character", name);
     /* a secret's value is never shown */
     const char *shown = st->kind == K_SECRET ? "(hidden)" : value;
@@ -335,9 +328,10 @@ static bkoauth_code check_value(int i, const char *value, bkoauth_error *err)
         else if (strncasecmp(value, "https://", 8) == 0)
             rest = value + 8;
         if (rest == NULL || *rest == '\0' || *rest == '/' || strchr(value, ' ') != NULL)
-            return err_set(err, BKOAUTH_E_CONFIG,
-                           "%s: '%.200s' is not an http:// or https:// URL; e.g. %s = 'http://bkssmee.example.com'",
-                           name, shown, name);
+            return err_set(
+                err, BKOAUTH_E_CONFIG,
+                "%s: '%.200s' is not an http:// or https:// URL; e.g. %s = 'http://bkssmee.example.com'",
+                name, shown, name);
         return BKOAUTH_OK;
     }
     case K_STRMAP:
@@ -345,18 +339,20 @@ static bkoauth_code check_value(int i, const char *value, bkoauth_error *err)
         char why[256];
         json_t *j = parse_object(value, why, sizeof why);
         if (j == NULL)
-            return err_set(err, BKOAUTH_E_CONFIG, "%s: %s; e.g. %s = {'bk_token': 'bk_token'}", name, why, name);
+            return err_set(err, BKOAUTH_E_CONFIG, "%s: %s; e.g. %s = {'bk_token': 'bk_token'}", name, why,
+                           name);
         const char *k;
         json_t *v;
         json_object_foreach(j, k, v)
         {
             int bad = st->kind == K_STRMAP ? !json_is_string(v) : (json_is_object(v) || json_is_array(v));
             if (bad || k[0] == '\0') {
+                err_set(err, BKOAUTH_E_CONFIG, "%s: the entry '%.64s' %s", name, k,
+                        k[0] == '\0'           ? "has an empty name"
+                        : st->kind == K_STRMAP ? "is not a string (write 'param': 'cookie_name')"
+                                               : "is not a string, number, boolean or null");
                 json_decref(j);
-                return err_set(err, BKOAUTH_E_CONFIG, "%s: the entry '%.64s' %s", name, k,
-                               k[0] == '\0' ? "has an empty name"
-                               : st->kind == K_STRMAP ? "is not a string (write 'param': 'cookie_name')"
-                                                      : "is not a string, number, boolean or null");
+                return BKOAUTH_E_CONFIG;
             }
         }
         json_decref(j);
@@ -365,36 +361,37 @@ static bkoauth_code check_value(int i, const char *value, bkoauth_error *err)
     case K_BOOL: {
         int b;
         if (parse_bool(value, &b) != 0)
-            return err_set(err, BKOAUTH_E_CONFIG, "%s: '%.64s' is not a boolean; write true or false", name, value);
+            return err_set(err, BKOAUTH_E_CONFIG, "%s: '%.64s' is not a boolean; write true or false", name,
+                           value);
         return BKOAUTH_OK;
     }
     case K_INT: {
         long n;
         if (parse_long(value, st->min, st->max, &n) != 0)
-            return err_set(err, BKOAUTH_E_CONFIG, "%s: '%.64s' is not a whole number from %ld to %ld", name, value,
-                           st->min, st->max);
+            return err_set(err, BKOAUTH_E_CONFIG, "%s: '%.64s' is not a whole number from %ld to %ld", name,
+                           value, st->min, st->max);
         return BKOAUTH_OK;
     }
     case K_DBURL:
-        if ((strncmp(value, "sqlite:", 7) == 0 && value[7] != '\0') || strncmp(value, "postgresql://", 13) == 0 ||
-            strncmp(value, "postgres://", 11) == 0)
+        if ((strncmp(value, "sqlite:", 7) == 0 && value[7] != '\0') ||
+            strncmp(value, "postgresql://", 13) == 0 || strncmp(value, "postgres://", 11) == 0)
             return BKOAUTH_OK;
         return err_set(err, BKOAUTH_E_CONFIG,
                        "%s: '%.200s' is neither sqlite:PATH nor a postgresql:// URL; e.g. %s = "
                        "'sqlite:/var/lib/myapp/bkoauth.db'",
                        name, strncmp(value, "postgres", 8) == 0 ? "(a postgres URL)" : value, name);
     case K_TIME_ZONE:
-        if (strcasecmp(value, "UTC") == 0 || strcasecmp(value, "local") == 0)
-            return BKOAUTH_OK;
-        return err_set(err, BKOAUTH_E_CONFIG,
-                       "%s: '%.64s' is not UTC or local (UTC matches Django's USE_TZ = True, local USE_TZ = False)",
-                       name, value);
+        if (strcasecmp(value, "UTC") == 0 || strcasecmp(value, "local") == 0) return BKOAUTH_OK;
+        return err_set(
+            err, BKOAUTH_E_CONFIG,
+            "%s: '%.64s' is not UTC or local (UTC matches Django's USE_TZ = True, local USE_TZ = False)",
+            name, value);
     case K_LOG_LEVEL: {
         static const char *levels[] = {"error", "warning", "info", "debug"};
         for (int l = 0; l < 4; l++)
-            if (strcasecmp(value, levels[l]) == 0)
-                return BKOAUTH_OK;
-        return err_set(err, BKOAUTH_E_CONFIG, "%s: '%.64s' is not one of error, warning, info, debug", name, value);
+            if (strcasecmp(value, levels[l]) == 0) return BKOAUTH_OK;
+        return err_set(err, BKOAUTH_E_CONFIG, "%s: '%.64s' is not one of error, warning, info, debug", name,
+                       value);
     }
     }
     return BKOAUTH_OK;
@@ -409,27 +406,24 @@ bkoauth_config *bkoauth_config_new(void)
 
 void bkoauth_config_free(bkoauth_config *config)
 {
-    if (config == NULL)
-        return;
+    if (config == NULL) return;
     for (int i = 0; i < S_COUNT; i++)
         bk_wipe_free(config->values[i]);
     free(config);
 }
 
-bkoauth_code bkoauth_config_set(bkoauth_config *config, const char *name, const char *value, bkoauth_error *err)
+bkoauth_code bkoauth_config_set(bkoauth_config *config, const char *name, const char *value,
+                                bkoauth_error *err)
 {
     if (config == NULL || name == NULL)
         return err_set(err, BKOAUTH_E_INVALID, "bkoauth_config_set: config and name must not be NULL");
     int i = find_setting(name);
-    if (i < 0)
-        return unknown_name(name, err);
+    if (i < 0) return unknown_name(name, err);
     char *copy = NULL;
     if (value != NULL) {
         bkoauth_code rc = check_value(i, value, err);
-        if (rc != BKOAUTH_OK)
-            return rc;
-        if ((copy = bk_strdup(value)) == NULL)
-            return err_nomem(err);
+        if (rc != BKOAUTH_OK) return rc;
+        if ((copy = bk_strdup(value)) == NULL) return err_nomem(err);
     }
     bk_wipe_free(config->values[i]);
     config->values[i] = copy;
@@ -438,11 +432,9 @@ bkoauth_code bkoauth_config_set(bkoauth_config *config, const char *name, const 
 
 const char *bkoauth_config_get(const bkoauth_config *config, const char *name)
 {
-    if (config == NULL || name == NULL)
-        return NULL;
+    if (config == NULL || name == NULL) return NULL;
     int i = find_setting(name);
-    if (i < 0)
-        return NULL;
+    if (i < 0) return NULL;
     return config->values[i] ? config->values[i] : SETTINGS[i].def;
 }
 
@@ -452,8 +444,7 @@ bkoauth_code bkoauth_config_load_env(bkoauth_config *config, bkoauth_error *err)
         return err_set(err, BKOAUTH_E_INVALID, "bkoauth_config_load_env: config must not be NULL");
     for (int i = 0; i < S_COUNT; i++) {
         const char *v = getenv(SETTINGS[i].name);
-        if (v == NULL)
-            continue;
+        if (v == NULL) continue;
         if (bkoauth_config_set(config, SETTINGS[i].name, v, err) != BKOAUTH_OK) {
             err_prefix(err, "environment variable %s", SETTINGS[i].name);
             return BKOAUTH_E_CONFIG;
@@ -482,8 +473,7 @@ static int read_quoted(const char **pp, bk_buf *out)
         buf_append(out, p, 1);
         p++;
     }
-    if (*p != q)
-        return -1;
+    if (*p != q) return -1;
     *pp = p + 1;
     return 0;
 }
@@ -504,8 +494,7 @@ static const char *object_end(const char *p, const char *end, int *lines)
     char q = 0;
     for (; p < end; p++) {
         char c = *p;
-        if (c == '\n')
-            (*lines)++;
+        if (c == '\n') (*lines)++;
         if (q) {
             if (c == '\\' && p + 1 < end)
                 p++;
@@ -518,8 +507,7 @@ static const char *object_end(const char *p, const char *end, int *lines)
         else if (c == '{' || c == '[')
             depth++;
         else if (c == '}' || c == ']') {
-            if (--depth == 0)
-                return p + 1;
+            if (--depth == 0) return p + 1;
         } else if (c == '#' && depth > 0) { /* a comment inside a multi-line object */
             while (p + 1 < end && p[1] != '\n')
                 p++;
@@ -537,8 +525,7 @@ bkoauth_code config_parse_text(bkoauth_config *config, const char *text, size_t 
         return err_set(err, BKOAUTH_E_CONFIG, "%s: the file holds a NUL byte; is it a text file?", label);
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (eol == NULL)
-            eol = end;
+        if (eol == NULL) eol = end;
         int this_line = line;
         const char *s = p;
         while (s < eol && (*s == ' ' || *s == '\t' || *s == '\r'))
@@ -548,8 +535,7 @@ bkoauth_code config_parse_text(bkoauth_config *config, const char *text, size_t 
             line++;
             continue;
         }
-        if ((size_t)(eol - s) > 7 && strncmp(s, "export ", 7) == 0)
-            s += 7;
+        if ((size_t)(eol - s) > 7 && strncmp(s, "export ", 7) == 0) s += 7;
         while (s < eol && (*s == ' ' || *s == '\t'))
             s++;
         const char *name_start = s;
@@ -582,26 +568,24 @@ bkoauth_code config_parse_text(bkoauth_config *config, const char *text, size_t 
             const char *close = object_end(s, end, &crossed);
             if (close == NULL) {
                 buf_free(&val);
-                return err_set(err, BKOAUTH_E_CONFIG, "%s:%d: %s: the { is never closed", label, this_line, name);
+                return err_set(err, BKOAUTH_E_CONFIG, "%s:%d: %s: the { is never closed", label, this_line,
+                               name);
             }
             buf_append(&val, s, (size_t)(close - s));
             line += crossed;
             const char *ceol = memchr(close, '\n', (size_t)(end - close));
-            if (ceol == NULL)
-                ceol = end;
+            if (ceol == NULL) ceol = end;
             if (!rest_is_blank(close, ceol)) {
                 buf_free(&val);
-                return err_set(err, BKOAUTH_E_CONFIG, "%s:%d: %s: unexpected text after the closing brace", label,
-                               line, name);
+                return err_set(err, BKOAUTH_E_CONFIG, "%s:%d: %s: unexpected text after the closing brace",
+                               label, line, name);
             }
             next = ceol + 1;
         } else {
             const char *v = s, *ve = s;
             for (const char *c = s; c < eol; c++) {
-                if (*c == '#' && (c == s || c[-1] == ' ' || c[-1] == '\t'))
-                    break;
-                if (*c != ' ' && *c != '\t' && *c != '\r')
-                    ve = c + 1;
+                if (*c == '#' && (c == s || c[-1] == ' ' || c[-1] == '\t')) break;
+                if (*c != ' ' && *c != '\t' && *c != '\r') ve = c + 1;
             }
             buf_append(&val, v, (size_t)(ve - v));
             is_none = val.data != NULL && strcmp(val.data, "None") == 0;
@@ -610,10 +594,8 @@ bkoauth_code config_parse_text(bkoauth_config *config, const char *text, size_t 
             buf_free(&val);
             return err_nomem(err);
         }
-        bkoauth_code rc =
-            bkoauth_config_set(config, name, is_none ? NULL : (val.data ? val.data : ""), err);
-        if (val.data)
-            memset(val.data, 0, val.len);
+        bkoauth_code rc = bkoauth_config_set(config, name, is_none ? NULL : (val.data ? val.data : ""), err);
+        if (val.data) memset(val.data, 0, val.len);
         buf_free(&val);
         if (rc != BKOAUTH_OK) {
             err_prefix(err, "%s:%d", label, this_line);
@@ -655,8 +637,7 @@ bkoauth_code bkoauth_config_load_file(bkoauth_config *config, const char *path, 
         return err_nomem(err);
     }
     bkoauth_code rc = config_parse_text(config, b.data ? b.data : "", b.len, path, err);
-    if (b.data)
-        memset(b.data, 0, b.len);
+    if (b.data) memset(b.data, 0, b.len);
     buf_free(&b);
     return rc;
 }
@@ -686,14 +667,10 @@ static const char *value_of(const bkoauth_config *c, int i)
 /* Text of an OAUTH_PARAMS value as Python's str() would write it. */
 static char *scalar_text(json_t *v)
 {
-    if (json_is_string(v))
-        return bk_strdup(json_string_value(v));
-    if (json_is_true(v))
-        return bk_strdup("True");
-    if (json_is_false(v))
-        return bk_strdup("False");
-    if (json_is_null(v))
-        return bk_strdup("None");
+    if (json_is_string(v)) return bk_strdup(json_string_value(v));
+    if (json_is_true(v)) return bk_strdup("True");
+    if (json_is_false(v)) return bk_strdup("False");
+    if (json_is_null(v)) return bk_strdup("None");
     return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 }
 
@@ -702,8 +679,7 @@ static bkoauth_code object_setting(const bkoauth_config *c, int i, bk_kvlist *ou
 {
     char why[256];
     json_t *j = parse_object(value_of(c, i), why, sizeof why);
-    if (j == NULL)
-        return err_set(err, BKOAUTH_E_CONFIG, "%s: %s", SETTINGS[i].name, why);
+    if (j == NULL) return err_set(err, BKOAUTH_E_CONFIG, "%s: %s", SETTINGS[i].name, why);
     const char *k;
     json_t *v;
     json_object_foreach(j, k, v)
@@ -732,8 +708,7 @@ static char *dup_or_null(const char *v)
 bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out, bkoauth_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (config == NULL)
-        return err_set(err, BKOAUTH_E_INVALID, "settings: config must not be NULL");
+    if (config == NULL) return err_set(err, BKOAUTH_E_INVALID, "settings: config must not be NULL");
     const char *url = value_of(config, S_OAUTH_API_URL);
     if (url != NULL) {
         size_t n = strlen(url);
@@ -758,7 +733,8 @@ bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out
     parse_long(value_of(config, S_EXPIRES_SECONDS), 0, SETTINGS[S_EXPIRES_SECONDS].max, &n);
     out->expires_seconds = n;
     parse_bool(value_of(config, S_OAUTH_NEED_NEW_TOKEN), &out->need_new_token);
-    out->protocol = bk_streq(value_of(config, S_BKAUTH_BACKEND_TYPE), "bk_token") ? BK_PROTO_EE : BK_PROTO_IEOD;
+    out->protocol =
+        bk_streq(value_of(config, S_BKAUTH_BACKEND_TYPE), "bk_token") ? BK_PROTO_EE : BK_PROTO_IEOD;
     const char *pem = value_of(config, S_APIGW_PUBLIC_KEY);
     out->apigw_public_key = bk_empty(pem) ? NULL : bk_strdup(pem);
     const char *db = value_of(config, S_DATABASE_URL);
@@ -777,11 +753,11 @@ bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out
     out->ca_file = bk_empty(ca) ? NULL : bk_strdup(ca);
     static const char *levels[] = {"error", "warning", "info", "debug"};
     for (int l = 0; l < 4; l++)
-        if (strcasecmp(value_of(config, S_LOG_LEVEL), levels[l]) == 0)
-            out->log_level = l;
+        if (strcasecmp(value_of(config, S_LOG_LEVEL), levels[l]) == 0) out->log_level = l;
     parse_long(value_of(config, S_CACHE_SECONDS), 0, SETTINGS[S_CACHE_SECONDS].max, &n);
     out->cache_seconds = (int)n;
-    if ((url && !out->api_url) || !out->database_url || (out->store_kind == BK_STORE_SQLITE && !out->database_path) ||
+    if ((url && !out->api_url) || !out->database_url ||
+        (out->store_kind == BK_STORE_SQLITE && !out->database_path) ||
         (code && !out->app_code && !bk_empty(code))) {
         settings_clear(out);
         return err_nomem(err);

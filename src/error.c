@@ -34,8 +34,7 @@ const char *bkoauth_version(void)
 
 bkoauth_code err_set(bkoauth_error *err, bkoauth_code code, const char *fmt, ...)
 {
-    if (err == NULL)
-        return code;
+    if (err == NULL) return code;
     err->code = code;
     err->http_status = 0;
     err->api_code = 0;
@@ -61,21 +60,18 @@ bkoauth_code err_ok(bkoauth_error *err)
 
 void err_prefix(bkoauth_error *err, const char *fmt, ...)
 {
-    if (err == NULL)
-        return;
+    if (err == NULL) return;
     char prefix[256];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(prefix, sizeof prefix - 2, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     size_t plen = strlen(prefix);
     memcpy(prefix + plen, ": ", 3);
     plen += 2;
     size_t cap = sizeof err->message;
-    if (plen >= cap)
-        return;
+    if (plen >= cap) return;
     size_t mlen = strnlen(err->message, cap - 1);
     if (plen + mlen > cap - 1)
         mlen = cap - 1 - plen; /* the end of the old message is cut, never the context */

@@ -26,8 +26,7 @@ void log_stderr(void *ctx, int level, const char *message)
 
 void log_write(const bk_logger *logger, int level, const char *fmt, ...)
 {
-    if (logger == NULL || logger->fn == NULL || level > logger->level)
-        return;
+    if (logger == NULL || logger->fn == NULL || level > logger->level) return;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);

@@ -8,13 +8,12 @@
 
 #define REQUEST_MAX_CREDENTIAL 4096
 
-void bkoauth_request_from_params(bkoauth_request *req, const char *(*get)(void *ctx, const char *name), void *ctx)
+void bkoauth_request_from_params(bkoauth_request *req, const char *(*get)(void *ctx, const char *name),
+                                 void *ctx)
 {
-    if (req == NULL)
-        return;
+    if (req == NULL) return;
     memset(req, 0, sizeof *req);
-    if (get == NULL)
-        return;
+    if (get == NULL) return;
     req->username = get(ctx, "REMOTE_USER");
     req->cookie_header = get(ctx, "HTTP_COOKIE");
     req->query_string = get(ctx, "QUERY_STRING");
@@ -42,8 +41,7 @@ static int is_space(char c)
 
 char *cookie_get(const char *header, const char *name)
 {
-    if (header == NULL || name == NULL || name[0] == '\0')
-        return NULL;
+    if (header == NULL || name == NULL || name[0] == '\0') return NULL;
     size_t name_len = strlen(name);
     const char *p = header;
     while (*p) {
@@ -54,13 +52,11 @@ char *cookie_get(const char *header, const char *name)
             p++;
         const char *pair_end = p;
         const char *eq = memchr(pair, '=', (size_t)(pair_end - pair));
-        if (eq == NULL)
-            continue; /* a bare word: no value */
+        if (eq == NULL) continue; /* a bare word: no value */
         const char *k_end = eq;
         while (k_end > pair && is_space(k_end[-1]))
             k_end--;
-        if ((size_t)(k_end - pair) != name_len || memcmp(pair, name, name_len) != 0)
-            continue;
+        if ((size_t)(k_end - pair) != name_len || memcmp(pair, name, name_len) != 0) continue;
         const char *v = eq + 1, *v_end = pair_end;
         while (v < v_end && is_space(*v))
             v++;
@@ -79,12 +75,9 @@ char *cookie_get(const char *header, const char *name)
 
 static int hex_value(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -94,8 +87,7 @@ static char *form_decode(const char *s, const char *e, int *bad)
 {
     char *out = malloc((size_t)(e - s) + 1);
     *bad = 0;
-    if (out == NULL)
-        return NULL;
+    if (out == NULL) return NULL;
     size_t n = 0;
     for (const char *p = s; p < e; p++) {
         char c = *p;
@@ -120,31 +112,25 @@ static char *form_decode(const char *s, const char *e, int *bad)
 
 char *query_get(const char *query, const char *name)
 {
-    if (query == NULL || name == NULL || name[0] == '\0')
-        return NULL;
+    if (query == NULL || name == NULL || name[0] == '\0') return NULL;
     const char *p = query;
     while (*p) {
         const char *pair = p;
         while (*p && *p != '&' && *p != ';')
             p++;
         const char *pair_end = p;
-        if (*p)
-            p++;
+        if (*p) p++;
         const char *eq = memchr(pair, '=', (size_t)(pair_end - pair));
         const char *k_end = eq ? eq : pair_end;
         int bad;
         char *key = form_decode(pair, k_end, &bad);
-        if (key == NULL)
-            continue; /* a malformed pair is skipped, never half-read */
+        if (key == NULL) continue; /* a malformed pair is skipped, never half-read */
         int match = strcmp(key, name) == 0;
         free(key);
-        if (!match)
-            continue;
-        if (eq == NULL)
-            return bk_strdup("");
+        if (!match) continue;
+        if (eq == NULL) return bk_strdup("");
         char *value = form_decode(eq + 1, pair_end, &bad);
-        if (value != NULL || !bad)
-            return value;
+        if (value != NULL || !bad) return value;
     }
     return NULL;
 }
@@ -153,15 +139,12 @@ char *query_get(const char *query, const char *name)
 
 char *uin_normalize(const char *value)
 {
-    if (value == NULL)
-        return NULL;
+    if (value == NULL) return NULL;
     size_t len = strlen(value);
     int uin = value[0] == 'o' && len >= 4 && len <= 33;
     for (size_t i = 1; uin && i < len; i++)
-        if (!isdigit((unsigned char)value[i]))
-            uin = 0;
-    if (!uin)
-        return bk_strdup(value);
+        if (!isdigit((unsigned char)value[i])) uin = 0;
+    if (!uin) return bk_strdup(value);
     const char *d = value + 1;
     while (*d == '0' && d[1] != '\0')
         d++;
@@ -173,17 +156,14 @@ char *uin_normalize(const char *value)
 static char *first_credential(const bkoauth_request *req, const char *cookie_name)
 {
     char *v = cookie_get(req->cookie_header, cookie_name);
-    if (!bk_empty(v))
-        return v;
+    if (!bk_empty(v)) return v;
     free(v);
     if (req->session_get != NULL) {
         const char *s = req->session_get(req->session_ctx, cookie_name);
-        if (!bk_empty(s))
-            return bk_strdup(s);
+        if (!bk_empty(s)) return bk_strdup(s);
     }
     v = query_get(req->query_string, cookie_name);
-    if (!bk_empty(v))
-        return v;
+    if (!bk_empty(v)) return v;
     free(v);
     return bk_strdup("");
 }
@@ -204,8 +184,9 @@ bkoauth_code request_credentials(const bk_settings *s, const bkoauth_request *re
             size_t n = strlen(raw);
             bk_wipe_free(raw);
             kvlist_clear(out);
-            return err_set(err, BKOAUTH_E_INVALID, "the request's %s is %zu bytes long; at most %d are accepted",
-                           cookie_name, n, REQUEST_MAX_CREDENTIAL);
+            return err_set(err, BKOAUTH_E_INVALID,
+                           "the request's %s is %zu bytes long; at most %d are accepted", cookie_name, n,
+                           REQUEST_MAX_CREDENTIAL);
         }
         char *value = uin_normalize(raw);
         bk_wipe_free(raw);
@@ -221,9 +202,7 @@ bkoauth_code request_credentials(const bk_settings *s, const bkoauth_request *re
 
 const char *request_client_ip(const bkoauth_request *req)
 {
-    if (req == NULL)
-        return "";
-    if (!bk_empty(req->x_forwarded_for))
-        return req->x_forwarded_for;
+    if (req == NULL) return "";
+    if (!bk_empty(req->x_forwarded_for)) return req->x_forwarded_for;
     return req->remote_addr ? req->remote_addr : "";
 }

@@ -9,12 +9,9 @@
  * (the cache hands out copies on its hot path). Secrets are wiped before the block is freed. */
 void bkoauth_token_free(bkoauth_token *token)
 {
-    if (token == NULL)
-        return;
-    if (token->access_token)
-        memset(token->access_token, 0, strlen(token->access_token));
-    if (token->refresh_token)
-        memset(token->refresh_token, 0, strlen(token->refresh_token));
+    if (token == NULL) return;
+    if (token->access_token) memset(token->access_token, 0, strlen(token->access_token));
+    if (token->refresh_token) memset(token->refresh_token, 0, strlen(token->refresh_token));
     free(token);
 }
 
@@ -27,14 +24,12 @@ bkoauth_token *token_make(const char *access_token, const char *refresh_token, c
     for (int i = 0; i < 5; i++) {
         len[i] = src[i] ? strlen(src[i]) : 0;
         if (src[i] != NULL) {
-            if (len[i] > SIZE_MAX / 4)
-                return NULL;
+            if (len[i] > SIZE_MAX / 4) return NULL;
             total += len[i] + 1;
         }
     }
     bkoauth_token *t = malloc(total);
-    if (t == NULL)
-        return NULL;
+    if (t == NULL) return NULL;
     char *p = (char *)(t + 1);
     char **dst[5] = {&t->access_token, &t->refresh_token, &t->scope, &t->env_name, &t->user_id};
     for (int i = 0; i < 5; i++) {
@@ -53,10 +48,9 @@ bkoauth_token *token_make(const char *access_token, const char *refresh_token, c
 
 bkoauth_token *bkoauth_token_dup(const bkoauth_token *token)
 {
-    if (token == NULL)
-        return NULL;
-    return token_make(token->access_token, token->refresh_token, token->scope, token->env_name, token->user_id,
-                      token->expires, token->created_at);
+    if (token == NULL) return NULL;
+    return token_make(token->access_token, token->refresh_token, token->scope, token->env_name,
+                      token->user_id, token->expires, token->created_at);
 }
 
 int token_expiring(const bkoauth_token *token, int64_t expires_seconds, int64_t now)
@@ -66,8 +60,7 @@ int token_expiring(const bkoauth_token *token, int64_t expires_seconds, int64_t 
 
 void bkoauth_tokens_free(bkoauth_token **tokens, size_t count)
 {
-    if (tokens == NULL)
-        return;
+    if (tokens == NULL) return;
     for (size_t i = 0; i < count; i++)
         bkoauth_token_free(tokens[i]);
     free(tokens);
@@ -75,8 +68,7 @@ void bkoauth_tokens_free(bkoauth_token **tokens, size_t count)
 
 char *bkoauth_mask(const char *secret, char *buf, size_t size)
 {
-    if (buf == NULL || size == 0)
-        return buf;
+    if (buf == NULL || size == 0) return buf;
     if (secret == NULL) {
         snprintf(buf, size, "(none)");
         return buf;

@@ -14,8 +14,7 @@ char *bk_strdup(const char *s)
 char *bk_strndup(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
-    if (p == NULL)
-        return NULL;
+    if (p == NULL) return NULL;
     memcpy(p, s, n);
     p[n] = '\0';
     return p;
@@ -23,8 +22,7 @@ char *bk_strndup(const char *s, size_t n)
 
 void bk_wipe_free(char *s)
 {
-    if (s == NULL)
-        return;
+    if (s == NULL) return;
     volatile char *v = s;
     while (*v)
         *v++ = '\0';
@@ -33,8 +31,7 @@ void bk_wipe_free(char *s)
 
 int bk_streq(const char *a, const char *b)
 {
-    if (a == NULL || b == NULL)
-        return a == b;
+    if (a == NULL || b == NULL) return a == b;
     return strcmp(a, b) == 0;
 }
 
@@ -52,10 +49,8 @@ int64_t bk_now(void)
 
 static int buf_reserve(bk_buf *b, size_t extra)
 {
-    if (b->oom)
-        return -1;
-    if (b->len + extra + 1 <= b->cap)
-        return 0;
+    if (b->oom) return -1;
+    if (b->len + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + extra + 1) {
         if (cap > SIZE_MAX / 2) {
@@ -76,8 +71,7 @@ static int buf_reserve(bk_buf *b, size_t extra)
 
 void buf_append(bk_buf *b, const char *s, size_t n)
 {
-    if (buf_reserve(b, n) != 0)
-        return;
+    if (buf_reserve(b, n) != 0) return;
     memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';
@@ -109,8 +103,8 @@ void buf_urlencode(bk_buf *b, const char *s)
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         unsigned char c = *p;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-            c == '.' || c == '~') {
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+            c == '_' || c == '.' || c == '~') {
             char ch = (char)c;
             buf_append(b, &ch, 1);
         } else {

@@ -32,11 +32,10 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    const char *args[] = {"--app-code", "herd-app", "--app-secret", SECRET, "--user", "cred-alice=alice",
-                          "--ttl", "3600", NULL};
+    const char *args[] = {"--app-code",       "herd-app", "--app-secret", SECRET, "--user",
+                          "cred-alice=alice", "--ttl",    "3600",         NULL};
     f->dev = devserver_start(args);
-    if (f->dev == NULL || teststore_fresh_url("herd", f->db_url, sizeof f->db_url) == NULL)
-        return -1;
+    if (f->dev == NULL || teststore_fresh_url("herd", f->db_url, sizeof f->db_url) == NULL) return -1;
     *state = f;
     return 0;
 }
@@ -61,10 +60,23 @@ static void set_ttl(fixture *f, int ttl)
 static const char *const *settings(fixture *f, const char *expires_seconds, const char *cache_seconds)
 {
     static const char *kv[19];
-    const char *v[] = {"OAUTH_API_URL", f->dev->url, "APP_CODE", "herd-app", "SECRET_KEY", SECRET,
-                       "OAUTH_COOKIES_PARAMS", "{\"bk_token\": \"bk_token\"}", "BKOAUTH_DATABASE_URL",
-                       f->db_url, "BKOAUTH_LOG_LEVEL", "error", "EXPIRES_SECONDS", expires_seconds,
-                       "BKOAUTH_CACHE_SECONDS", cache_seconds, NULL};
+    const char *v[] = {"OAUTH_API_URL",
+                       f->dev->url,
+                       "APP_CODE",
+                       "herd-app",
+                       "SECRET_KEY",
+                       SECRET,
+                       "OAUTH_COOKIES_PARAMS",
+                       "{\"bk_token\": \"bk_token\"}",
+                       "BKOAUTH_DATABASE_URL",
+                       f->db_url,
+                       "BKOAUTH_LOG_LEVEL",
+                       "error",
+                       "EXPIRES_SECONDS",
+                       expires_seconds,
+                       "BKOAUTH_CACHE_SECONDS",
+                       cache_seconds,
+                       NULL};
     memcpy(kv, v, sizeof v);
     return kv;
 }
@@ -72,8 +84,7 @@ static const char *const *settings(fixture *f, const char *expires_seconds, cons
 static bkoauth_client *make_client(fixture *f, const char *expires_seconds, const char *cache_seconds)
 {
     bkoauth_client *c = herd_client(settings(f, expires_seconds, cache_seconds));
-    if (c == NULL)
-        abort();
+    if (c == NULL) abort();
     return c;
 }
 
@@ -149,19 +160,17 @@ static void test_refresh_old_token_from_callers(void **state)
     size_t n = 0;
     assert_int_equal(bkoauth_list_tokens(c, &all, &n, NULL), BKOAUTH_OK); /* reads, never renews */
     for (size_t i = 0; i < n; i++)
-        if (all[i]->user_id && strcmp(all[i]->user_id, "alice") == 0)
-            old = bkoauth_token_dup(all[i]);
+        if (all[i]->user_id && strcmp(all[i]->user_id, "alice") == 0) old = bkoauth_token_dup(all[i]);
     bkoauth_tokens_free(all, n);
     assert_non_null(old);
     long before = devserver_counter(f->dev, "refresh");
     assert_int_equal(bkoauth_refresh_token(c, old, &first, NULL), BKOAUTH_OK);
     assert_int_equal(devserver_counter(f->dev, "refresh") - before, 1);
-    herd_spec spec = {.op = HERD_REFRESH, .procs = 2, .threads = THREADS, .settings = settings(f, "600", "10"),
-                      .old = old};
+    herd_spec spec = {
+        .op = HERD_REFRESH, .procs = 2, .threads = THREADS, .settings = settings(f, "600", "10"), .old = old};
     herd_result r;
     assert_int_equal(herd_run(&spec, &r), 0);
-    if (r.ok != 2 * THREADS)
-        fail_msg("a caller failed: %s", r.failure);
+    if (r.ok != 2 * THREADS) fail_msg("a caller failed: %s", r.failure);
     assert_true(r.same);
     assert_string_equal(r.token, first->access_token);
     assert_int_equal(devserver_counter(f->dev, "refresh") - before, 1);
@@ -179,7 +188,7 @@ static void test_cache_coherent_with_renewals(void **state)
     bkoauth_client *fresh = make_client(f, "60", "10");
     bkoauth_client *renewer = make_client(f, "600", "10");
     bkoauth_token *a = NULL, *b = NULL, *c2 = NULL;
-    assert_int_equal(bkoauth_get_access_token_by_user(fresh, "alice", &a, NULL), BKOAUTH_OK); /* cached */
+    assert_int_equal(bkoauth_get_access_token_by_user(fresh, "alice", &a, NULL), BKOAUTH_OK);   /* cached */
     assert_int_equal(bkoauth_get_access_token_by_user(renewer, "alice", &b, NULL), BKOAUTH_OK); /* renews */
     assert_string_not_equal(a->access_token, b->access_token);
     assert_int_equal(bkoauth_get_access_token_by_user(fresh, "alice", &c2, NULL), BKOAUTH_OK);

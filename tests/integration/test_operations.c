@@ -21,7 +21,7 @@
 #define TTL 3600
 
 typedef struct fixture {
-    int ee;              /* protocol */
+    int ee; /* protocol */
     devserver *dev;
     char db_url[512];
     bkoauth_client *c;   /* tokens fresh: EXPIRES_SECONDS 60 < TTL */
@@ -57,8 +57,7 @@ static bkoauth_client *make_client(fixture *f, const char *api_url, const char *
             fail_msg("setting %s: %s", extra[i], e.message);
     }
     bkoauth_client *c = bkoauth_client_new(cfg, &e);
-    if (c == NULL)
-        fail_msg("client_new: %s", e.message);
+    if (c == NULL) fail_msg("client_new: %s", e.message);
     bkoauth_config_free(cfg);
     return c;
 }
@@ -67,14 +66,24 @@ static int setup(void **state, int ee)
 {
     fixture *f = calloc(1, sizeof *f);
     f->ee = ee;
-    const char *args[] = {"--app-code", APP_CODE, "--app-secret", APP_SECRET, "--user", "cred-alice=alice",
-                          "--user", "836324475=bob", "--user", "cred-carol=carol", "--ttl", "3600",
-                          "--overlap", "30", NULL};
+    const char *args[] = {"--app-code",
+                          APP_CODE,
+                          "--app-secret",
+                          APP_SECRET,
+                          "--user",
+                          "cred-alice=alice",
+                          "--user",
+                          "836324475=bob",
+                          "--user",
+                          "cred-carol=carol",
+                          "--ttl",
+                          "3600",
+                          "--overlap",
+                          "30",
+                          NULL};
     f->dev = devserver_start(args);
-    if (f->dev == NULL)
-        return -1;
-    if (teststore_fresh_url(ee ? "ops-ee" : "ops-ieod", f->db_url, sizeof f->db_url) == NULL)
-        return -1;
+    if (f->dev == NULL) return -1;
+    if (teststore_fresh_url(ee ? "ops-ee" : "ops-ieod", f->db_url, sizeof f->db_url) == NULL) return -1;
     f->c = make_client(f, f->dev->url, NULL);
     const char *old[] = {"EXPIRES_SECONDS", "7200", NULL};
     f->old = make_client(f, f->dev->url, old);
@@ -463,8 +472,7 @@ static void check_fault(fixture *f, const char *kind, int want_status)
         assert_true(strlen(e.message) > 10);
         assert_no_secret(e.message);
         assert_null(strstr(e.message, l->refresh_token));
-        if (want_status >= 0)
-            assert_int_equal(e.http_status, want_status);
+        if (want_status >= 0) assert_int_equal(e.http_status, want_status);
         /* nothing saved changed */
         bkoauth_token *s = NULL;
         assert_int_equal(bkoauth_get_access_token_by_user(f->c, "alice", &s, NULL), BKOAUTH_OK);

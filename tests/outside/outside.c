@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond)                                                                                  \
-    do {                                                                                             \
-        if (!(cond)) {                                                                               \
-            fprintf(stderr, "outside: %s:%d: check failed: %s (%s: %s)\n", __FILE__, __LINE__, #cond, \
-                    bkoauth_code_name(err.code), err.message);                                       \
-            return 1;                                                                                \
-        }                                                                                            \
+#define CHECK(cond)                                                                                          \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            fprintf(stderr, "outside: %s:%d: check failed: %s (%s: %s)\n", __FILE__, __LINE__, #cond,        \
+                    bkoauth_code_name(err.code), err.message);                                               \
+            return 1;                                                                                        \
+        }                                                                                                    \
     } while (0)
 
 int main(void)

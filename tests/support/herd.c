@@ -29,8 +29,7 @@ bkoauth_client *herd_client(const char *const *settings)
             return NULL;
         }
     bkoauth_client *c = bkoauth_client_new(cfg, &e);
-    if (c == NULL)
-        fprintf(stderr, "herd: client: %s\n", e.message);
+    if (c == NULL) fprintf(stderr, "herd: client: %s\n", e.message);
     bkoauth_config_free(cfg);
     return c;
 }
@@ -60,7 +59,8 @@ static void *call(void *arg)
     }
     w->ok = rc == BKOAUTH_OK && !bkoauth_token_expires_soon(w->c, t);
     snprintf(w->token, sizeof w->token, "%s", t ? t->access_token : "-");
-    snprintf(w->message, sizeof w->message, "%s: %s", bkoauth_code_name(rc), rc == BKOAUTH_OK ? "" : e.message);
+    snprintf(w->message, sizeof w->message, "%s: %s", bkoauth_code_name(rc),
+             rc == BKOAUTH_OK ? "" : e.message);
     bkoauth_token_free(t);
     return NULL;
 }
@@ -99,20 +99,17 @@ int herd_run(const herd_spec *spec, herd_result *out)
     memset(out, 0, sizeof *out);
     out->same = 1;
     int go[2], results[2];
-    if (pipe(go) != 0 || pipe(results) != 0)
-        return -1;
+    if (pipe(go) != 0 || pipe(results) != 0) return -1;
     pid_t *pids = calloc((size_t)spec->procs, sizeof *pids);
     for (int p = 0; p < spec->procs; p++) {
         pids[p] = fork();
-        if (pids[p] < 0)
-            return -1;
+        if (pids[p] < 0) return -1;
         if (pids[p] == 0) {
             close(go[1]);
             close(results[0]);
             bkoauth_client *c = herd_client(spec->settings);
             char b;
-            if (c == NULL || read(go[0], &b, 1) != 0)
-                _exit(3);
+            if (c == NULL || read(go[0], &b, 1) != 0) _exit(3);
             FILE *f = fdopen(results[1], "w");
             run_threads(spec, c, f);
             fclose(f);
@@ -130,12 +127,10 @@ int herd_run(const herd_spec *spec, herd_result *out)
     while (fgets(line, sizeof line, in)) {
         int good = 0;
         char tok[256] = "";
-        if (sscanf(line, "%d %255s", &good, tok) != 2)
-            continue;
+        if (sscanf(line, "%d %255s", &good, tok) != 2) continue;
         out->callers++;
         out->ok += good;
-        if (!good && out->failure[0] == '\0')
-            snprintf(out->failure, sizeof out->failure, "%s", line);
+        if (!good && out->failure[0] == '\0') snprintf(out->failure, sizeof out->failure, "%s", line);
         if (good && out->token[0] == '\0')
             snprintf(out->token, sizeof out->token, "%s", tok);
         else if (good && strcmp(out->token, tok) != 0)
@@ -147,8 +142,7 @@ int herd_run(const herd_spec *spec, herd_result *out)
     for (int p = 0; p < spec->procs; p++) {
         int st = 0;
         waitpid(pids[p], &st, 0);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-            status = -1;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) status = -1;
     }
     free(pids);
     return status;

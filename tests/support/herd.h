@@ -14,12 +14,12 @@ typedef enum herd_op {
 
 typedef struct herd_spec {
     herd_op op;
-    int procs;               /* processes, each forked from the caller */
-    int threads;             /* threads per process */
+    int procs;                   /* processes, each forked from the caller */
+    int threads;                 /* threads per process */
     const char *const *settings; /* NAME, VALUE, ..., NULL: each caller process's client */
-    const char *user;        /* for BY_USER and LOGIN */
-    const char *cookie;      /* for LOGIN */
-    const bkoauth_token *old;/* for REFRESH */
+    const char *user;            /* for BY_USER and LOGIN */
+    const char *cookie;          /* for LOGIN */
+    const bkoauth_token *old;    /* for REFRESH */
 } herd_spec;
 
 typedef struct herd_result {

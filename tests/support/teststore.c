@@ -32,22 +32,18 @@ static char *fresh_postgres(char *buf, size_t size)
     PGresult *r = PQexec(conn, "SET client_min_messages = warning; "
                                "DROP TABLE IF EXISTS bkoauth_access_token");
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-        fprintf(stderr, "teststore: cannot reset the table: %s\n", PQerrorMessage(conn));
+    if (!ok) fprintf(stderr, "teststore: cannot reset the table: %s\n", PQerrorMessage(conn));
     PQclear(r);
     PQfinish(conn);
-    if (!ok)
-        return NULL;
+    if (!ok) return NULL;
     snprintf(buf, size, "%s", url);
     return buf;
 }
 
 char *teststore_fresh_url(const char *tag, char *buf, size_t size)
 {
-    if (strcmp(teststore_kind(), "postgres") == 0)
-        return fresh_postgres(buf, size);
-    if (ndirs >= (int)(sizeof dirs / sizeof dirs[0]))
-        return NULL;
+    if (strcmp(teststore_kind(), "postgres") == 0) return fresh_postgres(buf, size);
+    if (ndirs >= (int)(sizeof dirs / sizeof dirs[0])) return NULL;
     char tmpl[] = "/tmp/bkoauth-test-XXXXXX";
     if (mkdtemp(tmpl) == NULL) {
         perror("teststore: mkdtemp");
@@ -63,8 +59,7 @@ void teststore_cleanup(void)
     for (int i = 0; i < ndirs; i++) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[i]);
-        if (system(cmd) != 0)
-            fprintf(stderr, "teststore: could not remove %s\n", dirs[i]);
+        if (system(cmd) != 0) fprintf(stderr, "teststore: could not remove %s\n", dirs[i]);
     }
     ndirs = 0;
 }

@@ -1,0 +1,314 @@
+/* test_config.c - settings: names, defaults, checks, both file styles, the environment. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bkoauth.h"
+#include "internal.h"
+
+static char *write_file(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/bkoauth-conf-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static bkoauth_code load_text(bkoauth_config *c, const char *text, bkoauth_error *e)
+{
+    char *path = write_file(text);
+    bkoauth_code rc = bkoauth_config_load_file(c, path, e);
+    unlink(path);
+    return rc;
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    bkoauth_config *c = bkoauth_config_new();
+    assert_null(bkoauth_config_get(c, "OAUTH_API_URL"));
+    assert_string_equal(bkoauth_config_get(c, "OAUTH_COOKIES_PARAMS"), "{}");
+    assert_string_equal(bkoauth_config_get(c, "RUN_MODE"), "DEVELOP");
+    assert_string_equal(bkoauth_config_get(c, "EXPIRES_SECONDS"), "86400");
+    assert_string_equal(bkoauth_config_get(c, "BKOAUTH_DATABASE_URL"), "sqlite:bkoauth.db");
+    assert_string_equal(bkoauth_config_get(c, "BKOAUTH_TIMEOUT_MS"), "10000");
+    assert_string_equal(bkoauth_config_get(c, "BKOAUTH_CACHE_SECONDS"), "10");
+    assert_null(bkoauth_config_get(c, "NOT_A_SETTING"));
+    bk_settings s;
+    bkoauth_error e;
+    assert_int_equal(settings_from_config(c, &s, &e), BKOAUTH_OK);
+    assert_null(s.api_url);
+    assert_string_equal(s.env_name, "test");
+    assert_int_equal(s.expires_seconds, 86400);
+    assert_int_equal(s.need_new_token, 1);
+    assert_int_equal(s.protocol, BK_PROTO_IEOD);
+    assert_int_equal(s.store_kind, BK_STORE_SQLITE);
+    assert_string_equal(s.database_path, "bkoauth.db");
+    assert_int_equal(s.db_local_time, 0);
+    assert_int_equal(s.timeout_ms, 10000);
+    assert_int_equal(s.tls_verify, 1);
+    assert_int_equal(s.log_level, BKOAUTH_LOG_WARNING);
+    assert_int_equal(s.cache_seconds, 10);
+    assert_int_equal(s.cookies_params.count, 0);
+    assert_string_equal(s.oauth_params_json, "{}");
+    settings_clear(&s);
+    bkoauth_config_free(c);
+}
+
+static void test_seed_django_snippet_verbatim(void **state)
+{
+    (void)state;
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    const char *seed = "# 蓝鲸 SSM 平台访问地址\n"
+                       "OAUTH_API_URL = 'http://bkssmee.xxx.com'\n"
+                       "OAUTH_COOKIES_PARAMS = {'bk_token': 'bk_token'}\n";
+    assert_int_equal(load_text(c, seed, &e), BKOAUTH_OK);
+    bk_settings s;
+    assert_int_equal(settings_from_config(c, &s, &e), BKOAUTH_OK);
+    assert_string_equal(s.api_url, "http://bkssmee.xxx.com");
+    assert_int_equal(s.cookies_params.count, 1);
+    assert_string_equal(s.cookies_params.items[0].key, "bk_token");
+    assert_string_equal(s.cookies_params.items[0].value, "bk_token");
+    settings_clear(&s);
+    bkoauth_config_free(c);
+}
+
+static void test_file_styles(void **state)
+{
+    (void)state;
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    const char *text = "\n"
+                       "  # a comment\n"
+                       "export APP_CODE=my-app\n"
+                       "SECRET_KEY = \"s3cr\\\"et\"   # trailing comment\n"
+                       "RUN_MODE = PRODUCT\n"
+                       "OAUTH_NEED_NEW_TOKEN = False\n"
+                       "OAUTH_API_URL = https://ssm.example.com/ \r\n"
+                       "OAUTH_PARAMS = {\n"
+                       "    'region': \"it's # not a comment\",  # a comment\n"
+                       "    'n': 3, 'ok': True, 'none': None,\n"
+                       "}\n"
+                       "BKAUTH_BACKEND_TYPE = 'bk_token'\n"
+                       "APIGW_PUBLIC_KEY = None\n";
+    assert_int_equal(load_text(c, text, &e), BKOAUTH_OK);
+    bk_settings s;
+    assert_int_equal(settings_from_config(c, &s, &e), BKOAUTH_OK);
+    assert_string_equal(s.app_code, "my-app");
+    assert_string_equal(s.app_secret, "s3cr\"et");
+    assert_string_equal(s.env_name, "prod");
+    assert_int_equal(s.need_new_token, 0);
+    assert_string_equal(s.api_url, "https://ssm.example.com");
+    assert_int_equal(s.protocol, BK_PROTO_EE);
+    assert_null(s.apigw_public_key);
+    assert_int_equal(s.oauth_params.count, 4);
+    assert_string_equal(s.oauth_params.items[0].key, "region");
+    assert_string_equal(s.oauth_params.items[0].value, "it's # not a comment");
+    assert_string_equal(s.oauth_params.items[1].value, "3");
+    assert_string_equal(s.oauth_params.items[2].value, "True");
+    assert_string_equal(s.oauth_params.items[3].value, "None");
+    assert_non_null(strstr(s.oauth_params_json, "\"n\":3"));
+    settings_clear(&s);
+    bkoauth_config_free(c);
+}
+
+static void expect_file_error(const char *text, const char *line_tag, const char *words)
+{
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    char *path = write_file(text);
+    assert_int_equal(bkoauth_config_load_file(c, path, &e), BKOAUTH_E_CONFIG);
+    assert_int_equal(e.code, BKOAUTH_E_CONFIG);
+    char want[128];
+    snprintf(want, sizeof want, "%s:%s:", path, line_tag);
+    if (strstr(e.message, want) == NULL || strstr(e.message, words) == NULL)
+        fail_msg("message '%s' lacks '%s' or '%s'", e.message, want, words);
+    unlink(path);
+    bkoauth_config_free(c);
+}
+
+static void test_file_errors_name_file_and_line(void **state)
+{
+    (void)state;
+    expect_file_error("APP_CODE = a\nNO_EQUALS_HERE\n", "2", "NAME = value");
+    expect_file_error("\n\nEXPIRES_SECONDS = soon\n", "3", "EXPIRES_SECONDS");
+    expect_file_error("OAUTH_API_URL = 'http://x\n", "1", "quote");
+    expect_file_error("OAUTH_COOKIES_PARAMS = {'bk_token': \n\n", "1", "never closed");
+    expect_file_error("OAUTH_COOKIES_PARAMS = {'bk_token': 1}\n", "1", "not a string");
+    expect_file_error("OAUTH_APIURL = 'http://x'\n", "1", "OAUTH_API_URL"); /* did you mean */
+    expect_file_error("APP_CODE = 'a' junk\n", "1", "after the closing quote");
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    assert_int_equal(bkoauth_config_load_file(c, "/nonexistent/bkoauth.conf", &e), BKOAUTH_E_CONFIG);
+    assert_non_null(strstr(e.message, "/nonexistent/bkoauth.conf"));
+    assert_non_null(strstr(e.message, "No such file"));
+    bkoauth_config_free(c);
+}
+
+static void expect_bad(const char *name, const char *value)
+{
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    const char *before = bkoauth_config_get(c, name);
+    char *copy = before ? strdup(before) : NULL;
+    if (bkoauth_config_set(c, name, value, &e) != BKOAUTH_E_CONFIG)
+        fail_msg("%s = '%s' was accepted", name, value);
+    assert_int_equal(e.code, BKOAUTH_E_CONFIG);
+    assert_non_null(strstr(e.message, name));
+    const char *after = bkoauth_config_get(c, name);
+    assert_true((copy == NULL && after == NULL) ||
+                (copy && after && strcmp(copy, after) == 0)); /* unchanged */
+    free(copy);
+    bkoauth_config_free(c);
+}
+
+static void test_bad_values(void **state)
+{
+    (void)state;
+    expect_bad("OAUTH_NEED_NEW_TOKEN", "maybe");
+    expect_bad("BKOAUTH_TLS_VERIFY", "");
+    expect_bad("EXPIRES_SECONDS", "-1");
+    expect_bad("EXPIRES_SECONDS", "12abc");
+    expect_bad("EXPIRES_SECONDS", "99999999999999999999999");
+    expect_bad("BKOAUTH_TIMEOUT_MS", "0");
+    expect_bad("BKOAUTH_TIMEOUT_MS", "600001");
+    expect_bad("BKOAUTH_CACHE_SECONDS", "-5");
+    expect_bad("OAUTH_API_URL", "ftp://x");
+    expect_bad("OAUTH_API_URL", "bkssmee.example.com");
+    expect_bad("OAUTH_API_URL", "http://");
+    expect_bad("OAUTH_COOKIES_PARAMS", "{'a': ['b']}");
+    expect_bad("OAUTH_COOKIES_PARAMS", "['bk_token']");
+    expect_bad("OAUTH_COOKIES_PARAMS", "{bk_token: bk_token}");
+    expect_bad("OAUTH_PARAMS", "{'a': {'b': 1}}");
+    expect_bad("OAUTH_PARAMS", "not json");
+    expect_bad("BKOAUTH_DATABASE_URL", "mysql://x");
+    expect_bad("BKOAUTH_DATABASE_URL", "sqlite:");
+    expect_bad("BKOAUTH_DB_TIME_ZONE", "Asia/Shanghai");
+    expect_bad("BKOAUTH_LOG_LEVEL", "verbose");
+    expect_bad("APP_CODE", "a\x01b");
+    bkoauth_error e;
+    bkoauth_config *c = bkoauth_config_new();
+    assert_int_equal(bkoauth_config_set(c, "NO_SUCH", "1", &e), BKOAUTH_E_CONFIG);
+    assert_non_null(strstr(e.message, "NO_SUCH"));
+    assert_int_equal(bkoauth_config_set(NULL, "APP_CODE", "1", &e), BKOAUTH_E_INVALID);
+    assert_int_equal(bkoauth_config_set(c, NULL, "1", &e), BKOAUTH_E_INVALID);
+    bkoauth_config_free(c);
+}
+
+static void test_good_values(void **state)
+{
+    (void)state;
+    bkoauth_config *c = bkoauth_config_new();
+    const char *ok[][2] = {{"OAUTH_NEED_NEW_TOKEN", "True"},
+                           {"OAUTH_NEED_NEW_TOKEN", "NO"},
+                           {"BKOAUTH_TLS_VERIFY", "0"},
+                           {"BKOAUTH_TLS_VERIFY", "Yes"},
+                           {"BKOAUTH_DB_TIME_ZONE", "local"},
+                           {"BKOAUTH_DB_TIME_ZONE", "utc"},
+                           {"BKOAUTH_DATABASE_URL", "postgresql://u@127.0.0.1:5432/db"},
+                           {"BKOAUTH_DATABASE_URL", "sqlite:/var/lib/x.db"},
+                           {"OAUTH_COOKIES_PARAMS", "{\"bk_token\": \"bk_token\", \"bk_uid\": \"uid\"}"},
+                           {"BKOAUTH_CACHE_SECONDS", "0"}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        bkoauth_error e;
+        if (bkoauth_config_set(c, ok[i][0], ok[i][1], &e) != BKOAUTH_OK)
+            fail_msg("%s = %s refused: %s", ok[i][0], ok[i][1], e.message);
+    }
+    assert_int_equal(bkoauth_config_set(c, "BKOAUTH_CACHE_SECONDS", NULL, NULL), BKOAUTH_OK); /* reset */
+    assert_string_equal(bkoauth_config_get(c, "BKOAUTH_CACHE_SECONDS"), "10");
+    bkoauth_config_free(c);
+}
+
+static void test_secret_never_in_message(void **state)
+{
+    (void)state;
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    assert_int_equal(bkoauth_config_set(c, "SECRET_KEY", "topsecret\x02value", &e), BKOAUTH_E_CONFIG);
+    assert_null(strstr(e.message, "topsecret"));
+    assert_int_equal(load_text(c, "SECRET_KEY = 'topsecret' extra\n", &e), BKOAUTH_E_CONFIG);
+    assert_null(strstr(e.message, "topsecret"));
+    bkoauth_config_free(c);
+}
+
+static void test_token_overrides_and_env(void **state)
+{
+    (void)state;
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    assert_int_equal(load_text(c, "APP_CODE = file-app\nSECRET_KEY = file-secret\nRUN_MODE = PRODUCT\n", &e),
+                     BKOAUTH_OK);
+    setenv("APP_CODE", "env-app", 1);
+    setenv("BKAUTH_TOKEN_SECRET_KEY", "token-secret", 1);
+    assert_int_equal(bkoauth_config_load_env(c, &e), BKOAUTH_OK);
+    bk_settings s;
+    assert_int_equal(settings_from_config(c, &s, &e), BKOAUTH_OK);
+    assert_string_equal(s.app_code, "env-app");        /* environment wins over the file */
+    assert_string_equal(s.app_secret, "token-secret"); /* BKAUTH_TOKEN_* wins for SSM calls */
+    assert_string_equal(s.env_name, "prod");
+    settings_clear(&s);
+    setenv("OAUTH_PARAMS", "{'broken': ", 1);
+    assert_int_equal(bkoauth_config_load_env(c, &e), BKOAUTH_E_CONFIG);
+    assert_non_null(strstr(e.message, "environment variable OAUTH_PARAMS"));
+    unsetenv("OAUTH_PARAMS");
+    unsetenv("APP_CODE");
+    unsetenv("BKAUTH_TOKEN_SECRET_KEY");
+    bkoauth_config_free(c);
+}
+
+static void test_parse_text_junk(void **state)
+{
+    (void)state;
+    /* never crash on junk; every outcome is OK or ConfigError */
+    const char *junk[] = {"=",
+                          "==",
+                          "A",
+                          "{",
+                          "'",
+                          "X = {'a': '\\",
+                          "X = \"\\\"",
+                          "\xff\xfe = 1",
+                          "APP_CODE = {{{{{{{{",
+                          "APP_CODE = }",
+                          "APP_CODE = ['a'",
+                          "export",
+                          "export ="};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+        bkoauth_config *c = bkoauth_config_new();
+        bkoauth_error e;
+        bkoauth_code rc = config_parse_text(c, junk[i], strlen(junk[i]), "junk", &e);
+        assert_true(rc == BKOAUTH_OK || rc == BKOAUTH_E_CONFIG);
+        bkoauth_config_free(c);
+    }
+    char nul[] = "APP_CODE = a\0b\n";
+    bkoauth_config *c = bkoauth_config_new();
+    assert_int_equal(config_parse_text(c, nul, sizeof nul - 1, "nul", NULL), BKOAUTH_E_CONFIG);
+    bkoauth_config_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_seed_django_snippet_verbatim),
+        cmocka_unit_test(test_file_styles),
+        cmocka_unit_test(test_file_errors_name_file_and_line),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_good_values),
+        cmocka_unit_test(test_secret_never_in_message),
+        cmocka_unit_test(test_token_overrides_and_env),
+        cmocka_unit_test(test_parse_text_junk),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
