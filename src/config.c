@@ -516,13 +516,29 @@ static const char *object_end(const char *p, const char *end, int *lines)
     return NULL;
 }
 
+static bkoauth_code parse_lines(bkoauth_config *config, const char *text, size_t len, const char *label,
+                                bkoauth_error *err);
+
 bkoauth_code config_parse_text(bkoauth_config *config, const char *text, size_t len, const char *label,
                                bkoauth_error *err)
 {
-    const char *p = text, *end = text + len;
-    int line = 1;
     if (memchr(text, '\0', len) != NULL)
         return err_set(err, BKOAUTH_E_CONFIG, "%s: the file holds a NUL byte; is it a text file?", label);
+    /* the line parser relies on a NUL after the text */
+    char *copy = bk_strndup(text, len);
+    if (copy == NULL)
+        return err_nomem(err);
+    bkoauth_code rc = parse_lines(config, copy, len, label, err);
+    memset(copy, 0, len);
+    free(copy);
+    return rc;
+}
+
+static bkoauth_code parse_lines(bkoauth_config *config, const char *text, size_t len, const char *label,
+                                bkoauth_error *err)
+{
+    const char *p = text, *end = text + len;
+    int line = 1;
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (eol == NULL) eol = end;
