@@ -1,0 +1,514 @@
+/* sqlite.c - the token table in SQLite, as Django's SQLite backend creates and writes it.
+ *
+ * A small pool of connections serves the threads of a process (SQLite connections are not
+ * shared between threads here: each is opened NOMUTEX and used by one thread at a time).
+ * Renewal takes the database write lock with BEGIN IMMEDIATE, so across threads and processes
+ * one renewer at a time re-reads the row and decides; the journal undoes a renewal cut short. */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SQLITE_POOL_MAX 16
+
+#define COLUMNS "id, access_token, expires, refresh_token, scope, env_name, user_id, created_at"
+
+enum {
+    Q_GET_USER,
+    Q_GET_APP,
+    Q_UPDATE,
+    Q_INSERT,
+    Q_DELETE_CLASH,
+    Q_DELETE_USER,
+    Q_DELETE_APP,
+    Q_LIST,
+    Q_COUNT
+};
+
+/* The user row: the unary + keeps SQLite on the user_id index (every row may share one env). */
+static const char *const SQL[Q_COUNT] = {
+    [Q_GET_USER] = "SELECT " COLUMNS " FROM bkoauth_access_token WHERE user_id = ?1 AND +env_name = ?2 "
+                   "ORDER BY expires DESC, id DESC LIMIT 1",
+    [Q_GET_APP] = "SELECT " COLUMNS " FROM bkoauth_access_token WHERE (user_id IS NULL OR user_id = '') "
+                  "AND +env_name = ?2 ORDER BY expires DESC, id DESC LIMIT 1",
+    [Q_UPDATE] = "UPDATE bkoauth_access_token SET access_token = ?1, expires = ?2, refresh_token = ?3, "
+                 "scope = ?4 WHERE id = ?5",
+    [Q_INSERT] = "INSERT INTO bkoauth_access_token (access_token, expires, refresh_token, scope, env_name, "
+                 "user_id, created_at, extra) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+    [Q_DELETE_CLASH] = "DELETE FROM bkoauth_access_token WHERE access_token = ?1 AND id != ?2",
+    [Q_DELETE_USER] = "DELETE FROM bkoauth_access_token WHERE user_id = ?1 AND env_name = ?2",
+    [Q_DELETE_APP] =
+        "DELETE FROM bkoauth_access_token WHERE (user_id IS NULL OR user_id = '') AND env_name = ?2",
+    [Q_LIST] = "SELECT " COLUMNS " FROM bkoauth_access_token "
+               "ORDER BY (user_id IS NOT NULL AND user_id != ''), user_id, env_name, id",
+};
+
+static const char *const CREATE_TABLE = "CREATE TABLE IF NOT EXISTS \"bkoauth_access_token\" ("
+                                        "\"id\" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
+                                        "\"access_token\" varchar(255) NOT NULL UNIQUE, "
+                                        "\"expires\" datetime NOT NULL, "
+                                        "\"refresh_token\" varchar(255) NULL, "
+                                        "\"scope\" text NULL, "
+                                        "\"env_name\" varchar(255) NOT NULL, "
+                                        "\"user_id\" varchar(64) NULL, "
+                                        "\"created_at\" datetime NOT NULL, "
+                                        "\"extra\" text NULL)";
+
+typedef struct conn {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[Q_COUNT];
+    struct conn *next;
+} conn;
+
+typedef struct sqlite_store {
+    store base;
+    const bk_settings *s;
+    char *path;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    conn *idle;
+    int opened;
+} sqlite_store;
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+static bkoauth_code db_error(sqlite_store *ss, sqlite3 *db, int rc, const char *what, bkoauth_error *err)
+{
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return err_set(
+            err, BKOAUTH_E_STORE,
+            "the token database %s is locked by another process for more than %ld ms (%s); retry later",
+            ss->path, ss->s->timeout_ms + 5000, what);
+    return err_set(err, BKOAUTH_E_STORE, "token database %s: %s failed: %s", ss->path, what,
+                   db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+/* ---- connections --------------------------------------------------------------------------- */
+
+static void conn_close(conn *c)
+{
+    if (c == NULL) return;
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(c->stmt[i]);
+    sqlite3_close(c->db);
+    free(c);
+}
+
+static conn *conn_open(sqlite_store *ss, bkoauth_error *err)
+{
+    conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        err_nomem(err);
+        return NULL;
+    }
+    int rc = sqlite3_open_v2(ss->path, &c->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        db_error(ss, c->db, rc, "opening", err);
+        conn_close(c);
+        return NULL;
+    }
+    sqlite3_extended_result_codes(c->db, 0);
+    sqlite3_busy_timeout(c->db, (int)(ss->s->timeout_ms + 5000));
+    return c;
+}
+
+static sqlite3_stmt *stmt(sqlite_store *ss, conn *c, int q, bkoauth_error *err)
+{
+    if (c->stmt[q] == NULL) {
+        int rc = sqlite3_prepare_v3(c->db, SQL[q], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[q], NULL);
+        if (rc != SQLITE_OK) {
+            db_error(ss, c->db, rc, "preparing a query", err);
+            return NULL;
+        }
+    } else {
+        sqlite3_reset(c->stmt[q]);
+        sqlite3_clear_bindings(c->stmt[q]);
+    }
+    return c->stmt[q];
+}
+
+static conn *pool_get(sqlite_store *ss, bkoauth_error *err)
+{
+    pthread_mutex_lock(&ss->mu);
+    while (ss->idle == NULL && ss->opened >= SQLITE_POOL_MAX)
+        pthread_cond_wait(&ss->cv, &ss->mu);
+    conn *c = ss->idle;
+    if (c != NULL) {
+        ss->idle = c->next;
+        pthread_mutex_unlock(&ss->mu);
+        return c;
+    }
+    ss->opened++;
+    pthread_mutex_unlock(&ss->mu);
+    c = conn_open(ss, err);
+    if (c == NULL) {
+        pthread_mutex_lock(&ss->mu);
+        ss->opened--;
+        pthread_cond_signal(&ss->cv);
+        pthread_mutex_unlock(&ss->mu);
+    }
+    return c;
+}
+
+static void pool_put(sqlite_store *ss, conn *c)
+{
+    for (int i = 0; i < Q_COUNT; i++)
+        if (c->stmt[i]) sqlite3_reset(c->stmt[i]);
+    pthread_mutex_lock(&ss->mu);
+    c->next = ss->idle;
+    ss->idle = c;
+    pthread_cond_signal(&ss->cv);
+    pthread_mutex_unlock(&ss->mu);
+}
+
+static int exec(conn *c, const char *sql)
+{
+    return sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+}
+
+/* ---- rows ---------------------------------------------------------------------------------- */
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? (const char *)t : NULL;
+}
+
+static bkoauth_code col_time(sqlite_store *ss, sqlite3_stmt *st, int i, const char *name, int64_t *out,
+                             bkoauth_error *err)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_INTEGER) {
+        *out = sqlite3_column_int64(st, i);
+        return BKOAUTH_OK;
+    }
+    const char *t = col_text(st, i);
+    if (t == NULL || dt_parse(t, ss->s->db_local_time, out) != 0)
+        return err_set(err, BKOAUTH_E_STORE,
+                       "token database %s: row id %lld has an unreadable %s value '%.40s'", ss->path,
+                       (long long)sqlite3_column_int64(st, 0), name, t ? t : "NULL");
+    return BKOAUTH_OK;
+}
+
+/* The token in the current result row; *id its id. */
+static bkoauth_code read_row(sqlite_store *ss, sqlite3_stmt *st, bkoauth_token **out, int64_t *id,
+                             bkoauth_error *err)
+{
+    int64_t expires, created;
+    bkoauth_code rc = col_time(ss, st, 2, "expires", &expires, err);
+    if (rc == BKOAUTH_OK) rc = col_time(ss, st, 7, "created_at", &created, err);
+    if (rc != BKOAUTH_OK) return rc;
+    if (id) *id = sqlite3_column_int64(st, 0);
+    *out = token_make(col_text(st, 1), col_text(st, 3), col_text(st, 4), col_text(st, 5), col_text(st, 6),
+                      expires, created);
+    return *out ? BKOAUTH_OK : err_nomem(err);
+}
+
+/* Reads the row of (env, user) on c: BKOAUTH_OK with *out NULL when there is none. */
+static bkoauth_code find(sqlite_store *ss, conn *c, const char *env_name, const char *user_id,
+                         bkoauth_token **out, int64_t *id, bkoauth_error *err)
+{
+    *out = NULL;
+    sqlite3_stmt *st = stmt(ss, c, user_id ? Q_GET_USER : Q_GET_APP, err);
+    if (st == NULL) return BKOAUTH_E_STORE;
+    if (user_id) sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, env_name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    bkoauth_code r = BKOAUTH_OK;
+    if (rc == SQLITE_ROW)
+        r = read_row(ss, st, out, id, err);
+    else if (rc != SQLITE_DONE)
+        r = db_error(ss, c->db, rc, "reading a token", err);
+    sqlite3_reset(st);
+    return r;
+}
+
+/* ---- operations ---------------------------------------------------------------------------- */
+
+static bkoauth_code sq_get(store *base, const char *env_name, const char *user_id, bkoauth_token **out,
+                           bkoauth_error *err)
+{
+    sqlite_store *ss = (sqlite_store *)base;
+    conn *c = pool_get(ss, err);
+    if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
+    bkoauth_code rc = find(ss, c, env_name, user_id, out, NULL, err);
+    pool_put(ss, c);
+    if (rc == BKOAUTH_OK && *out == NULL)
+        return err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST, "no saved token for %s in env %s",
+                       user_id ? user_id : "the APP", env_name);
+    return rc;
+}
+
+/* Saves fresh in the row id (or a new row when id < 0), within the open transaction. */
+static bkoauth_code save(sqlite_store *ss, conn *c, int64_t id, const bkoauth_token *t, bkoauth_error *err)
+{
+    char expires[32], created[32];
+    dt_format(t->expires, ss->s->db_local_time, expires, sizeof expires);
+    dt_format(t->created_at ? t->created_at : bk_now(), ss->s->db_local_time, created, sizeof created);
+    /* a stale row of another key holding this access_token would break the unique constraint:
+     * that token now belongs to this row, so the other row goes */
+    sqlite3_stmt *st = stmt(ss, c, Q_DELETE_CLASH, err);
+    if (st == NULL) return BKOAUTH_E_STORE;
+    sqlite3_bind_text(st, 1, t->access_token, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, id);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return db_error(ss, c->db, rc, "saving a token", err);
+    st = stmt(ss, c, id >= 0 ? Q_UPDATE : Q_INSERT, err);
+    if (st == NULL) return BKOAUTH_E_STORE;
+    sqlite3_bind_text(st, 1, t->access_token, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, expires, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, t->refresh_token, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, t->scope, -1, SQLITE_STATIC);
+    if (id >= 0) {
+        sqlite3_bind_int64(st, 5, id);
+    } else {
+        sqlite3_bind_text(st, 5, t->env_name, -1, SQLITE_STATIC);
+        if (t->user_id)
+            sqlite3_bind_text(st, 6, t->user_id, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 6);
+        sqlite3_bind_text(st, 7, created, -1, SQLITE_STATIC);
+    }
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? BKOAUTH_OK : db_error(ss, c->db, rc, "saving a token", err);
+}
+
+static bkoauth_code sq_renew(store *base, const char *env_name, const char *user_id, store_renew_fn fn,
+                             void *ctx, bkoauth_token **out, bkoauth_error *err)
+{
+    sqlite_store *ss = (sqlite_store *)base;
+    conn *c = pool_get(ss, err);
+    if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
+    int rc = exec(c, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK) {
+        bkoauth_code r = db_error(ss, c->db, rc, "locking the token row", err);
+        pool_put(ss, c);
+        return r;
+    }
+    bkoauth_token *current = NULL, *fresh = NULL;
+    int64_t id = -1;
+    bkoauth_code r = find(ss, c, env_name, user_id, &current, &id, err);
+    if (r == BKOAUTH_OK) r = fn(ctx, current, &fresh, err);
+    if (r == BKOAUTH_OK && fresh == NULL && current == NULL)
+        r = err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST, "no saved token for %s in env %s",
+                    user_id ? user_id : "the APP", env_name);
+    if (r == BKOAUTH_OK && fresh != NULL) {
+        if (current != NULL) fresh->created_at = current->created_at; /* the row keeps it */
+        r = save(ss, c, current ? id : -1, fresh, err);
+    }
+    if (r == BKOAUTH_OK) {
+        rc = exec(c, "COMMIT");
+        if (rc != SQLITE_OK) r = db_error(ss, c->db, rc, "saving a token", err);
+    }
+    if (r != BKOAUTH_OK) {
+        exec(c, "ROLLBACK");
+        bkoauth_token_free(current);
+        bkoauth_token_free(fresh);
+        pool_put(ss, c);
+        return r;
+    }
+    pool_put(ss, c);
+    if (fresh != NULL) {
+        bkoauth_token_free(current);
+        *out = fresh;
+    } else {
+        *out = current;
+    }
+    return BKOAUTH_OK;
+}
+
+static bkoauth_code sq_remove(store *base, const char *env_name, const char *user_id, bkoauth_error *err)
+{
+    sqlite_store *ss = (sqlite_store *)base;
+    conn *c = pool_get(ss, err);
+    if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
+    bkoauth_code r = BKOAUTH_OK;
+    sqlite3_stmt *st = stmt(ss, c, user_id ? Q_DELETE_USER : Q_DELETE_APP, err);
+    if (st == NULL) {
+        r = BKOAUTH_E_STORE;
+    } else {
+        if (user_id) sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, env_name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            r = db_error(ss, c->db, rc, "deleting a token", err);
+        else if (sqlite3_changes(c->db) == 0)
+            r = err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST, "no saved token for %s in env %s",
+                        user_id ? user_id : "the APP", env_name);
+    }
+    pool_put(ss, c);
+    return r;
+}
+
+static bkoauth_code sq_list(store *base, bkoauth_token ***out, size_t *count, bkoauth_error *err)
+{
+    sqlite_store *ss = (sqlite_store *)base;
+    conn *c = pool_get(ss, err);
+    if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
+    sqlite3_stmt *st = stmt(ss, c, Q_LIST, err);
+    bkoauth_code r = st ? BKOAUTH_OK : BKOAUTH_E_STORE;
+    bkoauth_token **items = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while (r == BKOAUTH_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            bkoauth_token **p = realloc(items, ncap * sizeof *p);
+            if (p == NULL) {
+                r = err_nomem(err);
+                break;
+            }
+            items = p;
+            cap = ncap;
+        }
+        r = read_row(ss, st, &items[n], NULL, err);
+        if (r == BKOAUTH_OK) n++;
+    }
+    if (r == BKOAUTH_OK && rc != SQLITE_DONE) r = db_error(ss, c->db, rc, "listing tokens", err);
+    if (st) sqlite3_reset(st);
+    pool_put(ss, c);
+    if (r != BKOAUTH_OK) {
+        bkoauth_tokens_free(items, n);
+        return r;
+    }
+    *out = items;
+    *count = n;
+    return BKOAUTH_OK;
+}
+
+static void sq_close(store *base)
+{
+    sqlite_store *ss = (sqlite_store *)base;
+    while (ss->idle) {
+        conn *c = ss->idle;
+        ss->idle = c->next;
+        conn_close(c);
+    }
+    pthread_mutex_destroy(&ss->mu);
+    pthread_cond_destroy(&ss->cv);
+    free(ss->path);
+    free(ss);
+}
+
+static const store_ops SQLITE_OPS = {sq_get, sq_renew, sq_remove, sq_list, sq_close};
+
+/* ---- opening: file mode, table, indexes ---------------------------------------------------- */
+
+/* 1 when an index of the table has column as its first column. */
+static int has_index_on(conn *c, const char *column)
+{
+    sqlite3_stmt *st = NULL;
+    int found = 0;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT 1 FROM pragma_index_list('bkoauth_access_token') AS l, "
+                           "pragma_index_info(l.name) AS i WHERE i.seqno = 0 AND i.name = ?1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, column, -1, SQLITE_STATIC);
+        found = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+static bkoauth_code check_columns(sqlite_store *ss, conn *c, bkoauth_error *err)
+{
+    static const char *const want[] = {"id",    "access_token", "expires", "refresh_token",
+                                       "scope", "env_name",     "user_id", "created_at"};
+    char missing[200] = "";
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        sqlite3_stmt *st = NULL;
+        int found = 0;
+        if (sqlite3_prepare_v2(c->db,
+                               "SELECT 1 FROM pragma_table_info('bkoauth_access_token') WHERE name = ?1", -1,
+                               &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, want[i], -1, SQLITE_STATIC);
+            found = sqlite3_step(st) == SQLITE_ROW;
+        }
+        sqlite3_finalize(st);
+        if (!found) {
+            size_t l = strlen(missing);
+            snprintf(missing + l, sizeof missing - l, "%s%s", l ? ", " : "", want[i]);
+        }
+    }
+    if (missing[0])
+        return err_set(err, BKOAUTH_E_STORE,
+                       "token database %s: the table bkoauth_access_token has no column %s; it is not the "
+                       "bkoauth table (or an old version of it)",
+                       ss->path, missing);
+    return BKOAUTH_OK;
+}
+
+static bkoauth_code prepare_schema(sqlite_store *ss, conn *c, bkoauth_error *err)
+{
+    int rc = exec(c, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK) return db_error(ss, c->db, rc, "locking the database to create the table", err);
+    rc = exec(c, CREATE_TABLE);
+    bkoauth_code r =
+        rc == SQLITE_OK ? check_columns(ss, c, err) : db_error(ss, c->db, rc, "creating the table", err);
+    if (r == BKOAUTH_OK && !has_index_on(c, "env_name") &&
+        (rc = exec(
+             c, "CREATE INDEX \"bkoauth_access_token_env_name\" ON \"bkoauth_access_token\" (\"env_name\")")))
+        r = db_error(ss, c->db, rc, "creating an index", err);
+    if (r == BKOAUTH_OK && !has_index_on(c, "user_id") &&
+        (rc = exec(
+             c, "CREATE INDEX \"bkoauth_access_token_user_id\" ON \"bkoauth_access_token\" (\"user_id\")")))
+        r = db_error(ss, c->db, rc, "creating an index", err);
+    if (r == BKOAUTH_OK && (rc = exec(c, "COMMIT")) != SQLITE_OK)
+        r = db_error(ss, c->db, rc, "creating the table", err);
+    if (r != BKOAUTH_OK) exec(c, "ROLLBACK");
+    return r;
+}
+
+store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
+{
+    const char *path = s->database_path;
+    if (bk_empty(path) || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0) {
+        err_set(
+            err, BKOAUTH_E_CONFIG,
+            "BKOAUTH_DATABASE_URL: sqlite: needs a file path (an in-memory database cannot be shared by the "
+            "client's connections)");
+        return NULL;
+    }
+    /* a new database file is readable by its owner only: it holds tokens */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+    } else if (errno != EEXIST) {
+        err_set(err, BKOAUTH_E_STORE, "cannot create the token database %s: %s (check BKOAUTH_DATABASE_URL)",
+                path, strerror(errno));
+        return NULL;
+    }
+    sqlite_store *ss = calloc(1, sizeof *ss);
+    if (ss == NULL || (ss->path = bk_strdup(path)) == NULL) {
+        free(ss);
+        err_nomem(err);
+        return NULL;
+    }
+    ss->base.ops = &SQLITE_OPS;
+    ss->base.logger = logger;
+    ss->s = s;
+    pthread_mutex_init(&ss->mu, NULL);
+    pthread_cond_init(&ss->cv, NULL);
+    conn *c = pool_get(ss, err);
+    if (c == NULL) {
+        sq_close(&ss->base);
+        return NULL;
+    }
+    bkoauth_code r = prepare_schema(ss, c, err);
+    pool_put(ss, c);
+    if (r != BKOAUTH_OK) {
+        sq_close(&ss->base);
+        return NULL;
+    }
+    log_write(logger, BKOAUTH_LOG_DEBUG, "token store: SQLite database %s ready", path);
+    return &ss->base;
+}

@@ -1,0 +1,116 @@
+/* store.c - the store interface: argument checks shared by every backend, and dispatch. */
+#include "store.h"
+
+#include <string.h>
+
+#define STORE_MAX_USER 64   /* user_id varchar(64) */
+#define STORE_MAX_TOKEN 255 /* access_token, refresh_token varchar(255) */
+
+/* postgres.c may be left out of a build: then the symbol is NULL. */
+#pragma weak store_postgres_open
+
+store *store_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
+{
+    if (s->store_kind == BK_STORE_POSTGRES) {
+        if (store_postgres_open == NULL) {
+            err_set(err, BKOAUTH_E_CONFIG,
+                    "BKOAUTH_DATABASE_URL: postgresql:// is not supported by this build");
+            return NULL;
+        }
+        return store_postgres_open(s, logger, err);
+    }
+    return store_sqlite_open(s, logger, err);
+}
+
+static bkoauth_code check_key(const char *env_name, const char *user_id, bkoauth_error *err)
+{
+    if (env_name == NULL || env_name[0] == '\0')
+        return err_set(err, BKOAUTH_E_INVALID, "token store: env_name is empty");
+    if (user_id != NULL && strlen(user_id) > STORE_MAX_USER)
+        return err_set(err, BKOAUTH_E_INVALID, "user_id is %zu bytes long; the token table allows at most %d",
+                       strlen(user_id), STORE_MAX_USER);
+    return BKOAUTH_OK;
+}
+
+static const char *app_or_user(const char *user_id)
+{
+    return (user_id != NULL && user_id[0] != '\0') ? user_id : NULL;
+}
+
+bkoauth_code store_get(store *st, const char *env_name, const char *user_id, bkoauth_token **out,
+                       bkoauth_error *err)
+{
+    *out = NULL;
+    bkoauth_code rc = check_key(env_name, user_id, err);
+    return rc != BKOAUTH_OK ? rc : st->ops->get(st, env_name, app_or_user(user_id), out, err);
+}
+
+/* Wraps the caller's renew function: what it gives must fit the table. */
+typedef struct checked {
+    store_renew_fn fn;
+    void *ctx;
+} checked;
+
+static bkoauth_code checked_fn(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
+                               bkoauth_error *err)
+{
+    checked *c = ctx;
+    bkoauth_code rc = c->fn(c->ctx, current, fresh, err);
+    if (rc != BKOAUTH_OK || *fresh == NULL) return rc;
+    const bkoauth_token *t = *fresh;
+    const char *bad = bk_empty(t->access_token)                    ? "an empty access_token"
+                      : strlen(t->access_token) > STORE_MAX_TOKEN  ? "an access_token longer than 255 bytes"
+                      : strlen(t->refresh_token) > STORE_MAX_TOKEN ? "a refresh_token longer than 255 bytes"
+                                                                   : NULL;
+    if (bad != NULL) {
+        bkoauth_token_free(*fresh);
+        *fresh = NULL;
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "token store: cannot save %s (the table's column is varchar(255))", bad);
+    }
+    return BKOAUTH_OK;
+}
+
+bkoauth_code store_renew(store *st, const char *env_name, const char *user_id, store_renew_fn fn, void *ctx,
+                         bkoauth_token **out, bkoauth_error *err)
+{
+    *out = NULL;
+    bkoauth_code rc = check_key(env_name, user_id, err);
+    if (rc != BKOAUTH_OK) return rc;
+    checked c = {fn, ctx};
+    return st->ops->renew(st, env_name, app_or_user(user_id), checked_fn, &c, out, err);
+}
+
+static bkoauth_code put_copy(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
+                             bkoauth_error *err)
+{
+    (void)current;
+    *fresh = bkoauth_token_dup(ctx);
+    return *fresh ? BKOAUTH_OK : err_nomem(err);
+}
+
+bkoauth_code store_put(store *st, const bkoauth_token *token, bkoauth_error *err)
+{
+    bkoauth_token *out = NULL;
+    bkoauth_code rc = store_renew(st, token->env_name, token->user_id, put_copy, (void *)token, &out, err);
+    bkoauth_token_free(out);
+    return rc;
+}
+
+bkoauth_code store_remove(store *st, const char *env_name, const char *user_id, bkoauth_error *err)
+{
+    bkoauth_code rc = check_key(env_name, user_id, err);
+    return rc != BKOAUTH_OK ? rc : st->ops->remove(st, env_name, app_or_user(user_id), err);
+}
+
+bkoauth_code store_list(store *st, bkoauth_token ***out, size_t *count, bkoauth_error *err)
+{
+    *out = NULL;
+    *count = 0;
+    return st->ops->list(st, out, count, err);
+}
+
+void store_close(store *st)
+{
+    if (st != NULL) st->ops->close(st);
+}
