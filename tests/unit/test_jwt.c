@@ -55,7 +55,7 @@ static bkoauth_client *client_with_key(const char *pem)
     bkoauth_error e;
     assert_int_equal(bkoauth_config_set(cfg, "OAUTH_API_URL", "http://127.0.0.1:9", &e), BKOAUTH_OK);
     assert_int_equal(bkoauth_config_set(cfg, "BKOAUTH_DATABASE_URL", db_url, &e), BKOAUTH_OK);
-    assert_int_equal(bkoauth_config_set(cfg, "BKOAUTH_LOG_LEVEL", "debug", &e), BKOAUTH_OK);
+    assert_int_equal(bkoauth_config_set(cfg, "BKOAUTH_LOG_LEVEL", "info", &e), BKOAUTH_OK);
     if (pem != NULL && bkoauth_config_set(cfg, "APIGW_PUBLIC_KEY", pem, &e) != BKOAUTH_OK)
         fail_msg("APIGW_PUBLIC_KEY refused by the settings: %s", e.message);
     bkoauth_client *c = bkoauth_client_new(cfg, &e);
@@ -87,9 +87,12 @@ static int teardown(void **state)
     free(pem_a);
     free(pem_a_rsa);
     free(pem_b);
-    char path[700];
-    snprintf(path, sizeof path, "%s/tokens.db", db_dir);
-    unlink(path);
+    const char *files[] = {"tokens.db", "tokens.db-wal", "tokens.db-shm", "tokens.db-journal"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s", db_dir, files[i]);
+        unlink(path);
+    }
     rmdir(db_dir);
     return 0;
 }
