@@ -18,8 +18,10 @@ done
 
 export PKG_CONFIG_PATH="$pcdir"
 cc -std=c11 -Wall -Wextra -Werror "$src/tests/outside/outside.c" -o "$work/outside-pc" $(pkg-config --cflags --libs bkoauth)
+# the static archive, with the dependencies named in Requires.private (their shared libraries)
 cc -std=c11 -Wall -Wextra -Werror "$src/tests/outside/outside.c" -o "$work/outside-static" \
-   $(pkg-config --cflags bkoauth) "$libdir/libbkoauth.a" $(pkg-config --libs --static bkoauth | sed 's/-lbkoauth//')
+   $(pkg-config --cflags bkoauth) "$libdir/libbkoauth.a" \
+   $(pkg-config --print-requires-private bkoauth | xargs pkg-config --libs) -lpthread
 cmake -S "$src/tests/outside" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/cmake-build" >/dev/null
 

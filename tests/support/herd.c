@@ -59,7 +59,7 @@ static void *call(void *arg)
     }
     w->ok = rc == BKOAUTH_OK && !bkoauth_token_expires_soon(w->c, t);
     snprintf(w->token, sizeof w->token, "%s", t ? t->access_token : "-");
-    snprintf(w->message, sizeof w->message, "%s: %s", bkoauth_code_name(rc),
+    snprintf(w->message, sizeof w->message, "%s: %.480s", bkoauth_code_name(rc),
              rc == BKOAUTH_OK ? "" : e.message);
     bkoauth_token_free(t);
     return NULL;
@@ -130,7 +130,7 @@ int herd_run(const herd_spec *spec, herd_result *out)
         if (sscanf(line, "%d %255s", &good, tok) != 2) continue;
         out->callers++;
         out->ok += good;
-        if (!good && out->failure[0] == '\0') snprintf(out->failure, sizeof out->failure, "%s", line);
+        if (!good && out->failure[0] == '\0') snprintf(out->failure, sizeof out->failure, "%.500s", line);
         if (good && out->token[0] == '\0')
             snprintf(out->token, sizeof out->token, "%s", tok);
         else if (good && strcmp(out->token, tok) != 0)

@@ -58,7 +58,7 @@ void teststore_cleanup(void)
 {
     for (int i = 0; i < ndirs; i++) {
         char cmd[300];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[i]);
+        snprintf(cmd, sizeof cmd, "rm -rf '%.255s'", dirs[i]);
         if (system(cmd) != 0) fprintf(stderr, "teststore: could not remove %s\n", dirs[i]);
     }
     ndirs = 0;

@@ -15,10 +15,11 @@ static void expect_cookie(const char *header, const char *name, const char *want
 {
     char *v = cookie_get(header, name);
     if (want == NULL) {
-        if (v != NULL) fail_msg("cookie %s in '%s': got '%s', want none", name, header, v);
+        if (v != NULL) fail_msg("cookie %s: got '%s', want none", name, v);
     } else {
         if (v == NULL || strcmp(v, want) != 0)
-            fail_msg("cookie %s in '%s': got '%s', want '%s'", name, header, v ? v : "(none)", want);
+            fail_msg("cookie %s in '%.200s': got '%s', want '%s'", name, header ? header : "(null)",
+                     v ? v : "(none)", want);
     }
     free(v);
 }
@@ -51,7 +52,8 @@ static void expect_query(const char *q, const char *name, const char *want)
 {
     char *v = query_get(q, name);
     if ((want == NULL) != (v == NULL) || (want && strcmp(v, want) != 0))
-        fail_msg("query %s in '%s': got '%s', want '%s'", name, q, v ? v : "(none)", want ? want : "(none)");
+        fail_msg("query %s in '%s': got '%s', want '%s'", name, q ? q : "(null)", v ? v : "(none)",
+                 want ? want : "(none)");
     free(v);
 }
 
