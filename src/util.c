@@ -42,8 +42,9 @@ int bk_empty(const char *s)
 
 int64_t bk_now(void)
 {
+    /* whole seconds are all the expiry rules need: the coarse clock is several times cheaper */
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     return (int64_t)ts.tv_sec;
 }
 

@@ -31,12 +31,13 @@ enum {
     Q_COUNT
 };
 
-/* The user row: the unary + keeps SQLite on the user_id index (every row may share one env). */
+/* The user row: the unary + keeps SQLite on the user_id index (every row may share one env).
+ * Several rows of one key (written by others) are possible: find() keeps the one with the
+ * latest expires, then the highest id, without asking SQLite to sort. */
 static const char *const SQL[Q_COUNT] = {
-    [Q_GET_USER] = "SELECT " COLUMNS " FROM bkoauth_access_token WHERE user_id = ?1 AND +env_name = ?2 "
-                   "ORDER BY expires DESC, id DESC LIMIT 1",
+    [Q_GET_USER] = "SELECT " COLUMNS " FROM bkoauth_access_token WHERE user_id = ?1 AND +env_name = ?2",
     [Q_GET_APP] = "SELECT " COLUMNS " FROM bkoauth_access_token WHERE (user_id IS NULL OR user_id = '') "
-                  "AND +env_name = ?2 ORDER BY expires DESC, id DESC LIMIT 1",
+                  "AND +env_name = ?2",
     [Q_UPDATE] = "UPDATE bkoauth_access_token SET access_token = ?1, expires = ?2, refresh_token = ?3, "
                  "scope = ?4 WHERE id = ?5",
     [Q_INSERT] = "INSERT INTO bkoauth_access_token (access_token, expires, refresh_token, scope, env_name, "
@@ -100,6 +101,11 @@ static void conn_close(conn *c)
     free(c);
 }
 
+static void exec_quiet(sqlite3 *db, const char *sql)
+{
+    sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
 static conn *conn_open(sqlite_store *ss, bkoauth_error *err)
 {
     conn *c = calloc(1, sizeof *c);
@@ -116,6 +122,9 @@ static conn *conn_open(sqlite_store *ss, bkoauth_error *err)
     }
     sqlite3_extended_result_codes(c->db, 0);
     sqlite3_busy_timeout(c->db, (int)(ss->s->timeout_ms + 5000));
+    /* WAL (set once on the file in prepare_schema) keeps a committed renewal across a process
+     * crash with synchronous NORMAL; only an OS crash may lose the last one, never corrupt. */
+    exec_quiet(c->db, "PRAGMA synchronous = NORMAL");
     return c;
 }
 
@@ -219,12 +228,26 @@ static bkoauth_code find(sqlite_store *ss, conn *c, const char *env_name, const 
     if (st == NULL) return BKOAUTH_E_STORE;
     if (user_id) sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, env_name, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
     bkoauth_code r = BKOAUTH_OK;
-    if (rc == SQLITE_ROW)
-        r = read_row(ss, st, out, id, err);
-    else if (rc != SQLITE_DONE)
-        r = db_error(ss, c->db, rc, "reading a token", err);
+    int rc = SQLITE_DONE;
+    while (r == BKOAUTH_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        bkoauth_token *t = NULL;
+        int64_t tid = 0;
+        r = read_row(ss, st, &t, &tid, err);
+        if (r != BKOAUTH_OK) break;
+        if (*out == NULL || t->expires > (*out)->expires || (t->expires == (*out)->expires && tid > *id)) {
+            bkoauth_token_free(*out);
+            *out = t;
+            *id = tid;
+        } else {
+            bkoauth_token_free(t);
+        }
+    }
+    if (r == BKOAUTH_OK && rc != SQLITE_DONE) r = db_error(ss, c->db, rc, "reading a token", err);
+    if (r != BKOAUTH_OK) {
+        bkoauth_token_free(*out);
+        *out = NULL;
+    }
     sqlite3_reset(st);
     return r;
 }
@@ -237,7 +260,8 @@ static bkoauth_code sq_get(store *base, const char *env_name, const char *user_i
     sqlite_store *ss = (sqlite_store *)base;
     conn *c = pool_get(ss, err);
     if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
-    bkoauth_code rc = find(ss, c, env_name, user_id, out, NULL, err);
+    int64_t id;
+    bkoauth_code rc = find(ss, c, env_name, user_id, out, &id, err);
     pool_put(ss, c);
     if (rc == BKOAUTH_OK && *out == NULL)
         return err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST, "no saved token for %s in env %s",
@@ -449,6 +473,16 @@ static bkoauth_code check_columns(sqlite_store *ss, conn *c, bkoauth_error *err)
 
 static bkoauth_code prepare_schema(sqlite_store *ss, conn *c, bkoauth_error *err)
 {
+    /* Write-ahead logging: readers take no file locks and do not wait for a renewal, and a read
+     * costs no system call. The mode stays with the file; Django works with it as it is. A
+     * database that cannot switch (busy, read-only directory) keeps its journal mode. */
+    sqlite3_stmt *jm = NULL;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &jm, NULL) == SQLITE_OK &&
+        sqlite3_step(jm) == SQLITE_ROW && sqlite3_column_text(jm, 0) != NULL &&
+        strcmp((const char *)sqlite3_column_text(jm, 0), "wal") != 0)
+        log_write(ss->base.logger, BKOAUTH_LOG_INFO, "token database %s stays in %s journal mode", ss->path,
+                  (const char *)sqlite3_column_text(jm, 0));
+    sqlite3_finalize(jm);
     int rc = exec(c, "BEGIN IMMEDIATE");
     if (rc != SQLITE_OK) return db_error(ss, c->db, rc, "locking the database to create the table", err);
     rc = exec(c, CREATE_TABLE);
