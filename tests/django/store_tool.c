@@ -33,8 +33,8 @@ int main(int argc, char **argv)
     const char *env = argv[4], *user = strcmp(argv[5], "-") == 0 ? NULL : argv[5];
     int status = 0;
     if (strcmp(argv[3], "put") == 0 && argc == 10) {
-        bkoauth_token *t =
-            token_make(argv[6], argv[7], "", env, user, strtoll(argv[8], NULL, 10), strtoll(argv[9], NULL, 10));
+        bkoauth_token *t = token_make(argv[6], argv[7], "", env, user, strtoll(argv[8], NULL, 10),
+                                      strtoll(argv[9], NULL, 10));
         if (t == NULL || store_put(st, t, &e) != BKOAUTH_OK) {
             fprintf(stderr, "store_tool: put: %s\n", e.message);
             status = 1;

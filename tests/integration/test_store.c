@@ -1,0 +1,365 @@
+/* test_store.c - the token store behind store.h, on the store BKOAUTH_TEST_STORE names: rows,
+ * keys, bound parameters, limits, and the renewal section across threads, processes and a
+ * process killed inside it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "store/store.h"
+#include "teststore.h"
+
+typedef struct fx {
+    char url[512];
+    bkoauth_config *cfg;
+    bk_settings s;
+    bk_logger logger;
+    store *st;
+} fx;
+
+static store *open_store(fx *f)
+{
+    bkoauth_error e;
+    store *st = store_open(&f->s, &f->logger, &e);
+    if (st == NULL) fail_msg("store_open: %s", e.message);
+    return st;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    if (teststore_fresh_url("store", f->url, sizeof f->url) == NULL) return -1;
+    f->cfg = bkoauth_config_new();
+    bkoauth_config_set(f->cfg, "BKOAUTH_DATABASE_URL", f->url, NULL);
+    bkoauth_config_set(f->cfg, "BKOAUTH_TIMEOUT_MS", "2000", NULL);
+    if (settings_from_config(f->cfg, &f->s, NULL) != BKOAUTH_OK) return -1;
+    f->logger = (bk_logger){log_stderr, NULL, BKOAUTH_LOG_ERROR};
+    f->st = open_store(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    store_close(f->st);
+    settings_clear(&f->s);
+    bkoauth_config_free(f->cfg);
+    free(f);
+    return 0;
+}
+
+/* Before each test: no rows. */
+static int empty(void **state)
+{
+    fx *f = *state;
+    bkoauth_token **all = NULL;
+    size_t n = 0;
+    assert_int_equal(store_list(f->st, &all, &n, NULL), BKOAUTH_OK);
+    for (size_t i = 0; i < n; i++)
+        store_remove(f->st, all[i]->env_name, all[i]->user_id, NULL);
+    bkoauth_tokens_free(all, n);
+    return 0;
+}
+
+static bkoauth_token *tok(const char *access, const char *user, int64_t expires, int64_t created)
+{
+    return token_make(access, user ? "refresh-of-" : "", "", "test", user, expires, created);
+}
+
+static void put(fx *f, const char *access, const char *user, int64_t expires, int64_t created)
+{
+    bkoauth_token *t = tok(access, user, expires, created);
+    bkoauth_error e;
+    if (store_put(f->st, t, &e) != BKOAUTH_OK) fail_msg("put: %s", e.message);
+    bkoauth_token_free(t);
+}
+
+static void test_put_get_update_in_place(void **state)
+{
+    fx *f = *state;
+    bkoauth_token *t = NULL;
+    bkoauth_error e;
+    assert_int_equal(store_get(f->st, "test", "alice", &t, &e), BKOAUTH_E_TOKEN_NOT_EXIST);
+    assert_null(t);
+    put(f, "alice-1", "alice", 2000000000, 1700000000);
+    put(f, "alice-2", "alice", 2000003600, 1800000000); /* same row, created_at kept */
+    assert_int_equal(store_get(f->st, "test", "alice", &t, &e), BKOAUTH_OK);
+    assert_string_equal(t->access_token, "alice-2");
+    assert_string_equal(t->refresh_token, "refresh-of-");
+    assert_string_equal(t->env_name, "test");
+    assert_string_equal(t->user_id, "alice");
+    assert_int_equal(t->expires, 2000003600);
+    assert_int_equal(t->created_at, 1700000000);
+    bkoauth_token_free(t);
+    bkoauth_token **all = NULL;
+    size_t n = 0;
+    assert_int_equal(store_list(f->st, &all, &n, NULL), BKOAUTH_OK);
+    assert_int_equal(n, 1);
+    bkoauth_tokens_free(all, n);
+    /* another env is another row */
+    assert_int_equal(store_get(f->st, "prod", "alice", &t, &e), BKOAUTH_E_TOKEN_NOT_EXIST);
+}
+
+static void test_app_and_users_apart(void **state)
+{
+    fx *f = *state;
+    put(f, "app-1", NULL, 2000000000, 1700000000);
+    put(f, "bob-1", "bob", 2000000000, 1700000000);
+    bkoauth_token *t = NULL;
+    assert_int_equal(store_get(f->st, "test", NULL, &t, NULL), BKOAUTH_OK);
+    assert_string_equal(t->access_token, "app-1");
+    assert_null(t->user_id);
+    bkoauth_token_free(t);
+    assert_int_equal(store_get(f->st, "test", "", &t, NULL), BKOAUTH_OK); /* "" is the APP too */
+    assert_string_equal(t->access_token, "app-1");
+    bkoauth_token_free(t);
+    bkoauth_token **all = NULL;
+    size_t n = 0;
+    assert_int_equal(store_list(f->st, &all, &n, NULL), BKOAUTH_OK);
+    assert_int_equal(n, 2);
+    assert_null(all[0]->user_id); /* APP first */
+    assert_string_equal(all[1]->user_id, "bob");
+    bkoauth_tokens_free(all, n);
+    assert_int_equal(store_remove(f->st, "test", NULL, NULL), BKOAUTH_OK);
+    assert_int_equal(store_remove(f->st, "test", NULL, NULL), BKOAUTH_E_TOKEN_NOT_EXIST);
+    assert_int_equal(store_get(f->st, "test", "bob", &t, NULL), BKOAUTH_OK);
+    bkoauth_token_free(t);
+}
+
+static void test_bound_parameters(void **state)
+{
+    fx *f = *state;
+    const char *evil = "x'); DROP TABLE bkoauth_access_token; --\"";
+    put(f, "evil-token'\"", evil, 2000000000, 1700000000);
+    bkoauth_token *t = NULL;
+    assert_int_equal(store_get(f->st, "test", evil, &t, NULL), BKOAUTH_OK);
+    assert_string_equal(t->user_id, evil);
+    assert_string_equal(t->access_token, "evil-token'\"");
+    bkoauth_token_free(t);
+}
+
+static void test_limits(void **state)
+{
+    fx *f = *state;
+    char user[66], access[257];
+    memset(user, 'u', 65);
+    user[65] = '\0';
+    memset(access, 'a', 256);
+    access[256] = '\0';
+    bkoauth_token *t = NULL;
+    bkoauth_error e;
+    assert_int_equal(store_get(f->st, "test", user, &t, &e), BKOAUTH_E_INVALID);
+    assert_non_null(strstr(e.message, "64"));
+    put(f, "short", "carol", 2000000000, 1700000000);
+    bkoauth_token *big = tok(access, "carol", 2000000000, 1700000000);
+    assert_int_equal(store_put(f->st, big, &e), BKOAUTH_E_INVALID);
+    assert_non_null(strstr(e.message, "255"));
+    bkoauth_token_free(big);
+    assert_int_equal(store_get(f->st, "test", "carol", &t, NULL), BKOAUTH_OK);
+    assert_string_equal(t->access_token, "short"); /* unchanged */
+    bkoauth_token_free(t);
+}
+
+static bkoauth_code failing_fn(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
+                               bkoauth_error *err)
+{
+    (void)ctx;
+    (void)current;
+    *fresh = tok("never-saved", "dave", 1, 1);
+    bkoauth_token_free(*fresh);
+    *fresh = NULL;
+    return err_set(err, BKOAUTH_E_TOKEN_API, "the service failed");
+}
+
+static void test_renew_error_changes_nothing(void **state)
+{
+    fx *f = *state;
+    put(f, "dave-1", "dave", 2000000000, 1700000000);
+    bkoauth_token *out = NULL;
+    bkoauth_error e;
+    assert_int_equal(store_renew(f->st, "test", "dave", failing_fn, NULL, &out, &e), BKOAUTH_E_TOKEN_API);
+    assert_null(out);
+    assert_string_equal(e.message, "the service failed");
+    bkoauth_token *t = NULL;
+    assert_int_equal(store_get(f->st, "test", "dave", &t, NULL), BKOAUTH_OK);
+    assert_string_equal(t->access_token, "dave-1");
+    bkoauth_token_free(t);
+}
+
+/* ---- the renewal section --------------------------------------------------------------- */
+
+static atomic_int renewals;
+static int renewal_log_fd = -1; /* processes append one byte per renewal */
+
+/* Renews only when the row still expires before 1e9 (an old token); sleeps a little inside so
+ * callers overlap. */
+static bkoauth_code renew_if_old(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
+                                 bkoauth_error *err)
+{
+    (void)err;
+    const char *who = ctx;
+    if (current != NULL && current->expires > 1000000000) return BKOAUTH_OK;
+    usleep(20000);
+    atomic_fetch_add(&renewals, 1);
+    if (renewal_log_fd >= 0 && write(renewal_log_fd, "r", 1) != 1)
+        return err_set(err, BKOAUTH_E_STORE, "log write failed");
+    char access[64];
+    snprintf(access, sizeof access, "renewed-by-%s", who);
+    *fresh = token_make(access, "rt", "", "test", "erin", 2000000000, 0);
+    return BKOAUTH_OK;
+}
+
+static void *renew_thread(void *arg)
+{
+    fx *f = arg;
+    char who[32];
+    snprintf(who, sizeof who, "thread-%lu", (unsigned long)pthread_self() % 100000);
+    bkoauth_token *out = NULL;
+    bkoauth_error e;
+    if (store_renew(f->st, "test", "erin", renew_if_old, who, &out, &e) != BKOAUTH_OK)
+        fprintf(stderr, "renew: %s\n", e.message);
+    bkoauth_token_free(out);
+    return NULL;
+}
+
+static void test_renew_once_from_threads(void **state)
+{
+    fx *f = *state;
+    put(f, "erin-old", "erin", 900000000, 1700000000);
+    atomic_store(&renewals, 0);
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++)
+        pthread_create(&th[i], NULL, renew_thread, f);
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&renewals), 1);
+    bkoauth_token *t = NULL;
+    assert_int_equal(store_get(f->st, "test", "erin", &t, NULL), BKOAUTH_OK);
+    assert_non_null(strstr(t->access_token, "renewed-by-thread-"));
+    assert_int_equal(t->created_at, 1700000000);
+    bkoauth_token_free(t);
+}
+
+static void test_renew_once_from_processes(void **state)
+{
+    fx *f = *state;
+    put(f, "erin-old", "erin", 900000000, 1700000000);
+    char log[] = "/tmp/bkoauth-renewals-XXXXXX";
+    int fd = mkstemp(log);
+    assert_true(fd >= 0);
+    close(fd);
+    pid_t pids[4];
+    for (int p = 0; p < 4; p++) {
+        pids[p] = fork();
+        if (pids[p] == 0) {
+            renewal_log_fd = open(log, O_WRONLY | O_APPEND);
+            store *st = open_store(f);
+            bkoauth_token *out = NULL;
+            bkoauth_error e;
+            int rc = store_renew(st, "test", "erin", renew_if_old, "process", &out, &e);
+            bkoauth_token_free(out);
+            store_close(st);
+            _exit(rc == BKOAUTH_OK ? 0 : 1);
+        }
+    }
+    for (int p = 0; p < 4; p++) {
+        int st = 0;
+        waitpid(pids[p], &st, 0);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    struct stat sb;
+    assert_int_equal(stat(log, &sb), 0);
+    assert_int_equal(sb.st_size, 1); /* one renewal among the four processes */
+    unlink(log);
+}
+
+static bkoauth_code hang_inside(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
+                                bkoauth_error *err)
+{
+    (void)current;
+    (void)err;
+    int *pipe_w = ctx;
+    *fresh = NULL;
+    if (write(*pipe_w, "x", 1) != 1) _exit(3);
+    sleep(60); /* killed here */
+    return BKOAUTH_OK;
+}
+
+static void test_killed_inside_renewal(void **state)
+{
+    fx *f = *state;
+    put(f, "frank-1", "frank", 900000000, 1700000000);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        store *st = open_store(f);
+        bkoauth_token *out = NULL;
+        store_renew(st, "test", "frank", hang_inside, &p[1], &out, NULL);
+        _exit(0);
+    }
+    close(p[1]);
+    char b;
+    assert_int_equal(read(p[0], &b, 1), 1); /* the child holds the renewal section */
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    close(p[0]);
+    bkoauth_token *t = NULL;
+    assert_int_equal(store_get(f->st, "test", "frank", &t, NULL), BKOAUTH_OK);
+    assert_string_equal(t->access_token, "frank-1");
+    assert_int_equal(t->expires, 900000000);
+    bkoauth_token_free(t);
+    /* no lock left behind: a renewal goes through at once (well within the 7 s busy timeout) */
+    atomic_store(&renewals, 0);
+    bkoauth_error e;
+    bkoauth_token *out = NULL;
+    put(f, "erin-old", "erin", 900000000, 1700000000);
+    if (store_renew(f->st, "test", "erin", renew_if_old, "after-kill", &out, &e) != BKOAUTH_OK)
+        fail_msg("renew after the kill: %s", e.message);
+    assert_string_equal(out->access_token, "renewed-by-after-kill");
+    bkoauth_token_free(out);
+}
+
+static void test_sqlite_file_mode(void **state)
+{
+    fx *f = *state;
+    if (f->s.store_kind != BK_STORE_SQLITE) skip();
+    struct stat sb;
+    assert_int_equal(stat(f->s.database_path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup(fn, empty)
+    const struct CMUnitTest tests[] = {
+        T(test_put_get_update_in_place),
+        T(test_app_and_users_apart),
+        T(test_bound_parameters),
+        T(test_limits),
+        T(test_renew_error_changes_nothing),
+        T(test_renew_once_from_threads),
+        T(test_renew_once_from_processes),
+        T(test_killed_inside_renewal),
+        T(test_sqlite_file_mode),
+    };
+    int failed = cmocka_run_group_tests_name(teststore_kind(), tests, setup, teardown);
+    teststore_cleanup();
+    return failed ? 1 : 0;
+}
