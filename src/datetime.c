@@ -6,8 +6,16 @@
 #include <string.h>
 #include <time.h>
 
+/* Django's datetimes span years 1..9999; a moment outside (a token "valid for ever", junk from
+ * a caller) is written as the nearest one inside, a day off the ends so that local time stays
+ * in range too. */
+#define DT_MIN (-62135596800LL + 86400) /* 0001-01-02 00:00:00 UTC */
+#define DT_MAX (253402300799LL - 86400) /* 9999-12-30 23:59:59 UTC */
+
 char *dt_format(int64_t t, int local, char *buf, size_t size)
 {
+    if (t < DT_MIN) t = DT_MIN;
+    if (t > DT_MAX) t = DT_MAX;
     time_t tt = (time_t)t;
     struct tm tm;
     if ((local ? localtime_r(&tt, &tm) : gmtime_r(&tt, &tm)) == NULL) {
@@ -44,7 +52,7 @@ int dt_parse(const char *text, int local, int64_t *out)
     if (text == NULL) return -1;
     const char *p = text;
     int year = digits(&p, 4);
-    if (year < 0 || *p++ != '-') return -1;
+    if (year < 1 || *p++ != '-') return -1;
     int mon = digits(&p, 2);
     if (mon < 1 || mon > 12 || *p++ != '-') return -1;
     int day = digits(&p, 2);

@@ -385,7 +385,7 @@ static bkoauth_code sq_list(store *base, bkoauth_token ***out, size_t *count, bk
     bkoauth_code r = st ? BKOAUTH_OK : BKOAUTH_E_STORE;
     bkoauth_token **items = NULL;
     size_t n = 0, cap = 0;
-    int rc;
+    int rc = SQLITE_DONE;
     while (r == BKOAUTH_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
@@ -448,8 +448,8 @@ static int has_index_on(conn *c, const char *column)
 
 static bkoauth_code check_columns(sqlite_store *ss, conn *c, bkoauth_error *err)
 {
-    static const char *const want[] = {"id",    "access_token", "expires", "refresh_token",
-                                       "scope", "env_name",     "user_id", "created_at"};
+    static const char *const want[] = {"id",       "access_token", "expires",    "refresh_token", "scope",
+                                       "env_name", "user_id",      "created_at", "extra"};
     char missing[200] = "";
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         sqlite3_stmt *st = NULL;
@@ -492,12 +492,12 @@ static bkoauth_code prepare_schema(sqlite_store *ss, conn *c, bkoauth_error *err
     bkoauth_code r =
         rc == SQLITE_OK ? check_columns(ss, c, err) : db_error(ss, c->db, rc, "creating the table", err);
     if (r == BKOAUTH_OK && !has_index_on(c, "env_name") &&
-        (rc = exec(
-             c, "CREATE INDEX \"bkoauth_access_token_env_name\" ON \"bkoauth_access_token\" (\"env_name\")")))
+        (rc = exec(c, "CREATE INDEX IF NOT EXISTS \"bkoauth_access_token_env_name\" ON "
+                      "\"bkoauth_access_token\" (\"env_name\")")))
         r = db_error(ss, c->db, rc, "creating an index", err);
     if (r == BKOAUTH_OK && !has_index_on(c, "user_id") &&
-        (rc = exec(
-             c, "CREATE INDEX \"bkoauth_access_token_user_id\" ON \"bkoauth_access_token\" (\"user_id\")")))
+        (rc = exec(c, "CREATE INDEX IF NOT EXISTS \"bkoauth_access_token_user_id\" ON "
+                      "\"bkoauth_access_token\" (\"user_id\")")))
         r = db_error(ss, c->db, rc, "creating an index", err);
     if (r == BKOAUTH_OK && (rc = exec(c, "COMMIT")) != SQLITE_OK)
         r = db_error(ss, c->db, rc, "creating the table", err);

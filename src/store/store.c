@@ -4,7 +4,7 @@
 #include <string.h>
 
 #define STORE_MAX_USER 64   /* user_id varchar(64) */
-#define STORE_MAX_TOKEN 255 /* access_token, refresh_token varchar(255) */
+#define STORE_MAX_TOKEN 255 /* access_token, refresh_token, env_name varchar(255) */
 
 /* postgres.c may be left out of a build: then the symbol is NULL. */
 #pragma weak store_postgres_open
@@ -26,6 +26,10 @@ static bkoauth_code check_key(const char *env_name, const char *user_id, bkoauth
 {
     if (env_name == NULL || env_name[0] == '\0')
         return err_set(err, BKOAUTH_E_INVALID, "token store: env_name is empty");
+    if (strlen(env_name) > STORE_MAX_TOKEN)
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "env_name is %zu bytes long; the token table allows at most %d", strlen(env_name),
+                       STORE_MAX_TOKEN);
     if (user_id != NULL && strlen(user_id) > STORE_MAX_USER)
         return err_set(err, BKOAUTH_E_INVALID, "user_id is %zu bytes long; the token table allows at most %d",
                        strlen(user_id), STORE_MAX_USER);
@@ -45,30 +49,51 @@ bkoauth_code store_get(store *st, const char *env_name, const char *user_id, bko
     return rc != BKOAUTH_OK ? rc : st->ops->get(st, env_name, app_or_user(user_id), out, err);
 }
 
-/* Wraps the caller's renew function: what it gives must fit the table. */
+/* Wraps the caller's renew function: what it gives must fit the table, and is saved as the row
+ * of the key being renewed (env_name and user_id of the key, whatever fn put in the token),
+ * keeping the row's created_at (now for a new row, unless the token brings its own). */
 typedef struct checked {
     store_renew_fn fn;
     void *ctx;
+    const char *env_name;
+    const char *user_id; /* NULL: the APP */
 } checked;
+
+static size_t len0(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
 
 static bkoauth_code checked_fn(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
                                bkoauth_error *err)
 {
     checked *c = ctx;
+    *fresh = NULL;
     bkoauth_code rc = c->fn(c->ctx, current, fresh, err);
-    if (rc != BKOAUTH_OK || *fresh == NULL) return rc;
-    const bkoauth_token *t = *fresh;
-    const char *bad = bk_empty(t->access_token)                    ? "an empty access_token"
-                      : strlen(t->access_token) > STORE_MAX_TOKEN  ? "an access_token longer than 255 bytes"
-                      : strlen(t->refresh_token) > STORE_MAX_TOKEN ? "a refresh_token longer than 255 bytes"
-                                                                   : NULL;
-    if (bad != NULL) {
-        bkoauth_token_free(*fresh);
-        *fresh = NULL;
-        return err_set(err, BKOAUTH_E_INVALID,
-                       "token store: cannot save %s (the table's column is varchar(255))", bad);
+    if (rc != BKOAUTH_OK || *fresh == NULL) {
+        if (rc != BKOAUTH_OK) {
+            bkoauth_token_free(*fresh); /* an error gives nothing */
+            *fresh = NULL;
+        }
+        return rc;
     }
-    return BKOAUTH_OK;
+    bkoauth_token *t = *fresh;
+    *fresh = NULL;
+    const char *bad = bk_empty(t->access_token)                   ? "an empty access_token"
+                      : strlen(t->access_token) > STORE_MAX_TOKEN ? "an access_token longer than 255 bytes"
+                      : len0(t->refresh_token) > STORE_MAX_TOKEN  ? "a refresh_token longer than 255 bytes"
+                                                                  : NULL;
+    if (bad != NULL) {
+        bkoauth_token_free(t);
+        return err_set(
+            err, BKOAUTH_E_INVALID,
+            "token store: cannot save %s (the table's column is varchar(255)); nothing was changed", bad);
+    }
+    int64_t created = current != NULL ? current->created_at : t->created_at != 0 ? t->created_at : bk_now();
+    *fresh =
+        token_make(t->access_token, t->refresh_token, t->scope, c->env_name, c->user_id, t->expires, created);
+    bkoauth_token_free(t);
+    return *fresh != NULL ? BKOAUTH_OK : err_nomem(err);
 }
 
 bkoauth_code store_renew(store *st, const char *env_name, const char *user_id, store_renew_fn fn, void *ctx,
@@ -77,7 +102,8 @@ bkoauth_code store_renew(store *st, const char *env_name, const char *user_id, s
     *out = NULL;
     bkoauth_code rc = check_key(env_name, user_id, err);
     if (rc != BKOAUTH_OK) return rc;
-    checked c = {fn, ctx};
+    if (fn == NULL) return err_set(err, BKOAUTH_E_INVALID, "token store: no renew function");
+    checked c = {fn, ctx, env_name, app_or_user(user_id)};
     return st->ops->renew(st, env_name, app_or_user(user_id), checked_fn, &c, out, err);
 }
 
@@ -91,6 +117,7 @@ static bkoauth_code put_copy(void *ctx, const bkoauth_token *current, bkoauth_to
 
 bkoauth_code store_put(store *st, const bkoauth_token *token, bkoauth_error *err)
 {
+    if (token == NULL) return err_set(err, BKOAUTH_E_INVALID, "token store: no token to save");
     bkoauth_token *out = NULL;
     bkoauth_code rc = store_renew(st, token->env_name, token->user_id, put_copy, (void *)token, &out, err);
     bkoauth_token_free(out);
