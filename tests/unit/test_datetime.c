@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -89,9 +90,129 @@ static void test_junk(void **state)
     assert_int_equal(dt_parse(NULL, 0, &out), -1);
 }
 
+/* "." followed by 1..9 digits (Django writes 6 when microseconds are not zero); "." alone is junk. */
+static void test_fraction_lengths(void **state)
+{
+    (void)state;
+    for (int n = 0; n <= 9; n++) {
+        char text[64];
+        snprintf(text, sizeof text, "2030-03-17 17:46:40.%.*s", n, "987654321");
+        int64_t got = 0;
+        int rc = dt_parse(text, 0, &got);
+        if (n == 0) {
+            assert_int_equal(rc, -1);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(got, 1900000000); /* the fraction is dropped, never rounded up */
+        }
+        text[10] = 'T';
+        rc = dt_parse(text, 0, &got);
+        assert_int_equal(rc, n == 0 ? -1 : 0);
+    }
+    /* with an offset after the fraction */
+    expect("2030-03-18T01:46:40.999999+08:00", 0, 1900000000);
+    expect("2030-03-17T17:46:40.5Z", 1, 1900000000);
+}
+
+/* A zone with daylight saving: every whole hour of two years round-trips (the repeated hour of
+ * the switch back is the only ambiguity; the parse then gives one of the two moments). */
+static void test_local_dst(void **state)
+{
+    (void)state;
+    setenv("TZ", "America/New_York", 1);
+    tzset();
+    char buf[32];
+    for (int64_t t = 1700000000; t < 1700000000 + 2 * 365 * 86400; t += 3600) {
+        int64_t back = 0;
+        assert_int_equal(dt_parse(dt_format(t, 1, buf, sizeof buf), 1, &back), 0);
+        if (back != t && back != t - 3600 && back != t + 3600)
+            fail_msg("%s read as %lld, want %lld", buf, (long long)back, (long long)t);
+    }
+    expect("2024-07-01 08:00:00", 1, 1719835200);  /* EDT, UTC-4 */
+    expect("2024-01-15 07:00:00", 1, 1705320000);  /* EST, UTC-5 */
+    expect("2024-01-15 12:00:00Z", 1, 1705320000); /* the offset wins */
+    unsetenv("TZ");
+    tzset();
+}
+
+/* Outside Django's years 1..9999 a moment is written as the nearest one inside, so that what
+ * is written can always be read back. */
+static void test_format_range(void **state)
+{
+    (void)state;
+    char buf[32];
+    int64_t back = 0;
+    assert_string_equal(dt_format(INT64_MAX, 0, buf, sizeof buf), "9999-12-30 23:59:59");
+    assert_int_equal(dt_parse(buf, 0, &back), 0);
+    assert_string_equal(dt_format(INT64_MIN, 0, buf, sizeof buf), "0001-01-02 00:00:00");
+    assert_int_equal(dt_parse(buf, 0, &back), 0);
+    assert_int_equal(back, -62135596800LL + 86400);
+    assert_string_equal(dt_format(-1, 0, buf, sizeof buf), "1969-12-31 23:59:59");
+    assert_int_equal(dt_parse(buf, 0, &back), 0);
+    assert_int_equal(back, -1);
+    expect("9999-12-31 23:59:59", 0, 253402300799LL);
+    refuse("0000-01-01 00:00:00");
+    /* a small buffer is cut, not overrun */
+    char small[8];
+    memset(small, 'z', sizeof small);
+    dt_format(1900000000, 0, small, 5);
+    assert_string_equal(small, "2030");
+    assert_int_equal(small[5], 'z');
+}
+
+/* Every prefix of valid values, every byte in every position: a value or -1, never a crash or
+ * a read past the end. */
+static void test_junk_exhaustive(void **state)
+{
+    (void)state;
+    const char *valid[] = {"2030-03-17 17:46:40.123456", "2030-03-18T01:46:40+08:00", "2030-03-17 17:46:40Z"};
+    for (size_t v = 0; v < sizeof valid / sizeof valid[0]; v++) {
+        size_t len = strlen(valid[v]);
+        for (size_t n = 0; n < len; n++) { /* prefixes, in an exact-size heap block */
+            char *p = malloc(n + 1);
+            memcpy(p, valid[v], n);
+            p[n] = '\0';
+            int64_t got;
+            (void)dt_parse(p, 0, &got);
+            free(p);
+        }
+        char text[64];
+        for (size_t i = 0; i < len; i++) {
+            /* the date and time digits (a fraction's last digit may give way to an offset) */
+            int digit_place = i < 19 && valid[v][i] >= '0' && valid[v][i] <= '9';
+            for (int c = 1; c < 256; c++) {
+                snprintf(text, sizeof text, "%s", valid[v]);
+                text[i] = (char)c;
+                int64_t got;
+                int rc = dt_parse(text, 0, &got);
+                if (digit_place && (c < '0' || c > '9') && rc != -1)
+                    fail_msg("'%s' (byte %d at %zu) accepted", text, c, i);
+            }
+        }
+    }
+    /* a few that are near misses */
+    refuse("2030-03-17 17:46:40.12a");
+    refuse("2030-03-17 17:46:40+08:0");
+    refuse("2030-03-17 17:46:40+08:000");
+    refuse("2030-03-17 17:46:40ZZ");
+    refuse("2030-03-17 17:46:40.1 ");
+    refuse("-2030-03-17");
+    refuse("+030-03-17");
+    refuse("2030-3-17");
+    refuse("2030-03-17 17");
+    refuse("2030-03-17 17:");
+    refuse("2030-03-17 17:46:");
+    refuse("2030-03-17 17:46:4");
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_utc), cmocka_unit_test(test_local),
-                                       cmocka_unit_test(test_junk)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_utc),
+                                       cmocka_unit_test(test_local),
+                                       cmocka_unit_test(test_junk),
+                                       cmocka_unit_test(test_fraction_lengths),
+                                       cmocka_unit_test(test_local_dst),
+                                       cmocka_unit_test(test_format_range),
+                                       cmocka_unit_test(test_junk_exhaustive)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
