@@ -5,6 +5,9 @@ usage: compat.py DB USE_TZ(0|1) create
        compat.py DB USE_TZ put ENV USER|- ACCESS REFRESH EXPIRES_UNIX
        compat.py DB USE_TZ get ENV USER|-            -> "ACCESS|REFRESH|EXPIRES_UNIX|CREATED_UNIX"
        compat.py DB USE_TZ update ENV USER|- ACCESS EXPIRES_UNIX
+       compat.py DB USE_TZ show ENV USER|-           -> "ID|EXPIRES|CREATED_AT" as Django's datetimes
+                                                         (isoformat: aware with +00:00, or naive)
+EXPIRES_UNIX may have a fraction (Django then writes microseconds).
 """
 import sys
 import time
@@ -42,8 +45,8 @@ class AccessToken(models.Model):
 
 def to_dt(unix):
     if use_tz:
-        return datetime.fromtimestamp(int(unix), tz=timezone.utc)
-    return datetime.fromtimestamp(int(unix))  # naive local time, as Django keeps it
+        return datetime.fromtimestamp(float(unix), tz=timezone.utc)
+    return datetime.fromtimestamp(float(unix))  # naive local time, as Django keeps it
 
 
 def to_unix(dt):
@@ -76,5 +79,8 @@ elif cmd == "update":
     t.access_token = access
     t.expires = to_dt(expires)
     t.save()
+elif cmd == "show":
+    t = row(*args)
+    print("|".join([str(t.id), t.expires.isoformat(sep=" "), t.created_at.isoformat(sep=" ")]))
 else:
     sys.exit("unknown command " + cmd)
