@@ -6,20 +6,24 @@
 #define STORE_MAX_USER 64   /* user_id varchar(64) */
 #define STORE_MAX_TOKEN 255 /* access_token, refresh_token, env_name varchar(255) */
 
-/* postgres.c may be left out of a build: then the symbol is NULL. */
-#pragma weak store_postgres_open
-
+/* Both backends are always built (postgres.c is in the library). The reference is a strong
+ * one on purpose: a weak reference would not pull postgres.o out of the static archive, and a
+ * program linked with libbkoauth.a would then have no PostgreSQL store. */
 store *store_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
 {
-    if (s->store_kind == BK_STORE_POSTGRES) {
-        if (store_postgres_open == NULL) {
-            err_set(err, BKOAUTH_E_CONFIG,
-                    "BKOAUTH_DATABASE_URL: postgresql:// is not supported by this build");
-            return NULL;
-        }
-        return store_postgres_open(s, logger, err);
+    if (s == NULL) {
+        err_set(err, BKOAUTH_E_CONFIG, "token store: no settings");
+        return NULL;
     }
-    return store_sqlite_open(s, logger, err);
+    switch (s->store_kind) {
+    case BK_STORE_POSTGRES:
+        return store_postgres_open(s, logger, err);
+    case BK_STORE_SQLITE:
+        return store_sqlite_open(s, logger, err);
+    default:
+        err_set(err, BKOAUTH_E_CONFIG, "BKOAUTH_DATABASE_URL: unknown store kind %d", s->store_kind);
+        return NULL;
+    }
 }
 
 static bkoauth_code check_key(const char *env_name, const char *user_id, bkoauth_error *err)

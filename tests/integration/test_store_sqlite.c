@@ -331,6 +331,27 @@ static void test_paths(void **state)
     bkoauth_config_free(f.cfg);
 }
 
+/* store_open dispatches on the URL; this program links the static archive, so this also shows
+ * that the PostgreSQL store is in it (nothing listens on port 1 of the loopback). */
+static void test_dispatch(void **state)
+{
+    (void)state;
+    fx f = {0};
+    f.cfg = bkoauth_config_new();
+    bkoauth_config_set(f.cfg, "BKOAUTH_DATABASE_URL", "postgresql://127.0.0.1:1/bkoauth?connect_timeout=2",
+                       NULL);
+    assert_int_equal(settings_from_config(f.cfg, &f.s, NULL), BKOAUTH_OK);
+    f.logger = (bk_logger){NULL, NULL, 0};
+    bkoauth_error e;
+    store *st = store_open(&f.s, &f.logger, &e);
+    if (st != NULL) store_close(st);
+    assert_null(st);
+    assert_int_equal(e.code, BKOAUTH_E_STORE);
+    assert_null(strstr(e.message, "not supported"));
+    settings_clear(&f.s);
+    bkoauth_config_free(f.cfg);
+}
+
 /* ---- Django's datetime text ------------------------------------------------------------------ */
 
 static void check_time_mode(const char *tz, const char *want_expires, const char *want_created)
@@ -969,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_reuses_djangos_table),
         cmocka_unit_test(test_table_missing_columns),
         cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_datetimes_utc),
         cmocka_unit_test(test_datetimes_local),
         T(test_update_in_place),
