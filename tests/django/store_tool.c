@@ -6,9 +6,24 @@
 #include "internal.h"
 #include "store/store.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A whole decimal number, or -1 with a message. */
+static int number(const char *text, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0') {
+        fprintf(stderr, "store_tool: '%s' is not a whole number\n", text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -32,9 +47,13 @@ int main(int argc, char **argv)
     }
     const char *env = argv[4], *user = strcmp(argv[5], "-") == 0 ? NULL : argv[5];
     int status = 0;
+    int64_t expires = 0, created = 0;
     if (strcmp(argv[3], "put") == 0 && argc == 10) {
-        bkoauth_token *t = token_make(argv[6], argv[7], "", env, user, strtoll(argv[8], NULL, 10),
-                                      strtoll(argv[9], NULL, 10));
+        if (number(argv[8], &expires) != 0 || number(argv[9], &created) != 0) {
+            status = 2;
+            goto done;
+        }
+        bkoauth_token *t = token_make(argv[6], argv[7], "", env, user, expires, created);
         if (t == NULL || store_put(st, t, &e) != BKOAUTH_OK) {
             fprintf(stderr, "store_tool: put: %s\n", e.message);
             status = 1;
@@ -54,6 +73,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "store_tool: bad command\n");
         status = 2;
     }
+done:
     store_close(st);
     settings_clear(&s);
     bkoauth_config_free(cfg);
