@@ -3,7 +3,12 @@
  * A small pool of connections serves the threads of a process (SQLite connections are not
  * shared between threads here: each is opened NOMUTEX and used by one thread at a time).
  * Renewal takes the database write lock with BEGIN IMMEDIATE, so across threads and processes
- * one renewer at a time re-reads the row and decides; the journal undoes a renewal cut short. */
+ * one renewer at a time re-reads the row and decides; the journal undoes a renewal cut short.
+ *
+ * Choices: several rows of one key (another program made them) - the one with the latest
+ * expires (then the highest id) is read and updated, the others are left alone; a token being
+ * saved that another row still holds (access_token is UNIQUE) - that stale row is deleted in
+ * the same transaction, the token now belongs to the key being saved. */
 #include "store.h"
 
 #include <errno.h>
