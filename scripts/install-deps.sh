@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config clang
   libcurl4-openssl-dev libjansson-dev libsqlite3-dev libmicrohttpd-dev libcmocka-dev
-  libssl-dev libpq-dev postgresql sqlite3 openssl curl python3 python3-django
+  libssl-dev libpq-dev postgresql sqlite3 openssl curl python3 python3-django python3-psycopg2
   python3-jwt python3-cryptography
 )
 

@@ -21,14 +21,21 @@ run_suite() { # name, cmake args...
   (cd "$dir" && ctest --output-on-failure -j "$jobs" ${CTEST_ARGS:-})
 }
 
-run_suite plain -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# A throwaway PostgreSQL cluster on loopback: the store suites run on SQLite and on it.
+pgdir=$(mktemp -d /tmp/bkoauth-pg.XXXXXX)
+trap 'bash scripts/pg.sh stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"' EXIT
+BKOAUTH_TEST_PG_URL=$(bash scripts/pg.sh start "$pgdir")
+export BKOAUTH_TEST_PG_URL BKOAUTH_TEST_PG_DIR="$pgdir"
+stores="-DBKOAUTH_TEST_STORES=sqlite;postgres"
+
+run_suite plain -DCMAKE_BUILD_TYPE=RelWithDebInfo "$stores"
 if [ "$quick" = 0 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    run_suite asan-ubsan -DCMAKE_BUILD_TYPE=Debug -DBKOAUTH_SANITIZE=address,undefined -DBKOAUTH_BUILD_BENCH=OFF
+    run_suite asan-ubsan -DCMAKE_BUILD_TYPE=Debug -DBKOAUTH_SANITIZE=address,undefined -DBKOAUTH_BUILD_BENCH=OFF "$stores"
 fi
 if [ "$quick" = 0 ]; then
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 CTEST_ARGS="-R concurrency|ssm_wire|store|jwt" \
     run_suite tsan -DCMAKE_BUILD_TYPE=Debug -DBKOAUTH_SANITIZE=thread -DBKOAUTH_BUILD_BENCH=OFF \
-      -DBKOAUTH_BUILD_EXAMPLES=OFF
+      -DBKOAUTH_BUILD_EXAMPLES=OFF "$stores"
 fi
 echo "== all tests passed"

@@ -75,8 +75,9 @@ static PGconn *connect_pg(pg_store *ps)
     char timeout[24];
     long secs = (ps->s->timeout_ms + 999) / 1000;
     snprintf(timeout, sizeof timeout, "%ld", secs < 2 ? 2 : secs);
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *values[] = {timeout, "libbkoauth", ps->s->database_url, NULL};
+    const char *keys[] = {"connect_timeout", "application_name", "options", "dbname", NULL};
+    const char *values[] = {timeout, "libbkoauth", "-c client_min_messages=warning", ps->s->database_url,
+                            NULL};
     return PQconnectdbParams(keys, values, 1);
 }
 

@@ -17,11 +17,19 @@ import django
 from django.conf import settings
 
 db, use_tz, cmd, args = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4:]
+if db.startswith("postgresql://"):
+    from urllib.parse import urlparse
+
+    u = urlparse(db)
+    database = {"ENGINE": "django.db.backends.postgresql", "NAME": u.path.lstrip("/"), "USER": u.username or "",
+                "PASSWORD": u.password or "", "HOST": u.hostname or "", "PORT": str(u.port or "")}
+else:
+    database = {"ENGINE": "django.db.backends.sqlite3", "NAME": db}
 settings.configure(
     USE_TZ=use_tz,
     TIME_ZONE="Asia/Shanghai",
     INSTALLED_APPS=[],
-    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": db}},
+    DATABASES={"default": database},
 )
 django.setup()
 

@@ -345,6 +345,42 @@ static void test_sqlite_file_mode(void **state)
     assert_int_equal(sb.st_mode & 0777, 0600);
 }
 
+/* PostgreSQL: a client keeps working across a database restart; a call while it is down is
+ * StoreError with a clear message, and nothing saved is lost. */
+static int pg_ctl(const char *what)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "bash '%s/scripts/pg.sh' %s '%s'", BKOAUTH_SOURCE_DIR, what,
+             getenv("BKOAUTH_TEST_PG_DIR"));
+    return system(cmd);
+}
+
+static void test_postgres_restart(void **state)
+{
+    fx *f = *state;
+    if (f->s.store_kind != BK_STORE_POSTGRES || getenv("BKOAUTH_TEST_PG_DIR") == NULL) skip();
+    put(f, "gina-1", "gina", 2000000000, 1700000000);
+    assert_int_equal(pg_ctl("down"), 0);
+    bkoauth_token *t = NULL;
+    bkoauth_error e;
+    bkoauth_code rc = store_get(f->st, "test", "gina", &t, &e);
+    int up = pg_ctl("up");
+    assert_int_equal(rc, BKOAUTH_E_STORE);
+    assert_null(t);
+    assert_non_null(strstr(e.message, "is the server running"));
+    assert_int_equal(up, 0);
+    /* the next calls reconnect; the token is still there */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_get(f->st, "test", "gina", &t, &e), BKOAUTH_OK);
+        assert_string_equal(t->access_token, "gina-1");
+        bkoauth_token_free(t);
+    }
+    put(f, "gina-2", "gina", 2000003600, 1700000000);
+    assert_int_equal(store_get(f->st, "test", "gina", &t, &e), BKOAUTH_OK);
+    assert_string_equal(t->access_token, "gina-2");
+    bkoauth_token_free(t);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup(fn, empty)
@@ -358,6 +394,7 @@ int main(void)
         T(test_renew_once_from_processes),
         T(test_killed_inside_renewal),
         T(test_sqlite_file_mode),
+        T(test_postgres_restart),
     };
     int failed = cmocka_run_group_tests_name(teststore_kind(), tests, setup, teardown);
     teststore_cleanup();

@@ -2,7 +2,7 @@
  *
  * The integration suite is one suite parameterised by store: CTest runs each program once per
  * store with BKOAUTH_TEST_STORE=sqlite|postgres. For postgres the test command provides a
- * throwaway server in BKOAUTH_TEST_PG_URL. */
+ * throwaway server in BKOAUTH_TEST_PG_URL; each test program gets databases of its own there. */
 #ifndef BKOAUTH_TESTSTORE_H
 #define BKOAUTH_TESTSTORE_H
 
@@ -12,11 +12,11 @@
 const char *teststore_kind(void);
 
 /* Writes a fresh, empty store's BKOAUTH_DATABASE_URL into buf: for sqlite a new file in a new
- * temporary directory; for postgres the server's URL after the table was emptied. tag names the
- * test for the file name. Returns buf, or NULL (with a message on stderr) when impossible. */
+ * temporary directory; for postgres a new database on the test server. tag names the test.
+ * Returns buf, or NULL (with a message on stderr) when impossible. */
 char *teststore_fresh_url(const char *tag, char *buf, size_t size);
 
-/* Removes the temporary files of every store made by teststore_fresh_url(). */
+/* Removes every store made by teststore_fresh_url() (files, databases). */
 void teststore_cleanup(void);
 
 #endif
