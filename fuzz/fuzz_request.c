@@ -13,8 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check(int cond)
 {
-    if (!cond)
-        abort();
+    if (!cond) abort();
 }
 
 static const char *session_value;
@@ -34,10 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *cookie = buf;
     const char *query = cookie + strlen(cookie) + 1;
     session_value = query + strlen(query) + 1;
-    if (query > buf + size)
-        query = "";
-    if (session_value > buf + size)
-        session_value = "";
+    if (query > buf + size) query = "";
+    if (session_value > buf + size) session_value = "";
 
     static const char *const names[] = {"bk_token", "bk_uid", "a", ""};
     for (size_t i = 0; i < 4; i++) {

@@ -11,23 +11,34 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const NAMES[] = {
-    "OAUTH_API_URL",        "OAUTH_COOKIES_PARAMS",  "OAUTH_PARAMS",          "APP_CODE",
-    "SECRET_KEY",           "BKAUTH_TOKEN_APP_CODE", "BKAUTH_TOKEN_SECRET_KEY", "RUN_MODE",
-    "EXPIRES_SECONDS",      "OAUTH_NEED_NEW_TOKEN",  "BKAUTH_BACKEND_TYPE",   "APIGW_PUBLIC_KEY",
-    "BKOAUTH_DATABASE_URL", "BKOAUTH_DB_TIME_ZONE",  "BKOAUTH_TIMEOUT_MS",    "BKOAUTH_TLS_VERIFY",
-    "BKOAUTH_CA_FILE",      "BKOAUTH_LOG_LEVEL",     "BKOAUTH_CACHE_SECONDS"};
+static const char *const NAMES[] = {"OAUTH_API_URL",
+                                    "OAUTH_COOKIES_PARAMS",
+                                    "OAUTH_PARAMS",
+                                    "APP_CODE",
+                                    "SECRET_KEY",
+                                    "BKAUTH_TOKEN_APP_CODE",
+                                    "BKAUTH_TOKEN_SECRET_KEY",
+                                    "RUN_MODE",
+                                    "EXPIRES_SECONDS",
+                                    "OAUTH_NEED_NEW_TOKEN",
+                                    "BKAUTH_BACKEND_TYPE",
+                                    "APIGW_PUBLIC_KEY",
+                                    "BKOAUTH_DATABASE_URL",
+                                    "BKOAUTH_DB_TIME_ZONE",
+                                    "BKOAUTH_TIMEOUT_MS",
+                                    "BKOAUTH_TLS_VERIFY",
+                                    "BKOAUTH_CA_FILE",
+                                    "BKOAUTH_LOG_LEVEL",
+                                    "BKOAUTH_CACHE_SECONDS"};
 
 static void check(int cond)
 {
-    if (!cond)
-        abort();
+    if (!cond) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 2)
-        return 0;
+    if (size < 2) return 0;
     bkoauth_config *c = bkoauth_config_new();
     bkoauth_error e;
     if ((data[0] & 1) == 0) {
@@ -42,15 +53,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *before = bkoauth_config_get(c, name);
         bkoauth_code rc = bkoauth_config_set(c, name, value, &e);
         check(rc == BKOAUTH_OK || rc == BKOAUTH_E_CONFIG);
-        if (rc != BKOAUTH_OK)
-            check(bkoauth_config_get(c, name) == before && e.message[0] != '\0');
+        if (rc != BKOAUTH_OK) check(bkoauth_config_get(c, name) == before && e.message[0] != '\0');
         free(value);
     }
     bk_settings s;
     bkoauth_code rc = settings_from_config(c, &s, &e);
     check(rc == BKOAUTH_OK || rc == BKOAUTH_E_NOMEM);
-    if (rc == BKOAUTH_OK)
-        settings_clear(&s);
+    if (rc == BKOAUTH_OK) settings_clear(&s);
     bkoauth_config_free(c);
     return 0;
 }

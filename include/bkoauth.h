@@ -157,7 +157,8 @@ BKOAUTH_API const char *bkoauth_config_get(const bkoauth_config *config, const c
  *  OAUTH_COOKIES_PARAMS = {'bk_token': 'bk_token'}
  *  works verbatim. An error names the file and the line; settings read before the bad line
  *  are kept, so load into a fresh set when that matters. */
-BKOAUTH_API bkoauth_code bkoauth_config_load_file(bkoauth_config *config, const char *path, bkoauth_error *err);
+BKOAUTH_API bkoauth_code bkoauth_config_load_file(bkoauth_config *config, const char *path,
+                                                  bkoauth_error *err);
 
 /** Takes every known setting name from the environment; the environment wins over what was
  *  set before. A malformed value is BKOAUTH_E_CONFIG (never silently ignored). */
@@ -217,8 +218,8 @@ BKOAUTH_API void bkoauth_request_from_cgi(bkoauth_request *req);
 /** Fills req from any CGI-style source (a FastCGI parameter set, a server's variables):
  *  get(ctx, name) is asked for the same five names as bkoauth_request_from_cgi() and returns
  *  the value or NULL. The returned pointers are stored as is and must outlive the request. */
-BKOAUTH_API void bkoauth_request_from_params(bkoauth_request *req, const char *(*get)(void *ctx, const char *name),
-                                             void *ctx);
+BKOAUTH_API void bkoauth_request_from_params(bkoauth_request *req,
+                                             const char *(*get)(void *ctx, const char *name), void *ctx);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The four operations of the seed, and the login hook                                         */
@@ -315,7 +316,8 @@ BKOAUTH_API void bkoauth_tokens_free(bkoauth_token **tokens, size_t count);
 
 /** Removes the saved token of user_id (NULL: the APP token) in this client's env.
  *  None saved is BKOAUTH_E_TOKEN_NOT_EXIST. */
-BKOAUTH_API bkoauth_code bkoauth_delete_token(bkoauth_client *client, const char *user_id, bkoauth_error *err);
+BKOAUTH_API bkoauth_code bkoauth_delete_token(bkoauth_client *client, const char *user_id,
+                                              bkoauth_error *err);
 
 #ifdef __cplusplus
 }

@@ -526,8 +526,7 @@ bkoauth_code config_parse_text(bkoauth_config *config, const char *text, size_t 
         return err_set(err, BKOAUTH_E_CONFIG, "%s: the file holds a NUL byte; is it a text file?", label);
     /* the line parser relies on a NUL after the text */
     char *copy = bk_strndup(text, len);
-    if (copy == NULL)
-        return err_nomem(err);
+    if (copy == NULL) return err_nomem(err);
     bkoauth_code rc = parse_lines(config, copy, len, label, err);
     memset(copy, 0, len);
     free(copy);
