@@ -146,9 +146,10 @@ BKOAUTH_API void bkoauth_config_free(bkoauth_config *config);
 BKOAUTH_API bkoauth_code bkoauth_config_set(bkoauth_config *config, const char *name, const char *value,
                                             bkoauth_error *err);
 
-/** Reads the current value of a setting into a static-free copy: returns a pointer into
- *  config valid until the setting changes, or NULL when the name is unknown or the setting has
- *  no value and no default. */
+/** The current text of a setting (its default when it was never set). The pointer is owned by
+ *  config (or is a static default) and stays valid until the setting changes or config is
+ *  freed. NULL when the name is unknown, or the setting has no value and no default. Secrets
+ *  come back whole: do not log them. */
 BKOAUTH_API const char *bkoauth_config_get(const bkoauth_config *config, const char *name);
 
 /** Loads a settings file: lines `NAME = value`, `#` comments and blank lines; a value may be
