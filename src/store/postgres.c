@@ -33,6 +33,7 @@ static const char *const CREATE_TABLE = "CREATE TABLE IF NOT EXISTS \"bkoauth_ac
 
 typedef struct pconn {
     PGconn *pg;
+    unsigned prepared; /* bit i: statement i of PREPARED exists on this connection */
     struct pconn *next;
 } pconn;
 
@@ -98,6 +99,7 @@ static pconn *pool_get(pg_store *ps, bkoauth_error *err)
         if (c != NULL) c->pg = connect_pg(ps);
     } else if (PQstatus(c->pg) != CONNECTION_OK) {
         PQreset(c->pg);
+        c->prepared = 0; /* a new session has none */
     }
     if (c != NULL && c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK) return c;
     if (c == NULL)
@@ -162,6 +164,37 @@ static bkoauth_code read_row(PGresult *r, int row, bkoauth_token **out, int64_t 
     return *out ? BKOAUTH_OK : err_nomem(err);
 }
 
+/* The lookups, prepared once per connection: the server parses and plans them once. */
+enum { P_GET_USER, P_GET_APP, P_COUNT };
+static const char *const PREPARED[P_COUNT] = {
+    [P_GET_USER] = "SELECT " COLUMNS " FROM bkoauth_access_token WHERE env_name = $1 AND user_id = $2 "
+                   "ORDER BY expires DESC, id DESC LIMIT 1",
+    [P_GET_APP] = "SELECT " COLUMNS " FROM bkoauth_access_token WHERE env_name = $1 AND "
+                  "(user_id IS NULL OR user_id = '') ORDER BY expires DESC, id DESC LIMIT 1",
+};
+
+static PGresult *run_prepared(pg_store *ps, pconn *c, int q, int n, const char *const *params,
+                              const char *what, bkoauth_error *err)
+{
+    char name[32];
+    snprintf(name, sizeof name, "bkoauth_q%d", q);
+    if (!(c->prepared & (1u << q))) {
+        PGresult *r = PQprepare(c->pg, name, PREPARED[q], n, NULL);
+        int ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok) {
+            pg_error(ps, c->pg, what, err);
+            return NULL;
+        }
+        c->prepared |= 1u << q;
+    }
+    PGresult *r = PQexecPrepared(c->pg, name, n, params, NULL, NULL, 0);
+    if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK) return r;
+    pg_error(ps, c->pg, what, err);
+    PQclear(r);
+    return NULL;
+}
+
 /* The row of (env, user): the latest expires, then the highest id, when there are several.
  * BKOAUTH_OK with *out NULL when none. */
 static bkoauth_code find(pg_store *ps, pconn *c, const char *env_name, const char *user_id,
@@ -169,13 +202,8 @@ static bkoauth_code find(pg_store *ps, pconn *c, const char *env_name, const cha
 {
     *out = NULL;
     const char *params[2] = {env_name, user_id};
-    PGresult *r =
-        run(ps, c,
-            user_id ? "SELECT " COLUMNS " FROM bkoauth_access_token WHERE env_name = $1 AND user_id = $2 "
-                      "ORDER BY expires DESC, id DESC LIMIT 1"
-                    : "SELECT " COLUMNS " FROM bkoauth_access_token WHERE env_name = $1 AND "
-                      "(user_id IS NULL OR user_id = '') ORDER BY expires DESC, id DESC LIMIT 1",
-            user_id ? 2 : 1, params, PGRES_TUPLES_OK, "reading a token", err);
+    PGresult *r = run_prepared(ps, c, user_id ? P_GET_USER : P_GET_APP, user_id ? 2 : 1, params,
+                               "reading a token", err);
     if (r == NULL) return BKOAUTH_E_STORE;
     bkoauth_code rc = PQntuples(r) > 0 ? read_row(r, 0, out, id, err) : BKOAUTH_OK;
     PQclear(r);
