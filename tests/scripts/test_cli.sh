@@ -291,5 +291,29 @@ run -- --json verify-jwt "$BADSIG"; expect_rc 7 "verify-jwt of a badly signed to
 expect_eq "$(json '(j["result"], j["data"], len(j["message"]) > 0)')" "(False, None, True)" "refusal body"
 [[ "$ERR" == *"$GOOD"* ]] && fail "a JWT error message holds the JWT"
 
+# ---- settings lookup order: -c FILE, else $BKOAUTH_CONFIG, else ./bkoauth.conf; the environment
+# on top of the file; -D over everything. Each source names its own database: where the APP token
+# lands tells which one won.
+conf() { # FILE DB
+  printf "OAUTH_API_URL = '%s'\nAPP_CODE = '%s'\nSECRET_KEY = '%s'\nBKOAUTH_DATABASE_URL = 'sqlite:%s'\n" \
+    "$DEV_URL" "$APP_CODE_V" "$APP_SECRET_V" "$2" >"$1"
+}
+mkdir -p "$work/order"
+conf "$work/order/c.conf" "$work/order/c.db"
+conf "$work/order/env.conf" "$work/order/env.db"
+conf "$work/bkoauth.conf" "$work/order/cwd.db"
+saved_in() { (cd "$work/order" && ls -- *.db 2>/dev/null | tr '\n' ' '); rm -f "$work/order/"*.db*; }
+NOBASE=1 run -- app-token; expect_rc 0 "settings from ./bkoauth.conf"
+expect_eq "$(saved_in)" "cwd.db " "./bkoauth.conf when nothing else names a file"
+NOBASE=1 run BKOAUTH_CONFIG="$work/order/env.conf" -- app-token; expect_rc 0 "settings from \$BKOAUTH_CONFIG"
+expect_eq "$(saved_in)" "env.db " "\$BKOAUTH_CONFIG over ./bkoauth.conf"
+NOBASE=1 run BKOAUTH_CONFIG="$work/order/env.conf" -- -c "$work/order/c.conf" app-token; expect_rc 0 "-c FILE"
+expect_eq "$(saved_in)" "c.db " "-c FILE over \$BKOAUTH_CONFIG"
+NOBASE=1 run BKOAUTH_DATABASE_URL="sqlite:$work/order/var.db" -- -c "$work/order/c.conf" app-token
+expect_eq "$(saved_in)" "var.db " "the environment over the settings file"
+NOBASE=1 run BKOAUTH_DATABASE_URL="sqlite:$work/order/var.db" -- -c "$work/order/c.conf" -D "sqlite:$work/order/flag.db" app-token
+expect_eq "$(saved_in)" "flag.db " "-D over the environment and the file"
+rm -f "$work/bkoauth.conf"
+
 echo "test_cli: $checks checks, $failures failures"
 [ "$failures" -eq 0 ]
