@@ -609,6 +609,111 @@ static void test_business_fault_and_fault_parameters(void **state)
     assert_int_equal(get(IEOD_APP).status, 200);
 }
 
+/* A user token's grant (ieod or ee) for cred-a. */
+static void user_grant(int ee, char *at, char *rt, size_t cap)
+{
+    grant_of((answer[]){ee ? ee_post(EE_TOKEN, EE_USER_BODY("cred-a"), SECRET) : get(IEOD_USER "cred-a")}, ee,
+             at, rt, cap, NULL, 0);
+    assert_true(rt[0] != '\0');
+}
+
+/* The refresh call of either protocol with refresh_token rt. */
+static answer refresh_call(int ee, const char *rt)
+{
+    char text[512];
+    if (ee) {
+        snprintf(text, sizeof text, "{\"refresh_token\": \"%s\"}", rt);
+        return ee_post(EE_REFRESH, text, SECRET);
+    }
+    snprintf(text, sizeof text, IEOD_REFRESH "%s", rt);
+    return get(text);
+}
+
+/* 1 when /__dev/token says field is true for at. */
+static int token_flag(const char *at, const char *field)
+{
+    json_t *j = token_info(at);
+    int v = json_is_true(json_object_get(j, field));
+    json_decref(j);
+    return v;
+}
+
+/* Every fault but slow leaves a refresh without effect: the refresh_token stays unused, the old
+ * access_token unrefreshed; the call is counted as a refresh and as faulted, not as failed. */
+static void test_faulted_refresh_changes_nothing(void **state)
+{
+    (void)state;
+    const char *kinds[] = {"http500", "truncated", "html", "drop", "business"};
+    long calls = 0;
+    for (int ee = 0; ee < 2; ee++) {
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+            char at[128], rt[128], at2[128], rt2[128];
+            user_grant(ee, at, rt, sizeof at);
+            assert_int_equal(devserver_fault(dev, kinds[i], 1, 0), 0);
+            answer a = refresh_call(ee, rt);
+            json_error_t je;
+            json_t *j = a.rc == CURLE_OK ? json_loadb(a.body, a.len, 0, &je) : NULL;
+            if (json_is_true(json_object_get(j, "result")) ||
+                (json_is_integer(json_object_get(j, "code")) &&
+                 json_integer_value(json_object_get(j, "code")) == 0))
+                fail_msg("%s (%s): a faulted refresh answered normally: %s", kinds[i], ee ? "ee" : "ieod",
+                         a.body);
+            json_decref(j);
+            calls++;
+            assert_int_equal(devserver_counter(dev, "refresh"), calls);
+            assert_int_equal(devserver_counter(dev, "faulted"), calls);
+            assert_int_equal(devserver_counter(dev, "refresh_failed"), 0);
+            if (token_flag(at, "refresh_token_used") || token_flag(at, "refreshed"))
+                fail_msg("%s (%s): the faulted refresh consumed the refresh_token", kinds[i],
+                         ee ? "ee" : "ieod");
+            assert_true(devserver_token_valid(dev, at));
+            /* the same refresh_token works afterwards, once */
+            grant_of((answer[]){refresh_call(ee, rt)}, ee, at2, rt2, sizeof at2, NULL, 0);
+            calls++;
+            assert_string_not_equal(at2, at);
+            assert_string_not_equal(rt2, rt);
+            assert_true(token_flag(at, "refresh_token_used"));
+            refused((answer[]){refresh_call(ee, rt)}, ee, 200, "already used");
+            calls++;
+            assert_int_equal(devserver_counter(dev, "refresh_failed"), 1);
+            json_decref(devserver_post(dev, "/__dev/reset")); /* counters only: "calls" restarts */
+            calls = 0;
+        }
+    }
+}
+
+static void *slow_refresh(void *arg)
+{
+    char **io = arg; /* io[0]: the refresh_token in; the answer's body out through io[1] */
+    answer a = refresh_call(0, io[0]);
+    io[1] = (a.rc == CURLE_OK && a.status == 200) ? strdup(a.body) : NULL;
+    return NULL;
+}
+
+/* A slow refresh is counted when it arrives and consumes its refresh_token only after the delay. */
+static void test_slow_refresh_counted_first(void **state)
+{
+    (void)state;
+    char at[128], rt[128];
+    user_grant(0, at, rt, sizeof at);
+    assert_int_equal(devserver_fault(dev, "slow", 1, 1200), 0);
+    char *io[2] = {rt, NULL};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, slow_refresh, io), 0);
+    double deadline = now_s() + 5.0;
+    while (devserver_counter(dev, "refresh") < 1 && now_s() < deadline)
+        usleep(10 * 1000);
+    assert_int_equal(devserver_counter(dev, "refresh"), 1); /* counted on arrival */
+    assert_int_equal(devserver_counter(dev, "faulted"), 1);
+    assert_false(token_flag(at, "refresh_token_used")); /* not yet: it is still asleep */
+    pthread_join(th, NULL);
+    assert_non_null(io[1]);
+    assert_non_null(strstr(io[1], "\"result\":true"));
+    free(io[1]);
+    assert_true(token_flag(at, "refresh_token_used"));
+    assert_true(devserver_token_valid(dev, at)); /* within the 1 s overlap */
+}
+
 /* ---- defensive parsing and volume -------------------------------------------------------------- */
 
 static void test_big_body_and_many_tokens(void **state)
@@ -833,6 +938,8 @@ int main(void)
         cmocka_unit_test_setup(test_slow_fault, reset),
         cmocka_unit_test_setup(test_slow_answer_blocks_nobody, reset),
         cmocka_unit_test_setup(test_business_fault_and_fault_parameters, reset),
+        cmocka_unit_test_setup(test_faulted_refresh_changes_nothing, reset),
+        cmocka_unit_test_setup(test_slow_refresh_counted_first, reset),
         cmocka_unit_test_setup(test_big_body_and_many_tokens, reset),
         cmocka_unit_test(test_free_port_is_refused),
         cmocka_unit_test(test_bad_arguments),
