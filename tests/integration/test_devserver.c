@@ -367,11 +367,22 @@ static void test_ee_protocol(void **state)
 
     /* junk bodies: 400 with a JSON message, not counted */
     long before = devserver_counter(dev, "total");
-    a = ee_post(EE_TOKEN, "not json", SECRET);
-    assert_int_equal(a.status, 400);
-    json_decref(parsed(&a));
-    a = ee_post(EE_TOKEN, "[1, 2]", SECRET);
-    assert_int_equal(a.status, 400);
+    struct {
+        const char *body, *says;
+    } junk[] = {{"not json", "not valid JSON (line 1"},
+                {"[1, 2]", "not an object"},
+                {"", "empty"},
+                {"{\"bk_token\": \"cred-a\", \"bk_token\": \"cred-a\"}", "repeats a key"},
+                {"{\"bk_token\": \"cred-a\\u0000\"}", "not valid JSON"}};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+        a = ee_post(EE_TOKEN, junk[i].body, SECRET);
+        if (a.status != 400) fail_msg("%s: HTTP %ld", junk[i].body, a.status);
+        json_t *j = parsed(&a);
+        const char *m = json_string_value(json_object_get(j, "message"));
+        if (m == NULL || strstr(m, junk[i].says) == NULL) fail_msg("%s: message %s", junk[i].body, a.body);
+        assert_null(strstr(a.body, "cred-a")); /* the message never quotes the body */
+        json_decref(j);
+    }
     assert_int_equal(devserver_counter(dev, "total"), before);
 
     assert_int_equal(devserver_counter(dev, "ee"), 11);

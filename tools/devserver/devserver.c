@@ -565,8 +565,21 @@ static enum MHD_Result dev_ssm_call(struct MHD_Connection *c, const char *method
         json_error_t je;
         body = rq->body ? json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &je) : NULL;
         if (!json_is_object(body)) {
+            /* where, not what: jansson's own text may quote a credential of the body */
+            char why[160];
+            if (rq->body == NULL || rq->len == 0)
+                snprintf(why, sizeof why, "the body is empty: send a JSON object");
+            else if (body != NULL)
+                snprintf(why, sizeof why, "the body is JSON but not an object: send a JSON object");
+            else if (json_error_code(&je) == json_error_duplicate_key)
+                snprintf(why, sizeof why, "the body repeats a key (line %d, column %d): send each field once",
+                         je.line, je.column);
+            else
+                snprintf(why, sizeof why,
+                         "the body is not valid JSON (line %d, column %d): send a JSON object", je.line,
+                         je.column);
             json_decref(body);
-            return dev_send_message(c, 400, "the body is not a JSON object");
+            return dev_send_message(c, 400, why);
         }
         if (strcmp(url, "/api/v1/auth/access-tokens/refresh") == 0) {
             kind = K_REFRESH;
