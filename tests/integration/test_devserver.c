@@ -934,6 +934,34 @@ static void test_port_in_use(void **state)
     assert_null(devserver_start(bad));
 }
 
+/* The harness starts the server without the test's descriptors: a pipe the test holds open is
+ * not among the server's (else a test waiting for EOF on it would hang). */
+static void test_harness_keeps_descriptors(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    struct stat mine;
+    assert_int_equal(fstat(fds[1], &mine), 0);
+    devserver *d = devserver_start(NULL);
+    assert_non_null(d);
+    int seen = 0, leaked = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        char path[64];
+        struct stat st;
+        snprintf(path, sizeof path, "/proc/%ld/fd/%d", (long)d->pid, fd);
+        if (stat(path, &st) != 0) continue;
+        seen++;
+        if (st.st_dev == mine.st_dev && st.st_ino == mine.st_ino) leaked = 1;
+    }
+    int st = devserver_stop(d); /* first: a failed check must not leave it running */
+    close(fds[0]);
+    close(fds[1]);
+    assert_true(seen >= 3); /* it does have descriptors: the check looked at the right process */
+    assert_false(leaked);
+    assert_int_equal(st, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -956,6 +984,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_listening_line_port_file_and_signals),
         cmocka_unit_test(test_port_in_use),
+        cmocka_unit_test(test_harness_keeps_descriptors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
