@@ -4,20 +4,18 @@
  * called through ssm/ssm.h. No SQL, no HTTP, no JSON here.
  *
  * Renewal protocol (one renewal per expiry): a caller that finds a token missing or expiring
- * takes the in-process lock of the token's key (so threads of this process queue instead of
- * all calling the service), then store_renew(), which locks the row against other processes
- * and hosts and hands the row as it is *now* to a renew function. That function renews only
- * when the row still needs it; a caller that waited finds the row renewed and returns it. */
+ * calls store_renew_keep(), which locks the token's key against the other threads, processes
+ * and hosts (no database lock: see store.h) and hands the row as it is *now* to a renew
+ * function. That function renews only when the row still needs it; a caller that waited finds
+ * the row renewed and returns it. A grant the store could not save is still the caller's: the
+ * store keeps it in the process and saves it later. */
 #include "cache.h"
 #include "internal.h"
 #include "ssm/ssm.h"
 #include "store/store.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CLIENT_KEY_LOCKS 64
 
 struct bkoauth_client {
     bk_settings s;
@@ -25,7 +23,6 @@ struct bkoauth_client {
     ssm_client *ssm;
     store *st;
     cache *cache; /* NULL when BKOAUTH_CACHE_SECONDS is 0 */
-    pthread_mutex_t key_locks[CLIENT_KEY_LOCKS];
 };
 
 /* ---- construction ----------------------------------------------------------------------- */
@@ -42,8 +39,6 @@ bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *
         err_nomem(err);
         return NULL;
     }
-    for (int i = 0; i < CLIENT_KEY_LOCKS; i++)
-        pthread_mutex_init(&c->key_locks[i], NULL);
     if (settings_from_config(config, &c->s, err) != BKOAUTH_OK) {
         bkoauth_client_free(c);
         return NULL;
@@ -87,8 +82,6 @@ void bkoauth_client_free(bkoauth_client *client)
     store_close(client->st);
     ssm_free(client->ssm);
     settings_clear(&client->s);
-    for (int i = 0; i < CLIENT_KEY_LOCKS; i++)
-        pthread_mutex_destroy(&client->key_locks[i]);
     free(client);
 }
 
@@ -111,17 +104,6 @@ int bkoauth_token_expires_soon(const bkoauth_client *client, const bkoauth_token
 }
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static pthread_mutex_t *key_lock(bkoauth_client *c, const char *env_name, const char *user_id)
-{
-    uint32_t h = 2166136261u; /* FNV-1a over "env\0user" */
-    for (const char *p = env_name; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    h = (h ^ 0u) * 16777619u;
-    for (const char *p = user_id ? user_id : ""; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    return &c->key_locks[h % CLIENT_KEY_LOCKS];
-}
 
 static const char *who(const char *user_id)
 {
@@ -204,22 +186,20 @@ static bkoauth_code renew_refresh(void *ctx, const bkoauth_token *current, bkoau
     return rc;
 }
 
-/* Renews the row (env_name, user_id) under the in-process key lock and the store's row lock. */
+/* Renews the row (env_name, user_id) with the key locked (store_renew_keep). A grant that could
+ * not be saved is returned all the same: the store keeps it and saves it later. */
 static bkoauth_code renew_row(bkoauth_client *c, const char *env_name, renew_ctx *r, store_renew_fn fn,
                               bkoauth_token **out, bkoauth_error *err)
 {
-    pthread_mutex_t *lock = key_lock(c, env_name, r->user_id);
-    pthread_mutex_lock(lock);
-    bkoauth_code rc = store_renew(c->st, env_name, r->user_id, fn, r, out, err);
+    bkoauth_code rc = store_renew_keep(c->st, env_name, r->user_id, fn, r, out, err);
+    if (rc == BKOAUTH_E_STORE && *out != NULL) rc = err_ok(err); /* logged by the store */
     if (rc == BKOAUTH_OK) {
         /* every thread's cached copy is stale from now on; this thread keeps the new token */
         cache_invalidate(c->cache, env_name, r->user_id);
         cache_put(c->cache, *out, cache_generation(c->cache, env_name, r->user_id), bk_now());
-    }
-    pthread_mutex_unlock(lock);
-    if (rc == BKOAUTH_OK)
         log_write(&c->logger, BKOAUTH_LOG_INFO, "%s the token of %s (env %s)",
                   r->called ? "renewed" : "reused the meanwhile renewed", who(r->user_id), env_name);
+    }
     return rc;
 }
 

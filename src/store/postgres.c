@@ -1,11 +1,17 @@
 /* postgres.c - the token table in PostgreSQL, as Django's PostgreSQL backend creates it, shared
  * by many processes and hosts.
  *
- * A small pool of connections serves the threads of a process. A broken connection is reset on
- * its next use, so a client outlives a database restart; a call made while the database is
- * down fails with BKOAUTH_E_STORE and changes nothing. Renewal runs in a transaction holding an
- * advisory lock on the row's key (pg_advisory_xact_lock), so one renewer at a time, on any host,
- * re-reads the row and decides; the lock goes with the transaction, even when a process dies. */
+ * Connections: a read pool, a write pool (saves and deletes, each one short transaction) and
+ * one connection for renewal locks. A renewal of a key holds a session advisory lock on the
+ * key (pg_try_advisory_lock, the key hashed by the server as earlier versions did) on the lock
+ * connection while the SSM service is called; no transaction and no pooled connection is held
+ * meanwhile, and the lock goes with the session when a process dies.
+ *
+ * Restarts: a pooled connection found broken (checked before use without a round trip, and by
+ * the failure of a statement) is discarded with every idle one of its pool (after a restart
+ * they are all stale) and the work, when safe to repeat, is done once more on a fresh
+ * connection; so the first call after the server is back succeeds. */
+#include "pool.h"
 #include "store.h"
 
 #include <libpq-fe.h>
@@ -14,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PG_POOL_MAX 8
+#define PG_READERS 8
+#define PG_WRITERS 4
 
 #define COLUMNS                                                                                              \
     "id, access_token, extract(epoch from expires)::bigint, refresh_token, scope, env_name, user_id, "       \
@@ -34,17 +41,15 @@ static const char *const CREATE_TABLE = "CREATE TABLE IF NOT EXISTS \"bkoauth_ac
 typedef struct pconn {
     PGconn *pg;
     unsigned prepared; /* bit i: statement i of PREPARED exists on this connection */
-    struct pconn *next;
 } pconn;
 
 typedef struct pg_store {
     store base;
     const bk_settings *s;
     char where[160]; /* host:port/db for messages, never a password */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pconn *idle;
-    int opened;
+    pool readers, writers;
+    pthread_mutex_t lock_mu; /* the lock connection: one statement at a time */
+    PGconn *lock_pg;         /* NULL until the first renewal */
 } pg_store;
 
 /* ---- errors ----------------------------------------------------------------------------------- */
@@ -82,54 +87,63 @@ static PGconn *connect_pg(pg_store *ps)
     return PQconnectdbParams(keys, values, 1);
 }
 
-/* A connection that works, or NULL with err set. Resets a broken one. */
-static pconn *pool_get(pg_store *ps, bkoauth_error *err)
+static void *pconn_open(void *ctx, bkoauth_error *err)
 {
-    pthread_mutex_lock(&ps->mu);
-    while (ps->idle == NULL && ps->opened >= PG_POOL_MAX)
-        pthread_cond_wait(&ps->cv, &ps->mu);
-    pconn *c = ps->idle;
-    if (c != NULL)
-        ps->idle = c->next;
-    else
-        ps->opened++;
-    pthread_mutex_unlock(&ps->mu);
+    pg_store *ps = ctx;
+    pconn *c = calloc(1, sizeof *c);
     if (c == NULL) {
-        c = calloc(1, sizeof *c);
-        if (c != NULL) c->pg = connect_pg(ps);
-    } else if (PQstatus(c->pg) != CONNECTION_OK) {
-        PQreset(c->pg);
-        c->prepared = 0; /* a new session has none */
+        err_nomem(err);
+        return NULL;
     }
-    if (c != NULL && c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK) return c;
-    if (c == NULL)
+    c->pg = connect_pg(ps);
+    if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK) return c;
+    if (c->pg == NULL)
         err_nomem(err);
     else
         pg_error(ps, c->pg, "connecting", err);
-    /* keep the broken connection in the pool: its next use resets it */
-    if (c != NULL && c->pg != NULL) {
-        pthread_mutex_lock(&ps->mu);
-        c->next = ps->idle;
-        ps->idle = c;
-        pthread_cond_signal(&ps->cv);
-        pthread_mutex_unlock(&ps->mu);
-    } else {
-        if (c != NULL) free(c);
-        pthread_mutex_lock(&ps->mu);
-        ps->opened--;
-        pthread_cond_signal(&ps->cv);
-        pthread_mutex_unlock(&ps->mu);
-    }
+    PQfinish(c->pg);
+    free(c);
     return NULL;
 }
 
-static void pool_put(pg_store *ps, pconn *c)
+static void pconn_close(void *p)
 {
-    pthread_mutex_lock(&ps->mu);
-    c->next = ps->idle;
-    ps->idle = c;
-    pthread_cond_signal(&ps->cv);
-    pthread_mutex_unlock(&ps->mu);
+    pconn *c = p;
+    PQfinish(c->pg);
+    free(c);
+}
+
+/* 1 when the connection is known broken: its status, or what the server sent while it was idle
+ * (a restart ends every session with a message and a close, read here without a round trip). */
+static int broken(PGconn *pg)
+{
+    if (PQstatus(pg) != CONNECTION_OK) return 1;
+    if (PQconsumeInput(pg) == 0) return 1;
+    return PQstatus(pg) != CONNECTION_OK;
+}
+
+/* A connection of pool p that is not known broken, or NULL with err set. *fresh: opened now. */
+static pconn *take(pool *p, int *fresh, bkoauth_error *err)
+{
+    pconn *c = pool_get(p, fresh, err);
+    if (c == NULL || *fresh || !broken(c->pg)) return c;
+    pool_discard(p, c);
+    pool_flush(p); /* the others idle since the same moment are likely stale too */
+    return pool_get(p, fresh, err);
+}
+
+/* After a failed statement: gives the connection back, or discards it (and the pool's idle
+ * ones) when it is broken. Returns 1 when the failure is worth one more try on a fresh
+ * connection (the connection broke, and it was not already a fresh one). */
+static int give_back(pool *p, pconn *c, int fresh)
+{
+    if (PQstatus(c->pg) == CONNECTION_OK) {
+        pool_put(p, c);
+        return 0;
+    }
+    pool_discard(p, c);
+    pool_flush(p);
+    return !fresh;
 }
 
 /* Runs sql with text parameters; returns the result when its status is want, else NULL with
@@ -218,15 +232,51 @@ static bkoauth_code none_saved(const char *env_name, const char *user_id, bkoaut
                    user_id ? user_id : "the APP", env_name);
 }
 
+/* Work done on one connection; it leaves no transaction open, whatever it returns. */
+typedef bkoauth_code (*conn_work)(pg_store *ps, pconn *c, void *arg, bkoauth_error *err);
+
+/* Runs work on a connection of p; when it failed because the connection broke (a restart, a
+ * failover, an idle connection cut), once more on a fresh connection. Only for work that is
+ * safe to repeat. */
+static bkoauth_code with_conn(pg_store *ps, pool *p, conn_work work, void *arg, bkoauth_error *err)
+{
+    bkoauth_error local;
+    if (err == NULL) err = &local;
+    for (int attempt = 0;; attempt++) {
+        int fresh = 0;
+        pconn *c = take(p, &fresh, err);
+        if (c == NULL) return err->code != BKOAUTH_OK ? err->code : BKOAUTH_E_STORE;
+        bkoauth_code rc = work(ps, c, arg, err);
+        if (rc == BKOAUTH_OK) {
+            pool_put(p, c);
+            return rc;
+        }
+        if (!give_back(p, c, fresh) || attempt > 0) return rc;
+        log_write(ps->base.logger, BKOAUTH_LOG_INFO,
+                  "PostgreSQL token store at %s: a connection was broken (%s); trying again on a new one",
+                  ps->where, err->message);
+    }
+}
+
+typedef struct key_arg {
+    const char *env_name;
+    const char *user_id;
+    bkoauth_token **out;
+} key_arg;
+
+static bkoauth_code get_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *err)
+{
+    key_arg *a = arg;
+    int64_t id;
+    return find(ps, c, a->env_name, a->user_id, a->out, &id, err);
+}
+
 static bkoauth_code pg_get(store *base, const char *env_name, const char *user_id, bkoauth_token **out,
                            bkoauth_error *err)
 {
     pg_store *ps = (pg_store *)base;
-    pconn *c = pool_get(ps, err);
-    if (c == NULL) return BKOAUTH_E_STORE;
-    int64_t id;
-    bkoauth_code rc = find(ps, c, env_name, user_id, out, &id, err);
-    pool_put(ps, c);
+    key_arg a = {env_name, user_id, out};
+    bkoauth_code rc = with_conn(ps, &ps->readers, get_work, &a, err);
     if (rc == BKOAUTH_OK && *out == NULL) return none_saved(env_name, user_id, err);
     return rc;
 }
@@ -265,87 +315,133 @@ static bkoauth_code save(pg_store *ps, pconn *c, int64_t id, const bkoauth_token
     return BKOAUTH_OK;
 }
 
-static bkoauth_code pg_renew(store *base, const char *env_name, const char *user_id, store_renew_fn fn,
-                             void *ctx, bkoauth_token **out, bkoauth_error *err)
+/* One short transaction: the key's row now, t saved in it (or in a new row). */
+static bkoauth_code save_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *err)
 {
-    pg_store *ps = (pg_store *)base;
-    pconn *c = pool_get(ps, err);
-    if (c == NULL) return BKOAUTH_E_STORE;
-    char key[400];
-    snprintf(key, sizeof key, "bkoauth_access_token:%s:%s", env_name, user_id ? user_id : "");
-    const char *kp[1] = {key};
-    PGresult *r = run(ps, c, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "starting a renewal", err);
+    const bkoauth_token *t = arg;
+    PGresult *r = run(ps, c, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "saving a token", err);
+    if (r == NULL) return BKOAUTH_E_STORE;
     PQclear(r);
-    if (r != NULL) {
-        r = run(ps, c, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", 1, kp, PGRES_TUPLES_OK,
-                "locking the token row", err);
-        PQclear(r);
-    }
-    if (r == NULL) {
-        rollback(c);
-        pool_put(ps, c);
-        return BKOAUTH_E_STORE;
-    }
-    bkoauth_token *current = NULL, *fresh = NULL;
+    bkoauth_token *current = NULL;
     int64_t id = -1;
-    bkoauth_code rc = find(ps, c, env_name, user_id, &current, &id, err);
-    if (rc == BKOAUTH_OK) rc = fn(ctx, current, &fresh, err);
-    if (rc == BKOAUTH_OK && fresh == NULL && current == NULL) rc = none_saved(env_name, user_id, err);
-    if (rc == BKOAUTH_OK && fresh != NULL) {
-        if (current != NULL) fresh->created_at = current->created_at;
-        rc = save(ps, c, current ? id : -1, fresh, err);
-    }
+    bkoauth_code rc = find(ps, c, t->env_name, t->user_id, &current, &id, err);
+    if (rc == BKOAUTH_OK) rc = save(ps, c, current ? id : -1, t, err);
+    bkoauth_token_free(current);
     if (rc == BKOAUTH_OK) {
         r = run(ps, c, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "saving a token", err);
         if (r == NULL) rc = BKOAUTH_E_STORE;
         PQclear(r);
     }
-    if (rc != BKOAUTH_OK) {
-        rollback(c);
-        pool_put(ps, c);
-        bkoauth_token_free(current);
-        bkoauth_token_free(fresh);
-        return rc;
+    if (rc != BKOAUTH_OK) rollback(c);
+    return rc;
+}
+
+static bkoauth_code pg_save(store *base, const bkoauth_token *t, bkoauth_error *err)
+{
+    pg_store *ps = (pg_store *)base;
+    return with_conn(ps, &ps->writers, save_work, (void *)t, err);
+}
+
+/* ---- the renewal lock ------------------------------------------------------------------------- */
+
+/* Runs one lock statement on the lock connection (under lock_mu); a broken connection is
+ * reconnected and the statement run once more (the session's locks went with it anyway).
+ * Returns the result or NULL with err set. */
+static PGresult *lock_statement(pg_store *ps, const char *sql, const char *key, bkoauth_error *err)
+{
+    const char *params[1] = {key};
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (ps->lock_pg == NULL || broken(ps->lock_pg)) {
+            PQfinish(ps->lock_pg);
+            ps->lock_pg = connect_pg(ps);
+            if (ps->lock_pg == NULL || PQstatus(ps->lock_pg) != CONNECTION_OK) {
+                pg_error(ps, ps->lock_pg, "connecting to lock a token's renewal", err);
+                PQfinish(ps->lock_pg);
+                ps->lock_pg = NULL;
+                return NULL;
+            }
+            attempt = 1; /* a fresh connection gets no second try */
+        }
+        PGresult *r = PQexecParams(ps->lock_pg, sql, 1, NULL, params, NULL, NULL, 0);
+        if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK) return r;
+        pg_error(ps, ps->lock_pg, "locking a token's renewal", err);
+        PQclear(r);
+        if (PQstatus(ps->lock_pg) == CONNECTION_OK) return NULL;
     }
-    pool_put(ps, c);
-    if (fresh != NULL) {
-        bkoauth_token_free(current);
-        *out = fresh;
-    } else {
-        *out = current;
+    return NULL;
+}
+
+/* The key of earlier versions' pg_advisory_xact_lock, so that both keep apart. */
+static void lock_key(char *buf, size_t size, const char *env_name, const char *user_id)
+{
+    snprintf(buf, size, "bkoauth_access_token:%s:%s", env_name, user_id ? user_id : "");
+}
+
+static bkoauth_code pg_try_lock(store *base, const char *env_name, const char *user_id, int *held,
+                                bkoauth_error *err)
+{
+    pg_store *ps = (pg_store *)base;
+    char key[400];
+    lock_key(key, sizeof key, env_name, user_id);
+    *held = 0;
+    pthread_mutex_lock(&ps->lock_mu);
+    PGresult *r = lock_statement(ps, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key, err);
+    if (r != NULL) *held = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    pthread_mutex_unlock(&ps->lock_mu);
+    PQclear(r);
+    return r != NULL ? BKOAUTH_OK : BKOAUTH_E_STORE;
+}
+
+static void pg_unlock(store *base, const char *env_name, const char *user_id)
+{
+    pg_store *ps = (pg_store *)base;
+    char key[400];
+    lock_key(key, sizeof key, env_name, user_id);
+    pthread_mutex_lock(&ps->lock_mu);
+    /* a connection lost meanwhile took the lock with it: nothing to release then */
+    if (ps->lock_pg != NULL && !broken(ps->lock_pg)) {
+        const char *params[1] = {key};
+        PQclear(PQexecParams(ps->lock_pg, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", 1, NULL, params,
+                             NULL, NULL, 0));
     }
-    return BKOAUTH_OK;
+    pthread_mutex_unlock(&ps->lock_mu);
+}
+
+static bkoauth_code remove_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *err)
+{
+    key_arg *a = arg;
+    const char *params[2] = {a->env_name, a->user_id};
+    PGresult *r = run(ps, c,
+                      a->user_id ? "DELETE FROM bkoauth_access_token WHERE env_name = $1 AND user_id = $2"
+                                 : "DELETE FROM bkoauth_access_token WHERE env_name = $1 AND "
+                                   "(user_id IS NULL OR user_id = '')",
+                      a->user_id ? 2 : 1, params, PGRES_COMMAND_OK, "deleting a token", err);
+    if (r == NULL) return BKOAUTH_E_STORE;
+    int deleted = atoi(PQcmdTuples(r));
+    PQclear(r);
+    return deleted > 0 ? BKOAUTH_OK : none_saved(a->env_name, a->user_id, err);
 }
 
 static bkoauth_code pg_remove(store *base, const char *env_name, const char *user_id, bkoauth_error *err)
 {
     pg_store *ps = (pg_store *)base;
-    pconn *c = pool_get(ps, err);
-    if (c == NULL) return BKOAUTH_E_STORE;
-    const char *params[2] = {env_name, user_id};
-    PGresult *r = run(ps, c,
-                      user_id ? "DELETE FROM bkoauth_access_token WHERE env_name = $1 AND user_id = $2"
-                              : "DELETE FROM bkoauth_access_token WHERE env_name = $1 AND "
-                                "(user_id IS NULL OR user_id = '')",
-                      user_id ? 2 : 1, params, PGRES_COMMAND_OK, "deleting a token", err);
-    pool_put(ps, c);
-    if (r == NULL) return BKOAUTH_E_STORE;
-    int deleted = atoi(PQcmdTuples(r));
-    PQclear(r);
-    return deleted > 0 ? BKOAUTH_OK : none_saved(env_name, user_id, err);
+    key_arg a = {env_name, user_id, NULL};
+    return with_conn(ps, &ps->writers, remove_work, &a, err);
 }
 
-static bkoauth_code pg_list(store *base, bkoauth_token ***out, size_t *count, bkoauth_error *err)
+typedef struct list_arg {
+    bkoauth_token ***out;
+    size_t *count;
+} list_arg;
+
+static bkoauth_code list_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *err)
 {
-    pg_store *ps = (pg_store *)base;
-    pconn *c = pool_get(ps, err);
-    if (c == NULL) return BKOAUTH_E_STORE;
+    list_arg *a = arg;
     PGresult *r =
         run(ps, c,
             "SELECT " COLUMNS " FROM bkoauth_access_token ORDER BY (user_id IS NOT NULL AND user_id <> ''), "
             "user_id, env_name, id",
             0, NULL, PGRES_TUPLES_OK, "listing tokens", err);
-    pool_put(ps, c);
     if (r == NULL) return BKOAUTH_E_STORE;
     int n = PQntuples(r);
     bkoauth_token **items = calloc((size_t)n + 1, sizeof *items);
@@ -358,30 +454,32 @@ static bkoauth_code pg_list(store *base, bkoauth_token ***out, size_t *count, bk
         bkoauth_tokens_free(items, (size_t)got);
         return rc;
     }
-    *out = items;
-    *count = (size_t)n;
+    *a->out = items;
+    *a->count = (size_t)n;
     return BKOAUTH_OK;
+}
+
+static bkoauth_code pg_list(store *base, bkoauth_token ***out, size_t *count, bkoauth_error *err)
+{
+    pg_store *ps = (pg_store *)base;
+    list_arg a = {out, count};
+    return with_conn(ps, &ps->readers, list_work, &a, err);
 }
 
 static void pg_close(store *base)
 {
     pg_store *ps = (pg_store *)base;
-    while (ps->idle) {
-        pconn *c = ps->idle;
-        ps->idle = c->next;
-        PQfinish(c->pg);
-        free(c);
-    }
-    pthread_mutex_destroy(&ps->mu);
-    pthread_cond_destroy(&ps->cv);
+    pool_destroy(&ps->readers);
+    pool_destroy(&ps->writers);
+    PQfinish(ps->lock_pg);
+    pthread_mutex_destroy(&ps->lock_mu);
     free(ps);
 }
 
-static const store_ops PG_OPS = {pg_get, pg_renew, pg_remove, pg_list, pg_close};
-
+static const store_ops PG_OPS = {pg_get, pg_try_lock, pg_unlock, pg_save, pg_remove, pg_list, pg_close};
 /* ---- opening ---------------------------------------------------------------------------------- */
 
-static bkoauth_code prepare_schema(pg_store *ps, pconn *c, bkoauth_error *err)
+static bkoauth_code create_schema(pg_store *ps, pconn *c, bkoauth_error *err)
 {
     /* one creator at a time across processes; Django's own table is used as it is */
     const char *sql[] = {"BEGIN",
@@ -448,6 +546,22 @@ static bkoauth_code prepare_schema(pg_store *ps, pconn *c, bkoauth_error *err)
     return st == PGRES_COMMAND_OK ? BKOAUTH_OK : pg_error(ps, c->pg, "creating the table", err);
 }
 
+/* The table and its indexes, created only when missing: a database that has them (the usual
+ * case) is only read, so opening a client takes no lock and writes nothing. */
+static bkoauth_code prepare_schema(pg_store *ps, pconn *c, bkoauth_error *err)
+{
+    PGresult *r = PQexec(
+        c->pg, "SELECT (SELECT count(DISTINCT a.attname) FROM pg_index x JOIN pg_attribute a ON "
+               "a.attrelid = x.indrelid AND a.attnum = x.indkey[0] WHERE x.indrelid = "
+               "to_regclass('bkoauth_access_token') AND a.attname IN ('env_name', 'user_id')) = 2 AND "
+               "(SELECT count(*) FROM information_schema.columns i WHERE i.table_name = 'bkoauth_access_token' "
+               "AND i.table_schema = current_schema() AND i.column_name IN ('id', 'access_token', 'expires', "
+               "'refresh_token', 'scope', 'env_name', 'user_id', 'created_at')) = 8");
+    int ready = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    return ready ? BKOAUTH_OK : create_schema(ps, c, err);
+}
+
 store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
 {
     pg_store *ps = calloc(1, sizeof *ps);
@@ -458,8 +572,13 @@ store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoaut
     ps->base.ops = &PG_OPS;
     ps->base.logger = logger;
     ps->s = s;
-    pthread_mutex_init(&ps->mu, NULL);
-    pthread_cond_init(&ps->cv, NULL);
+    pthread_mutex_init(&ps->lock_mu, NULL);
+    if (pool_init(&ps->readers, PG_READERS, pconn_open, pconn_close, ps) != 0 ||
+        pool_init(&ps->writers, PG_WRITERS, pconn_open, pconn_close, ps) != 0) {
+        err_nomem(err);
+        pg_close(&ps->base);
+        return NULL;
+    }
     snprintf(ps->where, sizeof ps->where, "%s", "the BKOAUTH_DATABASE_URL server");
     /* where, for messages: from libpq's view of the URL, which never includes the password */
     PQconninfoOption *opts = PQconninfoParse(s->database_url, NULL);
@@ -480,13 +599,16 @@ store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoaut
     snprintf(ps->where, sizeof ps->where, "%s:%s/%s", host ? host : "localhost", port ? port : "5432",
              db ? db : "(default database)");
     PQconninfoFree(opts);
-    pconn *c = pool_get(ps, err);
+    pconn *c = pool_get(&ps->readers, NULL, err);
     if (c == NULL) {
         pg_close(&ps->base);
         return NULL;
     }
     bkoauth_code rc = prepare_schema(ps, c, err);
-    pool_put(ps, c);
+    if (PQstatus(c->pg) == CONNECTION_OK)
+        pool_put(&ps->readers, c);
+    else
+        pool_discard(&ps->readers, c);
     if (rc != BKOAUTH_OK) {
         pg_close(&ps->base);
         return NULL;

@@ -1,14 +1,21 @@
 /* sqlite.c - the token table in SQLite, as Django's SQLite backend creates and writes it.
  *
- * A small pool of connections serves the threads of a process (SQLite connections are not
- * shared between threads here: each is opened NOMUTEX and used by one thread at a time).
- * Renewal takes the database write lock with BEGIN IMMEDIATE, so across threads and processes
- * one renewer at a time re-reads the row and decides; the journal undoes a renewal cut short.
+ * Connections: a read pool and a write pool of one (SQLite has one writer at a time; the
+ * threads of a process queue for it instead of polling the file lock), so readers never wait
+ * for writers, and in WAL mode not for other processes either. A connection is used by one
+ * thread at a time (opened NOMUTEX).
+ *
+ * Renewals of one key across processes are kept apart by an OFD byte-range lock on the file
+ * "<database>-lock": one byte per key (at the key's 40-bit hash), taken without waiting and
+ * released by the kernel when the process dies. No database lock is held while the SSM service
+ * is called; saving a grant is one short write transaction.
  *
  * Choices: several rows of one key (another program made them) - the one with the latest
  * expires (then the highest id) is read and updated, the others are left alone; a token being
  * saved that another row still holds (access_token is UNIQUE) - that stale row is deleted in
  * the same transaction, the token now belongs to the key being saved. */
+#define _GNU_SOURCE /* F_OFD_SETLK */
+#include "pool.h"
 #include "store.h"
 
 #include <errno.h>
@@ -18,9 +25,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-#define SQLITE_POOL_MAX 16
+#define SQLITE_READERS 16
+#define SQLITE_WRITERS 1
 
 #define COLUMNS "id, access_token, expires, refresh_token, scope, env_name, user_id, created_at"
 
@@ -66,21 +75,29 @@ static const char *const CREATE_TABLE = "CREATE TABLE IF NOT EXISTS \"bkoauth_ac
                                         "\"created_at\" datetime NOT NULL, "
                                         "\"extra\" text NULL)";
 
+typedef struct sqlite_store sqlite_store;
+
 typedef struct conn {
     sqlite3 *db;
     sqlite3_stmt *stmt[Q_COUNT];
-    struct conn *next;
+    sqlite_store *ss;
+    int64_t busy_since_ms; /* when the current wait for a file lock began */
 } conn;
 
-typedef struct sqlite_store {
+struct sqlite_store {
     store base;
     const bk_settings *s;
     char *path;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    conn *idle;
-    int opened;
-} sqlite_store;
+    pool readers, writers;
+    int lock_fd; /* "<database>-lock", -1 when it cannot be opened (renewals then only in-process) */
+};
+
+/* How long a statement waits for another connection's file lock. Write transactions here are
+ * short (one row), so this is only reached when something else holds the database. */
+static long busy_limit_ms(const sqlite_store *ss)
+{
+    return ss->s->timeout_ms + 5000;
+}
 
 /* ---- errors -------------------------------------------------------------------------------- */
 
@@ -90,15 +107,16 @@ static bkoauth_code db_error(sqlite_store *ss, sqlite3 *db, int rc, const char *
         return err_set(
             err, BKOAUTH_E_STORE,
             "the token database %s is locked by another process for more than %ld ms (%s); retry later",
-            ss->path, ss->s->timeout_ms + 5000, what);
+            ss->path, busy_limit_ms(ss), what);
     return err_set(err, BKOAUTH_E_STORE, "token database %s: %s failed: %s", ss->path, what,
                    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
 /* ---- connections --------------------------------------------------------------------------- */
 
-static void conn_close(conn *c)
+static void conn_close(void *p)
 {
+    conn *c = p;
     if (c == NULL) return;
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(c->stmt[i]);
@@ -111,13 +129,27 @@ static void exec_quiet(sqlite3 *db, const char *sql)
     sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
-static conn *conn_open(sqlite_store *ss, bkoauth_error *err)
+/* Waits for a file lock in short steps (1 ms, later 5 ms) up to busy_limit_ms: write
+ * transactions are short, so a waiter should notice the lock is free at once. */
+static int on_busy(void *ctx, int count)
 {
+    conn *c = ctx;
+    int64_t now = bk_monotonic_ms();
+    if (count == 0) c->busy_since_ms = now;
+    if (now - c->busy_since_ms >= busy_limit_ms(c->ss)) return 0;
+    usleep(count < 20 ? 1000 : 5000);
+    return 1;
+}
+
+static void *conn_open(void *ctx, bkoauth_error *err)
+{
+    sqlite_store *ss = ctx;
     conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
         err_nomem(err);
         return NULL;
     }
+    c->ss = ss;
     int rc = sqlite3_open_v2(ss->path, &c->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -126,7 +158,7 @@ static conn *conn_open(sqlite_store *ss, bkoauth_error *err)
         return NULL;
     }
     sqlite3_extended_result_codes(c->db, 0);
-    sqlite3_busy_timeout(c->db, (int)(ss->s->timeout_ms + 5000));
+    sqlite3_busy_handler(c->db, on_busy, c);
     /* WAL (set once on the file in prepare_schema) keeps a committed renewal across a process
      * crash with synchronous NORMAL; only an OS crash may lose the last one, never corrupt. */
     exec_quiet(c->db, "PRAGMA synchronous = NORMAL");
@@ -151,38 +183,11 @@ static sqlite3_stmt *stmt(sqlite_store *ss, conn *c, int q, bkoauth_error *err)
     return c->stmt[q];
 }
 
-static conn *pool_get(sqlite_store *ss, bkoauth_error *err)
-{
-    pthread_mutex_lock(&ss->mu);
-    while (ss->idle == NULL && ss->opened >= SQLITE_POOL_MAX)
-        pthread_cond_wait(&ss->cv, &ss->mu);
-    conn *c = ss->idle;
-    if (c != NULL) {
-        ss->idle = c->next;
-        pthread_mutex_unlock(&ss->mu);
-        return c;
-    }
-    ss->opened++;
-    pthread_mutex_unlock(&ss->mu);
-    c = conn_open(ss, err);
-    if (c == NULL) {
-        pthread_mutex_lock(&ss->mu);
-        ss->opened--;
-        pthread_cond_signal(&ss->cv);
-        pthread_mutex_unlock(&ss->mu);
-    }
-    return c;
-}
-
-static void pool_put(sqlite_store *ss, conn *c)
+static void release(pool *p, conn *c)
 {
     for (int i = 0; i < Q_COUNT; i++)
         if (c->stmt[i]) sqlite3_reset(c->stmt[i]);
-    pthread_mutex_lock(&ss->mu);
-    c->next = ss->idle;
-    ss->idle = c;
-    pthread_cond_signal(&ss->cv);
-    pthread_mutex_unlock(&ss->mu);
+    pool_put(p, c);
 }
 
 static int exec(conn *c, const char *sql)
@@ -266,11 +271,11 @@ static bkoauth_code sq_get(store *base, const char *env_name, const char *user_i
                            bkoauth_error *err)
 {
     sqlite_store *ss = (sqlite_store *)base;
-    conn *c = pool_get(ss, err);
+    conn *c = pool_get(&ss->readers, NULL, err);
     if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
     int64_t id;
     bkoauth_code rc = find(ss, c, env_name, user_id, out, &id, err);
-    pool_put(ss, c);
+    release(&ss->readers, c);
     if (rc == BKOAUTH_OK && *out == NULL)
         return err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST, "no saved token for %s in env %s",
                        user_id ? user_id : "the APP", env_name);
@@ -313,54 +318,82 @@ static bkoauth_code save(sqlite_store *ss, conn *c, int64_t id, const bkoauth_to
     return rc == SQLITE_DONE ? BKOAUTH_OK : db_error(ss, c->db, rc, "saving a token", err);
 }
 
-static bkoauth_code sq_renew(store *base, const char *env_name, const char *user_id, store_renew_fn fn,
-                             void *ctx, bkoauth_token **out, bkoauth_error *err)
+/* One write transaction: find the key's row now, save t in it (or a new one). */
+static bkoauth_code save_once(sqlite_store *ss, conn *c, const bkoauth_token *t, bkoauth_error *err)
+{
+    int rc = exec(c, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK) return db_error(ss, c->db, rc, "saving a token", err);
+    bkoauth_token *current = NULL;
+    int64_t id = -1;
+    bkoauth_code r = find(ss, c, t->env_name, t->user_id, &current, &id, err);
+    if (r == BKOAUTH_OK) r = save(ss, c, current ? id : -1, t, err);
+    bkoauth_token_free(current);
+    if (r == BKOAUTH_OK && (rc = exec(c, "COMMIT")) != SQLITE_OK) r = db_error(ss, c->db, rc, "saving a token", err);
+    if (r != BKOAUTH_OK) exec(c, "ROLLBACK");
+    return r;
+}
+
+static bkoauth_code sq_save(store *base, const bkoauth_token *t, bkoauth_error *err)
 {
     sqlite_store *ss = (sqlite_store *)base;
-    conn *c = pool_get(ss, err);
-    if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
-    int rc = exec(c, "BEGIN IMMEDIATE");
-    if (rc != SQLITE_OK) {
-        bkoauth_code r = db_error(ss, c->db, rc, "locking the token row", err);
-        pool_put(ss, c);
-        return r;
+    bkoauth_code r = BKOAUTH_E_STORE;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        conn *c = pool_get(&ss->writers, NULL, err);
+        if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
+        r = save_once(ss, c, t, err);
+        int errcode = sqlite3_errcode(c->db);
+        if (r == BKOAUTH_OK || r != BKOAUTH_E_STORE) {
+            release(&ss->writers, c);
+            return r;
+        }
+        /* a connection that failed for another reason than waiting or a constraint is
+         * replaced, and the save tried once more on a fresh one */
+        pool_discard(&ss->writers, c);
+        if (errcode == SQLITE_BUSY || errcode == SQLITE_LOCKED || errcode == SQLITE_CONSTRAINT) break;
     }
-    bkoauth_token *current = NULL, *fresh = NULL;
-    int64_t id = -1;
-    bkoauth_code r = find(ss, c, env_name, user_id, &current, &id, err);
-    if (r == BKOAUTH_OK) r = fn(ctx, current, &fresh, err);
-    if (r == BKOAUTH_OK && fresh == NULL && current == NULL)
-        r = err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST, "no saved token for %s in env %s",
-                    user_id ? user_id : "the APP", env_name);
-    if (r == BKOAUTH_OK && fresh != NULL) {
-        if (current != NULL) fresh->created_at = current->created_at; /* the row keeps it */
-        r = save(ss, c, current ? id : -1, fresh, err);
+    return r;
+}
+
+/* ---- the cross-process renewal lock ---------------------------------------------------------- */
+
+static int lock_range(sqlite_store *ss, const char *env_name, const char *user_id, short type)
+{
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = (off_t)(key_hash(env_name, user_id) & ((UINT64_C(1) << 40) - 1));
+    fl.l_len = 1;
+    return fcntl(ss->lock_fd, F_OFD_SETLK, &fl);
+}
+
+static bkoauth_code sq_try_lock(store *base, const char *env_name, const char *user_id, int *held,
+                                bkoauth_error *err)
+{
+    sqlite_store *ss = (sqlite_store *)base;
+    *held = 0;
+    if (ss->lock_fd < 0) {
+        *held = 1; /* no lock file: renewals are kept apart within this process only */
+        return BKOAUTH_OK;
     }
-    if (r == BKOAUTH_OK) {
-        rc = exec(c, "COMMIT");
-        if (rc != SQLITE_OK) r = db_error(ss, c->db, rc, "saving a token", err);
+    if (lock_range(ss, env_name, user_id, F_WRLCK) == 0) {
+        *held = 1;
+        return BKOAUTH_OK;
     }
-    if (r != BKOAUTH_OK) {
-        exec(c, "ROLLBACK");
-        bkoauth_token_free(current);
-        bkoauth_token_free(fresh);
-        pool_put(ss, c);
-        return r;
-    }
-    pool_put(ss, c);
-    if (fresh != NULL) {
-        bkoauth_token_free(current);
-        *out = fresh;
-    } else {
-        *out = current;
-    }
-    return BKOAUTH_OK;
+    if (errno == EAGAIN || errno == EACCES) return BKOAUTH_OK;
+    return err_set(err, BKOAUTH_E_STORE, "cannot lock %s-lock: %s", ss->path, strerror(errno));
+}
+
+static void sq_unlock(store *base, const char *env_name, const char *user_id)
+{
+    sqlite_store *ss = (sqlite_store *)base;
+    if (ss->lock_fd >= 0) lock_range(ss, env_name, user_id, F_UNLCK);
 }
 
 static bkoauth_code sq_remove(store *base, const char *env_name, const char *user_id, bkoauth_error *err)
 {
     sqlite_store *ss = (sqlite_store *)base;
-    conn *c = pool_get(ss, err);
+    conn *c = pool_get(&ss->writers, NULL, err);
     if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
     bkoauth_code r = BKOAUTH_OK;
     sqlite3_stmt *st = stmt(ss, c, user_id ? Q_DELETE_USER : Q_DELETE_APP, err);
@@ -377,14 +410,14 @@ static bkoauth_code sq_remove(store *base, const char *env_name, const char *use
             r = err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST, "no saved token for %s in env %s",
                         user_id ? user_id : "the APP", env_name);
     }
-    pool_put(ss, c);
+    release(&ss->writers, c);
     return r;
 }
 
 static bkoauth_code sq_list(store *base, bkoauth_token ***out, size_t *count, bkoauth_error *err)
 {
     sqlite_store *ss = (sqlite_store *)base;
-    conn *c = pool_get(ss, err);
+    conn *c = pool_get(&ss->readers, NULL, err);
     if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
     sqlite3_stmt *st = stmt(ss, c, Q_LIST, err);
     bkoauth_code r = st ? BKOAUTH_OK : BKOAUTH_E_STORE;
@@ -407,7 +440,7 @@ static bkoauth_code sq_list(store *base, bkoauth_token ***out, size_t *count, bk
     }
     if (r == BKOAUTH_OK && rc != SQLITE_DONE) r = db_error(ss, c->db, rc, "listing tokens", err);
     if (st) sqlite3_reset(st);
-    pool_put(ss, c);
+    release(&ss->readers, c);
     if (r != BKOAUTH_OK) {
         bkoauth_tokens_free(items, n);
         return r;
@@ -420,18 +453,14 @@ static bkoauth_code sq_list(store *base, bkoauth_token ***out, size_t *count, bk
 static void sq_close(store *base)
 {
     sqlite_store *ss = (sqlite_store *)base;
-    while (ss->idle) {
-        conn *c = ss->idle;
-        ss->idle = c->next;
-        conn_close(c);
-    }
-    pthread_mutex_destroy(&ss->mu);
-    pthread_cond_destroy(&ss->cv);
+    pool_destroy(&ss->readers);
+    pool_destroy(&ss->writers);
+    if (ss->lock_fd >= 0) close(ss->lock_fd);
     free(ss->path);
     free(ss);
 }
 
-static const store_ops SQLITE_OPS = {sq_get, sq_renew, sq_remove, sq_list, sq_close};
+static const store_ops SQLITE_OPS = {sq_get, sq_try_lock, sq_unlock, sq_save, sq_remove, sq_list, sq_close};
 
 /* ---- opening: file mode, table, indexes ---------------------------------------------------- */
 
@@ -479,18 +508,31 @@ static bkoauth_code check_columns(sqlite_store *ss, conn *c, bkoauth_error *err)
     return BKOAUTH_OK;
 }
 
-static bkoauth_code prepare_schema(sqlite_store *ss, conn *c, bkoauth_error *err)
+/* 1 when sql (a query) gives a first column equal to text. */
+static int query_is(conn *c, const char *sql, const char *text)
 {
-    /* Write-ahead logging: readers take no file locks and do not wait for a renewal, and a read
-     * costs no system call. The mode stays with the file; Django works with it as it is. A
-     * database that cannot switch (busy, read-only directory) keeps its journal mode. */
-    sqlite3_stmt *jm = NULL;
-    if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &jm, NULL) == SQLITE_OK &&
-        sqlite3_step(jm) == SQLITE_ROW && sqlite3_column_text(jm, 0) != NULL &&
-        strcmp((const char *)sqlite3_column_text(jm, 0), "wal") != 0)
-        log_write(ss->base.logger, BKOAUTH_LOG_INFO, "token database %s stays in %s journal mode", ss->path,
-                  (const char *)sqlite3_column_text(jm, 0));
-    sqlite3_finalize(jm);
+    sqlite3_stmt *st = NULL;
+    int yes = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+              sqlite3_column_text(st, 0) != NULL && strcmp((const char *)sqlite3_column_text(st, 0), text) == 0;
+    sqlite3_finalize(st);
+    return yes;
+}
+
+/* Write-ahead logging: readers take no file locks and never wait for a writer, and a read costs
+ * no system call. The mode stays with the file; Django works with it as it is. The switch needs
+ * the database to itself for a moment: it is tried for one second at most, and a database that
+ * cannot switch (busy, read-only) keeps its journal mode. */
+static void use_wal(sqlite_store *ss, conn *c)
+{
+    if (query_is(c, "PRAGMA journal_mode", "wal")) return;
+    sqlite3_busy_timeout(c->db, 1000);
+    if (!query_is(c, "PRAGMA journal_mode = WAL", "wal"))
+        log_write(ss->base.logger, BKOAUTH_LOG_INFO, "token database %s stays in its journal mode", ss->path);
+    sqlite3_busy_handler(c->db, on_busy, c);
+}
+
+static bkoauth_code create_schema(sqlite_store *ss, conn *c, bkoauth_error *err)
+{
     int rc = exec(c, "BEGIN IMMEDIATE");
     if (rc != SQLITE_OK) return db_error(ss, c->db, rc, "locking the database to create the table", err);
     rc = exec(c, CREATE_TABLE);
@@ -510,6 +552,38 @@ static bkoauth_code prepare_schema(sqlite_store *ss, conn *c, bkoauth_error *err
     return r;
 }
 
+/* The table and its indexes, created only when missing: a database that has them (the usual
+ * case) is only read, so opening never waits for a writer and works on a read-only file. */
+static bkoauth_code prepare_schema(sqlite_store *ss, conn *c, bkoauth_error *err)
+{
+    use_wal(ss, c);
+    if (query_is(c, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'bkoauth_access_token'",
+                 "bkoauth_access_token")) {
+        bkoauth_code r = check_columns(ss, c, err);
+        if (r != BKOAUTH_OK || (has_index_on(c, "env_name") && has_index_on(c, "user_id"))) return r;
+    }
+    return create_schema(ss, c, err);
+}
+
+/* The lock file of the cross-process renewal lock, beside the database with its mode. */
+static void open_lock_file(sqlite_store *ss)
+{
+    size_t n = strlen(ss->path);
+    char *lock_path = malloc(n + sizeof "-lock");
+    if (lock_path == NULL) {
+        ss->lock_fd = -1;
+        return;
+    }
+    memcpy(lock_path, ss->path, n);
+    memcpy(lock_path + n, "-lock", sizeof "-lock");
+    ss->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (ss->lock_fd < 0)
+        log_write(ss->base.logger, BKOAUTH_LOG_INFO,
+                  "cannot open %s (%s): renewals of a token are kept apart within this process only", lock_path,
+                  strerror(errno));
+    free(lock_path);
+}
+
 store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
 {
     const char *path = s->database_path;
@@ -524,7 +598,7 @@ store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
         close(fd);
-    } else if (errno != EEXIST) {
+    } else if (errno != EEXIST && access(path, R_OK) != 0) {
         err_set(err, BKOAUTH_E_STORE, "cannot create the token database %s: %s (check BKOAUTH_DATABASE_URL)",
                 path, strerror(errno));
         return NULL;
@@ -538,19 +612,25 @@ store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_
     ss->base.ops = &SQLITE_OPS;
     ss->base.logger = logger;
     ss->s = s;
-    pthread_mutex_init(&ss->mu, NULL);
-    pthread_cond_init(&ss->cv, NULL);
-    conn *c = pool_get(ss, err);
+    ss->lock_fd = -1;
+    if (pool_init(&ss->readers, SQLITE_READERS, conn_open, conn_close, ss) != 0 ||
+        pool_init(&ss->writers, SQLITE_WRITERS, conn_open, conn_close, ss) != 0) {
+        err_nomem(err);
+        sq_close(&ss->base);
+        return NULL;
+    }
+    conn *c = pool_get(&ss->readers, NULL, err);
     if (c == NULL) {
         sq_close(&ss->base);
         return NULL;
     }
     bkoauth_code r = prepare_schema(ss, c, err);
-    pool_put(ss, c);
+    release(&ss->readers, c);
     if (r != BKOAUTH_OK) {
         sq_close(&ss->base);
         return NULL;
     }
+    open_lock_file(ss);
     log_write(logger, BKOAUTH_LOG_DEBUG, "token store: SQLite database %s ready", path);
     return &ss->base;
 }

@@ -1,7 +1,9 @@
-/* store.c - the store interface: argument checks shared by every backend, and dispatch. */
+/* store.c - the store interface: argument checks shared by every backend, dispatch, and the
+ * renewal section built from the backends' short operations (lock, read, save). */
 #include "store.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #define STORE_MAX_USER 64   /* user_id varchar(64) */
 #define STORE_MAX_TOKEN 255 /* access_token, refresh_token, env_name varchar(255) */
@@ -15,15 +17,30 @@ store *store_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *
         err_set(err, BKOAUTH_E_CONFIG, "token store: no settings");
         return NULL;
     }
-    switch (s->store_kind) {
-    case BK_STORE_POSTGRES:
-        return store_postgres_open(s, logger, err);
-    case BK_STORE_SQLITE:
-        return store_sqlite_open(s, logger, err);
-    default:
-        err_set(err, BKOAUTH_E_CONFIG, "BKOAUTH_DATABASE_URL: unknown store kind %d", s->store_kind);
+    keytab *keys = keytab_new();
+    if (keys == NULL) {
+        err_nomem(err);
         return NULL;
     }
+    store *st = NULL;
+    switch (s->store_kind) {
+    case BK_STORE_POSTGRES:
+        st = store_postgres_open(s, logger, err);
+        break;
+    case BK_STORE_SQLITE:
+        st = store_sqlite_open(s, logger, err);
+        break;
+    default:
+        err_set(err, BKOAUTH_E_CONFIG, "BKOAUTH_DATABASE_URL: unknown store kind %d", s->store_kind);
+        break;
+    }
+    if (st == NULL) {
+        keytab_free(keys);
+        return NULL;
+    }
+    st->s = s;
+    st->keys = keys;
+    return st;
 }
 
 static bkoauth_code check_key(const char *env_name, const char *user_id, bkoauth_error *err)
@@ -45,42 +62,128 @@ static const char *app_or_user(const char *user_id)
     return (user_id != NULL && user_id[0] != '\0') ? user_id : NULL;
 }
 
+static const char *who(const char *user_id)
+{
+    return user_id ? user_id : "the APP";
+}
+
+/* ---- grants not saved yet -------------------------------------------------------------------- */
+
+/* Tries to save the key's unsaved grant (the caller holds the key's locks, or the grant is
+ * saved under a try-lock); clears it when saved, or when the row holds a newer token. */
+static void flush_unsaved(store *st, key_entry *e)
+{
+    bkoauth_token *u = key_unsaved_copy(st->keys, e->env_name, e->user_id);
+    if (u == NULL) return;
+    bkoauth_token *row = NULL;
+    if (st->ops->get(st, e->env_name, e->user_id, &row, NULL) == BKOAUTH_OK && row->expires > u->expires) {
+        key_set_unsaved(st->keys, e, NULL); /* renewed elsewhere since: the row wins */
+    } else {
+        bkoauth_error why;
+        if (row != NULL) u->created_at = row->created_at;
+        if (st->ops->save(st, u, &why) == BKOAUTH_OK) {
+            key_set_unsaved(st->keys, e, NULL);
+            log_write(st->logger, BKOAUTH_LOG_WARNING, "the token of %s (env %s) is saved now, late",
+                      who(e->user_id), e->env_name);
+        }
+    }
+    bkoauth_token_free(row);
+    bkoauth_token_free(u);
+}
+
+/* On a read: at most once a second per key, and only when no renewal holds the key. */
+static void flush_unsaved_on_read(store *st, const char *env_name, const char *user_id)
+{
+    key_entry *e = key_peek(st->keys, env_name, user_id);
+    if (e == NULL) return;
+    int64_t now = bk_monotonic_ms();
+    int locked = pthread_mutex_trylock(&e->mu) == 0;
+    if (locked && now - e->save_tried_ms >= 1000) {
+        e->save_tried_ms = now;
+        int held = 0;
+        if (st->ops->try_lock(st, env_name, user_id, &held, NULL) == BKOAUTH_OK && held) {
+            flush_unsaved(st, e);
+            st->ops->unlock(st, env_name, user_id);
+        }
+    }
+    key_release(st->keys, e, locked);
+}
+
+/* The newer of the row (*row, may be NULL) and the key's unsaved grant; frees the other. */
+static bkoauth_token *newest(store *st, const char *env_name, const char *user_id, bkoauth_token *row)
+{
+    bkoauth_token *u = key_unsaved_copy(st->keys, env_name, user_id);
+    if (u == NULL) return row;
+    if (row != NULL && row->expires > u->expires) {
+        bkoauth_token_free(u);
+        return row;
+    }
+    bkoauth_token_free(row);
+    return u;
+}
+
 bkoauth_code store_get(store *st, const char *env_name, const char *user_id, bkoauth_token **out,
                        bkoauth_error *err)
 {
     *out = NULL;
     bkoauth_code rc = check_key(env_name, user_id, err);
-    return rc != BKOAUTH_OK ? rc : st->ops->get(st, env_name, app_or_user(user_id), out, err);
+    if (rc != BKOAUTH_OK) return rc;
+    user_id = app_or_user(user_id);
+    rc = st->ops->get(st, env_name, user_id, out, err);
+    if (rc != BKOAUTH_OK && rc != BKOAUTH_E_TOKEN_NOT_EXIST) {
+        bkoauth_token *u = key_unsaved_copy(st->keys, env_name, user_id);
+        if (u == NULL) return rc;
+        *out = u; /* the store failed, but this process holds the key's newest grant */
+        return err_ok(err);
+    }
+    bkoauth_token *t = newest(st, env_name, user_id, *out);
+    if (t != *out) {
+        *out = t;
+        flush_unsaved_on_read(st, env_name, user_id);
+        return err_ok(err);
+    }
+    return rc;
 }
 
-/* Wraps the caller's renew function: what it gives must fit the table, and is saved as the row
- * of the key being renewed (env_name and user_id of the key, whatever fn put in the token),
- * keeping the row's created_at (now for a new row, unless the token brings its own). */
-typedef struct checked {
-    store_renew_fn fn;
-    void *ctx;
-    const char *env_name;
-    const char *user_id; /* NULL: the APP */
-} checked;
+/* ---- the renewal section --------------------------------------------------------------------- */
+
+/* Waits for the key's cross-process lock until deadline (ms): polls the backend's try-lock,
+ * backing off from 0.5 ms to 20 ms. *held 0 when the deadline passed or the store failed: the
+ * renewal then goes on without it (a duplicate renewal is better than a failed call). */
+static void lock_wait(store *st, const char *env_name, const char *user_id, int64_t deadline, int *held)
+{
+    useconds_t delay = 500;
+    bkoauth_error e;
+    for (;;) {
+        if (st->ops->try_lock(st, env_name, user_id, held, &e) != BKOAUTH_OK) {
+            log_write(st->logger, BKOAUTH_LOG_WARNING,
+                      "renewing the token of %s without the cross-process lock: %s", who(user_id), e.message);
+            return;
+        }
+        if (*held) return;
+        if (bk_monotonic_ms() >= deadline) {
+            log_write(st->logger, BKOAUTH_LOG_WARNING,
+                      "another process has been renewing the token of %s for longer than the SSM timeout; "
+                      "renewing it here too",
+                      who(user_id));
+            return;
+        }
+        usleep(delay);
+        delay = delay * 2 > 20000 ? 20000 : delay * 2;
+    }
+}
 
 static size_t len0(const char *s)
 {
     return s ? strlen(s) : 0;
 }
 
-static bkoauth_code checked_fn(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
-                               bkoauth_error *err)
+/* What fn gives must fit the table; it is saved as the row of the key being renewed (env_name
+ * and user_id of the key, whatever fn put in the token), keeping the row's created_at (now for
+ * a new row, unless the token brings its own). */
+static bkoauth_code normalize(const char *env_name, const char *user_id, const bkoauth_token *current,
+                              bkoauth_token **fresh, bkoauth_error *err)
 {
-    checked *c = ctx;
-    *fresh = NULL;
-    bkoauth_code rc = c->fn(c->ctx, current, fresh, err);
-    if (rc != BKOAUTH_OK || *fresh == NULL) {
-        if (rc != BKOAUTH_OK) {
-            bkoauth_token_free(*fresh); /* an error gives nothing */
-            *fresh = NULL;
-        }
-        return rc;
-    }
     bkoauth_token *t = *fresh;
     *fresh = NULL;
     const char *bad = bk_empty(t->access_token)                   ? "an empty access_token"
@@ -94,21 +197,92 @@ static bkoauth_code checked_fn(void *ctx, const bkoauth_token *current, bkoauth_
             "token store: cannot save %s (the table's column is varchar(255)); nothing was changed", bad);
     }
     int64_t created = current != NULL ? current->created_at : t->created_at != 0 ? t->created_at : bk_now();
-    *fresh =
-        token_make(t->access_token, t->refresh_token, t->scope, c->env_name, c->user_id, t->expires, created);
+    *fresh = token_make(t->access_token, t->refresh_token, t->scope, env_name, user_id, t->expires, created);
     bkoauth_token_free(t);
     return *fresh != NULL ? BKOAUTH_OK : err_nomem(err);
 }
 
-bkoauth_code store_renew(store *st, const char *env_name, const char *user_id, store_renew_fn fn, void *ctx,
-                         bkoauth_token **out, bkoauth_error *err)
+/* The section with both locks held: re-read, decide, save. */
+static bkoauth_code renew_locked(store *st, key_entry *e, const char *env_name, const char *user_id,
+                                 store_renew_fn fn, void *ctx, int keep, bkoauth_token **out, bkoauth_error *err)
+{
+    flush_unsaved(st, e);
+    bkoauth_token *current = NULL, *fresh = NULL;
+    bkoauth_code rc = st->ops->get(st, env_name, user_id, &current, err);
+    if (rc == BKOAUTH_E_TOKEN_NOT_EXIST) rc = BKOAUTH_OK;
+    if (rc != BKOAUTH_OK) {
+        /* the store cannot be read: a grant this process holds still answers */
+        current = key_unsaved_copy(st->keys, env_name, user_id);
+        if (current == NULL) return rc;
+        rc = err_ok(err);
+    } else {
+        current = newest(st, env_name, user_id, current);
+    }
+    rc = fn(ctx, current, &fresh, err);
+    if (rc != BKOAUTH_OK) {
+        bkoauth_token_free(fresh);
+        bkoauth_token_free(current);
+        return rc;
+    }
+    if (fresh == NULL) {
+        *out = current;
+        return current != NULL ? BKOAUTH_OK
+                               : err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST, "no saved token for %s in env %s",
+                                         who(user_id), env_name);
+    }
+    rc = normalize(env_name, user_id, current, &fresh, err);
+    bkoauth_token_free(current);
+    if (rc != BKOAUTH_OK) return rc;
+    rc = st->ops->save(st, fresh, err);
+    if (rc == BKOAUTH_OK) {
+        if (keep) key_set_unsaved(st->keys, e, NULL); /* the row holds the newest now */
+        *out = fresh;
+        return BKOAUTH_OK;
+    }
+    if (keep) {
+        bkoauth_token *copy = bkoauth_token_dup(fresh);
+        if (copy != NULL) {
+            key_set_unsaved(st->keys, e, copy);
+            log_write(st->logger, BKOAUTH_LOG_ERROR,
+                      "the new token of %s (env %s) could not be saved (%s); it is kept in this process and "
+                      "saved at the next chance",
+                      who(user_id), env_name, err ? err->message : "store error");
+        }
+    }
+    *out = fresh;
+    return rc;
+}
+
+static bkoauth_code renew(store *st, const char *env_name, const char *user_id, store_renew_fn fn, void *ctx,
+                          int keep, bkoauth_token **out, bkoauth_error *err)
 {
     *out = NULL;
     bkoauth_code rc = check_key(env_name, user_id, err);
     if (rc != BKOAUTH_OK) return rc;
     if (fn == NULL) return err_set(err, BKOAUTH_E_INVALID, "token store: no renew function");
-    checked c = {fn, ctx, env_name, app_or_user(user_id)};
-    return st->ops->renew(st, env_name, app_or_user(user_id), checked_fn, &c, out, err);
+    user_id = app_or_user(user_id);
+    /* a renewer holds the key for at most the SSM timeout (plus the save); past that it is stuck */
+    int64_t deadline = bk_monotonic_ms() + st->s->timeout_ms + 5000;
+    int locked = 0, held = 0;
+    key_entry *e = key_acquire(st->keys, env_name, user_id, deadline, &locked);
+    if (e == NULL) return err_nomem(err);
+    lock_wait(st, env_name, user_id, deadline, &held);
+    rc = renew_locked(st, e, env_name, user_id, fn, ctx, keep, out, err);
+    if (held) st->ops->unlock(st, env_name, user_id);
+    key_release(st->keys, e, locked);
+    return rc;
+}
+
+bkoauth_code store_renew(store *st, const char *env_name, const char *user_id, store_renew_fn fn, void *ctx,
+                         bkoauth_token **out, bkoauth_error *err)
+{
+    return renew(st, env_name, user_id, fn, ctx, 0, out, err);
+}
+
+bkoauth_code store_renew_keep(store *st, const char *env_name, const char *user_id, store_renew_fn fn,
+                              void *ctx, bkoauth_token **out, bkoauth_error *err)
+{
+    return renew(st, env_name, user_id, fn, ctx, 1, out, err);
 }
 
 static bkoauth_code put_copy(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
@@ -131,7 +305,14 @@ bkoauth_code store_put(store *st, const bkoauth_token *token, bkoauth_error *err
 bkoauth_code store_remove(store *st, const char *env_name, const char *user_id, bkoauth_error *err)
 {
     bkoauth_code rc = check_key(env_name, user_id, err);
-    return rc != BKOAUTH_OK ? rc : st->ops->remove(st, env_name, app_or_user(user_id), err);
+    if (rc != BKOAUTH_OK) return rc;
+    user_id = app_or_user(user_id);
+    key_entry *e = key_peek(st->keys, env_name, user_id);
+    if (e != NULL) { /* a deleted token is forgotten, saved or not */
+        key_set_unsaved(st->keys, e, NULL);
+        key_release(st->keys, e, 0);
+    }
+    return st->ops->remove(st, env_name, user_id, err);
 }
 
 bkoauth_code store_list(store *st, bkoauth_token ***out, size_t *count, bkoauth_error *err)
@@ -143,5 +324,8 @@ bkoauth_code store_list(store *st, bkoauth_token ***out, size_t *count, bkoauth_
 
 void store_close(store *st)
 {
-    if (st != NULL) st->ops->close(st);
+    if (st == NULL) return;
+    keytab *keys = st->keys;
+    st->ops->close(st);
+    keytab_free(keys);
 }

@@ -1,53 +1,84 @@
 /* store.h - where tokens are saved: the table bkoauth_access_token in SQLite (sqlite.c) or
  * PostgreSQL (postgres.c), behind one small interface. A row is keyed by (env_name, user_id);
- * user_id NULL (or "" written by others) is the APP token. */
+ * user_id NULL (or "" written by others) is the APP token.
+ *
+ * Renewal (store_renew) holds no database lock, transaction or pooled connection while the
+ * renew function runs (it calls the SSM service): renewers of one key are kept apart by a
+ * per-key lock in the process (keys.h) and a per-key lock across processes and hosts that the
+ * backend provides without a transaction (SQLite: an OFD byte-range lock on a lock file beside
+ * the database; PostgreSQL: a session advisory lock on a connection kept for locks). Reading
+ * the row and saving a grant are each one short statement or transaction. */
 #ifndef BKOAUTH_STORE_H
 #define BKOAUTH_STORE_H
 
 #include "../internal.h"
+#include "../keys.h"
 
 typedef struct store store;
 
-/* Called by store_renew inside the row's exclusive section, with the row as it is now
- * (current NULL when there is none). Sets *fresh to a new token to save in that row (ownership
- * passes to the store), or leaves it NULL to keep the row as is. An error return aborts the
- * section: nothing is changed and the error is passed through. */
+/* Called by store_renew with the key locked, with the row as it is now (current NULL when
+ * there is none). Sets *fresh to a new token to save in that row (ownership passes to the
+ * store), or leaves it NULL to keep the row as is. An error return changes nothing and is
+ * passed through. */
 typedef bkoauth_code (*store_renew_fn)(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
                                        bkoauth_error *err);
 
+/* What a backend provides. Every operation is short: none waits for another key's renewal. */
 typedef struct store_ops {
+    /* The row of (env_name, user_id) (user_id NULL: the APP); BKOAUTH_E_TOKEN_NOT_EXIST when none.
+     * Uses a read connection that writers never hold. */
     bkoauth_code (*get)(store *st, const char *env_name, const char *user_id, bkoauth_token **out,
                         bkoauth_error *err);
-    bkoauth_code (*renew)(store *st, const char *env_name, const char *user_id, store_renew_fn fn, void *ctx,
-                          bkoauth_token **out, bkoauth_error *err);
+    /* Takes the key's cross-process renewal lock without waiting: *held 1 when taken, 0 when
+     * another process or host holds it. Released by unlock, or by the system when the process
+     * dies. An error (database unreachable) leaves *held 0. */
+    bkoauth_code (*try_lock)(store *st, const char *env_name, const char *user_id, int *held,
+                             bkoauth_error *err);
+    void (*unlock)(store *st, const char *env_name, const char *user_id);
+    /* Saves t (env_name, user_id and created_at already those of the key) in one short write
+     * transaction: updates the row get() would read in place (keeping id and created_at), or
+     * inserts one; a stale row of another key holding the same access_token is deleted. A
+     * connection found broken is replaced and the save tried once more. */
+    bkoauth_code (*save)(store *st, const bkoauth_token *t, bkoauth_error *err);
     bkoauth_code (*remove)(store *st, const char *env_name, const char *user_id, bkoauth_error *err);
     bkoauth_code (*list)(store *st, bkoauth_token ***out, size_t *count, bkoauth_error *err);
     void (*close)(store *st);
 } store_ops;
 
-/* Every backend's handle starts with this. */
+/* Every backend's handle starts with this; store_open fills keys and s. */
 struct store {
     const store_ops *ops;
     const bk_logger *logger;
+    const bk_settings *s;
+    keytab *keys;
 };
 
 /* Opens the store s names (s->store_kind, s->database_url) and creates the table and its
- * indexes when absent. s and logger are borrowed and must outlive the store. Thread-safe. */
+ * indexes when absent (checked without a write lock first). s and logger are borrowed and must
+ * outlive the store. Thread-safe. */
 store *store_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
 store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
 store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
 
-/* The saved token of (env_name, user_id); user_id NULL or "" is the APP token.
- * None: BKOAUTH_E_TOKEN_NOT_EXIST. */
+/* The saved token of (env_name, user_id); user_id NULL or "" is the APP token. A grant this
+ * process could not save yet (store_renew_keep) wins over an older row. None:
+ * BKOAUTH_E_TOKEN_NOT_EXIST. */
 bkoauth_code store_get(store *st, const char *env_name, const char *user_id, bkoauth_token **out,
                        bkoauth_error *err);
-/* Runs fn with the row locked against every other renewer (threads, processes, hosts), after
- * re-reading it; saves what fn gives (update in place, keeping id and created_at; insert when
- * absent) and commits. *out is the row after the section (the fresh or the current token).
- * When there is no row and fn gives nothing: BKOAUTH_E_TOKEN_NOT_EXIST. A crash inside leaves
- * the previous row intact. */
+/* Runs fn with the key locked against every other renewer (threads, processes, hosts), after
+ * re-reading the row; saves what fn gives (update in place, keeping id and created_at; insert
+ * when absent). *out is the row after the section (the fresh or the current token). When there
+ * is no row and fn gives nothing: BKOAUTH_E_TOKEN_NOT_EXIST. When saving failed (after one more
+ * try on a fresh connection), BKOAUTH_E_STORE with *out set to the unsaved token (the caller's)
+ * and err saying why. A process killed inside leaves the previous row, and its lock is
+ * released by the system. */
 bkoauth_code store_renew(store *st, const char *env_name, const char *user_id, store_renew_fn fn, void *ctx,
                          bkoauth_token **out, bkoauth_error *err);
+/* store_renew for grants from the SSM service, which must never be lost: a grant that cannot be
+ * saved is also kept in the process, served by store_get and store_renew of its key, and saved
+ * at the next chance (the next renewal of the key, or a read at most once a second). */
+bkoauth_code store_renew_keep(store *st, const char *env_name, const char *user_id, store_renew_fn fn,
+                              void *ctx, bkoauth_token **out, bkoauth_error *err);
 /* Saves token in its (env_name, user_id) row: store_renew with a fn that returns a copy. */
 bkoauth_code store_put(store *st, const bkoauth_token *token, bkoauth_error *err);
 bkoauth_code store_remove(store *st, const char *env_name, const char *user_id, bkoauth_error *err);

@@ -1,0 +1,85 @@
+/* pool.c - the bounded connection pool of pool.h. */
+#include "pool.h"
+
+#include <stdlib.h>
+
+int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), void (*close)(void *conn),
+              void *ctx)
+{
+    p->idle = calloc((size_t)max, sizeof *p->idle);
+    if (p->idle == NULL) return -1;
+    p->nidle = 0;
+    p->opened = 0;
+    p->max = max;
+    p->open = open;
+    p->close = close;
+    p->ctx = ctx;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    return 0;
+}
+
+void pool_destroy(pool *p)
+{
+    if (p->idle == NULL) return;
+    for (int i = 0; i < p->nidle; i++)
+        p->close(p->idle[i]);
+    free(p->idle);
+    p->idle = NULL;
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+}
+
+void *pool_get(pool *p, int *fresh, bkoauth_error *err)
+{
+    if (fresh) *fresh = 0;
+    pthread_mutex_lock(&p->mu);
+    while (p->nidle == 0 && p->opened >= p->max)
+        pthread_cond_wait(&p->cv, &p->mu);
+    if (p->nidle > 0) {
+        void *c = p->idle[--p->nidle];
+        pthread_mutex_unlock(&p->mu);
+        return c;
+    }
+    p->opened++;
+    pthread_mutex_unlock(&p->mu);
+    void *c = p->open(p->ctx, err);
+    if (c == NULL) {
+        pthread_mutex_lock(&p->mu);
+        p->opened--;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    } else if (fresh) {
+        *fresh = 1;
+    }
+    return c;
+}
+
+void pool_put(pool *p, void *conn)
+{
+    pthread_mutex_lock(&p->mu);
+    p->idle[p->nidle++] = conn; /* never more than opened <= max */
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void pool_discard(pool *p, void *conn)
+{
+    p->close(conn);
+    pthread_mutex_lock(&p->mu);
+    p->opened--;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void pool_flush(pool *p)
+{
+    /* closing is quick (no answer awaited), so it happens under the lock */
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->nidle; i++)
+        p->close(p->idle[i]);
+    p->opened -= p->nidle;
+    p->nidle = 0;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,43 @@
+/* pool.h - a bounded pool of database connections shared by the threads of a process.
+ *
+ * The backends keep one pool for reads and one for writes, so that writers waiting for the
+ * database never take the connections readers need. A connection is opened when the pool has
+ * none idle and fewer than max are out; beyond max a caller waits for one to come back. A
+ * connection found broken is discarded (its slot freed), and pool_flush() drops every idle one:
+ * after a server restart they are all stale, so the retry gets a freshly opened connection. */
+#ifndef BKOAUTH_POOL_H
+#define BKOAUTH_POOL_H
+
+#include "../internal.h"
+
+#include <pthread.h>
+
+typedef struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    void **idle; /* max slots; nidle of them hold connections, most recently used last */
+    int nidle;
+    int opened; /* connections out of the pool or idle in it */
+    int max;
+    void *(*open)(void *ctx, bkoauth_error *err); /* NULL with err set when it cannot */
+    void (*close)(void *conn);
+    void *ctx;
+} pool;
+
+/* 0, or -1 when out of memory. open and close are the backend's; ctx is passed to open. */
+int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), void (*close)(void *conn),
+              void *ctx);
+/* Closes every idle connection and frees the pool; every connection must be back. */
+void pool_destroy(pool *p);
+
+/* An idle connection, or a new one; waits while max are out. *fresh (when not NULL) is set to 1
+ * when the connection was opened by this call. NULL with err set when opening failed. */
+void *pool_get(pool *p, int *fresh, bkoauth_error *err);
+/* Gives a working connection back. */
+void pool_put(pool *p, void *conn);
+/* Closes a broken connection and frees its slot. */
+void pool_discard(pool *p, void *conn);
+/* Closes every idle connection (after one was found broken: they are likely all stale). */
+void pool_flush(pool *p);
+
+#endif
