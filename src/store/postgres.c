@@ -401,8 +401,8 @@ static void pg_unlock(store *base, const char *env_name, const char *user_id)
     /* a connection lost meanwhile took the lock with it: nothing to release then */
     if (ps->lock_pg != NULL && !broken(ps->lock_pg)) {
         const char *params[1] = {key};
-        PQclear(PQexecParams(ps->lock_pg, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", 1, NULL, params,
-                             NULL, NULL, 0));
+        PQclear(PQexecParams(ps->lock_pg, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", 1, NULL,
+                             params, NULL, NULL, 0));
     }
     pthread_mutex_unlock(&ps->lock_mu);
 }
@@ -551,13 +551,15 @@ static bkoauth_code create_schema(pg_store *ps, pconn *c, bkoauth_error *err)
 static bkoauth_code prepare_schema(pg_store *ps, pconn *c, bkoauth_error *err)
 {
     PGresult *r = PQexec(
-        c->pg, "SELECT (SELECT count(DISTINCT a.attname) FROM pg_index x JOIN pg_attribute a ON "
-               "a.attrelid = x.indrelid AND a.attnum = x.indkey[0] WHERE x.indrelid = "
-               "to_regclass('bkoauth_access_token') AND a.attname IN ('env_name', 'user_id')) = 2 AND "
-               "(SELECT count(*) FROM information_schema.columns i WHERE i.table_name = 'bkoauth_access_token' "
-               "AND i.table_schema = current_schema() AND i.column_name IN ('id', 'access_token', 'expires', "
-               "'refresh_token', 'scope', 'env_name', 'user_id', 'created_at')) = 8");
-    int ready = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+        c->pg,
+        "SELECT (SELECT count(DISTINCT a.attname) FROM pg_index x JOIN pg_attribute a ON "
+        "a.attrelid = x.indrelid AND a.attnum = x.indkey[0] WHERE x.indrelid = "
+        "to_regclass('bkoauth_access_token') AND a.attname IN ('env_name', 'user_id')) = 2 AND "
+        "(SELECT count(*) FROM information_schema.columns i WHERE i.table_name = 'bkoauth_access_token' "
+        "AND i.table_schema = current_schema() AND i.column_name IN ('id', 'access_token', 'expires', "
+        "'refresh_token', 'scope', 'env_name', 'user_id', 'created_at')) = 8");
+    int ready =
+        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
     return ready ? BKOAUTH_OK : create_schema(ps, c, err);
 }

@@ -328,7 +328,8 @@ static bkoauth_code save_once(sqlite_store *ss, conn *c, const bkoauth_token *t,
     bkoauth_code r = find(ss, c, t->env_name, t->user_id, &current, &id, err);
     if (r == BKOAUTH_OK) r = save(ss, c, current ? id : -1, t, err);
     bkoauth_token_free(current);
-    if (r == BKOAUTH_OK && (rc = exec(c, "COMMIT")) != SQLITE_OK) r = db_error(ss, c->db, rc, "saving a token", err);
+    if (r == BKOAUTH_OK && (rc = exec(c, "COMMIT")) != SQLITE_OK)
+        r = db_error(ss, c->db, rc, "saving a token", err);
     if (r != BKOAUTH_OK) exec(c, "ROLLBACK");
     return r;
 }
@@ -513,7 +514,8 @@ static int query_is(conn *c, const char *sql, const char *text)
 {
     sqlite3_stmt *st = NULL;
     int yes = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
-              sqlite3_column_text(st, 0) != NULL && strcmp((const char *)sqlite3_column_text(st, 0), text) == 0;
+              sqlite3_column_text(st, 0) != NULL &&
+              strcmp((const char *)sqlite3_column_text(st, 0), text) == 0;
     sqlite3_finalize(st);
     return yes;
 }
@@ -579,8 +581,8 @@ static void open_lock_file(sqlite_store *ss)
     ss->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (ss->lock_fd < 0)
         log_write(ss->base.logger, BKOAUTH_LOG_INFO,
-                  "cannot open %s (%s): renewals of a token are kept apart within this process only", lock_path,
-                  strerror(errno));
+                  "cannot open %s (%s): renewals of a token are kept apart within this process only",
+                  lock_path, strerror(errno));
     free(lock_path);
 }
 

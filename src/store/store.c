@@ -204,7 +204,8 @@ static bkoauth_code normalize(const char *env_name, const char *user_id, const b
 
 /* The section with both locks held: re-read, decide, save. */
 static bkoauth_code renew_locked(store *st, key_entry *e, const char *env_name, const char *user_id,
-                                 store_renew_fn fn, void *ctx, int keep, bkoauth_token **out, bkoauth_error *err)
+                                 store_renew_fn fn, void *ctx, int keep, bkoauth_token **out,
+                                 bkoauth_error *err)
 {
     flush_unsaved(st, e);
     bkoauth_token *current = NULL, *fresh = NULL;

@@ -74,6 +74,7 @@ static struct {
     size_t ntokens, cap;
     dev_index by_access, by_refresh;
     long app_token, user_token, refresh, refresh_failed, faulted, total, ieod, ee;
+    long in_flight, in_flight_peak; /* SSM calls being answered now, and the most at once */
     dev_fault fault;
     json_t *last; /* owned; the last SSM call, or NULL */
     int quiet;
@@ -543,6 +544,40 @@ static void dev_sleep_ms(long ms)
     }
 }
 
+/* The answer to an SSM call that was counted: its fault, or the service's answer. Takes body. */
+static enum MHD_Result dev_answer(struct MHD_Connection *c, const dev_fault *f, int ee, enum dev_kind kind,
+                                  json_t *body, long ttl)
+{
+    if (f->kind[0] != '\0' && strcmp(f->kind, "slow") != 0) { /* a faulted call changes no token */
+        json_decref(body);
+        if (strcmp(f->kind, "drop") == 0) return MHD_NO;
+        if (strcmp(f->kind, "http500") == 0)
+            return dev_send_text(c, 500, "text/html",
+                                 "<!DOCTYPE html><html><head><title>Server Error (500)</title></head>"
+                                 "<body><h1>Server Error (500)</h1></body></html>");
+        if (strcmp(f->kind, "html") == 0)
+            return dev_send_text(c, 200, "text/html; charset=utf-8",
+                                 "<!DOCTYPE html><html><head><title>Login</title></head>"
+                                 "<body><h1>Please log in</h1></body></html>");
+        if (strcmp(f->kind, "business") == 0)
+            return dev_send_json(c, 200, dev_failure(ee, f->code, f->message));
+        /* truncated: a grant that looks real, cut in the middle */
+        dev_token fake = {.expires_at = time(NULL) + ttl};
+        dev_random_hex(fake.access, DEV_TOKEN_CHARS);
+        return dev_send_truncated(c, dev_grant(ee, &fake));
+    }
+    if (f->kind[0] != '\0') dev_sleep_ms(f->delay_ms); /* slow, then a normal answer */
+
+    unsigned status;
+    int ok;
+    pthread_mutex_lock(&S.mu);
+    json_t *answer = dev_serve(c, ee, kind, body, &status, &ok);
+    if (kind == K_REFRESH && !ok) S.refresh_failed++;
+    pthread_mutex_unlock(&S.mu);
+    json_decref(body);
+    return dev_send_json(c, status, answer);
+}
+
 static enum MHD_Result dev_ssm_call(struct MHD_Connection *c, const char *method, const char *url,
                                     dev_req *rq)
 {
@@ -613,45 +648,24 @@ static enum MHD_Result dev_ssm_call(struct MHD_Connection *c, const char *method
         S.faulted++;
     }
     long ttl = S.ttl;
+    if (++S.in_flight > S.in_flight_peak) S.in_flight_peak = S.in_flight;
     pthread_mutex_unlock(&S.mu);
-
-    if (f.kind[0] != '\0' && strcmp(f.kind, "slow") != 0) { /* a faulted call changes no token */
-        json_decref(body);
-        if (strcmp(f.kind, "drop") == 0) return MHD_NO;
-        if (strcmp(f.kind, "http500") == 0)
-            return dev_send_text(c, 500, "text/html",
-                                 "<!DOCTYPE html><html><head><title>Server Error (500)</title></head>"
-                                 "<body><h1>Server Error (500)</h1></body></html>");
-        if (strcmp(f.kind, "html") == 0)
-            return dev_send_text(c, 200, "text/html; charset=utf-8",
-                                 "<!DOCTYPE html><html><head><title>Login</title></head>"
-                                 "<body><h1>Please log in</h1></body></html>");
-        if (strcmp(f.kind, "business") == 0) return dev_send_json(c, 200, dev_failure(ee, f.code, f.message));
-        /* truncated: a grant that looks real, cut in the middle */
-        dev_token fake = {.expires_at = time(NULL) + ttl};
-        dev_random_hex(fake.access, DEV_TOKEN_CHARS);
-        return dev_send_truncated(c, dev_grant(ee, &fake));
-    }
-    if (f.kind[0] != '\0') dev_sleep_ms(f.delay_ms); /* slow, then a normal answer */
-
-    unsigned status;
-    int ok;
+    enum MHD_Result r = dev_answer(c, &f, ee, kind, body, ttl);
     pthread_mutex_lock(&S.mu);
-    json_t *answer = dev_serve(c, ee, kind, body, &status, &ok);
-    if (kind == K_REFRESH && !ok) S.refresh_failed++;
+    S.in_flight--;
     pthread_mutex_unlock(&S.mu);
-    json_decref(body);
-    return dev_send_json(c, status, answer);
+    return r;
 }
 
 /* ---- /__dev/ ----------------------------------------------------------------------------------- */
 
 static json_t *dev_counters(void)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I}, s:O}", "app_token",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I}, s:O}", "app_token",
                      (json_int_t)S.app_token, "user_token", (json_int_t)S.user_token, "refresh",
                      (json_int_t)S.refresh, "refresh_failed", (json_int_t)S.refresh_failed, "faulted",
                      (json_int_t)S.faulted, "total", (json_int_t)S.total, "tokens", (json_int_t)S.ntokens,
+                     "in_flight", (json_int_t)S.in_flight, "in_flight_peak", (json_int_t)S.in_flight_peak,
                      "by_protocol", "ieod", (json_int_t)S.ieod, "ee", (json_int_t)S.ee, "last",
                      S.last ? S.last : json_null());
 }
@@ -755,6 +769,7 @@ static enum MHD_Result dev_call(struct MHD_Connection *c, const char *method, co
         }
     } else if (strcmp(url, "/__dev/reset") == 0) {
         S.app_token = S.user_token = S.refresh = S.refresh_failed = S.faulted = S.total = S.ieod = S.ee = 0;
+        S.in_flight_peak = S.in_flight; /* calls still being answered stay counted */
         memset(&S.fault, 0, sizeof S.fault);
         json_decref(S.last);
         S.last = NULL;
