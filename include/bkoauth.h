@@ -128,6 +128,11 @@ BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
  *  | BKOAUTH_CA_FILE          | CA bundle for that                                      | system default
  *  | BKOAUTH_LOG_LEVEL        | error, warning, info, debug                             | warning
  *  | BKOAUTH_CACHE_SECONDS    | how long a saved token is reused from memory (0: off)   | 10
+ *  | BKOAUTH_DB_CONNECTIONS   | most connections a client opens to its store (3..1000): | 13
+ *  |                          | PostgreSQL 1 for renewal locks, a quarter of the rest   |
+ *  |                          | for writes, the others for reads; SQLite 1 writer, the  |
+ *  |                          | others readers. Renewals are not capped: none holds a   |
+ *  |                          | connection while the SSM service is called.             |
  *
  *  Booleans accept true/false/1/0/yes/no in any case. A JSON object may be written with
  *  single quotes, Python style. */

@@ -56,6 +56,7 @@ enum {
     S_CA_FILE,
     S_LOG_LEVEL,
     S_CACHE_SECONDS,
+    S_DB_CONNECTIONS,
     S_COUNT
 };
 
@@ -79,6 +80,7 @@ static const setting SETTINGS[S_COUNT] = {
     [S_CA_FILE] = {"BKOAUTH_CA_FILE", K_TEXT, NULL, 0, 0},
     [S_LOG_LEVEL] = {"BKOAUTH_LOG_LEVEL", K_LOG_LEVEL, "warning", 0, 0},
     [S_CACHE_SECONDS] = {"BKOAUTH_CACHE_SECONDS", K_INT, "10", 0, 86400L},
+    [S_DB_CONNECTIONS] = {"BKOAUTH_DB_CONNECTIONS", K_INT, "13", 3, 1000L},
 };
 
 struct bkoauth_config {
@@ -771,6 +773,9 @@ bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out
         if (strcasecmp(value_of(config, S_LOG_LEVEL), levels[l]) == 0) out->log_level = l;
     parse_long(value_of(config, S_CACHE_SECONDS), 0, SETTINGS[S_CACHE_SECONDS].max, &n);
     out->cache_seconds = (int)n;
+    parse_long(value_of(config, S_DB_CONNECTIONS), SETTINGS[S_DB_CONNECTIONS].min, SETTINGS[S_DB_CONNECTIONS].max,
+               &n);
+    out->db_connections = (int)n;
     if ((url && !out->api_url) || !out->database_url ||
         (out->store_kind == BK_STORE_SQLITE && !out->database_path) ||
         (code && !out->app_code && !bk_empty(code))) {

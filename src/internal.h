@@ -119,6 +119,7 @@ typedef struct bk_settings {
     char *ca_file;            /* BKOAUTH_CA_FILE or NULL */
     int log_level;            /* BKOAUTH_LOG_* */
     int cache_seconds;        /* BKOAUTH_CACHE_SECONDS */
+    int db_connections;       /* BKOAUTH_DB_CONNECTIONS: most connections a client opens to its store */
 } bk_settings;
 
 /* Checks and converts config into out (zeroed first). OAUTH_API_URL may be unset here; the

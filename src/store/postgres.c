@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PG_READERS 8
-#define PG_WRITERS 4
 
 #define COLUMNS                                                                                              \
     "id, access_token, extract(epoch from expires)::bigint, refresh_token, scope, env_name, user_id, "       \
@@ -575,8 +573,10 @@ store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoaut
     ps->base.logger = logger;
     ps->s = s;
     pthread_mutex_init(&ps->lock_mu, NULL);
-    if (pool_init(&ps->readers, PG_READERS, pconn_open, pconn_close, ps) != 0 ||
-        pool_init(&ps->writers, PG_WRITERS, pconn_open, pconn_close, ps) != 0) {
+    /* BKOAUTH_DB_CONNECTIONS: one for locks, a quarter of the rest for writes, the others reads */
+    int n = store_connections(s), writers = (n - 1) / 4 > 0 ? (n - 1) / 4 : 1;
+    if (pool_init(&ps->readers, n - 1 - writers, pconn_open, pconn_close, ps) != 0 ||
+        pool_init(&ps->writers, writers, pconn_open, pconn_close, ps) != 0) {
         err_nomem(err);
         pg_close(&ps->base);
         return NULL;

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SQLITE_READERS 16
-#define SQLITE_WRITERS 1
+#define SQLITE_WRITERS 1 /* the readers: the rest of BKOAUTH_DB_CONNECTIONS */
 
 #define COLUMNS "id, access_token, expires, refresh_token, scope, env_name, user_id, created_at"
 
@@ -82,6 +82,7 @@ typedef struct conn {
     sqlite3_stmt *stmt[Q_COUNT];
     sqlite_store *ss;
     int64_t busy_since_ms; /* when the current wait for a file lock began */
+    int immutable;         /* opened read-only as immutable (see open_immutable): never pooled */
 } conn;
 
 struct sqlite_store {
@@ -90,6 +91,7 @@ struct sqlite_store {
     char *path;
     pool readers, writers;
     int lock_fd; /* "<database>-lock", -1 when it cannot be opened (renewals then only in-process) */
+    atomic_llong immutable_warned_ms; /* when the read-only fallback was last logged */
 };
 
 /* How long a statement waits for another connection's file lock. Write transactions here are
@@ -141,6 +143,41 @@ static int on_busy(void *ctx, int count)
     return 1;
 }
 
+/* The database read as immutable: for when the system refuses the side files a normal read
+ * needs (the WAL index on a full disk, in a read-only directory, on an immutable file). Saved
+ * tokens are then still served. It reads the main file only (no locks, no WAL): what a crashed
+ * writer left uncheckpointed in the WAL is not seen, which is why it is the fallback only. */
+static int open_immutable(sqlite_store *ss, conn *c)
+{
+    bk_buf uri = {0};
+    buf_puts(&uri, "file:");
+    for (const unsigned char *p = (const unsigned char *)ss->path; *p; p++) {
+        if (*p == '%' || *p == '?' || *p == '#' || *p < 0x20 || *p >= 0x7f)
+            buf_printf(&uri, "%%%02X", *p);
+        else
+            buf_append(&uri, (const char *)p, 1);
+    }
+    buf_puts(&uri, "?immutable=1");
+    if (uri.oom) {
+        buf_free(&uri);
+        return SQLITE_NOMEM;
+    }
+    sqlite3_close(c->db);
+    c->db = NULL;
+    int rc =
+        sqlite3_open_v2(uri.data, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+    buf_free(&uri);
+    c->immutable = 1;
+    return rc;
+}
+
+/* 1 when a read of the database fails because the system refuses what reading needs. */
+static int unreadable(sqlite3 *db)
+{
+    int rc = sqlite3_exec(db, "SELECT 1 FROM sqlite_master LIMIT 1", NULL, NULL, NULL);
+    return rc == SQLITE_IOERR || rc == SQLITE_CANTOPEN || rc == SQLITE_READONLY || rc == SQLITE_FULL;
+}
+
 static void *conn_open(void *ctx, bkoauth_error *err)
 {
     sqlite_store *ss = ctx;
@@ -152,6 +189,19 @@ static void *conn_open(void *ctx, bkoauth_error *err)
     c->ss = ss;
     int rc = sqlite3_open_v2(ss->path, &c->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK && unreadable(c->db)) {
+        char why[200];
+        snprintf(why, sizeof why, "%s", sqlite3_errmsg(c->db));
+        rc = open_immutable(ss, c);
+        int64_t now = bk_monotonic_ms(), last = atomic_load(&ss->immutable_warned_ms);
+        if (rc == SQLITE_OK && (last == 0 || now - last >= 60000) &&
+            atomic_compare_exchange_strong(&ss->immutable_warned_ms, &last, now))
+            log_write(
+                ss->base.logger, BKOAUTH_LOG_WARNING,
+                "token database %s cannot be read normally (%s: is the disk full or the file read-only?); "
+                "reading it read-only, new tokens cannot be saved",
+                ss->path, why);
+    }
     if (rc != SQLITE_OK) {
         db_error(ss, c->db, rc, "opening", err);
         conn_close(c);
@@ -187,7 +237,10 @@ static void release(pool *p, conn *c)
 {
     for (int i = 0; i < Q_COUNT; i++)
         if (c->stmt[i]) sqlite3_reset(c->stmt[i]);
-    pool_put(p, c);
+    if (c->immutable)
+        pool_discard(p, c); /* the next use tries a normal connection again */
+    else
+        pool_put(p, c);
 }
 
 static int exec(conn *c, const char *sql)
@@ -526,7 +579,7 @@ static int query_is(conn *c, const char *sql, const char *text)
  * cannot switch (busy, read-only) keeps its journal mode. */
 static void use_wal(sqlite_store *ss, conn *c)
 {
-    if (query_is(c, "PRAGMA journal_mode", "wal")) return;
+    if (c->immutable || query_is(c, "PRAGMA journal_mode", "wal")) return;
     sqlite3_busy_timeout(c->db, 1000);
     if (!query_is(c, "PRAGMA journal_mode = WAL", "wal"))
         log_write(ss->base.logger, BKOAUTH_LOG_INFO, "token database %s stays in its journal mode", ss->path);
@@ -562,7 +615,8 @@ static bkoauth_code prepare_schema(sqlite_store *ss, conn *c, bkoauth_error *err
     if (query_is(c, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'bkoauth_access_token'",
                  "bkoauth_access_token")) {
         bkoauth_code r = check_columns(ss, c, err);
-        if (r != BKOAUTH_OK || (has_index_on(c, "env_name") && has_index_on(c, "user_id"))) return r;
+        if (r != BKOAUTH_OK || (has_index_on(c, "env_name") && has_index_on(c, "user_id")) || c->immutable)
+            return r; /* a database that cannot be written is used as it is */
     }
     return create_schema(ss, c, err);
 }
@@ -615,7 +669,7 @@ store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_
     ss->base.logger = logger;
     ss->s = s;
     ss->lock_fd = -1;
-    if (pool_init(&ss->readers, SQLITE_READERS, conn_open, conn_close, ss) != 0 ||
+    if (pool_init(&ss->readers, store_connections(s) - SQLITE_WRITERS, conn_open, conn_close, ss) != 0 ||
         pool_init(&ss->writers, SQLITE_WRITERS, conn_open, conn_close, ss) != 0) {
         err_nomem(err);
         sq_close(&ss->base);

@@ -53,6 +53,12 @@ struct store {
     keytab *keys;
 };
 
+/* BKOAUTH_DB_CONNECTIONS of s (its default when s was not made by settings_from_config). */
+static inline int store_connections(const bk_settings *s)
+{
+    return s->db_connections >= 3 ? s->db_connections : 13;
+}
+
 /* Opens the store s names (s->store_kind, s->database_url) and creates the table and its
  * indexes when absent (checked without a write lock first). s and logger are borrowed and must
  * outlive the store. Thread-safe. */
