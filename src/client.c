@@ -141,6 +141,20 @@ typedef struct renew_ctx {
     int called;                   /* set when the SSM was called */
 } renew_ctx;
 
+/* A row renewed meanwhile needs no renewal (the cross-process lock is then not taken). */
+static int fetch_ok(void *ctx, const bkoauth_token *current)
+{
+    renew_ctx *r = ctx;
+    return !token_expiring(current, r->c->s.expires_seconds, bk_now());
+}
+
+static int refresh_ok(void *ctx, const bkoauth_token *current)
+{
+    renew_ctx *r = ctx;
+    return !bk_streq(current->access_token, r->old->access_token) &&
+           !token_expiring(current, r->c->s.expires_seconds, bk_now());
+}
+
 static bkoauth_code renew_fetch(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
                                 bkoauth_error *err)
 {
@@ -188,10 +202,10 @@ static bkoauth_code renew_refresh(void *ctx, const bkoauth_token *current, bkoau
 
 /* Renews the row (env_name, user_id) with the key locked (store_renew_keep). A grant that could
  * not be saved is returned all the same: the store keeps it and saves it later. */
-static bkoauth_code renew_row(bkoauth_client *c, const char *env_name, renew_ctx *r, store_renew_fn fn,
-                              bkoauth_token **out, bkoauth_error *err)
+static bkoauth_code renew_row(bkoauth_client *c, const char *env_name, renew_ctx *r, store_current_ok_fn ok,
+                              store_renew_fn fn, bkoauth_token **out, bkoauth_error *err)
 {
-    bkoauth_code rc = store_renew_keep(c->st, env_name, r->user_id, fn, r, out, err);
+    bkoauth_code rc = store_renew_if(c->st, env_name, r->user_id, ok, fn, r, out, err);
     if (rc == BKOAUTH_E_STORE && *out != NULL) rc = err_ok(err); /* logged by the store */
     if (rc == BKOAUTH_OK) {
         /* every thread's cached copy is stale from now on; this thread keeps the new token */
@@ -258,7 +272,7 @@ bkoauth_code bkoauth_get_app_access_token(bkoauth_client *client, bkoauth_token 
     bkoauth_code rc = saved_fresh(client, client->s.env_name, NULL, &t, err);
     if (rc == BKOAUTH_OK && t == NULL) {
         renew_ctx r = {.c = client, .user_id = NULL};
-        rc = renew_row(client, client->s.env_name, &r, renew_fetch, &t, err);
+        rc = renew_row(client, client->s.env_name, &r, fetch_ok, renew_fetch, &t, err);
         if (rc != BKOAUTH_OK) err_prefix(err, "get_app_access_token");
     }
     return finish(rc, out, t, err);
@@ -287,7 +301,7 @@ bkoauth_code bkoauth_get_access_token(bkoauth_client *client, const bkoauth_requ
                            .user_id = req->username,
                            .credentials = &creds,
                            .client_ip = request_client_ip(req)};
-            rc = renew_row(client, client->s.env_name, &r, renew_fetch, &t, err);
+            rc = renew_row(client, client->s.env_name, &r, fetch_ok, renew_fetch, &t, err);
         }
         kvlist_clear(&creds);
         if (rc != BKOAUTH_OK) err_prefix(err, "get_access_token for user %s", req->username);
@@ -301,7 +315,7 @@ static bkoauth_code refresh_row(bkoauth_client *c, const bkoauth_token *token, b
 {
     renew_ctx r = {.c = c, .user_id = token->user_id, .old = token};
     bkoauth_token *t = NULL;
-    bkoauth_code rc = renew_row(c, token->env_name, &r, renew_refresh, &t, err);
+    bkoauth_code rc = renew_row(c, token->env_name, &r, refresh_ok, renew_refresh, &t, err);
     if (rc == BKOAUTH_E_TOKEN_API) {
         /* A refresh_token is single-use: if a writer outside our locks (another library or app on
          * the same table) renewed the row first, the saved token is the answer. */

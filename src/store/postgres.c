@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define COLUMNS                                                                                              \
     "id, access_token, extract(epoch from expires)::bigint, refresh_token, scope, env_name, user_id, "       \
     "extract(epoch from created_at)::bigint"

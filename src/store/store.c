@@ -148,7 +148,7 @@ bkoauth_code store_get(store *st, const char *env_name, const char *user_id, bko
 /* ---- the renewal section --------------------------------------------------------------------- */
 
 /* Waits for the key's cross-process lock until deadline (ms): polls the backend's try-lock,
- * backing off from 0.5 ms to 20 ms. *held 0 when the deadline passed or the store failed: the
+ * backing off from 0.5 ms to 10 ms. *held 0 when the deadline passed or the store failed: the
  * renewal then goes on without it (a duplicate renewal is better than a failed call). */
 static void lock_wait(store *st, const char *env_name, const char *user_id, int64_t deadline, int *held)
 {
@@ -169,7 +169,7 @@ static void lock_wait(store *st, const char *env_name, const char *user_id, int6
             return;
         }
         usleep(delay);
-        delay = delay * 2 > 20000 ? 20000 : delay * 2;
+        delay = delay * 2 > 10000 ? 10000 : delay * 2;
     }
 }
 
@@ -254,8 +254,20 @@ static bkoauth_code renew_locked(store *st, key_entry *e, const char *env_name, 
     return rc;
 }
 
-static bkoauth_code renew(store *st, const char *env_name, const char *user_id, store_renew_fn fn, void *ctx,
-                          int keep, bkoauth_token **out, bkoauth_error *err)
+/* The row as it is now (a grant kept in the process counts), when ok accepts it; else NULL. */
+static bkoauth_token *current_if_ok(store *st, const char *env_name, const char *user_id,
+                                    store_current_ok_fn ok, void *ctx)
+{
+    bkoauth_token *t = NULL;
+    if (st->ops->get(st, env_name, user_id, &t, NULL) != BKOAUTH_OK) t = NULL;
+    t = newest(st, env_name, user_id, t);
+    if (t != NULL && ok(ctx, t)) return t;
+    bkoauth_token_free(t);
+    return NULL;
+}
+
+static bkoauth_code renew(store *st, const char *env_name, const char *user_id, store_current_ok_fn ok,
+                          store_renew_fn fn, void *ctx, int keep, bkoauth_token **out, bkoauth_error *err)
 {
     *out = NULL;
     bkoauth_code rc = check_key(env_name, user_id, err);
@@ -267,6 +279,10 @@ static bkoauth_code renew(store *st, const char *env_name, const char *user_id, 
     int locked = 0, held = 0;
     key_entry *e = key_acquire(st->keys, env_name, user_id, deadline, &locked);
     if (e == NULL) return err_nomem(err);
+    if (ok != NULL && (*out = current_if_ok(st, env_name, user_id, ok, ctx)) != NULL) {
+        key_release(st->keys, e, locked); /* renewed while this caller waited */
+        return err_ok(err);
+    }
     lock_wait(st, env_name, user_id, deadline, &held);
     rc = renew_locked(st, e, env_name, user_id, fn, ctx, keep, out, err);
     if (held) st->ops->unlock(st, env_name, user_id);
@@ -277,13 +293,20 @@ static bkoauth_code renew(store *st, const char *env_name, const char *user_id, 
 bkoauth_code store_renew(store *st, const char *env_name, const char *user_id, store_renew_fn fn, void *ctx,
                          bkoauth_token **out, bkoauth_error *err)
 {
-    return renew(st, env_name, user_id, fn, ctx, 0, out, err);
+    return renew(st, env_name, user_id, NULL, fn, ctx, 0, out, err);
 }
 
 bkoauth_code store_renew_keep(store *st, const char *env_name, const char *user_id, store_renew_fn fn,
                               void *ctx, bkoauth_token **out, bkoauth_error *err)
 {
-    return renew(st, env_name, user_id, fn, ctx, 1, out, err);
+    return renew(st, env_name, user_id, NULL, fn, ctx, 1, out, err);
+}
+
+bkoauth_code store_renew_if(store *st, const char *env_name, const char *user_id,
+                            store_current_ok_fn current_ok, store_renew_fn fn, void *ctx, bkoauth_token **out,
+                            bkoauth_error *err)
+{
+    return renew(st, env_name, user_id, current_ok, fn, ctx, 1, out, err);
 }
 
 static bkoauth_code put_copy(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,

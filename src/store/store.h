@@ -23,6 +23,11 @@ typedef struct store store;
 typedef bkoauth_code (*store_renew_fn)(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
                                        bkoauth_error *err);
 
+/* Optional, with store_renew_if: 1 when current (the row as just read, never NULL) needs no
+ * renewal. Lets a renewer that waited for another one take the renewed row without the
+ * cross-process lock (so the waiters of a herd do not queue on it one by one). */
+typedef int (*store_current_ok_fn)(void *ctx, const bkoauth_token *current);
+
 /* What a backend provides. Every operation is short: none waits for another key's renewal. */
 typedef struct store_ops {
     /* The row of (env_name, user_id) (user_id NULL: the APP); BKOAUTH_E_TOKEN_NOT_EXIST when none.
@@ -85,6 +90,11 @@ bkoauth_code store_renew(store *st, const char *env_name, const char *user_id, s
  * at the next chance (the next renewal of the key, or a read at most once a second). */
 bkoauth_code store_renew_keep(store *st, const char *env_name, const char *user_id, store_renew_fn fn,
                               void *ctx, bkoauth_token **out, bkoauth_error *err);
+/* store_renew_keep, and when current_ok accepts the row read after the key's in-process lock
+ * was taken, that row is the answer (fn is not called). */
+bkoauth_code store_renew_if(store *st, const char *env_name, const char *user_id,
+                            store_current_ok_fn current_ok, store_renew_fn fn, void *ctx, bkoauth_token **out,
+                            bkoauth_error *err);
 /* Saves token in its (env_name, user_id) row: store_renew with a fn that returns a copy. */
 bkoauth_code store_put(store *st, const bkoauth_token *token, bkoauth_error *err);
 bkoauth_code store_remove(store *st, const char *env_name, const char *user_id, bkoauth_error *err);
