@@ -24,8 +24,8 @@ typedef enum kind {
     K_OBJECT,    /* JSON object of scalars */
     K_BOOL,      /* true/false/1/0/yes/no */
     K_INT,       /* decimal in [min, max] */
-    K_DBURL,     /* sqlite:PATH or postgresql://... */
-    K_TIME_ZONE, /* UTC or local */
+    K_DBURL,     /* sqlite:PATH, postgresql://... or mysql://... */
+    K_TIME_ZONE, /* UTC, local or a zone name */
     K_LOG_LEVEL  /* error, warning, info, debug */
 } kind;
 
@@ -378,16 +378,34 @@ static bkoauth_code check_value(int i, const char *value, bkoauth_error *err)
         if ((strncmp(value, "sqlite:", 7) == 0 && value[7] != '\0') ||
             strncmp(value, "postgresql://", 13) == 0 || strncmp(value, "postgres://", 11) == 0)
             return BKOAUTH_OK;
+        if (strncmp(value, "mysql://", 8) == 0 || strncmp(value, "mariadb://", 10) == 0) {
+#ifdef BKOAUTH_WITH_MYSQL
+            bk_mysql_url u;
+            bkoauth_code rc = mysql_url_parse(value, &u, err);
+            mysql_url_clear(&u);
+            return rc;
+#else
+            return err_set(err, BKOAUTH_E_CONFIG,
+                           "%s: a MySQL URL, but this libbkoauth was built without MySQL "
+                           "(BKOAUTH_WITH_MYSQL=OFF); rebuild it with -DBKOAUTH_WITH_MYSQL=ON",
+                           name);
+#endif
+        }
         return err_set(err, BKOAUTH_E_CONFIG,
-                       "%s: '%.200s' is neither sqlite:PATH nor a postgresql:// URL; e.g. %s = "
+                       "%s: '%.200s' is neither sqlite:PATH nor a postgresql:// or mysql:// URL; e.g. %s = "
                        "'sqlite:/var/lib/myapp/bkoauth.db'",
-                       name, strncmp(value, "postgres", 8) == 0 ? "(a postgres URL)" : value, name);
-    case K_TIME_ZONE:
-        if (strcasecmp(value, "UTC") == 0 || strcasecmp(value, "local") == 0) return BKOAUTH_OK;
-        return err_set(
-            err, BKOAUTH_E_CONFIG,
-            "%s: '%.64s' is not UTC or local (UTC matches Django's USE_TZ = True, local USE_TZ = False)",
-            name, value);
+                       name,
+                       strncmp(value, "postgres", 8) == 0 || strncmp(value, "mysql", 5) == 0 ||
+                               strncmp(value, "mariadb", 7) == 0
+                           ? "(a database URL)"
+                           : value,
+                       name);
+    case K_TIME_ZONE: {
+        bk_zone *z = NULL;
+        bkoauth_code rc = zone_load(value, &z, err);
+        zone_free(z);
+        return rc;
+    }
     case K_LOG_LEVEL: {
         static const char *levels[] = {"error", "warning", "info", "debug"};
         for (int l = 0; l < 4; l++)
@@ -446,7 +464,7 @@ bkoauth_code bkoauth_config_load_env(bkoauth_config *config, bkoauth_error *err)
         return err_set(err, BKOAUTH_E_INVALID, "bkoauth_config_load_env: config must not be NULL");
     for (int i = 0; i < S_COUNT; i++) {
         const char *v = getenv(SETTINGS[i].name);
-        if (v == NULL) continue;
+        if (v == NULL || v[0] == '\0') continue; /* as the Python library: empty leaves it as it was */
         if (bkoauth_config_set(config, SETTINGS[i].name, v, err) != BKOAUTH_OK) {
             err_prefix(err, "environment variable %s", SETTINGS[i].name);
             return BKOAUTH_E_CONFIG;
@@ -673,6 +691,7 @@ void settings_clear(bk_settings *s)
     free(s->database_url);
     free(s->database_path);
     free(s->ca_file);
+    zone_free(s->db_zone);
     memset(s, 0, sizeof *s);
 }
 
@@ -759,10 +778,17 @@ bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out
     if (strncmp(db, "sqlite:", 7) == 0) {
         out->store_kind = BK_STORE_SQLITE;
         out->database_path = bk_strdup(db + 7);
+    } else if (strncmp(db, "mysql://", 8) == 0 || strncmp(db, "mariadb://", 10) == 0) {
+        out->store_kind = BK_STORE_MYSQL;
     } else {
         out->store_kind = BK_STORE_POSTGRES;
     }
     out->db_local_time = strcasecmp(value_of(config, S_DB_TIME_ZONE), "local") == 0;
+    rc = zone_load(value_of(config, S_DB_TIME_ZONE), &out->db_zone, err);
+    if (rc != BKOAUTH_OK) {
+        settings_clear(out);
+        return rc;
+    }
     parse_long(value_of(config, S_TIMEOUT_MS), 1, SETTINGS[S_TIMEOUT_MS].max, &n);
     out->timeout_ms = n;
     parse_bool(value_of(config, S_TLS_VERIFY), &out->tls_verify);

@@ -50,6 +50,7 @@ char *bk_strndup(const char *s, size_t n);
 void bk_wipe_free(char *s);                 /* zeroes a secret, then frees it */
 int bk_streq(const char *a, const char *b); /* NULL-safe equality; NULL equals NULL only */
 int bk_empty(const char *s);                /* NULL or "" */
+size_t bk_utf8_chars(const char *s);        /* characters of UTF-8 text (bytes that start one) */
 /* Current time, Unix seconds (CLOCK_REALTIME). */
 int64_t bk_now(void);
 
@@ -94,7 +95,7 @@ void kvlist_clear(bk_kvlist *list);
 int kvlist_add(bk_kvlist *list, const char *key, const char *value);
 
 enum { BK_PROTO_IEOD = 0, BK_PROTO_EE = 1 };
-enum { BK_STORE_SQLITE = 0, BK_STORE_POSTGRES = 1 };
+enum { BK_STORE_SQLITE = 0, BK_STORE_POSTGRES = 1, BK_STORE_MYSQL = 2 };
 
 /* Settings checked and converted, as the client uses them. Built by settings_from_config(). */
 typedef struct bk_settings {
@@ -114,6 +115,7 @@ typedef struct bk_settings {
     char *database_url;       /* as written */
     char *database_path;      /* SQLite: the path after "sqlite:"; NULL otherwise */
     int db_local_time;        /* BKOAUTH_DB_TIME_ZONE=local */
+    struct bk_zone *db_zone;  /* BKOAUTH_DB_TIME_ZONE: NULL UTC, zone_local(), or a named zone */
     long timeout_ms;          /* BKOAUTH_TIMEOUT_MS */
     int tls_verify;           /* BKOAUTH_TLS_VERIFY */
     char *ca_file;            /* BKOAUTH_CA_FILE or NULL */
@@ -130,6 +132,20 @@ void settings_clear(bk_settings *s);
  * bkoauth_config_load_file() reads the file and calls this; the fuzz target calls it directly. */
 bkoauth_code config_parse_text(bkoauth_config *config, const char *text, size_t len, const char *label,
                                bkoauth_error *err);
+
+/* ---- the MySQL URL (store/mysql_url.c) --------------------------------------------------- */
+
+/* mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (or mariadb://), each part percent-decoded. */
+typedef struct bk_mysql_url {
+    char *user;     /* NULL when the URL has none */
+    char *password; /* NULL when the URL has none */
+    char *host;     /* a name or an address ([IPv6] without the brackets) */
+    unsigned port;  /* 3306 when not given */
+    char *database;
+} bk_mysql_url;
+/* BKOAUTH_E_CONFIG saying what is wrong (never quoting the password), or OK with *out filled. */
+bkoauth_code mysql_url_parse(const char *url, bk_mysql_url *out, bkoauth_error *err);
+void mysql_url_clear(bk_mysql_url *u);
 
 /* ---- request (request.c) ---------------------------------------------------------------- */
 
@@ -156,7 +172,41 @@ char *uin_normalize(const char *value);
 const bk_settings *client_settings(const bkoauth_client *c);
 const bk_logger *client_logger(const bkoauth_client *c);
 
+/* ---- time zones (tzfile.c) --------------------------------------------------------------- */
+
+/* A time zone for datetimes kept without one. NULL is UTC; zone_local() the process's zone. */
+typedef struct bk_zone bk_zone;
+/* name: "UTC" (*out NULL), "local" (*out zone_local()) or a zone name such as Asia/Shanghai, read
+ * from the system's zone file ($TZDIR or /usr/share/zoneinfo); BKOAUTH_E_CONFIG when none. The
+ * process's TZ is never changed. Free *out with zone_free(). */
+bkoauth_code zone_load(const char *name, bk_zone **out, bkoauth_error *err);
+/* A zone from the bytes of a TZif file (outside input: checked throughout); NULL with *why set. */
+bk_zone *zone_parse(const unsigned char *data, size_t len, const char *name, const char **why);
+void zone_free(bk_zone *z); /* NULL and zone_local() are fine */
+const bk_zone *zone_local(void);
+const char *zone_name(const bk_zone *z);
+/* Seconds east of UTC in force at the moment t. */
+int32_t zone_offset(const bk_zone *z, int64_t t);
+/* The moment whose wall time in z is wall (wall time counted as if it were UTC). A wall time seen
+ * twice (the hour after a change back) gives the first; one skipped (a change forward) is read
+ * with the offset before the change: both as Python's datetime with fold=0. */
+int64_t zone_to_utc(const bk_zone *z, int64_t wall);
+int64_t dt_days_from_civil(int64_t y, int m, int d);
+void dt_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
+
 /* ---- Django datetimes (datetime.c) ------------------------------------------------------- */
+
+/* A wall time: year, month 1-12, day, hour, minute, second. */
+typedef struct bk_civil {
+    int64_t year;
+    int month, day, hour, minute, second;
+} bk_civil;
+/* The wall time of t in zone (NULL: UTC), t kept within Django's years 1..9999. */
+void dt_to_civil(int64_t t, const bk_zone *zone, bk_civil *out);
+int64_t dt_from_civil(const bk_civil *c, const bk_zone *zone);
+/* dt_format / dt_parse in a zone (NULL: UTC). */
+char *dt_format_zone(int64_t t, const bk_zone *zone, char *buf, size_t size);
+int dt_parse_zone(const char *text, const bk_zone *zone, int64_t *out);
 
 /* Writes t as "YYYY-MM-DD HH:MM:SS" (Django's text form, whole seconds) in UTC, or local time
  * when local is set. buf needs 32 bytes. Returns buf. */

@@ -39,11 +39,12 @@ static int is_space(char c)
     return c == ' ' || c == '\t';
 }
 
+/* A name given twice: the last one counts, as in Django's request.COOKIES. */
 char *cookie_get(const char *header, const char *name)
 {
     if (header == NULL || name == NULL || name[0] == '\0') return NULL;
     size_t name_len = strlen(name);
-    const char *p = header;
+    const char *p = header, *found = NULL, *found_end = NULL;
     while (*p) {
         while (*p == ';' || is_space(*p))
             p++;
@@ -57,18 +58,20 @@ char *cookie_get(const char *header, const char *name)
         while (k_end > pair && is_space(k_end[-1]))
             k_end--;
         if ((size_t)(k_end - pair) != name_len || memcmp(pair, name, name_len) != 0) continue;
-        const char *v = eq + 1, *v_end = pair_end;
-        while (v < v_end && is_space(*v))
-            v++;
-        while (v_end > v && is_space(v_end[-1]))
-            v_end--;
-        if (v_end - v >= 2 && *v == '"' && v_end[-1] == '"') {
-            v++;
-            v_end--;
-        }
-        return bk_strndup(v, (size_t)(v_end - v));
+        found = eq + 1;
+        found_end = pair_end;
     }
-    return NULL;
+    if (found == NULL) return NULL;
+    const char *v = found, *v_end = found_end;
+    while (v < v_end && is_space(*v))
+        v++;
+    while (v_end > v && is_space(v_end[-1]))
+        v_end--;
+    if (v_end - v >= 2 && *v == '"' && v_end[-1] == '"') {
+        v++;
+        v_end--;
+    }
+    return bk_strndup(v, (size_t)(v_end - v));
 }
 
 /* ---- query string ------------------------------------------------------------------------- */
@@ -110,10 +113,12 @@ static char *form_decode(const char *s, const char *e, int *bad)
     return out;
 }
 
+/* A name given twice: the last (well-formed) one counts, as in Django's request.GET[name]. */
 char *query_get(const char *query, const char *name)
 {
     if (query == NULL || name == NULL || name[0] == '\0') return NULL;
     const char *p = query;
+    char *last = NULL;
     while (*p) {
         const char *pair = p;
         while (*p && *p != '&' && *p != ';')
@@ -124,15 +129,24 @@ char *query_get(const char *query, const char *name)
         const char *k_end = eq ? eq : pair_end;
         int bad;
         char *key = form_decode(pair, k_end, &bad);
-        if (key == NULL) continue; /* a malformed pair is skipped, never half-read */
+        if (key == NULL) {
+            if (bad) continue; /* a malformed pair is skipped, never half-read */
+            bk_wipe_free(last);
+            return NULL;
+        }
         int match = strcmp(key, name) == 0;
         free(key);
         if (!match) continue;
-        if (eq == NULL) return bk_strdup("");
-        char *value = form_decode(eq + 1, pair_end, &bad);
-        if (value != NULL || !bad) return value;
+        char *value = eq == NULL ? bk_strdup("") : form_decode(eq + 1, pair_end, &bad);
+        if (value == NULL && (eq == NULL || !bad)) { /* out of memory */
+            bk_wipe_free(last);
+            return NULL;
+        }
+        if (value == NULL) continue;
+        bk_wipe_free(last);
+        last = value;
     }
-    return NULL;
+    return last;
 }
 
 /* ---- the uin rule ------------------------------------------------------------------------- */

@@ -122,3 +122,11 @@ void buf_free(bk_buf *b)
     b->len = b->cap = 0;
     b->oom = 0;
 }
+
+size_t bk_utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xC0) != 0x80) n++;
+    return n;
+}

@@ -465,8 +465,8 @@ static bkoauth_code ssm_run(ssm_client *c, ssm_kind kind, const char *env_name, 
     if (bk_empty(s->api_url))
         return err_set(
             err, BKOAUTH_E_TOKEN_API,
-            "SSM %s call failed: no OAUTH_API_URL configured: set OAUTH_API_URL in the settings file or "
-            "environment (e.g. OAUTH_API_URL = 'http://bkssmee.example.com')",
+            "SSM %s call failed: OAUTH_API_URL is not set: set it to the SSM service's base URL in the "
+            "settings file or the environment (e.g. OAUTH_API_URL = 'http://bkssmee.example.com')",
             what);
     if (bk_empty(s->app_code))
         return err_set(

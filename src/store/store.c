@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STORE_MAX_USER 64   /* user_id varchar(64) */
+#define STORE_MAX_USER 64   /* user_id varchar(64): characters */
 #define STORE_MAX_TOKEN 255 /* access_token, refresh_token, env_name varchar(255) */
 
 /* Both backends are always built (postgres.c is in the library). The reference is a strong
@@ -30,6 +30,15 @@ store *store_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *
     case BK_STORE_SQLITE:
         st = store_sqlite_open(s, logger, err);
         break;
+    case BK_STORE_MYSQL:
+#ifdef BKOAUTH_WITH_MYSQL
+        st = store_mysql_open(s, logger, err);
+#else
+        err_set(err, BKOAUTH_E_CONFIG,
+                "BKOAUTH_DATABASE_URL: a MySQL URL, but this libbkoauth was built without MySQL "
+                "(BKOAUTH_WITH_MYSQL=OFF)");
+#endif
+        break;
     default:
         err_set(err, BKOAUTH_E_CONFIG, "BKOAUTH_DATABASE_URL: unknown store kind %d", s->store_kind);
         break;
@@ -51,9 +60,10 @@ static bkoauth_code check_key(const char *env_name, const char *user_id, bkoauth
         return err_set(err, BKOAUTH_E_INVALID,
                        "env_name is %zu bytes long; the token table allows at most %d", strlen(env_name),
                        STORE_MAX_TOKEN);
-    if (user_id != NULL && strlen(user_id) > STORE_MAX_USER)
-        return err_set(err, BKOAUTH_E_INVALID, "user_id is %zu bytes long; the token table allows at most %d",
-                       strlen(user_id), STORE_MAX_USER);
+    if (user_id != NULL && bk_utf8_chars(user_id) > STORE_MAX_USER)
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "user_id is %zu characters long; the token table allows at most %d",
+                       bk_utf8_chars(user_id), STORE_MAX_USER);
     return BKOAUTH_OK;
 }
 
