@@ -79,12 +79,14 @@ static int mysql_admin(const char *sql)
         return -1;
     }
     MYSQL *db = mysql_init(NULL);
-    int ok = db != NULL && mysql_real_connect(db, u.host, u.user, u.password, u.database, u.port, NULL, 0) != NULL;
+    int ok =
+        db != NULL && mysql_real_connect(db, u.host, u.user, u.password, u.database, u.port, NULL, 0) != NULL;
     if (ok) {
         ok = mysql_query(db, sql) == 0;
         if (!ok) fprintf(stderr, "teststore: %s: %s\n", sql, mysql_error(db));
     } else {
-        fprintf(stderr, "teststore: cannot connect to the MySQL test server: %s\n", db ? mysql_error(db) : "");
+        fprintf(stderr, "teststore: cannot connect to the MySQL test server: %s\n",
+                db ? mysql_error(db) : "");
     }
     mysql_close(db);
     mysql_url_clear(&u);
