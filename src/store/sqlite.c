@@ -264,7 +264,7 @@ static bkoauth_code col_time(sqlite_store *ss, sqlite3_stmt *st, int i, const ch
         return BKOAUTH_OK;
     }
     const char *t = col_text(st, i);
-    if (t == NULL || dt_parse(t, ss->s->db_local_time, out) != 0)
+    if (t == NULL || dt_parse_zone(t, ss->s->db_zone, out) != 0)
         return err_set(err, BKOAUTH_E_STORE,
                        "token database %s: row id %lld has an unreadable %s value '%.40s'", ss->path,
                        (long long)sqlite3_column_int64(st, 0), name, t ? t : "NULL");
@@ -339,8 +339,8 @@ static bkoauth_code sq_get(store *base, const char *env_name, const char *user_i
 static bkoauth_code save(sqlite_store *ss, conn *c, int64_t id, const bkoauth_token *t, bkoauth_error *err)
 {
     char expires[32], created[32];
-    dt_format(t->expires, ss->s->db_local_time, expires, sizeof expires);
-    dt_format(t->created_at ? t->created_at : bk_now(), ss->s->db_local_time, created, sizeof created);
+    dt_format_zone(t->expires, ss->s->db_zone, expires, sizeof expires);
+    dt_format_zone(t->created_at ? t->created_at : bk_now(), ss->s->db_zone, created, sizeof created);
     /* a stale row of another key holding this access_token would break the unique constraint:
      * that token now belongs to this row, so the other row goes */
     sqlite3_stmt *st = stmt(ss, c, Q_DELETE_CLASH, err);
