@@ -110,7 +110,7 @@ BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
  *
  *  | name                     | meaning                                                 | default
  *  |--------------------------|---------------------------------------------------------|----------------
- *  | OAUTH_API_URL            | base URL of the SSM service                             | required
+ *  | OAUTH_API_URL            | base URL of the SSM service (needed by SSM calls only)  | required
  *  | OAUTH_COOKIES_PARAMS     | JSON {request_param: cookie_name}                       | {}
  *  | OAUTH_PARAMS             | JSON object of extra parameters for user-token calls    | {}
  *  | APP_CODE, SECRET_KEY     | the app's id and secret                                 | none
@@ -121,18 +121,23 @@ BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
  *  | OAUTH_NEED_NEW_TOKEN     | need_new_token on the ieod protocol                     | true
  *  | BKAUTH_BACKEND_TYPE      | bk_token selects the ee protocol, else ieod             | (ieod)
  *  | APIGW_PUBLIC_KEY         | PEM public key of the API gateway                       | none
- *  | BKOAUTH_DATABASE_URL     | sqlite:PATH or postgresql://... (libpq URI)             | sqlite:bkoauth.db
- *  | BKOAUTH_DB_TIME_ZONE     | UTC or local: datetimes in SQLite (Django USE_TZ)        | UTC
+ *  | BKOAUTH_DATABASE_URL     | sqlite:PATH, postgresql://... (libpq URI) or             | sqlite:bkoauth.db
+ *  |                          | mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (MySQL or  |
+ *  |                          | MariaDB; mariadb:// too; %XX escapes in each part)      |
+ *  | BKOAUTH_DB_TIME_ZONE     | datetimes where the column has no zone (SQLite, MySQL): | UTC
+ *  |                          | UTC (Django USE_TZ = True), local (the process's zone), |
+ *  |                          | or a zone name such as Asia/Shanghai (USE_TZ = False    |
+ *  |                          | with that TIME_ZONE), whatever the process's TZ         |
  *  | BKOAUTH_TIMEOUT_MS       | SSM call timeout in milliseconds                        | 10000
  *  | BKOAUTH_TLS_VERIFY       | verify the SSM's TLS certificate                        | true
  *  | BKOAUTH_CA_FILE          | CA bundle for that                                      | system default
  *  | BKOAUTH_LOG_LEVEL        | error, warning, info, debug                             | warning
  *  | BKOAUTH_CACHE_SECONDS    | how long a saved token is reused from memory (0: off)   | 10
  *  | BKOAUTH_DB_CONNECTIONS   | most connections a client opens to its store (3..1000): | 13
- *  |                          | PostgreSQL 1 for renewal locks, a quarter of the rest   |
- *  |                          | for writes, the others for reads; SQLite 1 writer, the  |
- *  |                          | others readers. Renewals are not capped: none holds a   |
- *  |                          | connection while the SSM service is called.             |
+ *  |                          | PostgreSQL and MySQL 1 for renewal locks, a quarter of  |
+ *  |                          | the rest for writes, the others for reads; SQLite 1     |
+ *  |                          | writer, the others readers. Renewals are not capped:    |
+ *  |                          | none holds a connection while the SSM service is called.|
  *
  *  Booleans accept true/false/1/0/yes/no in any case. A JSON object may be written with
  *  single quotes, Python style. */
@@ -174,8 +179,10 @@ BKOAUTH_API bkoauth_code bkoauth_config_load_env(bkoauth_config *config, bkoauth
 /* The client                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
-/** Creates a client: copies the settings, checks them (OAUTH_API_URL must be set), opens the
- *  token store and creates the table bkoauth_access_token if absent. Returns NULL on failure,
+/** Creates a client: copies the settings, checks them, opens the token store and creates the
+ *  table bkoauth_access_token if absent. Without OAUTH_API_URL the client still opens (saved
+ *  tokens are read, listed and deleted, X-Bkapi-Jwt verified); a call that needs the SSM
+ *  service then fails with BKOAUTH_E_TOKEN_API saying OAUTH_API_URL is not set. Returns NULL on failure,
  *  with err filled (BKOAUTH_E_CONFIG, BKOAUTH_E_STORE or BKOAUTH_E_NOMEM). The client is
  *  thread-safe: one client serves any number of threads at once. Free with
  *  bkoauth_client_free(). */

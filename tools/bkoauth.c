@@ -128,7 +128,8 @@ static void cli_print_tool_help(FILE *f)
     fputs(
         "\nOptions:\n"
         "  -c, --config FILE        settings file (else $BKOAUTH_CONFIG, else ./bkoauth.conf when present)\n"
-        "  -D, --database URL       token store: sqlite:PATH or postgresql://... (overrides\n"
+        "  -D, --database URL       token store: sqlite:PATH, postgresql://... or\n"
+        "                           mysql://USER:PASSWORD@HOST:PORT/DATABASE (overrides\n"
         "                           BKOAUTH_DATABASE_URL)\n"
         "      --json               print JSON instead of text\n"
         "  -h, --help               show help (bkoauth COMMAND --help for a command)\n"
