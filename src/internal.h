@@ -185,7 +185,7 @@ bk_zone *zone_parse(const unsigned char *data, size_t len, const char *name, con
 void zone_free(bk_zone *z); /* NULL and zone_local() are fine */
 const bk_zone *zone_local(void);
 const char *zone_name(const bk_zone *z);
-/* Seconds east of UTC in force at the moment t. */
+/* Seconds east of UTC in force at the moment t; always under a day either way. */
 int32_t zone_offset(const bk_zone *z, int64_t t);
 /* The moment whose wall time in z is wall (wall time counted as if it were UTC). A wall time seen
  * twice (the hour after a change back) gives the first; one skipped (a change forward) is read

@@ -18,7 +18,10 @@
 #include <time.h>
 
 #define TZ_MAX_FILE (1024 * 1024)
-#define TZ_MAX_OFFSET (26 * 3600) /* the furthest a zone's time is from UTC */
+/* the furthest a zone's time may be from UTC: under a day, as Python's tzinfo requires (real zones
+ * stay within 15 hours); written datetimes are kept a day inside years 1..9999, so any zone's
+ * wall time of them stays in Django's range */
+#define TZ_MAX_OFFSET 86400
 
 /* A rule date of a POSIX TZ string: Jn (1..365, no Feb 29), n (0..365), Mm.w.d. */
 typedef struct tz_date {
@@ -228,6 +231,7 @@ static int parse_rule(const char *s, tz_rule *r)
     if (skip_name(&p) != 0 || read_hms(&p, 24, &off) != 0) return -1;
     r->std_off = -off; /* POSIX counts west of UTC */
     r->dst_off = r->std_off;
+    if (r->std_off <= -TZ_MAX_OFFSET || r->std_off >= TZ_MAX_OFFSET) return -1;
     if (*p == '\0') return 0;
     if (skip_name(&p) != 0) return -1;
     r->has_dst = 1;
@@ -239,10 +243,11 @@ static int parse_rule(const char *s, tz_rule *r)
     if (*p == '\0') { /* no rule given: the US rule, as the C library assumes */
         r->start = (tz_date){'M', 3, 2, 0, 7200};
         r->end = (tz_date){'M', 11, 1, 0, 7200};
-        return 0;
+        return r->dst_off <= -TZ_MAX_OFFSET || r->dst_off >= TZ_MAX_OFFSET ? -1 : 0;
     }
     if (*p++ != ',' || read_date(&p, &r->start) != 0 || *p++ != ',' || read_date(&p, &r->end) != 0) return -1;
-    return *p == '\0' ? 0 : -1;
+    if (*p != '\0' || r->dst_off <= -TZ_MAX_OFFSET || r->dst_off >= TZ_MAX_OFFSET) return -1;
+    return 0;
 }
 
 /* ---- the TZif file ---------------------------------------------------------------------------- */

@@ -40,6 +40,7 @@ static char *decode(const char *s, const char *e, int *bad)
         }
         int hi = p + 1 < e ? hexval(p[1]) : -1, lo = p + 2 < e ? hexval(p[2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            out[n] = '\0'; /* what was decoded so far is wiped */
             bk_wipe_free(out);
             *bad = 1;
             return NULL;

@@ -594,6 +594,45 @@ static void test_without_api_url(void **state)
     bkoauth_client_free(c);
 }
 
+/* A client keeps working across a restart of its database server (PostgreSQL, MySQL): the first
+ * call after each restart succeeds, whether it reads, renews (lock, SSM call, save) or deletes. */
+static void test_database_restart(void **state)
+{
+    fixture *f = *state;
+    const char *kind = teststore_kind();
+    const char *dir =
+        getenv(strcmp(kind, "postgres") == 0 ? "BKOAUTH_TEST_PG_DIR" : "BKOAUTH_TEST_MYSQL_DIR");
+    if (strcmp(kind, "sqlite") == 0 || dir == NULL) skip();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "bash '%s/scripts/%s' restart '%s'", BKOAUTH_SOURCE_DIR,
+             strcmp(kind, "postgres") == 0 ? "pg.sh" : "mysql.sh", dir);
+    const char *nocache[] = {"BKOAUTH_CACHE_SECONDS", "0", NULL};
+    bkoauth_client *c = make_client(f, f->dev->url, nocache);
+    bkoauth_token *alice = must_login(f, c, "alice", "bk_token=cred-alice"), *t = NULL;
+    bkoauth_error e;
+    assert_int_equal(system(cmd), 0);
+    if (bkoauth_get_access_token_by_user(c, "alice", &t, &e) != BKOAUTH_OK)
+        fail_msg("the first read after a restart: %s", e.message);
+    assert_string_equal(t->access_token, alice->access_token);
+    bkoauth_token_free(t);
+    assert_int_equal(system(cmd), 0);
+    if (bkoauth_get_app_access_token(c, &t, &e) != BKOAUTH_OK)
+        fail_msg("the first renewal after a restart: %s", e.message);
+    bkoauth_token_free(t);
+    assert_int_equal(system(cmd), 0);
+    bkoauth_token *fresh = NULL;
+    if (bkoauth_refresh_token(c, alice, &fresh, &e) != BKOAUTH_OK)
+        fail_msg("the first refresh after a restart: %s", e.message);
+    assert_int_equal(bkoauth_get_access_token_by_user(c, "alice", &t, &e), BKOAUTH_OK);
+    assert_string_equal(t->access_token, fresh->access_token);
+    bkoauth_token_free(t);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(bkoauth_delete_token(c, "alice", &e), BKOAUTH_OK);
+    bkoauth_token_free(fresh);
+    bkoauth_token_free(alice);
+    bkoauth_client_free(c);
+}
+
 /* user_id is up to 64 characters, not bytes: a Chinese name of 64 characters is 192 bytes. */
 static void test_user_id_characters(void **state)
 {
@@ -638,6 +677,7 @@ static const struct CMUnitTest tests[] = {
     T(test_unreachable_service),
     T(test_without_api_url),
     T(test_user_id_characters),
+    T(test_database_restart),
 };
 
 int main(void)
