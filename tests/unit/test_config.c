@@ -230,9 +230,11 @@ static void test_good_values(void **state)
                            {"BKOAUTH_DB_TIME_ZONE", "Asia/Shanghai"},
                            {"BKOAUTH_DB_TIME_ZONE", "America/New_York"},
                            {"BKOAUTH_DB_TIME_ZONE", "Etc/GMT-8"},
+#ifdef BKOAUTH_WITH_MYSQL
                            {"BKOAUTH_DATABASE_URL", "mysql://u:p%40ss%3Aw%2Frd@127.0.0.1:3306/db"},
                            {"BKOAUTH_DATABASE_URL", "mariadb://u@localhost/db"},
                            {"BKOAUTH_DATABASE_URL", "mysql://u:raw@pass@[::1]:3307/my%2Ddb"},
+#endif
                            {"BKOAUTH_DATABASE_URL", "postgresql://u@127.0.0.1:5432/db"},
                            {"BKOAUTH_DATABASE_URL", "sqlite:/var/lib/x.db"},
                            {"OAUTH_COOKIES_PARAMS", "{\"bk_token\": \"bk_token\", \"bk_uid\": \"uid\"}"},
@@ -318,6 +320,23 @@ static void test_empty_env_leaves_the_file_setting(void **state)
     bkoauth_config_free(c);
 }
 
+/* Built without MySQL (BKOAUTH_WITH_MYSQL=OFF), a MySQL URL is a ConfigError saying so. */
+static void test_mysql_url_without_mysql(void **state)
+{
+    (void)state;
+#ifdef BKOAUTH_WITH_MYSQL
+    skip();
+#else
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    assert_int_equal(bkoauth_config_set(c, "BKOAUTH_DATABASE_URL", "mysql://u:pw@127.0.0.1/db", &e),
+                     BKOAUTH_E_CONFIG);
+    assert_non_null(strstr(e.message, "built without MySQL"));
+    assert_null(strstr(e.message, "pw@"));
+    bkoauth_config_free(c);
+#endif
+}
+
 /* A MySQL URL's password never shows in a message. */
 static void test_mysql_url_password_hidden(void **state)
 {
@@ -389,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_token_overrides_and_env),
         cmocka_unit_test(test_empty_env_leaves_the_file_setting),
         cmocka_unit_test(test_mysql_url_password_hidden),
+        cmocka_unit_test(test_mysql_url_without_mysql),
         cmocka_unit_test(test_parse_text_junk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
