@@ -187,10 +187,46 @@ static int cli_exit_status(bkoauth_code code)
     }
 }
 
+/* The library's log lines, held until the command ends: a warning that the command's error
+ * repeats (the SSM failure it reports) is then not printed twice. */
+#define CLI_LOG_LINES 16
+static struct {
+    int level[CLI_LOG_LINES];
+    char text[CLI_LOG_LINES][600];
+    int n, dropped;
+} cli_log;
+
+static void cli_logger(void *ctx, int level, const char *message)
+{
+    (void)ctx;
+    if (cli_log.n == CLI_LOG_LINES) {
+        cli_log.dropped++;
+        return;
+    }
+    cli_log.level[cli_log.n] = level;
+    snprintf(cli_log.text[cli_log.n], sizeof cli_log.text[0], "%s", message);
+    cli_log.n++;
+}
+
+/* Prints the held lines, except those the error message (when not NULL) contains. */
+static void cli_log_flush(const char *error_message)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    for (int i = 0; i < cli_log.n; i++) {
+        const char *m = cli_log.text[i], *tail = strstr(m, ": ");
+        if (error_message != NULL && tail != NULL && strstr(error_message, tail + 2) != NULL) continue;
+        int l = cli_log.level[i];
+        fprintf(stderr, "bkoauth: %s: %s\n", l >= 0 && l <= 3 ? names[l] : "log", m);
+    }
+    if (cli_log.dropped) fprintf(stderr, "bkoauth: (%d more log lines)\n", cli_log.dropped);
+    cli_log.n = cli_log.dropped = 0;
+}
+
 /* Reports a library failure as "bkoauth: <CodeName>: <message>" and gives the exit status. */
 static int cli_fail(const bkoauth_error *e)
 {
     const char *msg = e->message[0] ? e->message : "failed (no details)";
+    cli_log_flush(msg);
     fprintf(stderr, "bkoauth: %s: %s\n", bkoauth_code_name(e->code), msg);
     return cli_exit_status(e->code);
 }
@@ -835,8 +871,10 @@ int main(int argc, char **argv)
     bkoauth_client *client = bkoauth_client_new(config, &e);
     bkoauth_config_free(config);
     if (client == NULL) return cli_fail(&e);
+    bkoauth_client_set_logger(client, cli_logger, NULL);
     status = c->run(client, &a);
     bkoauth_client_free(client);
+    cli_log_flush(NULL);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "bkoauth: could not write the output: %s\n", strerror(errno));
         return CLI_EXIT_OTHER;
