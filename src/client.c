@@ -616,3 +616,8 @@ const bk_logger *client_logger(const bkoauth_client *c)
 {
     return &c->logger;
 }
+
+struct store *client_store(const bkoauth_client *c)
+{
+    return c->st;
+}

@@ -157,6 +157,8 @@ char *uin_normalize(const char *value);
 
 const bk_settings *client_settings(const bkoauth_client *c);
 const bk_logger *client_logger(const bkoauth_client *c);
+/* The client's token store (for tests that inject store faults). */
+struct store *client_store(const bkoauth_client *c);
 
 /* ---- Django datetimes (datetime.c) ------------------------------------------------------- */
 

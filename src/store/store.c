@@ -67,6 +67,22 @@ static const char *who(const char *user_id)
     return user_id ? user_id : "the APP";
 }
 
+/* Every save goes through here (the fault injection of the tests sits in front of it). */
+static bkoauth_code save_row(store *st, const bkoauth_token *t, bkoauth_error *err)
+{
+    int left = atomic_load(&st->fail_saves);
+    while (left > 0 && !atomic_compare_exchange_weak(&st->fail_saves, &left, left - 1)) {
+    }
+    if (left > 0)
+        return err_set(err, BKOAUTH_E_STORE, "token store: saving a token failed (a fault injected by a test)");
+    return st->ops->save(st, t, err);
+}
+
+void store_fail_next_saves(store *st, int n)
+{
+    atomic_store(&st->fail_saves, n);
+}
+
 /* ---- grants not saved yet -------------------------------------------------------------------- */
 
 /* Tries to save the key's unsaved grant (the caller holds the key's locks, or the grant is
@@ -81,7 +97,7 @@ static void flush_unsaved(store *st, key_entry *e)
     } else {
         bkoauth_error why;
         if (row != NULL) u->created_at = row->created_at;
-        if (st->ops->save(st, u, &why) == BKOAUTH_OK) {
+        if (save_row(st, u, &why) == BKOAUTH_OK) {
             key_set_unsaved(st->keys, e, NULL);
             atomic_fetch_add(&st->saved_late, 1);
             log_write(st->logger, BKOAUTH_LOG_WARNING, "the token of %s (env %s) is saved now, late",
@@ -241,7 +257,8 @@ static bkoauth_code renew_locked(store *st, key_entry *e, const char *env_name, 
     rc = normalize(env_name, user_id, current, &fresh, err);
     bkoauth_token_free(current);
     if (rc != BKOAUTH_OK) return rc;
-    rc = st->ops->save(st, fresh, err);
+    rc = save_row(st, fresh, err);
+    if (rc == BKOAUTH_E_STORE) rc = save_row(st, fresh, err); /* once more (the backend reconnects) */
     if (rc == BKOAUTH_OK) {
         if (keep) key_set_unsaved(st->keys, e, NULL); /* the row holds the newest now */
         *out = fresh;

@@ -63,6 +63,7 @@ struct store {
     keytab *keys;
     atomic_ulong reconnects; /* broken connections replaced (by the backend) */
     atomic_ulong saved_late; /* grants saved after their first save had failed */
+    atomic_int fail_saves;   /* tests: saves still to fail (store_fail_next_saves) */
 };
 
 /* BKOAUTH_DB_CONNECTIONS of s (its default when s was not made by settings_from_config). */
@@ -112,6 +113,9 @@ bkoauth_code store_list(store *st, bkoauth_token ***out, size_t *count, bkoauth_
 void store_close(store *st);
 /* In a child after fork(): the store keeps working with connections of its own. */
 void store_after_fork(store *st);
+/* Fault injection for tests: the next n saves fail as the database failing them would
+ * (BKOAUTH_E_STORE), before they reach the backend. */
+void store_fail_next_saves(store *st, int n);
 /* Counters: broken connections replaced, grants saved late, grants held unsaved now. */
 void store_counts(store *st, uint64_t *reconnects, uint64_t *saved_late, uint64_t *unsaved);
 
