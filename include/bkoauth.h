@@ -237,6 +237,13 @@ typedef struct bkoauth_stats {
 BKOAUTH_API bkoauth_code bkoauth_client_stats(const bkoauth_client *client, bkoauth_stats *out,
                                               bkoauth_error *err);
 
+/** Checks that the SSM service can be reached, without asking it for a token: a plain GET of
+ *  OAUTH_API_URL's root. BKOAUTH_OK when any HTTP answer came back (its status in *http_status
+ *  when not NULL: the root may well answer 404), BKOAUTH_E_TOKEN_API saying why it could not be
+ *  reached (refused, timeout, TLS), BKOAUTH_E_CONFIG when OAUTH_API_URL is not set. For
+ *  monitoring and `bkoauth check`. */
+BKOAUTH_API bkoauth_code bkoauth_check_service(bkoauth_client *client, long *http_status, bkoauth_error *err);
+
 /** The env_name this client works in: "prod" when RUN_MODE is PRODUCT, else "test". */
 BKOAUTH_API const char *bkoauth_client_env_name(const bkoauth_client *client);
 

@@ -163,6 +163,18 @@ bkoauth_code bkoauth_client_stats(const bkoauth_client *client, bkoauth_stats *o
     return err_ok(err);
 }
 
+bkoauth_code bkoauth_check_service(bkoauth_client *client, long *http_status, bkoauth_error *err)
+{
+    long status = 0;
+    if (http_status != NULL) *http_status = 0;
+    if (client == NULL)
+        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_check_service: client must not be NULL");
+    client_after_fork(client);
+    bkoauth_code rc = ssm_ping(client->ssm, &status, err);
+    if (http_status != NULL) *http_status = status;
+    return rc;
+}
+
 const char *bkoauth_client_env_name(const bkoauth_client *client)
 {
     return client ? client->s.env_name : NULL;

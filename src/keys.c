@@ -247,3 +247,17 @@ int keytab_unsaved(keytab *kt)
 {
     return atomic_load(&kt->nunsaved);
 }
+
+int keytab_unsaved_entries(keytab *kt, key_entry **out, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&kt->mu);
+    for (int i = 0; i < KEY_BUCKETS && n < max; i++)
+        for (key_entry *e = kt->bucket[i]; e != NULL && n < max; e = e->next)
+            if (e->unsaved != NULL) {
+                e->refs++;
+                out[n++] = e;
+            }
+    pthread_mutex_unlock(&kt->mu);
+    return n;
+}

@@ -57,6 +57,9 @@ bkoauth_token *key_unsaved_copy(keytab *kt, const char *env_name, const char *us
 
 /* How many keys hold an unsaved grant now. */
 int keytab_unsaved(keytab *kt);
+/* Up to max entries that hold an unsaved grant, each with a reference (key_release(kt, e, 0)).
+ * Returns how many. */
+int keytab_unsaved_entries(keytab *kt, key_entry **out, int max);
 
 /* Back-off of a key's renewals after failures (kept in the table, no lock of the key taken). */
 /* The time (Unix seconds) before which no renewal of the key is to be tried, 0 when none. */

@@ -619,6 +619,30 @@ static bkoauth_code ssm_run(ssm_client *c, ssm_kind kind, const char *env_name, 
     return rc;
 }
 
+bkoauth_code ssm_ping(ssm_client *c, long *status, bkoauth_error *err)
+{
+    *status = 0;
+    if (bk_empty(c->s->api_url))
+        return err_set(
+            err, BKOAUTH_E_CONFIG,
+            "OAUTH_API_URL is not set: set it to the SSM service's base URL in the settings file or "
+            "the environment");
+    bk_buf url = {NULL, 0, 0, 0};
+    buf_puts(&url, c->s->api_url);
+    buf_puts(&url, "/");
+    if (url.oom) {
+        buf_free(&url);
+        return err_nomem(err);
+    }
+    http_request req = {"GET", url.data, NULL, 0, NULL, 0};
+    http_response resp = {0, NULL, 0};
+    bkoauth_code rc = http_perform(c->http, &req, &resp, err);
+    if (rc == BKOAUTH_OK) *status = resp.status;
+    http_response_clear(&resp);
+    buf_free(&url);
+    return rc == BKOAUTH_OK ? err_ok(err) : rc;
+}
+
 void ssm_after_fork(ssm_client *c)
 {
     if (c != NULL) http_after_fork(c->http);

@@ -30,6 +30,11 @@ bkoauth_code ssm_fetch_user(ssm_client *c, const char *env_name, const bk_kvlist
 bkoauth_code ssm_refresh(ssm_client *c, const char *env_name, const char *refresh_token, ssm_grant *out,
                          bkoauth_error *err);
 
+/* Reaches OAUTH_API_URL with a plain GET of its root, asking for no token: BKOAUTH_OK when any
+ * HTTP answer came back (*status set), BKOAUTH_E_TOKEN_API saying why not (unreachable, TLS,
+ * timeout), BKOAUTH_E_CONFIG when OAUTH_API_URL is not set. */
+bkoauth_code ssm_ping(ssm_client *c, long *status, bkoauth_error *err);
+
 /* What kind of failure the calling thread's last failed call was (set by every failed call of
  * this thread, kept until the next one). */
 typedef enum ssm_failure {

@@ -120,10 +120,11 @@ static int broken(PGconn *pg)
 }
 
 /* A connection of pool p that is not known broken, or NULL with err set. *fresh: opened now. */
-static pconn *take(pool *p, int *fresh, bkoauth_error *err)
+static pconn *take(pg_store *ps, pool *p, int *fresh, bkoauth_error *err)
 {
     pconn *c = pool_get(p, fresh, err);
     if (c == NULL || *fresh || !broken(c->pg)) return c;
+    atomic_fetch_add(&ps->base.reconnects, 1);
     pool_discard(p, c);
     pool_flush(p); /* the others idle since the same moment are likely stale too */
     return pool_get(p, fresh, err);
@@ -241,7 +242,7 @@ static bkoauth_code with_conn(pg_store *ps, pool *p, conn_work work, void *arg, 
     if (err == NULL) err = &local;
     for (int attempt = 0;; attempt++) {
         int fresh = 0;
-        pconn *c = take(p, &fresh, err);
+        pconn *c = take(ps, p, &fresh, err);
         if (c == NULL) return err->code != BKOAUTH_OK ? err->code : BKOAUTH_E_STORE;
         bkoauth_code rc = work(ps, c, arg, err);
         if (rc == BKOAUTH_OK) {

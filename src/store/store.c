@@ -74,7 +74,8 @@ static bkoauth_code save_row(store *st, const bkoauth_token *t, bkoauth_error *e
     while (left > 0 && !atomic_compare_exchange_weak(&st->fail_saves, &left, left - 1)) {
     }
     if (left > 0)
-        return err_set(err, BKOAUTH_E_STORE, "token store: saving a token failed (a fault injected by a test)");
+        return err_set(err, BKOAUTH_E_STORE,
+                       "token store: saving a token failed (a fault injected by a test)");
     return st->ops->save(st, t, err);
 }
 
@@ -379,9 +380,33 @@ bkoauth_code store_list(store *st, bkoauth_token ***out, size_t *count, bkoauth_
     return st->ops->list(st, out, count, err);
 }
 
+/* At close: one more try to save each grant still held; what cannot be saved is named. */
+static void flush_all_unsaved(store *st)
+{
+    if (keytab_unsaved(st->keys) == 0) return;
+    key_entry *held[64];
+    int n = keytab_unsaved_entries(st->keys, held, 64);
+    for (int i = 0; i < n; i++) {
+        int h = 0;
+        if (st->ops->try_lock(st, held[i]->env_name, held[i]->user_id, &h, NULL) == BKOAUTH_OK && h) {
+            flush_unsaved(st, held[i]);
+            st->ops->unlock(st, held[i]->env_name, held[i]->user_id);
+        }
+        bkoauth_token *u = key_unsaved_copy(st->keys, held[i]->env_name, held[i]->user_id);
+        if (u != NULL)
+            log_write(st->logger, BKOAUTH_LOG_ERROR,
+                      "the token of %s (env %s) obtained from the SSM service could not be saved before the "
+                      "client was closed; the user's next login gets a new one",
+                      who(held[i]->user_id), held[i]->env_name);
+        bkoauth_token_free(u);
+        key_release(st->keys, held[i], 0);
+    }
+}
+
 void store_close(store *st)
 {
     if (st == NULL) return;
+    flush_all_unsaved(st);
     keytab *keys = st->keys;
     st->ops->close(st);
     keytab_free(keys);
