@@ -128,6 +128,10 @@ BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
  *  | BKOAUTH_CA_FILE          | CA bundle for that                                      | system default
  *  | BKOAUTH_LOG_LEVEL        | error, warning, info, debug                             | warning
  *  | BKOAUTH_CACHE_SECONDS    | how long a saved token is reused from memory (0: off)   | 10
+ *  | BKOAUTH_BACKOFF_SECONDS  | after a renewal failed because the SSM service fails, a   | 5
+ *  |                          | token that has not expired is served this long before   |
+ *  |                          | the next attempt (0: try every time)                    |
+ *  | BKOAUTH_BACKOFF_MAX_SECONDS | the wait doubles per failure in a row, up to this    | 60
  *  | BKOAUTH_DB_CONNECTIONS   | most connections a client opens to its store (3..1000): | 13
  *  |                          | PostgreSQL 1 for renewal locks, a quarter of the rest   |
  *  |                          | for writes, the others for reads; SQLite 1 writer, the  |
