@@ -133,6 +133,10 @@ BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
  *  | BKOAUTH_CA_FILE          | CA bundle for that                                      | system default
  *  | BKOAUTH_LOG_LEVEL        | error, warning, info, debug                             | warning
  *  | BKOAUTH_CACHE_SECONDS    | how long a saved token is reused from memory (0: off)   | 10
+ *  | BKOAUTH_BACKOFF_SECONDS  | after a renewal failed because the SSM service fails, a   | 5
+ *  |                          | token that has not expired is served this long before   |
+ *  |                          | the next attempt (0: try every time)                    |
+ *  | BKOAUTH_BACKOFF_MAX_SECONDS | the wait doubles per failure in a row, up to this    | 60
  *  | BKOAUTH_DB_CONNECTIONS   | most connections a client opens to its store (3..1000): | 13
  *  |                          | PostgreSQL and MySQL 1 for renewal locks, a quarter of  |
  *  |                          | the rest for writes, the others for reads; SQLite 1     |
@@ -185,7 +189,22 @@ BKOAUTH_API bkoauth_code bkoauth_config_load_env(bkoauth_config *config, bkoauth
  *  service then fails with BKOAUTH_E_TOKEN_API saying OAUTH_API_URL is not set. Returns NULL on failure,
  *  with err filled (BKOAUTH_E_CONFIG, BKOAUTH_E_STORE or BKOAUTH_E_NOMEM). The client is
  *  thread-safe: one client serves any number of threads at once. Free with
- *  bkoauth_client_free(). */
+ *  bkoauth_client_free().
+ *
+ *  Failures it survives (see docs/ARCHITECTURE.md, "Failure model"):
+ *  - a database connection found broken (restart, failover) is replaced and the work, when safe
+ *    to repeat, done once more, so the first call after a restart succeeds;
+ *  - a grant the SSM service gave that cannot be saved is still returned, kept in the process
+ *    (served to the next callers of that token) and saved at the next chance;
+ *  - while the SSM service fails (no answer, an HTTP error, a broken answer), a saved token that
+ *    has not expired is returned instead of an error, and renewals of that token back off
+ *    (BKOAUTH_BACKOFF_SECONDS doubling up to BKOAUTH_BACKOFF_MAX_SECONDS); an expired token is
+ *    never returned.
+ *
+ *  fork(): a client may be used in a child process after fork(). The child's first call drops
+ *  (without closing) the connections, locks and handles it inherited, which are the parent's, and
+ *  makes its own; the parent's are untouched. Make that first call before the child starts
+ *  threads of its own. */
 BKOAUTH_API bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *err);
 
 /** Frees a client, closing its store and HTTP connections. No other thread may be using it.
@@ -203,6 +222,38 @@ typedef void (*bkoauth_log_fn)(void *ctx, int level, const char *message);
  *  stderr from BKOAUTH_LOG_LEVEL up. fn NULL silences the client. Messages above the level of
  *  BKOAUTH_LOG_LEVEL are not passed to fn. Call before sharing the client between threads. */
 BKOAUTH_API void bkoauth_client_set_logger(bkoauth_client *client, bkoauth_log_fn fn, void *ctx);
+
+/** What a client has done since it was created, for monitoring. Counters only grow, except
+ *  grants_unsaved, which is a current number. */
+typedef struct bkoauth_stats {
+    uint64_t cache_hits;           /**< tokens served from this process's cache */
+    uint64_t store_reads;          /**< lookups that read the token store */
+    uint64_t renewals;             /**< grants obtained from the SSM service */
+    uint64_t ssm_calls;            /**< calls to the SSM service (sent or attempted) */
+    uint64_t ssm_fail_network;     /**< calls without an answer: unreachable, timeout, dropped */
+    uint64_t ssm_fail_server;      /**< calls answered with an HTTP error status */
+    uint64_t ssm_fail_answer;      /**< answers that are not a usable grant (HTML, truncated) */
+    uint64_t ssm_fail_refused;     /**< requests the service refused (credential, refresh_token) */
+    uint64_t ssm_fail_setup;       /**< calls not sent: a setting missing or unusable */
+    uint64_t served_during_outage; /**< still-valid saved tokens returned because the service
+                                        failed, renewals backed off, or another caller's renewal
+                                        was taking long */
+    uint64_t store_reconnects;     /**< broken database connections replaced */
+    uint64_t grants_saved_late;    /**< grants saved after their first save had failed */
+    uint64_t grants_unsaved;       /**< grants held in memory now, not saved yet */
+} bkoauth_stats;
+
+/** Fills *out with the client's counters. Thread-safe; cheap (no I/O). Returns BKOAUTH_OK, or
+ *  BKOAUTH_E_INVALID when client or out is NULL. */
+BKOAUTH_API bkoauth_code bkoauth_client_stats(const bkoauth_client *client, bkoauth_stats *out,
+                                              bkoauth_error *err);
+
+/** Checks that the SSM service can be reached, without asking it for a token: a plain GET of
+ *  OAUTH_API_URL's root. BKOAUTH_OK when any HTTP answer came back (its status in *http_status
+ *  when not NULL: the root may well answer 404), BKOAUTH_E_TOKEN_API saying why it could not be
+ *  reached (refused, timeout, TLS), BKOAUTH_E_CONFIG when OAUTH_API_URL is not set. For
+ *  monitoring and `bkoauth check`. */
+BKOAUTH_API bkoauth_code bkoauth_check_service(bkoauth_client *client, long *http_status, bkoauth_error *err);
 
 /** The env_name this client works in: "prod" when RUN_MODE is PRODUCT, else "test". */
 BKOAUTH_API const char *bkoauth_client_env_name(const bkoauth_client *client);

@@ -43,7 +43,8 @@ up() {
     --skip-name-resolve --skip-log-bin --innodb-buffer-pool-size=64M --innodb-log-file-size=16M \
     --innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --sync-binlog=0 --max-connections=500 \
     --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
-    --performance-schema=0 </dev/null >/dev/null 2>&1 &
+    --performance-schema=0 --innodb-buffer-pool-dump-at-shutdown=0 --innodb-buffer-pool-load-at-startup=0 \
+    --innodb-temp-data-file-path=ibtmp1:1M:autoextend --loose-feedback=0 </dev/null >/dev/null 2>&1 &
   for _ in $(seq 1 300); do
     if mariadb-admin --no-defaults --protocol=socket --socket="$dir/sock" -uroot ping >/dev/null 2>&1; then
       return 0

@@ -8,22 +8,64 @@
  * and hosts (no database lock: see store.h) and hands the row as it is *now* to a renew
  * function. That function renews only when the row still needs it; a caller that waited finds
  * the row renewed and returns it. A grant the store could not save is still the caller's: the
- * store keeps it in the process and saves it later. */
+ * store keeps it in the process and saves it later. While the service fails, a saved token that
+ * has not expired is served, and the key's renewals back off (keys.h). */
 #include "cache.h"
 #include "internal.h"
 #include "ssm/ssm.h"
 #include "store/store.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Cache hits are counted in stripes (one cache line each, a thread's by its address), so the
+ * hot path writes no line that every thread writes. */
+#define HIT_STRIPES 16
+typedef struct hit_stripe {
+    _Alignas(64) atomic_ulong n;
+} hit_stripe;
 
 struct bkoauth_client {
     bk_settings s;
     bk_logger logger;
     ssm_client *ssm;
     store *st;
-    cache *cache; /* NULL when BKOAUTH_CACHE_SECONDS is 0 */
+    cache *cache;    /* NULL when BKOAUTH_CACHE_SECONDS is 0 */
+    keytab *backoff; /* per key: renewal failures and the back-off they impose */
+    atomic_long pid; /* the process the connections belong to (fork) */
+    atomic_ulong store_reads, renewals, served_meanwhile;
+    hit_stripe hits[HIT_STRIPES];
 };
+
+static _Thread_local char thread_marker;
+
+static void stats_cache_hit(bkoauth_client *c)
+{
+    uintptr_t a = (uintptr_t)&thread_marker;
+    atomic_fetch_add_explicit(&c->hits[(a >> 12) % HIT_STRIPES].n, 1, memory_order_relaxed);
+}
+
+/* In a child after fork(): what the client inherited (connections, locks, handles) is the
+ * parent's; the first call of the child drops it, without closing, and makes its own. */
+static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void client_after_fork(bkoauth_client *c)
+{
+    long me = (long)getpid();
+    if (atomic_load(&c->pid) == me) return;
+    pthread_mutex_lock(&fork_mu);
+    if (atomic_load(&c->pid) != me) {
+        store_after_fork(c->st);
+        ssm_after_fork(c->ssm);
+        keytab *fresh = keytab_new(); /* the parent's may hold locks of threads gone here */
+        if (fresh != NULL) c->backoff = fresh;
+        atomic_store(&c->pid, me);
+    }
+    pthread_mutex_unlock(&fork_mu);
+}
 
 /* ---- construction ----------------------------------------------------------------------- */
 
@@ -37,6 +79,12 @@ bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *
     bkoauth_client *c = calloc(1, sizeof *c);
     if (c == NULL) {
         err_nomem(err);
+        return NULL;
+    }
+    atomic_store(&c->pid, (long)getpid());
+    if ((c->backoff = keytab_new()) == NULL) {
+        err_nomem(err);
+        bkoauth_client_free(c);
         return NULL;
     }
     if (settings_from_config(config, &c->s, err) != BKOAUTH_OK) {
@@ -79,6 +127,7 @@ void bkoauth_client_free(bkoauth_client *client)
 {
     if (client == NULL) return;
     cache_free(client->cache);
+    keytab_free(client->backoff);
     store_close(client->st);
     ssm_free(client->ssm);
     settings_clear(&client->s);
@@ -90,6 +139,40 @@ void bkoauth_client_set_logger(bkoauth_client *client, bkoauth_log_fn fn, void *
     if (client == NULL) return;
     client->logger.fn = fn;
     client->logger.ctx = ctx;
+}
+
+bkoauth_code bkoauth_client_stats(const bkoauth_client *client, bkoauth_stats *out, bkoauth_error *err)
+{
+    if (client == NULL || out == NULL)
+        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_client_stats: client and out must not be NULL");
+    bkoauth_client *c = (bkoauth_client *)client; /* counters are atomics */
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < HIT_STRIPES; i++)
+        out->cache_hits += atomic_load_explicit(&c->hits[i].n, memory_order_relaxed);
+    out->store_reads = atomic_load(&c->store_reads);
+    out->renewals = atomic_load(&c->renewals);
+    out->served_during_outage = atomic_load(&c->served_meanwhile);
+    uint64_t fails[SSM_FAIL_KINDS];
+    ssm_counts(c->ssm, &out->ssm_calls, fails);
+    out->ssm_fail_network = fails[SSM_FAIL_NETWORK];
+    out->ssm_fail_server = fails[SSM_FAIL_SERVER];
+    out->ssm_fail_answer = fails[SSM_FAIL_ANSWER];
+    out->ssm_fail_refused = fails[SSM_FAIL_REFUSED];
+    out->ssm_fail_setup = fails[SSM_FAIL_SETUP];
+    store_counts(c->st, &out->store_reconnects, &out->grants_saved_late, &out->grants_unsaved);
+    return err_ok(err);
+}
+
+bkoauth_code bkoauth_check_service(bkoauth_client *client, long *http_status, bkoauth_error *err)
+{
+    long status = 0;
+    if (http_status != NULL) *http_status = 0;
+    if (client == NULL)
+        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_check_service: client must not be NULL");
+    client_after_fork(client);
+    bkoauth_code rc = ssm_ping(client->ssm, &status, err);
+    if (http_status != NULL) *http_status = status;
+    return rc;
 }
 
 const char *bkoauth_client_env_name(const bkoauth_client *client)
@@ -131,29 +214,68 @@ static bkoauth_code check_user_id(const char *user_id, bkoauth_error *err)
     return BKOAUTH_OK;
 }
 
-/* ---- renew functions (run with the row locked) -------------------------------------------- */
+/* ---- renew functions (run with the key locked) -------------------------------------------- */
+
+/* How long callers that hold a still-valid token wait for another caller's renewal call of the
+ * same key before they take their own token (the service may hang until BKOAUTH_TIMEOUT_MS). */
+#define RENEW_PATIENCE_MS 1000
 
 typedef struct renew_ctx {
     bkoauth_client *c;
+    const char *env_name;
     const char *user_id;          /* NULL: APP */
     const bk_kvlist *credentials; /* user login */
     const char *client_ip;        /* user login */
     const bkoauth_token *old;     /* refresh: the token the caller holds */
+    int explicit_refresh;         /* bkoauth_refresh_token(): tries even while backing off */
     int called;                   /* set when the SSM was called */
+    int outage;                   /* the call failed as an outage (network, server, answer) */
+    int64_t next_try;             /* after an outage: seconds until the next attempt */
 } renew_ctx;
+
+/* 1 when renewals of r's key wait for a back-off now: a caller holding a token that has not
+ * expired takes it instead of calling (one attempt per key per back-off period). A caller with
+ * no such token always tries, as an expired token is never served. */
+static int backing_off(const renew_ctx *r)
+{
+    return !r->explicit_refresh && key_backoff_until(r->c->backoff, r->env_name, r->user_id) > bk_now();
+}
+
+/* While the key backs off, a token that has not expired will do. */
+static int will_do_meanwhile(const renew_ctx *r, const bkoauth_token *t)
+{
+    return t->expires > bk_now() && backing_off(r);
+}
 
 /* A row renewed meanwhile needs no renewal (the cross-process lock is then not taken). */
 static int fetch_ok(void *ctx, const bkoauth_token *current)
 {
     renew_ctx *r = ctx;
-    return !token_expiring(current, r->c->s.expires_seconds, bk_now());
+    return !token_expiring(current, r->c->s.expires_seconds, bk_now()) || will_do_meanwhile(r, current);
 }
 
 static int refresh_ok(void *ctx, const bkoauth_token *current)
 {
     renew_ctx *r = ctx;
-    return !bk_streq(current->access_token, r->old->access_token) &&
-           !token_expiring(current, r->c->s.expires_seconds, bk_now());
+    return (!bk_streq(current->access_token, r->old->access_token) &&
+            !token_expiring(current, r->c->s.expires_seconds, bk_now())) ||
+           will_do_meanwhile(r, current);
+}
+
+/* After a call: a success ends the key's back-off, an outage extends it (still under the key's
+ * lock, so the next waiter sees it). */
+static void after_call(renew_ctx *r, bkoauth_code rc)
+{
+    bkoauth_client *c = r->c;
+    if (rc == BKOAUTH_OK) {
+        key_backoff_clear(c->backoff, r->env_name, r->user_id);
+        atomic_fetch_add(&c->renewals, 1);
+    } else if (rc == BKOAUTH_E_TOKEN_API && ssm_failure_is_outage(ssm_last_failure())) {
+        r->outage = 1;
+        if (c->s.backoff_seconds > 0)
+            r->next_try = key_backoff_failed(c->backoff, r->env_name, r->user_id, bk_now(),
+                                             c->s.backoff_seconds, c->s.backoff_max_seconds);
+    }
 }
 
 static bkoauth_code renew_fetch(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
@@ -163,13 +285,14 @@ static bkoauth_code renew_fetch(void *ctx, const bkoauth_token *current, bkoauth
     bkoauth_client *c = r->c;
     if (current != NULL && !token_expiring(current, c->s.expires_seconds, bk_now()))
         return BKOAUTH_OK; /* renewed meanwhile by another thread or process */
-    ssm_grant g;
     bkoauth_code rc;
+    ssm_grant g;
     r->called = 1;
     if (r->user_id == NULL)
         rc = ssm_fetch_app(c->ssm, c->s.env_name, &g, err);
     else
         rc = ssm_fetch_user(c->ssm, c->s.env_name, r->credentials, r->client_ip, &g, err);
+    after_call(r, rc);
     if (rc != BKOAUTH_OK) return rc;
     rc = token_from_grant(&g, c->s.env_name, r->user_id, current, fresh, err);
     ssm_grant_clear(&g);
@@ -195,26 +318,64 @@ static bkoauth_code renew_refresh(void *ctx, const bkoauth_token *current, bkoau
     ssm_grant g;
     r->called = 1;
     bkoauth_code rc = ssm_refresh(c->ssm, r->old->env_name, rt, &g, err);
+    after_call(r, rc);
     if (rc != BKOAUTH_OK) return rc;
     rc = token_from_grant(&g, r->old->env_name, r->user_id, current, fresh, err);
     ssm_grant_clear(&g);
     return rc;
 }
 
-/* Renews the row (env_name, user_id) with the key locked (store_renew_keep). A grant that could
- * not be saved is returned all the same: the store keeps it and saves it later. */
-static bkoauth_code renew_row(bkoauth_client *c, const char *env_name, renew_ctx *r, store_current_ok_fn ok,
-                              store_renew_fn fn, bkoauth_token **out, bkoauth_error *err)
+/* Renews the row of r's key with the key locked (store_renew_if). A grant that could not be
+ * saved is returned all the same: the store keeps it and saves it later. With patience_ms, *out
+ * may be NULL on success: another caller is renewing, take your own token. */
+static bkoauth_code renew_row(bkoauth_client *c, renew_ctx *r, store_current_ok_fn ok, store_renew_fn fn,
+                              int64_t patience_ms, bkoauth_token **out, bkoauth_error *err)
 {
-    bkoauth_code rc = store_renew_if(c->st, env_name, r->user_id, ok, fn, r, out, err);
+    bkoauth_code rc = store_renew_if(c->st, r->env_name, r->user_id, ok, fn, r, patience_ms, out, err);
     if (rc == BKOAUTH_E_STORE && *out != NULL) rc = err_ok(err); /* logged by the store */
-    if (rc == BKOAUTH_OK) {
+    if (rc == BKOAUTH_OK && *out != NULL && r->called) {
         /* every thread's cached copy is stale from now on; this thread keeps the new token */
-        cache_invalidate(c->cache, env_name, r->user_id);
-        cache_put(c->cache, *out, cache_generation(c->cache, env_name, r->user_id), bk_now());
-        log_write(&c->logger, BKOAUTH_LOG_INFO, "%s the token of %s (env %s)",
-                  r->called ? "renewed" : "reused the meanwhile renewed", who(r->user_id), env_name);
+        cache_invalidate(c->cache, r->env_name, r->user_id);
+        cache_put(c->cache, *out, cache_generation(c->cache, r->env_name, r->user_id), bk_now());
+        log_write(&c->logger, BKOAUTH_LOG_INFO, "renewed the token of %s (env %s)", who(r->user_id),
+                  r->env_name);
     }
+    return rc;
+}
+
+/* The renewal of r's key, where the caller holds have (the saved token, owned, may be NULL):
+ * when have has not expired and the renewal cannot be done now - the service fails (an outage),
+ * the key backs off after such a failure, or another caller's renewal call has been running for
+ * longer than RENEW_PATIENCE_MS - have is the answer. An expired token is never returned. */
+static bkoauth_code renew_or_serve(bkoauth_client *c, renew_ctx *r, store_current_ok_fn ok, store_renew_fn fn,
+                                   bkoauth_token *have, bkoauth_token **out, bkoauth_error *err)
+{
+    *out = NULL;
+    int valid = have != NULL && have->expires > bk_now() && !r->explicit_refresh;
+    bkoauth_token *t = NULL;
+    bkoauth_code rc = renew_row(c, r, ok, fn, valid ? RENEW_PATIENCE_MS : 0, &t, err);
+    if (rc == BKOAUTH_OK && t != NULL) {
+        if (token_expiring(t, c->s.expires_seconds, bk_now()))
+            atomic_fetch_add(&c->served_meanwhile, 1); /* a row accepted while backing off */
+        bkoauth_token_free(have);
+        *out = t;
+        return BKOAUTH_OK;
+    }
+    if (valid && (rc == BKOAUTH_OK || (rc == BKOAUTH_E_TOKEN_API && r->outage))) {
+        if (r->outage)
+            log_write(&c->logger, BKOAUTH_LOG_WARNING,
+                      "serving the saved token of %s (env %s), still valid for %lld s, while the SSM service "
+                      "fails; the next renewal attempt is in %lld s",
+                      who(r->user_id), r->env_name, (long long)(have->expires - bk_now()),
+                      (long long)r->next_try);
+        atomic_fetch_add(&c->served_meanwhile, 1);
+        *out = have;
+        return err_ok(err);
+    }
+    bkoauth_token_free(have);
+    if (rc == BKOAUTH_OK) /* cannot happen without patience; never report success without a token */
+        return err_set(err, BKOAUTH_E_TOKEN_API, "the renewal of the token of %s gave no token; retry",
+                       who(r->user_id));
     return rc;
 }
 
@@ -225,29 +386,34 @@ static bkoauth_code saved(bkoauth_client *c, const char *env_name, const char *u
 {
     int64_t now = bk_now();
     *out = cache_get(c->cache, env_name, user_id, c->s.expires_seconds, now);
-    if (*out != NULL) return BKOAUTH_OK;
+    if (*out != NULL) {
+        stats_cache_hit(c);
+        return BKOAUTH_OK;
+    }
     uint64_t gen = cache_generation(c->cache, env_name, user_id);
+    atomic_fetch_add(&c->store_reads, 1);
     bkoauth_code rc = store_get(c->st, env_name, user_id, out, err);
     if (rc == BKOAUTH_OK && !token_expiring(*out, c->s.expires_seconds, now))
         cache_put(c->cache, *out, gen, now);
     return rc;
 }
 
-/* The saved token when it is fresh; *out NULL when it is missing or expiring. */
-static bkoauth_code saved_fresh(bkoauth_client *c, const char *env_name, const char *user_id,
-                                bkoauth_token **out, bkoauth_error *err)
+/* The saved token for an operation that can fetch a new one (APP, login): NULL when there is
+ * none, or when the store cannot be read (a new token is then fetched and kept in the process
+ * until the store takes it). */
+static bkoauth_code saved_or_none(bkoauth_client *c, const char *user_id, bkoauth_token **out,
+                                  bkoauth_error *err)
 {
-    bkoauth_token *t = NULL;
-    bkoauth_code rc = saved(c, env_name, user_id, &t, err);
-    *out = NULL;
+    bkoauth_code rc = saved(c, c->s.env_name, user_id, out, err);
     if (rc == BKOAUTH_E_TOKEN_NOT_EXIST) return err_ok(err);
-    if (rc != BKOAUTH_OK) return rc;
-    if (token_expiring(t, c->s.expires_seconds, bk_now())) {
-        bkoauth_token_free(t);
-        return BKOAUTH_OK;
+    if (rc == BKOAUTH_E_STORE) {
+        log_write(&c->logger, BKOAUTH_LOG_WARNING,
+                  "cannot read the saved token of %s (%s); getting a new one", who(user_id),
+                  err ? err->message : "store error");
+        *out = NULL;
+        return err_ok(err);
     }
-    *out = t;
-    return BKOAUTH_OK;
+    return rc;
 }
 
 static bkoauth_code finish(bkoauth_code rc, bkoauth_token **out, bkoauth_token *t, bkoauth_error *err)
@@ -269,11 +435,14 @@ bkoauth_code bkoauth_get_app_access_token(bkoauth_client *client, bkoauth_token 
     if (client == NULL || out == NULL)
         return err_set(err, BKOAUTH_E_INVALID,
                        "bkoauth_get_app_access_token: client and out must not be NULL");
+    client_after_fork(client);
     bkoauth_token *t = NULL;
-    bkoauth_code rc = saved_fresh(client, client->s.env_name, NULL, &t, err);
-    if (rc == BKOAUTH_OK && t == NULL) {
-        renew_ctx r = {.c = client, .user_id = NULL};
-        rc = renew_row(client, client->s.env_name, &r, fetch_ok, renew_fetch, &t, err);
+    bkoauth_code rc = saved_or_none(client, NULL, &t, err);
+    if (rc == BKOAUTH_OK && (t == NULL || token_expiring(t, client->s.expires_seconds, bk_now()))) {
+        renew_ctx r = {.c = client, .env_name = client->s.env_name, .user_id = NULL};
+        bkoauth_token *have = t;
+        t = NULL;
+        rc = renew_or_serve(client, &r, fetch_ok, renew_fetch, have, &t, err);
         if (rc != BKOAUTH_OK) err_prefix(err, "get_app_access_token");
     }
     return finish(rc, out, t, err);
@@ -292,17 +461,23 @@ bkoauth_code bkoauth_get_access_token(bkoauth_client *client, const bkoauth_requ
                        "logged-in user - use bkoauth_get_app_access_token() for the APP token");
     bkoauth_code rc = check_user_id(req->username, err);
     if (rc != BKOAUTH_OK) return rc;
+    client_after_fork(client);
     bkoauth_token *t = NULL;
-    rc = saved_fresh(client, client->s.env_name, req->username, &t, err);
-    if (rc == BKOAUTH_OK && t == NULL) {
+    rc = saved_or_none(client, req->username, &t, err);
+    if (rc == BKOAUTH_OK && (t == NULL || token_expiring(t, client->s.expires_seconds, bk_now()))) {
         bk_kvlist creds = {0};
+        bkoauth_token *have = t;
+        t = NULL;
         rc = request_credentials(&client->s, req, &creds, err);
         if (rc == BKOAUTH_OK) {
             renew_ctx r = {.c = client,
+                           .env_name = client->s.env_name,
                            .user_id = req->username,
                            .credentials = &creds,
                            .client_ip = request_client_ip(req)};
-            rc = renew_row(client, client->s.env_name, &r, fetch_ok, renew_fetch, &t, err);
+            rc = renew_or_serve(client, &r, fetch_ok, renew_fetch, have, &t, err);
+        } else {
+            bkoauth_token_free(have);
         }
         kvlist_clear(&creds);
         if (rc != BKOAUTH_OK) err_prefix(err, "get_access_token for user %s", req->username);
@@ -310,13 +485,18 @@ bkoauth_code bkoauth_get_access_token(bkoauth_client *client, const bkoauth_requ
     return finish(rc, out, t, err);
 }
 
-/* refresh_token with a known row key; on a refused refresh, a token saved meanwhile wins. */
-static bkoauth_code refresh_row(bkoauth_client *c, const bkoauth_token *token, bkoauth_token **out,
-                                bkoauth_error *err)
+/* refresh_token with a known row key; on a refused refresh, a token saved meanwhile wins. have
+ * (owned, may be NULL) is served during an outage unless the refresh is explicit. */
+static bkoauth_code refresh_row(bkoauth_client *c, const bkoauth_token *token, int explicit_refresh,
+                                bkoauth_token *have, bkoauth_token **out, bkoauth_error *err)
 {
-    renew_ctx r = {.c = c, .user_id = token->user_id, .old = token};
+    renew_ctx r = {.c = c,
+                   .env_name = token->env_name,
+                   .user_id = token->user_id,
+                   .old = token,
+                   .explicit_refresh = explicit_refresh};
     bkoauth_token *t = NULL;
-    bkoauth_code rc = renew_row(c, token->env_name, &r, refresh_ok, renew_refresh, &t, err);
+    bkoauth_code rc = renew_or_serve(c, &r, refresh_ok, renew_refresh, have, &t, err);
     if (rc == BKOAUTH_E_TOKEN_API) {
         /* A refresh_token is single-use: if a writer outside our locks (another library or app on
          * the same table) renewed the row first, the saved token is the answer. */
@@ -356,7 +536,8 @@ bkoauth_code bkoauth_refresh_token(bkoauth_client *client, const bkoauth_token *
         bkoauth_code rc = check_user_id(token->user_id, err);
         if (rc != BKOAUTH_OK) return rc;
     }
-    return refresh_row(client, token, out, err);
+    client_after_fork(client);
+    return refresh_row(client, token, 1, NULL, out, err);
 }
 
 bkoauth_code bkoauth_get_access_token_by_user(bkoauth_client *client, const char *user_id,
@@ -368,6 +549,7 @@ bkoauth_code bkoauth_get_access_token_by_user(bkoauth_client *client, const char
                        "bkoauth_get_access_token_by_user: client and out must not be NULL");
     bkoauth_code rc = check_user_id(user_id, err);
     if (rc != BKOAUTH_OK) return rc;
+    client_after_fork(client);
     bkoauth_token *t = NULL;
     rc = saved(client, client->s.env_name, user_id, &t, err);
     if (rc == BKOAUTH_E_TOKEN_NOT_EXIST) {
@@ -387,7 +569,7 @@ bkoauth_code bkoauth_get_access_token_by_user(bkoauth_client *client, const char
                 user_id);
         }
         bkoauth_token *renewed = NULL;
-        rc = refresh_row(client, t, &renewed, err);
+        rc = refresh_row(client, t, 0, bkoauth_token_dup(t), &renewed, err);
         bkoauth_token_free(t);
         t = renewed;
     }
@@ -417,6 +599,7 @@ bkoauth_code bkoauth_list_tokens(bkoauth_client *client, bkoauth_token ***out, s
     if (count != NULL) *count = 0;
     if (client == NULL || out == NULL || count == NULL)
         return err_set(err, BKOAUTH_E_INVALID, "bkoauth_list_tokens: client, out and count must not be NULL");
+    client_after_fork(client);
     bkoauth_code rc = store_list(client->st, out, count, err);
     return rc == BKOAUTH_OK ? err_ok(err) : rc;
 }
@@ -425,6 +608,7 @@ bkoauth_code bkoauth_delete_token(bkoauth_client *client, const char *user_id, b
 {
     if (client == NULL)
         return err_set(err, BKOAUTH_E_INVALID, "bkoauth_delete_token: client must not be NULL");
+    client_after_fork(client);
     if (user_id != NULL) {
         bkoauth_code rc = check_user_id(user_id, err);
         if (rc != BKOAUTH_OK) return rc;
@@ -444,4 +628,9 @@ const bk_settings *client_settings(const bkoauth_client *c)
 const bk_logger *client_logger(const bkoauth_client *c)
 {
     return &c->logger;
+}
+
+struct store *client_store(const bkoauth_client *c)
+{
+    return c->st;
 }

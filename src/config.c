@@ -57,6 +57,8 @@ enum {
     S_LOG_LEVEL,
     S_CACHE_SECONDS,
     S_DB_CONNECTIONS,
+    S_BACKOFF_SECONDS,
+    S_BACKOFF_MAX_SECONDS,
     S_COUNT
 };
 
@@ -81,6 +83,8 @@ static const setting SETTINGS[S_COUNT] = {
     [S_LOG_LEVEL] = {"BKOAUTH_LOG_LEVEL", K_LOG_LEVEL, "warning", 0, 0},
     [S_CACHE_SECONDS] = {"BKOAUTH_CACHE_SECONDS", K_INT, "10", 0, 86400L},
     [S_DB_CONNECTIONS] = {"BKOAUTH_DB_CONNECTIONS", K_INT, "13", 3, 1000L},
+    [S_BACKOFF_SECONDS] = {"BKOAUTH_BACKOFF_SECONDS", K_INT, "5", 0, 3600L},
+    [S_BACKOFF_MAX_SECONDS] = {"BKOAUTH_BACKOFF_MAX_SECONDS", K_INT, "60", 1, 86400L},
 };
 
 struct bkoauth_config {
@@ -799,9 +803,13 @@ bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out
         if (strcasecmp(value_of(config, S_LOG_LEVEL), levels[l]) == 0) out->log_level = l;
     parse_long(value_of(config, S_CACHE_SECONDS), 0, SETTINGS[S_CACHE_SECONDS].max, &n);
     out->cache_seconds = (int)n;
-    parse_long(value_of(config, S_DB_CONNECTIONS), SETTINGS[S_DB_CONNECTIONS].min, SETTINGS[S_DB_CONNECTIONS].max,
-               &n);
+    parse_long(value_of(config, S_DB_CONNECTIONS), SETTINGS[S_DB_CONNECTIONS].min,
+               SETTINGS[S_DB_CONNECTIONS].max, &n);
     out->db_connections = (int)n;
+    parse_long(value_of(config, S_BACKOFF_SECONDS), 0, SETTINGS[S_BACKOFF_SECONDS].max, &n);
+    out->backoff_seconds = n;
+    parse_long(value_of(config, S_BACKOFF_MAX_SECONDS), 1, SETTINGS[S_BACKOFF_MAX_SECONDS].max, &n);
+    out->backoff_max_seconds = n < out->backoff_seconds ? out->backoff_seconds : n;
     if ((url && !out->api_url) || !out->database_url ||
         (out->store_kind == BK_STORE_SQLITE && !out->database_path) ||
         (code && !out->app_code && !bk_empty(code))) {

@@ -99,29 +99,31 @@ enum { BK_STORE_SQLITE = 0, BK_STORE_POSTGRES = 1, BK_STORE_MYSQL = 2 };
 
 /* Settings checked and converted, as the client uses them. Built by settings_from_config(). */
 typedef struct bk_settings {
-    char *api_url;            /* OAUTH_API_URL without trailing '/'; NULL when unset */
-    bk_kvlist cookies_params; /* OAUTH_COOKIES_PARAMS: key = request param, value = cookie name */
-    bk_kvlist oauth_params;   /* OAUTH_PARAMS: values as text (strings as is, other JSON as JSON,
-                                 booleans True/False as Python's str() writes them) */
-    char *oauth_params_json;  /* OAUTH_PARAMS as compact JSON text, for the ee body ("{}" default) */
-    char *app_code;           /* effective for SSM calls: BKAUTH_TOKEN_APP_CODE or APP_CODE; may be NULL */
-    char *app_secret;         /* BKAUTH_TOKEN_SECRET_KEY or SECRET_KEY; may be NULL */
-    char env_name[8];         /* "prod" or "test" */
-    int64_t expires_seconds;  /* EXPIRES_SECONDS */
-    int need_new_token;       /* OAUTH_NEED_NEW_TOKEN */
-    int protocol;             /* BK_PROTO_* from BKAUTH_BACKEND_TYPE */
-    char *apigw_public_key;   /* PEM or NULL */
-    int store_kind;           /* BK_STORE_* from BKOAUTH_DATABASE_URL */
-    char *database_url;       /* as written */
-    char *database_path;      /* SQLite: the path after "sqlite:"; NULL otherwise */
-    int db_local_time;        /* BKOAUTH_DB_TIME_ZONE=local */
-    struct bk_zone *db_zone;  /* BKOAUTH_DB_TIME_ZONE: NULL UTC, zone_local(), or a named zone */
-    long timeout_ms;          /* BKOAUTH_TIMEOUT_MS */
-    int tls_verify;           /* BKOAUTH_TLS_VERIFY */
-    char *ca_file;            /* BKOAUTH_CA_FILE or NULL */
-    int log_level;            /* BKOAUTH_LOG_* */
-    int cache_seconds;        /* BKOAUTH_CACHE_SECONDS */
-    int db_connections;       /* BKOAUTH_DB_CONNECTIONS: most connections a client opens to its store */
+    char *api_url;               /* OAUTH_API_URL without trailing '/'; NULL when unset */
+    bk_kvlist cookies_params;    /* OAUTH_COOKIES_PARAMS: key = request param, value = cookie name */
+    bk_kvlist oauth_params;      /* OAUTH_PARAMS: values as text (strings as is, other JSON as JSON,
+                                    booleans True/False as Python's str() writes them) */
+    char *oauth_params_json;     /* OAUTH_PARAMS as compact JSON text, for the ee body ("{}" default) */
+    char *app_code;              /* effective for SSM calls: BKAUTH_TOKEN_APP_CODE or APP_CODE; may be NULL */
+    char *app_secret;            /* BKAUTH_TOKEN_SECRET_KEY or SECRET_KEY; may be NULL */
+    char env_name[8];            /* "prod" or "test" */
+    int64_t expires_seconds;     /* EXPIRES_SECONDS */
+    int need_new_token;          /* OAUTH_NEED_NEW_TOKEN */
+    int protocol;                /* BK_PROTO_* from BKAUTH_BACKEND_TYPE */
+    char *apigw_public_key;      /* PEM or NULL */
+    int store_kind;              /* BK_STORE_* from BKOAUTH_DATABASE_URL */
+    char *database_url;          /* as written */
+    char *database_path;         /* SQLite: the path after "sqlite:"; NULL otherwise */
+    int db_local_time;           /* BKOAUTH_DB_TIME_ZONE=local */
+    struct bk_zone *db_zone;     /* BKOAUTH_DB_TIME_ZONE: NULL UTC, zone_local(), or a named zone */
+    long timeout_ms;             /* BKOAUTH_TIMEOUT_MS */
+    int tls_verify;              /* BKOAUTH_TLS_VERIFY */
+    char *ca_file;               /* BKOAUTH_CA_FILE or NULL */
+    int log_level;               /* BKOAUTH_LOG_* */
+    int cache_seconds;           /* BKOAUTH_CACHE_SECONDS */
+    int db_connections;          /* BKOAUTH_DB_CONNECTIONS: most connections a client opens to its store */
+    int64_t backoff_seconds;     /* BKOAUTH_BACKOFF_SECONDS: first wait after a failed renewal (0: none) */
+    int64_t backoff_max_seconds; /* BKOAUTH_BACKOFF_MAX_SECONDS: the longest wait */
 } bk_settings;
 
 /* Checks and converts config into out (zeroed first). OAUTH_API_URL may be unset here; the
@@ -171,6 +173,8 @@ char *uin_normalize(const char *value);
 
 const bk_settings *client_settings(const bkoauth_client *c);
 const bk_logger *client_logger(const bkoauth_client *c);
+/* The client's token store (for tests that inject store faults). */
+struct store *client_store(const bkoauth_client *c);
 
 /* ---- time zones (tzfile.c) --------------------------------------------------------------- */
 

@@ -13,6 +13,7 @@ struct keytab {
     pthread_mutex_t mu;
     key_entry *bucket[KEY_BUCKETS];
     atomic_int nunsaved; /* entries holding an unsaved grant */
+    atomic_int nbackoff; /* entries with failures recorded */
 };
 
 int64_t bk_monotonic_ms(void)
@@ -98,26 +99,45 @@ static key_entry *find(keytab *kt, const char *env_name, const char *user_id, in
     return e;
 }
 
-key_entry *key_acquire(keytab *kt, const char *env_name, const char *user_id, int64_t deadline_ms,
-                       int *locked)
+static struct timespec realtime_in(int64_t ms)
 {
-    *locked = 0;
-    pthread_mutex_lock(&kt->mu);
-    key_entry *e = find(kt, env_name, user_id, 1);
-    pthread_mutex_unlock(&kt->mu);
-    if (e == NULL) return NULL;
-    int64_t left = deadline_ms - bk_monotonic_ms();
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    if (left < 0) left = 0;
-    until.tv_sec += left / 1000;
-    until.tv_nsec += (left % 1000) * 1000000;
+    if (ms < 0) ms = 0;
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
     if (until.tv_nsec >= 1000000000) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
-    *locked = pthread_mutex_timedlock(&e->mu, &until) == 0;
-    return e;
+    return until;
+}
+
+key_entry *key_acquire(keytab *kt, const char *env_name, const char *user_id, int64_t deadline_ms,
+                       int64_t patience_ms, int *locked, int *patience_out)
+{
+    *locked = 0;
+    if (patience_out) *patience_out = 0;
+    pthread_mutex_lock(&kt->mu);
+    key_entry *e = find(kt, env_name, user_id, 1);
+    pthread_mutex_unlock(&kt->mu);
+    if (e == NULL) return NULL;
+    for (;;) {
+        int64_t now = bk_monotonic_ms(), left = deadline_ms - now;
+        /* with patience, look at the holder every 50 ms */
+        struct timespec until = realtime_in(patience_ms > 0 && left > 50 ? 50 : left);
+        if (pthread_mutex_timedlock(&e->mu, &until) == 0) {
+            *locked = 1;
+            return e;
+        }
+        now = bk_monotonic_ms();
+        if (now >= deadline_ms) return e;
+        int64_t busy = atomic_load(&e->busy_since_ms);
+        if (patience_ms > 0 && busy != 0 && now - busy > patience_ms) {
+            if (patience_out) *patience_out = 1;
+            return e;
+        }
+    }
 }
 
 key_entry *key_peek(keytab *kt, const char *env_name, const char *user_id)
@@ -128,19 +148,72 @@ key_entry *key_peek(keytab *kt, const char *env_name, const char *user_id)
     return e;
 }
 
-void key_release(keytab *kt, key_entry *e, int locked)
+/* Drops one reference; frees the entry when nobody holds it and it remembers nothing.
+ * Under kt->mu. */
+static void unref(keytab *kt, key_entry *e)
 {
-    if (e == NULL) return;
-    if (locked) pthread_mutex_unlock(&e->mu);
-    pthread_mutex_lock(&kt->mu);
     if (--e->refs == 0 && e->unsaved == NULL && e->retry_at == 0 && e->failures == 0) {
         key_entry **p = &kt->bucket[e->hash % KEY_BUCKETS];
         while (*p != e)
             p = &(*p)->next;
         *p = e->next;
-        pthread_mutex_unlock(&kt->mu);
         entry_free(e);
-        return;
+    }
+}
+
+void key_release(keytab *kt, key_entry *e, int locked)
+{
+    if (e == NULL) return;
+    if (locked) pthread_mutex_unlock(&e->mu);
+    pthread_mutex_lock(&kt->mu);
+    unref(kt, e);
+    pthread_mutex_unlock(&kt->mu);
+}
+
+int64_t key_backoff_until(keytab *kt, const char *env_name, const char *user_id)
+{
+    if (atomic_load(&kt->nbackoff) == 0) return 0;
+    int64_t until = 0;
+    pthread_mutex_lock(&kt->mu);
+    key_entry *e = find(kt, env_name, user_id, 0);
+    if (e != NULL) {
+        until = e->retry_at;
+        unref(kt, e);
+    }
+    pthread_mutex_unlock(&kt->mu);
+    return until;
+}
+
+int64_t key_backoff_failed(keytab *kt, const char *env_name, const char *user_id, int64_t now,
+                           int64_t initial, int64_t cap)
+{
+    int64_t wait = 0;
+    pthread_mutex_lock(&kt->mu);
+    key_entry *e = find(kt, env_name, user_id, 1);
+    if (e != NULL) {
+        if (e->failures == 0) atomic_fetch_add(&kt->nbackoff, 1);
+        if (e->failures < 62) e->failures++;
+        wait = initial;
+        for (int i = 1; i < e->failures && wait < cap; i++)
+            wait *= 2;
+        if (wait > cap) wait = cap;
+        e->retry_at = now + wait;
+        unref(kt, e);
+    }
+    pthread_mutex_unlock(&kt->mu);
+    return wait;
+}
+
+void key_backoff_clear(keytab *kt, const char *env_name, const char *user_id)
+{
+    if (atomic_load(&kt->nbackoff) == 0) return;
+    pthread_mutex_lock(&kt->mu);
+    key_entry *e = find(kt, env_name, user_id, 0);
+    if (e != NULL) {
+        if (e->failures != 0) atomic_fetch_sub(&kt->nbackoff, 1);
+        e->failures = 0;
+        e->retry_at = 0;
+        unref(kt, e);
     }
     pthread_mutex_unlock(&kt->mu);
 }
@@ -168,4 +241,23 @@ bkoauth_token *key_unsaved_copy(keytab *kt, const char *env_name, const char *us
         }
     pthread_mutex_unlock(&kt->mu);
     return copy;
+}
+
+int keytab_unsaved(keytab *kt)
+{
+    return atomic_load(&kt->nunsaved);
+}
+
+int keytab_unsaved_entries(keytab *kt, key_entry **out, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&kt->mu);
+    for (int i = 0; i < KEY_BUCKETS && n < max; i++)
+        for (key_entry *e = kt->bucket[i]; e != NULL && n < max; e = e->next)
+            if (e->unsaved != NULL) {
+                e->refs++;
+                out[n++] = e;
+            }
+    pthread_mutex_unlock(&kt->mu);
+    return n;
 }

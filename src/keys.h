@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 typedef struct key_entry {
     struct key_entry *next;
@@ -20,10 +21,11 @@ typedef struct key_entry {
     pthread_mutex_t mu;
     /* what the process remembers: written by the holder of mu under the table's mutex, read
      * under the table's mutex (so readers never wait for a renewal) */
-    bkoauth_token *unsaved; /* a grant the store could not save yet; served and saved later */
-    int64_t retry_at;       /* back-off: no renewal attempt before this time (0: none) */
-    int failures;           /* renewal failures in a row */
-    int64_t save_tried_ms;  /* when a read last tried to save the unsaved grant */
+    bkoauth_token *unsaved;     /* a grant the store could not save yet; served and saved later */
+    int64_t retry_at;           /* back-off: no renewal attempt before this time (0: none) */
+    int failures;               /* renewal failures in a row */
+    int64_t save_tried_ms;      /* when a read last tried to save the unsaved grant */
+    atomic_llong busy_since_ms; /* when the holder's renewal call began (0: none in flight) */
 } key_entry;
 
 typedef struct keytab keytab;
@@ -35,11 +37,12 @@ void keytab_free(keytab *kt);
 uint64_t key_hash(const char *env_name, const char *user_id);
 
 /* Takes the exclusive lock of (env_name, user_id), waiting until deadline_ms (CLOCK_MONOTONIC
- * milliseconds, see bk_monotonic_ms) at most. Returns the entry, with *locked 1 when the lock is
- * held, 0 when the deadline passed (a holder stuck beyond every timeout: the caller goes on
- * without it). NULL when out of memory. Release with key_release(). */
+ * milliseconds, see bk_monotonic_ms) at most, and, when patience_ms > 0, only as long as the
+ * holder's renewal call has not been in flight for longer than patience_ms. Returns the entry,
+ * with *locked 1 when the lock is held, 0 when the wait ended without it (*patience_out set to 1
+ * when patience ran out). NULL when out of memory. Release with key_release(). */
 key_entry *key_acquire(keytab *kt, const char *env_name, const char *user_id, int64_t deadline_ms,
-                       int *locked);
+                       int64_t patience_ms, int *locked, int *patience_out);
 void key_release(keytab *kt, key_entry *e, int locked);
 
 /* The entry of a key when one exists, with a reference (release with key_release(kt, e, 0)),
@@ -51,6 +54,22 @@ void key_set_unsaved(keytab *kt, key_entry *e, bkoauth_token *t);
 /* A copy of the unsaved grant of (env_name, user_id): NULL when there is none (the usual case,
  * answered without a lock) or out of memory. Never waits for a renewal. */
 bkoauth_token *key_unsaved_copy(keytab *kt, const char *env_name, const char *user_id);
+
+/* How many keys hold an unsaved grant now. */
+int keytab_unsaved(keytab *kt);
+/* Up to max entries that hold an unsaved grant, each with a reference (key_release(kt, e, 0)).
+ * Returns how many. */
+int keytab_unsaved_entries(keytab *kt, key_entry **out, int max);
+
+/* Back-off of a key's renewals after failures (kept in the table, no lock of the key taken). */
+/* The time (Unix seconds) before which no renewal of the key is to be tried, 0 when none. */
+int64_t key_backoff_until(keytab *kt, const char *env_name, const char *user_id);
+/* Records a failed renewal at now: the next try waits initial * 2^(n-1) seconds after n failures
+ * in a row, at most cap. Returns that wait (0 when out of memory: no back-off then). */
+int64_t key_backoff_failed(keytab *kt, const char *env_name, const char *user_id, int64_t now,
+                           int64_t initial, int64_t cap);
+/* Forgets the key's failures (after a renewal worked). */
+void key_backoff_clear(keytab *kt, const char *env_name, const char *user_id);
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t bk_monotonic_ms(void);

@@ -69,6 +69,7 @@ static int cmd_refresh(bkoauth_client *client, const cli_args *a);
 static int cmd_list(bkoauth_client *client, const cli_args *a);
 static int cmd_delete(bkoauth_client *client, const cli_args *a);
 static int cmd_verify_jwt(bkoauth_client *client, const cli_args *a);
+static int cmd_check(bkoauth_client *client, const cli_args *a);
 
 static const cli_command cli_commands[] = {
     {"app-token", "app-token", "the APP access_token (get_app_access_token)",
@@ -111,6 +112,14 @@ static const cli_command cli_commands[] = {
      "carries. A refused token is JWTError (exit 7); with --json the gateway-style body\n"
      "{\"result\": false, \"data\": null, \"message\": ...} is printed on stdout as well.\n",
      0, 1, 0, cmd_verify_jwt},
+    {"check", "check", "check the settings, the token store and the SSM service",
+     "Checks, one line each: the settings (read as every command reads them); the token store\n"
+     "(opened, the table's columns as Django makes them, the saved tokens counted; opening\n"
+     "creates a missing table, as every command does); the SSM service (reached with a plain\n"
+     "GET of OAUTH_API_URL, no token asked for). Exit 0 when all hold, else the exit status of\n"
+     "the first failure's kind. With --json: {\"ok\": bool, \"checks\": [{\"check\", \"ok\",\n"
+     "\"message\"}...]}.\n",
+     0, 0, 0, cmd_check},
 };
 #define CLI_NCOMMANDS (sizeof cli_commands / sizeof cli_commands[0])
 
@@ -188,10 +197,46 @@ static int cli_exit_status(bkoauth_code code)
     }
 }
 
+/* The library's log lines, held until the command ends: a warning that the command's error
+ * repeats (the SSM failure it reports) is then not printed twice. */
+#define CLI_LOG_LINES 16
+static struct {
+    int level[CLI_LOG_LINES];
+    char text[CLI_LOG_LINES][600];
+    int n, dropped;
+} cli_log;
+
+static void cli_logger(void *ctx, int level, const char *message)
+{
+    (void)ctx;
+    if (cli_log.n == CLI_LOG_LINES) {
+        cli_log.dropped++;
+        return;
+    }
+    cli_log.level[cli_log.n] = level;
+    snprintf(cli_log.text[cli_log.n], sizeof cli_log.text[0], "%s", message);
+    cli_log.n++;
+}
+
+/* Prints the held lines, except those the error message (when not NULL) contains. */
+static void cli_log_flush(const char *error_message)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    for (int i = 0; i < cli_log.n; i++) {
+        const char *m = cli_log.text[i], *tail = strstr(m, ": ");
+        if (error_message != NULL && tail != NULL && strstr(error_message, tail + 2) != NULL) continue;
+        int l = cli_log.level[i];
+        fprintf(stderr, "bkoauth: %s: %s\n", l >= 0 && l <= 3 ? names[l] : "log", m);
+    }
+    if (cli_log.dropped) fprintf(stderr, "bkoauth: (%d more log lines)\n", cli_log.dropped);
+    cli_log.n = cli_log.dropped = 0;
+}
+
 /* Reports a library failure as "bkoauth: <CodeName>: <message>" and gives the exit status. */
 static int cli_fail(const bkoauth_error *e)
 {
     const char *msg = e->message[0] ? e->message : "failed (no details)";
+    cli_log_flush(msg);
     fprintf(stderr, "bkoauth: %s: %s\n", bkoauth_code_name(e->code), msg);
     return cli_exit_status(e->code);
 }
@@ -646,6 +691,131 @@ static bkoauth_config *cli_settings(const cli_args *a, bkoauth_error *e)
 
 /* ---- argument parsing -------------------------------------------------------------------- */
 
+/* ---- check -------------------------------------------------------------------------------- */
+
+typedef struct cli_checks {
+    json_t *list; /* --json: the checks so far; NULL otherwise */
+    int status;   /* the exit status of the first failure, 0 while all hold */
+} cli_checks;
+
+/* One check's line: "NAME: ok: MESSAGE" or "NAME: CodeName: MESSAGE". */
+static void cli_check_line(cli_checks *k, const char *name, bkoauth_code code, const char *message)
+{
+    if (code != BKOAUTH_OK && k->status == 0) k->status = cli_exit_status(code);
+    if (k->list != NULL) {
+        json_t *o = json_object();
+        if (o != NULL) {
+            cli_json_set(o, "check", cli_json_str(name));
+            cli_json_set(o, "ok", json_boolean(code == BKOAUTH_OK));
+            if (code != BKOAUTH_OK) cli_json_set(o, "error", cli_json_str(bkoauth_code_name(code)));
+            cli_json_set(o, "message", cli_json_str(message));
+            json_array_append_new(k->list, o);
+        }
+        return;
+    }
+    printf("%s: %s: %s\n", name, code == BKOAUTH_OK ? "ok" : bkoauth_code_name(code), message);
+}
+
+/* A check that could not be made: "NAME: skipped: MESSAGE" (no effect on the exit status). */
+static void cli_check_skipped(cli_checks *k, const char *name, const char *message)
+{
+    if (k->list != NULL) {
+        json_t *o = json_object();
+        if (o != NULL) {
+            cli_json_set(o, "check", cli_json_str(name));
+            cli_json_set(o, "ok", json_null());
+            cli_json_set(o, "message", cli_json_str(message));
+            json_array_append_new(k->list, o);
+        }
+        return;
+    }
+    printf("%s: skipped: %s\n", name, message);
+}
+
+/* bkoauth check: runs without a client first, so that a failure to make one is a line too. */
+static int cli_run_check(const cli_args *a)
+{
+    cli_checks k = {a->json ? json_array() : NULL, 0};
+    char line[700];
+    bkoauth_error e;
+    memset(&e, 0, sizeof e);
+    bkoauth_config *config = cli_settings(a, &e);
+    bkoauth_client *client = NULL;
+    if (config == NULL) {
+        cli_check_line(&k, "settings", e.code, e.message);
+        cli_check_skipped(&k, "store", "the settings are not usable");
+    } else {
+        const char *url = bkoauth_config_get(config, "OAUTH_API_URL");
+        const char *db = bkoauth_config_get(config, "BKOAUTH_DATABASE_URL");
+        const char *backend = bkoauth_config_get(config, "BKAUTH_BACKEND_TYPE");
+        char shown_db[200];
+        /* the database URL may carry a password: only its scheme and what follows '@' */
+        const char *at = db ? strrchr(db, '@') : NULL, *colon = db ? strchr(db, ':') : NULL;
+        if (at != NULL && colon != NULL)
+            snprintf(shown_db, sizeof shown_db, "%.*s://...@%.120s", (int)(colon - db), db, at + 1);
+        else
+            snprintf(shown_db, sizeof shown_db, "%.180s", db ? db : "(default)");
+        client = bkoauth_client_new(config, &e);
+        if (client == NULL && e.code == BKOAUTH_E_CONFIG) {
+            cli_check_line(&k, "settings", e.code, e.message);
+            cli_check_skipped(&k, "store", "the settings are not usable");
+        } else {
+            snprintf(line, sizeof line, "OAUTH_API_URL %.200s, %s protocol, store %s",
+                     url ? url : "(not set)", backend && strcmp(backend, "bk_token") == 0 ? "ee" : "ieod",
+                     shown_db);
+            cli_check_line(&k, "settings", BKOAUTH_OK, line);
+            if (client == NULL) cli_check_line(&k, "store", e.code, e.message);
+        }
+        bkoauth_config_free(config);
+    }
+    if (client != NULL) {
+        bkoauth_client_set_logger(client, cli_logger, NULL);
+        bkoauth_token **all = NULL;
+        size_t n = 0;
+        if (bkoauth_list_tokens(client, &all, &n, &e) == BKOAUTH_OK) {
+            snprintf(line, sizeof line,
+                     "the table bkoauth_access_token has Django's columns; %zu token%s saved", n,
+                     n == 1 ? "" : "s");
+            cli_check_line(&k, "store", BKOAUTH_OK, line);
+            bkoauth_tokens_free(all, n);
+        } else {
+            cli_check_line(&k, "store", e.code, e.message);
+        }
+        long status = 0;
+        if (bkoauth_check_service(client, &status, &e) == BKOAUTH_OK) {
+            snprintf(line, sizeof line,
+                     "reached: HTTP %ld to a plain GET of OAUTH_API_URL (no token asked for)", status);
+            cli_check_line(&k, "SSM service", BKOAUTH_OK, line);
+        } else {
+            cli_check_line(&k, "SSM service", e.code, e.message);
+        }
+        bkoauth_client_free(client);
+    } else {
+        cli_check_skipped(&k, "SSM service", "no client could be made (see above)");
+    }
+    cli_log_flush(NULL);
+    if (k.list != NULL) {
+        json_t *o = json_object();
+        if (o == NULL || cli_json_set(o, "ok", json_boolean(k.status == 0)) != 0 ||
+            json_object_set(o, "checks", k.list) != 0) {
+            json_decref(o);
+            json_decref(k.list);
+            fputs("bkoauth: OutOfMemory: cannot build the JSON output\n", stderr);
+            return CLI_EXIT_OTHER;
+        }
+        json_decref(k.list);
+        int rc = cli_print_json(o);
+        if (rc != 0) return rc;
+    }
+    return k.status;
+}
+
+static int cmd_check(bkoauth_client *client, const cli_args *a)
+{
+    (void)client;
+    return cli_run_check(a);
+}
+
 static const cli_command *cli_find(const char *name)
 {
     for (size_t i = 0; i < CLI_NCOMMANDS; i++)
@@ -829,6 +999,11 @@ int main(int argc, char **argv)
     status = cli_check(c, &a);
     if (status != 0) return status;
 
+    if (c->run == cmd_check) {
+        status = cli_run_check(&a);
+        if (fflush(stdout) != 0 || ferror(stdout)) return CLI_EXIT_OTHER;
+        return status;
+    }
     bkoauth_error e;
     memset(&e, 0, sizeof e);
     bkoauth_config *config = cli_settings(&a, &e);
@@ -836,8 +1011,10 @@ int main(int argc, char **argv)
     bkoauth_client *client = bkoauth_client_new(config, &e);
     bkoauth_config_free(config);
     if (client == NULL) return cli_fail(&e);
+    bkoauth_client_set_logger(client, cli_logger, NULL);
     status = c->run(client, &a);
     bkoauth_client_free(client);
+    cli_log_flush(NULL);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "bkoauth: could not write the output: %s\n", strerror(errno));
         return CLI_EXIT_OTHER;

@@ -67,6 +67,14 @@ void http_free(http_client *h)
     free(h);
 }
 
+void http_after_fork(http_client *h)
+{
+    /* the idle handles hold the parent's connections (and TLS sessions): closing them here would
+     * end the parent's; they are left as they are, and new ones made */
+    h->nidle = 0;
+    pthread_mutex_init(&h->lock, NULL);
+}
+
 void http_response_clear(http_response *r)
 {
     if (r == NULL) return;

@@ -16,6 +16,8 @@ typedef struct http_client http_client;
 http_client *http_new(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
 /* Frees the carrier and closes its connections. No other thread may be using it. NULL is fine. */
 void http_free(http_client *h);
+/* In a child after fork(): forgets (without closing) the parent's idle handles. */
+void http_after_fork(http_client *h);
 
 /* One request. Every pointer is borrowed for the duration of http_perform(). */
 typedef struct http_request {

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -22,7 +23,35 @@ struct ssm_client {
     const bk_settings *s;    /* borrowed */
     const bk_logger *logger; /* borrowed */
     http_client *http;       /* owned */
+    atomic_ulong calls;      /* calls sent (or attempted) */
+    atomic_ulong failures[SSM_FAIL_KINDS];
 };
+
+static _Thread_local ssm_failure last_failure;
+
+ssm_failure ssm_last_failure(void)
+{
+    return last_failure;
+}
+
+int ssm_failure_is_outage(ssm_failure f)
+{
+    return f == SSM_FAIL_NETWORK || f == SSM_FAIL_SERVER || f == SSM_FAIL_ANSWER;
+}
+
+const char *ssm_failure_name(ssm_failure f)
+{
+    static const char *const names[SSM_FAIL_KINDS] = {"none",   "network", "server",
+                                                      "answer", "refused", "setup"};
+    return (unsigned)f < SSM_FAIL_KINDS ? names[f] : "unknown";
+}
+
+void ssm_counts(const ssm_client *c, uint64_t *calls, uint64_t failures[SSM_FAIL_KINDS])
+{
+    *calls = atomic_load(&((ssm_client *)c)->calls);
+    for (int i = 0; i < SSM_FAIL_KINDS; i++)
+        failures[i] = atomic_load(&((ssm_client *)c)->failures[i]);
+}
 
 /* ---- grant and call records ------------------------------------------------------------- */
 
@@ -319,8 +348,10 @@ bkoauth_code ssm_parse_response(int protocol, long status, const char *body, siz
     long api_code = 0;
     int has_code = ssm_api_code(root, &api_code);
     bkoauth_code rc = BKOAUTH_E_TOKEN_API;
+    last_failure = SSM_FAIL_ANSWER;
 
     if (status < 200 || status > 299) {
+        last_failure = SSM_FAIL_SERVER;
         if (msg[0] != '\0')
             err_set(err, rc, "the service answered HTTP %ld, saying \"%s\" (%s)", status, msg,
                     ssm_status_hint(status));
@@ -340,6 +371,9 @@ bkoauth_code ssm_parse_response(int protocol, long status, const char *body, siz
     } else if (protocol == BK_PROTO_EE ? !ee_succeeded(root) : !ieod_succeeded(root)) {
         const char *flag = protocol == BK_PROTO_EE ? "code" : "result";
         const json_t *f = json_object_get(root, flag);
+        last_failure = f != NULL && (protocol == BK_PROTO_EE ? json_is_number(f) : json_is_false(f))
+                           ? SSM_FAIL_REFUSED
+                           : SSM_FAIL_ANSWER;
         char detail[SSM_MESSAGE_MAX + 32];
         if (msg[0] != '\0')
             snprintf(detail, sizeof detail, ": \"%s\"", msg);
@@ -363,7 +397,10 @@ bkoauth_code ssm_parse_response(int protocol, long status, const char *body, siz
             rc = ssm_grant_from(data, out, err);
     }
     json_decref(root);
-    if (rc == BKOAUTH_OK) return err_ok(err);
+    if (rc == BKOAUTH_OK) {
+        last_failure = SSM_FAIL_NONE;
+        return err_ok(err);
+    }
     ssm_grant_clear(out);
     if (err != NULL && rc == BKOAUTH_E_TOKEN_API) {
         err->http_status = status > 0 && status <= 999 ? (int)status : 0;
@@ -453,14 +490,15 @@ static void ssm_scrub(bkoauth_error *err, const char *secret)
 typedef enum { SSM_APP, SSM_USER, SSM_REFRESH } ssm_kind;
 
 /* Checks settings, builds, performs and parses one call. */
-static bkoauth_code ssm_run(ssm_client *c, ssm_kind kind, const char *env_name, const bk_kvlist *credentials,
-                            const char *client_ip, const char *refresh_token, ssm_grant *out,
-                            bkoauth_error *err)
+static bkoauth_code ssm_attempt(ssm_client *c, ssm_kind kind, const char *env_name,
+                                const bk_kvlist *credentials, const char *client_ip,
+                                const char *refresh_token, ssm_grant *out, bkoauth_error *err)
 {
     const bk_settings *s = c->s;
     int ee = s->protocol == BK_PROTO_EE;
     const char *what = kind == SSM_APP ? "APP token" : kind == SSM_USER ? "user token" : "refresh_token";
     if (bk_empty(env_name)) env_name = s->env_name;
+    last_failure = SSM_FAIL_SETUP; /* until the call is sent */
 
     if (bk_empty(s->api_url))
         return err_set(
@@ -530,6 +568,9 @@ static bkoauth_code ssm_run(ssm_client *c, ssm_kind kind, const char *env_name, 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = http_perform(c->http, &req, &resp, err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    last_failure = rc == BKOAUTH_OK        ? SSM_FAIL_NONE
+                   : rc == BKOAUTH_E_NOMEM ? SSM_FAIL_SETUP
+                                           : SSM_FAIL_NETWORK;
     long long ms = (long long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     if (rc == BKOAUTH_OK)
         rc = ssm_parse_response(s->protocol, resp.status, resp.body, resp.len, out, err);
@@ -551,10 +592,60 @@ static bkoauth_code ssm_run(ssm_client *c, ssm_kind kind, const char *env_name, 
         for (size_t i = 0; credentials != NULL && i < credentials->count; i++)
             ssm_scrub(err, credentials->items[i].value);
     }
+
     http_response_clear(&resp);
     ssm_buf_wipe_free(&url);
     ssm_call_clear(&call);
     return rc;
+}
+
+/* One call, counted; a failure is logged with its kind. */
+static bkoauth_code ssm_run(ssm_client *c, ssm_kind kind, const char *env_name, const bk_kvlist *credentials,
+                            const char *client_ip, const char *refresh_token, ssm_grant *out,
+                            bkoauth_error *err)
+{
+    bkoauth_error local;
+    if (err == NULL) err = &local;
+    atomic_fetch_add(&c->calls, 1);
+    bkoauth_code rc = ssm_attempt(c, kind, env_name, credentials, client_ip, refresh_token, out, err);
+    if (rc != BKOAUTH_OK) {
+        if (rc == BKOAUTH_E_NOMEM) last_failure = SSM_FAIL_SETUP;
+        atomic_fetch_add(&c->failures[last_failure], 1);
+        /* an operator must see the service failing: a warning for an outage or a setting; the
+         * service's refusal of one request at info (its caller gets it as an error) */
+        log_write(c->logger, last_failure == SSM_FAIL_REFUSED ? BKOAUTH_LOG_INFO : BKOAUTH_LOG_WARNING,
+                  "%s failure: %s", ssm_failure_name(last_failure), err->message);
+    }
+    return rc;
+}
+
+bkoauth_code ssm_ping(ssm_client *c, long *status, bkoauth_error *err)
+{
+    *status = 0;
+    if (bk_empty(c->s->api_url))
+        return err_set(
+            err, BKOAUTH_E_CONFIG,
+            "OAUTH_API_URL is not set: set it to the SSM service's base URL in the settings file or "
+            "the environment");
+    bk_buf url = {NULL, 0, 0, 0};
+    buf_puts(&url, c->s->api_url);
+    buf_puts(&url, "/");
+    if (url.oom) {
+        buf_free(&url);
+        return err_nomem(err);
+    }
+    http_request req = {"GET", url.data, NULL, 0, NULL, 0};
+    http_response resp = {0, NULL, 0};
+    bkoauth_code rc = http_perform(c->http, &req, &resp, err);
+    if (rc == BKOAUTH_OK) *status = resp.status;
+    http_response_clear(&resp);
+    buf_free(&url);
+    return rc == BKOAUTH_OK ? err_ok(err) : rc;
+}
+
+void ssm_after_fork(ssm_client *c)
+{
+    if (c != NULL) http_after_fork(c->http);
 }
 
 bkoauth_code ssm_fetch_app(ssm_client *c, const char *env_name, ssm_grant *out, bkoauth_error *err)

@@ -19,6 +19,8 @@ typedef struct ssm_client ssm_client;
 /* A client for s->protocol. s and logger are borrowed and must outlive it. Thread-safe. */
 ssm_client *ssm_new(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
 void ssm_free(ssm_client *c);
+/* In a child after fork(): forgets (without closing) the connections of the parent. */
+void ssm_after_fork(ssm_client *c);
 
 /* Each returns BKOAUTH_OK with *out filled, or BKOAUTH_E_TOKEN_API (http_status/api_code set
  * when known) with a message a person can act on; *out is then zeroed. */
@@ -27,5 +29,31 @@ bkoauth_code ssm_fetch_user(ssm_client *c, const char *env_name, const bk_kvlist
                             const char *client_ip, ssm_grant *out, bkoauth_error *err);
 bkoauth_code ssm_refresh(ssm_client *c, const char *env_name, const char *refresh_token, ssm_grant *out,
                          bkoauth_error *err);
+
+/* Reaches OAUTH_API_URL with a plain GET of its root, asking for no token: BKOAUTH_OK when any
+ * HTTP answer came back (*status set), BKOAUTH_E_TOKEN_API saying why not (unreachable, TLS,
+ * timeout), BKOAUTH_E_CONFIG when OAUTH_API_URL is not set. */
+bkoauth_code ssm_ping(ssm_client *c, long *status, bkoauth_error *err);
+
+/* What kind of failure the calling thread's last failed call was (set by every failed call of
+ * this thread, kept until the next one). */
+typedef enum ssm_failure {
+    SSM_FAIL_NONE = 0,
+    SSM_FAIL_NETWORK, /* no answer: unreachable, timeout, connection dropped */
+    SSM_FAIL_SERVER,  /* an HTTP error status */
+    SSM_FAIL_ANSWER,  /* an answer that is not a usable grant (HTML, truncated, malformed) */
+    SSM_FAIL_REFUSED, /* the service answered and refused (bad credential, used refresh_token) */
+    SSM_FAIL_SETUP,   /* not sent: a setting is missing or unusable */
+    SSM_FAIL_KINDS
+} ssm_failure;
+ssm_failure ssm_last_failure(void);
+/* 1 for the failures of an outage (network, server, answer): the service may work again soon,
+ * and the request itself was not refused. */
+int ssm_failure_is_outage(ssm_failure f);
+/* "network", "server", "answer", "refused", "setup". */
+const char *ssm_failure_name(ssm_failure f);
+
+/* Calls made by c, and its failures by kind (index ssm_failure; [0] unused). */
+void ssm_counts(const ssm_client *c, uint64_t *calls, uint64_t failures[SSM_FAIL_KINDS]);
 
 #endif

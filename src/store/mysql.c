@@ -211,10 +211,11 @@ static int broken(mconn *c)
 }
 
 /* A connection of pool p that is not known broken, or NULL with err set. *fresh: opened now. */
-static mconn *take(pool *p, int *fresh, bkoauth_error *err)
+static mconn *take(my_store *ms, pool *p, int *fresh, bkoauth_error *err)
 {
     mconn *c = pool_get(p, fresh, err);
     if (c == NULL || *fresh || !broken(c)) return c;
+    atomic_fetch_add(&ms->base.reconnects, 1);
     pool_discard(p, c);
     pool_flush(p); /* the others idle since the same moment are likely stale too */
     return pool_get(p, fresh, err);
@@ -498,7 +499,7 @@ static bkoauth_code with_conn(my_store *ms, pool *p, conn_work work, void *arg, 
     if (err == NULL) err = &local;
     for (int attempt = 0;; attempt++) {
         int fresh = 0;
-        mconn *c = take(p, &fresh, err);
+        mconn *c = take(ms, p, &fresh, err);
         if (c == NULL) return err->code != BKOAUTH_OK ? err->code : BKOAUTH_E_STORE;
         bkoauth_code rc = work(ms, c, arg, err);
         if (rc == BKOAUTH_OK) {
@@ -506,6 +507,7 @@ static bkoauth_code with_conn(my_store *ms, pool *p, conn_work work, void *arg, 
             return rc;
         }
         if (!give_back(p, c, fresh) || attempt > 0) return rc;
+        atomic_fetch_add(&ms->base.reconnects, 1);
         log_write(ms->base.logger, BKOAUTH_LOG_INFO, "MySQL token store at %s: %s; trying again%s", ms->where,
                   err->message, fresh ? "" : " on a new connection");
     }
@@ -714,7 +716,10 @@ static bkoauth_code lock_statement(my_store *ms, int get, const char *name, long
                                    bkoauth_error *err)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (ms->lock_conn != NULL && broken(ms->lock_conn)) lock_conn_drop(ms);
+        if (ms->lock_conn != NULL && broken(ms->lock_conn)) {
+            atomic_fetch_add(&ms->base.reconnects, 1);
+            lock_conn_drop(ms);
+        }
         if (ms->lock_conn == NULL) {
             if ((ms->lock_conn = connect_my(ms, err)) == NULL) {
                 err_prefix(err, "locking a token's renewal");
@@ -803,7 +808,19 @@ static void my_close(store *base)
     free(ms);
 }
 
-static const store_ops MYSQL_OPS = {my_get, my_try_lock, my_unlock, my_save, my_remove, my_list, my_close};
+static void my_after_fork(store *base)
+{
+    my_store *ms = (my_store *)base;
+    pool_after_fork(&ms->readers);
+    pool_after_fork(&ms->writers);
+    /* mysql_close would end the parent's session (and its GET_LOCKs): left as they are */
+    ms->lock_conn = NULL;
+    ms->get_lock = ms->release_lock = NULL;
+    pthread_mutex_init(&ms->lock_mu, NULL);
+}
+
+static const store_ops MYSQL_OPS = {my_get,    my_try_lock, my_unlock, my_save,
+                                    my_remove, my_list,     my_close,  my_after_fork};
 
 /* ---- opening ---------------------------------------------------------------------------------- */
 

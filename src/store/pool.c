@@ -83,3 +83,12 @@ void pool_flush(pool *p)
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
 }
+
+void pool_after_fork(pool *p)
+{
+    if (p->idle == NULL) return;
+    p->nidle = 0;
+    p->opened = 0;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+}

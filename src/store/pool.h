@@ -39,5 +39,8 @@ void pool_put(pool *p, void *conn);
 void pool_discard(pool *p, void *conn);
 /* Closes every idle connection (after one was found broken: they are likely all stale). */
 void pool_flush(pool *p);
+/* In a child after fork(): forgets (without closing) every connection, which are the parent's;
+ * the pool starts empty. Only the forking thread exists then, so no lock is taken. */
+void pool_after_fork(pool *p);
 
 #endif

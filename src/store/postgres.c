@@ -120,10 +120,11 @@ static int broken(PGconn *pg)
 }
 
 /* A connection of pool p that is not known broken, or NULL with err set. *fresh: opened now. */
-static pconn *take(pool *p, int *fresh, bkoauth_error *err)
+static pconn *take(pg_store *ps, pool *p, int *fresh, bkoauth_error *err)
 {
     pconn *c = pool_get(p, fresh, err);
     if (c == NULL || *fresh || !broken(c->pg)) return c;
+    atomic_fetch_add(&ps->base.reconnects, 1);
     pool_discard(p, c);
     pool_flush(p); /* the others idle since the same moment are likely stale too */
     return pool_get(p, fresh, err);
@@ -241,7 +242,7 @@ static bkoauth_code with_conn(pg_store *ps, pool *p, conn_work work, void *arg, 
     if (err == NULL) err = &local;
     for (int attempt = 0;; attempt++) {
         int fresh = 0;
-        pconn *c = take(p, &fresh, err);
+        pconn *c = take(ps, p, &fresh, err);
         if (c == NULL) return err->code != BKOAUTH_OK ? err->code : BKOAUTH_E_STORE;
         bkoauth_code rc = work(ps, c, arg, err);
         if (rc == BKOAUTH_OK) {
@@ -249,6 +250,7 @@ static bkoauth_code with_conn(pg_store *ps, pool *p, conn_work work, void *arg, 
             return rc;
         }
         if (!give_back(p, c, fresh) || attempt > 0) return rc;
+        atomic_fetch_add(&ps->base.reconnects, 1);
         log_write(ps->base.logger, BKOAUTH_LOG_INFO,
                   "PostgreSQL token store at %s: a connection was broken (%s); trying again on a new one",
                   ps->where, err->message);
@@ -349,6 +351,7 @@ static PGresult *lock_statement(pg_store *ps, const char *sql, const char *key, 
     const char *params[1] = {key};
     for (int attempt = 0; attempt < 2; attempt++) {
         if (ps->lock_pg == NULL || broken(ps->lock_pg)) {
+            if (ps->lock_pg != NULL) atomic_fetch_add(&ps->base.reconnects, 1);
             PQfinish(ps->lock_pg);
             ps->lock_pg = connect_pg(ps);
             if (ps->lock_pg == NULL || PQstatus(ps->lock_pg) != CONNECTION_OK) {
@@ -473,7 +476,18 @@ static void pg_close(store *base)
     free(ps);
 }
 
-static const store_ops PG_OPS = {pg_get, pg_try_lock, pg_unlock, pg_save, pg_remove, pg_list, pg_close};
+static void pg_after_fork(store *base)
+{
+    pg_store *ps = (pg_store *)base;
+    pool_after_fork(&ps->readers);
+    pool_after_fork(&ps->writers);
+    /* PQfinish would end the parent's session (and its advisory locks): left as it is */
+    ps->lock_pg = NULL;
+    pthread_mutex_init(&ps->lock_mu, NULL);
+}
+
+static const store_ops PG_OPS = {pg_get,    pg_try_lock, pg_unlock, pg_save,
+                                 pg_remove, pg_list,     pg_close,  pg_after_fork};
 /* ---- opening ---------------------------------------------------------------------------------- */
 
 static bkoauth_code create_schema(pg_store *ps, pconn *c, bkoauth_error *err)

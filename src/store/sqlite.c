@@ -404,9 +404,12 @@ static bkoauth_code sq_save(store *base, const bkoauth_token *t, bkoauth_error *
          * replaced, and the save tried once more on a fresh one */
         pool_discard(&ss->writers, c);
         if (errcode == SQLITE_BUSY || errcode == SQLITE_LOCKED || errcode == SQLITE_CONSTRAINT) break;
+        if (attempt == 0) atomic_fetch_add(&ss->base.reconnects, 1);
     }
     return r;
 }
+
+static void open_lock_file(sqlite_store *ss);
 
 /* ---- the cross-process renewal lock ---------------------------------------------------------- */
 
@@ -514,7 +517,20 @@ static void sq_close(store *base)
     free(ss);
 }
 
-static const store_ops SQLITE_OPS = {sq_get, sq_try_lock, sq_unlock, sq_save, sq_remove, sq_list, sq_close};
+static void sq_after_fork(store *base)
+{
+    sqlite_store *ss = (sqlite_store *)base;
+    pool_after_fork(&ss->readers);
+    pool_after_fork(&ss->writers);
+    /* the inherited descriptor shares the parent's lock description (and its locks): a new one */
+    if (ss->lock_fd >= 0) {
+        close(ss->lock_fd); /* the parent's locks stay: it still holds the description */
+        open_lock_file(ss);
+    }
+}
+
+static const store_ops SQLITE_OPS = {sq_get,    sq_try_lock, sq_unlock, sq_save,
+                                     sq_remove, sq_list,     sq_close,  sq_after_fork};
 
 /* ---- opening: file mode, table, indexes ---------------------------------------------------- */
 

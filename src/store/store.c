@@ -77,6 +77,23 @@ static const char *who(const char *user_id)
     return user_id ? user_id : "the APP";
 }
 
+/* Every save goes through here (the fault injection of the tests sits in front of it). */
+static bkoauth_code save_row(store *st, const bkoauth_token *t, bkoauth_error *err)
+{
+    int left = atomic_load(&st->fail_saves);
+    while (left > 0 && !atomic_compare_exchange_weak(&st->fail_saves, &left, left - 1)) {
+    }
+    if (left > 0)
+        return err_set(err, BKOAUTH_E_STORE,
+                       "token store: saving a token failed (a fault injected by a test)");
+    return st->ops->save(st, t, err);
+}
+
+void store_fail_next_saves(store *st, int n)
+{
+    atomic_store(&st->fail_saves, n);
+}
+
 /* ---- grants not saved yet -------------------------------------------------------------------- */
 
 /* Tries to save the key's unsaved grant (the caller holds the key's locks, or the grant is
@@ -91,8 +108,9 @@ static void flush_unsaved(store *st, key_entry *e)
     } else {
         bkoauth_error why;
         if (row != NULL) u->created_at = row->created_at;
-        if (st->ops->save(st, u, &why) == BKOAUTH_OK) {
+        if (save_row(st, u, &why) == BKOAUTH_OK) {
             key_set_unsaved(st->keys, e, NULL);
+            atomic_fetch_add(&st->saved_late, 1);
             log_write(st->logger, BKOAUTH_LOG_WARNING, "the token of %s (env %s) is saved now, late",
                       who(e->user_id), e->env_name);
         }
@@ -159,8 +177,10 @@ bkoauth_code store_get(store *st, const char *env_name, const char *user_id, bko
 
 /* Waits for the key's cross-process lock until deadline (ms): polls the backend's try-lock,
  * backing off from 0.5 ms to 10 ms. *held 0 when the deadline passed or the store failed: the
- * renewal then goes on without it (a duplicate renewal is better than a failed call). */
-static void lock_wait(store *st, const char *env_name, const char *user_id, int64_t deadline, int *held)
+ * renewal then goes on without it (a duplicate renewal is better than a failed call). Returns 1
+ * when it stopped at give_up (ms, 0: never) instead, without the lock. */
+static int lock_wait(store *st, const char *env_name, const char *user_id, int64_t deadline, int64_t give_up,
+                     int *held)
 {
     useconds_t delay = 500;
     bkoauth_error e;
@@ -168,15 +188,17 @@ static void lock_wait(store *st, const char *env_name, const char *user_id, int6
         if (st->ops->try_lock(st, env_name, user_id, held, &e) != BKOAUTH_OK) {
             log_write(st->logger, BKOAUTH_LOG_WARNING,
                       "renewing the token of %s without the cross-process lock: %s", who(user_id), e.message);
-            return;
+            return 0;
         }
-        if (*held) return;
-        if (bk_monotonic_ms() >= deadline) {
+        if (*held) return 0;
+        int64_t now = bk_monotonic_ms();
+        if (give_up != 0 && now >= give_up) return 1;
+        if (now >= deadline) {
             log_write(st->logger, BKOAUTH_LOG_WARNING,
                       "another process has been renewing the token of %s for longer than the SSM timeout; "
                       "renewing it here too",
                       who(user_id));
-            return;
+            return 0;
         }
         usleep(delay);
         delay = delay * 2 > 10000 ? 10000 : delay * 2;
@@ -229,7 +251,9 @@ static bkoauth_code renew_locked(store *st, key_entry *e, const char *env_name, 
     } else {
         current = newest(st, env_name, user_id, current);
     }
+    atomic_store(&e->busy_since_ms, bk_monotonic_ms());
     rc = fn(ctx, current, &fresh, err);
+    atomic_store(&e->busy_since_ms, 0);
     if (rc != BKOAUTH_OK) {
         bkoauth_token_free(fresh);
         bkoauth_token_free(current);
@@ -244,7 +268,8 @@ static bkoauth_code renew_locked(store *st, key_entry *e, const char *env_name, 
     rc = normalize(env_name, user_id, current, &fresh, err);
     bkoauth_token_free(current);
     if (rc != BKOAUTH_OK) return rc;
-    rc = st->ops->save(st, fresh, err);
+    rc = save_row(st, fresh, err);
+    if (rc == BKOAUTH_E_STORE) rc = save_row(st, fresh, err); /* once more (the backend reconnects) */
     if (rc == BKOAUTH_OK) {
         if (keep) key_set_unsaved(st->keys, e, NULL); /* the row holds the newest now */
         *out = fresh;
@@ -277,7 +302,8 @@ static bkoauth_token *current_if_ok(store *st, const char *env_name, const char 
 }
 
 static bkoauth_code renew(store *st, const char *env_name, const char *user_id, store_current_ok_fn ok,
-                          store_renew_fn fn, void *ctx, int keep, bkoauth_token **out, bkoauth_error *err)
+                          store_renew_fn fn, void *ctx, int keep, int64_t patience_ms, bkoauth_token **out,
+                          bkoauth_error *err)
 {
     *out = NULL;
     bkoauth_code rc = check_key(env_name, user_id, err);
@@ -285,15 +311,23 @@ static bkoauth_code renew(store *st, const char *env_name, const char *user_id, 
     if (fn == NULL) return err_set(err, BKOAUTH_E_INVALID, "token store: no renew function");
     user_id = app_or_user(user_id);
     /* a renewer holds the key for at most the SSM timeout (plus the save); past that it is stuck */
-    int64_t deadline = bk_monotonic_ms() + st->s->timeout_ms + 5000;
-    int locked = 0, held = 0;
-    key_entry *e = key_acquire(st->keys, env_name, user_id, deadline, &locked);
+    int64_t start = bk_monotonic_ms(), deadline = start + st->s->timeout_ms + 5000;
+    int locked = 0, held = 0, impatient = 0;
+    key_entry *e = key_acquire(st->keys, env_name, user_id, deadline, patience_ms, &locked, &impatient);
     if (e == NULL) return err_nomem(err);
+    if (impatient) {
+        key_release(st->keys, e, 0); /* the caller's own token will do */
+        return err_ok(err);
+    }
     if (ok != NULL && (*out = current_if_ok(st, env_name, user_id, ok, ctx)) != NULL) {
         key_release(st->keys, e, locked); /* renewed while this caller waited */
         return err_ok(err);
     }
-    lock_wait(st, env_name, user_id, deadline, &held);
+    /* another process's renewal is not seen here: patience counts the wait for its lock */
+    if (lock_wait(st, env_name, user_id, deadline, patience_ms > 0 ? start + 2 * patience_ms : 0, &held)) {
+        key_release(st->keys, e, locked);
+        return err_ok(err);
+    }
     rc = renew_locked(st, e, env_name, user_id, fn, ctx, keep, out, err);
     if (held) st->ops->unlock(st, env_name, user_id);
     key_release(st->keys, e, locked);
@@ -303,20 +337,20 @@ static bkoauth_code renew(store *st, const char *env_name, const char *user_id, 
 bkoauth_code store_renew(store *st, const char *env_name, const char *user_id, store_renew_fn fn, void *ctx,
                          bkoauth_token **out, bkoauth_error *err)
 {
-    return renew(st, env_name, user_id, NULL, fn, ctx, 0, out, err);
+    return renew(st, env_name, user_id, NULL, fn, ctx, 0, 0, out, err);
 }
 
 bkoauth_code store_renew_keep(store *st, const char *env_name, const char *user_id, store_renew_fn fn,
                               void *ctx, bkoauth_token **out, bkoauth_error *err)
 {
-    return renew(st, env_name, user_id, NULL, fn, ctx, 1, out, err);
+    return renew(st, env_name, user_id, NULL, fn, ctx, 1, 0, out, err);
 }
 
 bkoauth_code store_renew_if(store *st, const char *env_name, const char *user_id,
-                            store_current_ok_fn current_ok, store_renew_fn fn, void *ctx, bkoauth_token **out,
-                            bkoauth_error *err)
+                            store_current_ok_fn current_ok, store_renew_fn fn, void *ctx, int64_t patience_ms,
+                            bkoauth_token **out, bkoauth_error *err)
 {
-    return renew(st, env_name, user_id, current_ok, fn, ctx, 1, out, err);
+    return renew(st, env_name, user_id, current_ok, fn, ctx, 1, patience_ms, out, err);
 }
 
 static bkoauth_code put_copy(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
@@ -356,10 +390,50 @@ bkoauth_code store_list(store *st, bkoauth_token ***out, size_t *count, bkoauth_
     return st->ops->list(st, out, count, err);
 }
 
+/* At close: one more try to save each grant still held; what cannot be saved is named. */
+static void flush_all_unsaved(store *st)
+{
+    if (keytab_unsaved(st->keys) == 0) return;
+    key_entry *held[64];
+    int n = keytab_unsaved_entries(st->keys, held, 64);
+    for (int i = 0; i < n; i++) {
+        int h = 0;
+        if (st->ops->try_lock(st, held[i]->env_name, held[i]->user_id, &h, NULL) == BKOAUTH_OK && h) {
+            flush_unsaved(st, held[i]);
+            st->ops->unlock(st, held[i]->env_name, held[i]->user_id);
+        }
+        bkoauth_token *u = key_unsaved_copy(st->keys, held[i]->env_name, held[i]->user_id);
+        if (u != NULL)
+            log_write(st->logger, BKOAUTH_LOG_ERROR,
+                      "the token of %s (env %s) obtained from the SSM service could not be saved before the "
+                      "client was closed; the user's next login gets a new one",
+                      who(held[i]->user_id), held[i]->env_name);
+        bkoauth_token_free(u);
+        key_release(st->keys, held[i], 0);
+    }
+}
+
 void store_close(store *st)
 {
     if (st == NULL) return;
+    flush_all_unsaved(st);
     keytab *keys = st->keys;
     st->ops->close(st);
     keytab_free(keys);
+}
+
+void store_after_fork(store *st)
+{
+    if (st == NULL) return;
+    /* the parent's key table may have locks held by threads the child does not have */
+    keytab *fresh = keytab_new();
+    if (fresh != NULL) st->keys = fresh; /* the old one is left to the parent */
+    st->ops->after_fork(st);
+}
+
+void store_counts(store *st, uint64_t *reconnects, uint64_t *saved_late, uint64_t *unsaved)
+{
+    *reconnects = atomic_load(&st->reconnects);
+    *saved_late = atomic_load(&st->saved_late);
+    *unsaved = (uint64_t)keytab_unsaved(st->keys);
 }

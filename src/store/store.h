@@ -15,6 +15,8 @@
 #include "../internal.h"
 #include "../keys.h"
 
+#include <stdatomic.h>
+
 typedef struct store store;
 
 /* Called by store_renew with the key locked, with the row as it is now (current NULL when
@@ -49,6 +51,9 @@ typedef struct store_ops {
     bkoauth_code (*remove)(store *st, const char *env_name, const char *user_id, bkoauth_error *err);
     bkoauth_code (*list)(store *st, bkoauth_token ***out, size_t *count, bkoauth_error *err);
     void (*close)(store *st);
+    /* In a child after fork(): forget (never close) what is the parent's - connections, the
+     * lock connection or lock file description - so that new ones are made on use. */
+    void (*after_fork)(store *st);
 } store_ops;
 
 /* Every backend's handle starts with this; store_open fills keys and s. */
@@ -57,6 +62,9 @@ struct store {
     const bk_logger *logger;
     const bk_settings *s;
     keytab *keys;
+    atomic_ulong reconnects; /* broken connections replaced (by the backend) */
+    atomic_ulong saved_late; /* grants saved after their first save had failed */
+    atomic_int fail_saves;   /* tests: saves still to fail (store_fail_next_saves) */
 };
 
 /* BKOAUTH_DB_CONNECTIONS of s (its default when s was not made by settings_from_config). */
@@ -93,14 +101,24 @@ bkoauth_code store_renew(store *st, const char *env_name, const char *user_id, s
 bkoauth_code store_renew_keep(store *st, const char *env_name, const char *user_id, store_renew_fn fn,
                               void *ctx, bkoauth_token **out, bkoauth_error *err);
 /* store_renew_keep, and when current_ok accepts the row read after the key's in-process lock
- * was taken, that row is the answer (fn is not called). */
+ * was taken, that row is the answer (fn is not called). With patience_ms > 0 the caller has a
+ * token that will do meanwhile: when the key's renewal in this process has been calling for
+ * longer than patience_ms, or another process holds the key for longer than twice that, it
+ * returns BKOAUTH_OK with *out NULL instead of waiting on. */
 bkoauth_code store_renew_if(store *st, const char *env_name, const char *user_id,
-                            store_current_ok_fn current_ok, store_renew_fn fn, void *ctx, bkoauth_token **out,
-                            bkoauth_error *err);
+                            store_current_ok_fn current_ok, store_renew_fn fn, void *ctx, int64_t patience_ms,
+                            bkoauth_token **out, bkoauth_error *err);
 /* Saves token in its (env_name, user_id) row: store_renew with a fn that returns a copy. */
 bkoauth_code store_put(store *st, const bkoauth_token *token, bkoauth_error *err);
 bkoauth_code store_remove(store *st, const char *env_name, const char *user_id, bkoauth_error *err);
 bkoauth_code store_list(store *st, bkoauth_token ***out, size_t *count, bkoauth_error *err);
 void store_close(store *st);
+/* In a child after fork(): the store keeps working with connections of its own. */
+void store_after_fork(store *st);
+/* Fault injection for tests: the next n saves fail as the database failing them would
+ * (BKOAUTH_E_STORE), before they reach the backend. */
+void store_fail_next_saves(store *st, int n);
+/* Counters: broken connections replaced, grants saved late, grants held unsaved now. */
+void store_counts(store *st, uint64_t *reconnects, uint64_t *saved_late, uint64_t *unsaved);
 
 #endif

@@ -85,7 +85,8 @@ static int setup(void **state, int ee)
     if (f->dev == NULL) return -1;
     if (teststore_fresh_url(ee ? "ops-ee" : "ops-ieod", f->db_url, sizeof f->db_url) == NULL) return -1;
     f->c = make_client(f, f->dev->url, NULL);
-    const char *old[] = {"EXPIRES_SECONDS", "7200", NULL};
+    /* tokens expire "soon" for this client; no back-off, so each test starts clean */
+    const char *old[] = {"EXPIRES_SECONDS", "7200", "BKOAUTH_BACKOFF_SECONDS", "0", NULL};
     f->old = make_client(f, f->dev->url, old);
     *state = f;
     return 0;
@@ -435,17 +436,18 @@ static void test_login_hook(void **state)
 
 /* ---- failures: every injected fault, a timeout, an unreachable service ------------------- */
 
-static void check_fault(fixture *f, const char *kind, int want_status)
+/* A fault of the service while the saved tokens expire soon but have not expired. An outage
+ * (outage set: no answer, an HTTP error, a broken answer) is invisible: the saved tokens are
+ * returned, unchanged. The service's refusal (a business error) reaches the caller. An explicit
+ * refresh_token() reports the failure either way. Nothing saved changes. */
+static void check_fault(fixture *f, const char *kind, int want_status, int outage)
 {
     bkoauth_token *l = NULL, *app = NULL;
     assert_int_equal(bkoauth_get_app_access_token(f->c, &app, NULL), BKOAUTH_OK);
     l = must_login(f, f->c, "alice", "bk_token=cred-alice");
     json_decref(devserver_post(f->dev, "/__dev/reset"));
 
-    struct {
-        int op;
-    } ops[] = {{0}, {1}, {2}, {3}};
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    for (int op = 0; op < 4; op++) {
         /* libcurl retries once on a reused connection that died without an answer: a dropped
          * connection must happen twice to reach the caller */
         assert_int_equal(devserver_fault(f->dev, kind, strcmp(kind, "drop") == 0 ? 2 : 1, 0), 0);
@@ -453,7 +455,7 @@ static void check_fault(fixture *f, const char *kind, int want_status)
         bkoauth_error e;
         bkoauth_code rc;
         bkoauth_request r = login("alice", "bk_token=cred-alice");
-        switch (ops[i].op) {
+        switch (op) {
         case 0:
             rc = bkoauth_get_app_access_token(f->old, &t, &e);
             break;
@@ -467,14 +469,23 @@ static void check_fault(fixture *f, const char *kind, int want_status)
             rc = bkoauth_refresh_token(f->c, l, &t, &e);
             break;
         }
-        if (rc != BKOAUTH_E_TOKEN_API)
-            fail_msg("fault %s, op %d: got %s: %s", kind, ops[i].op, bkoauth_code_name(rc), e.message);
-        assert_null(t);
-        assert_int_equal(e.code, BKOAUTH_E_TOKEN_API);
-        assert_true(strlen(e.message) > 10);
-        assert_no_secret(e.message);
-        assert_null(strstr(e.message, l->refresh_token));
-        if (want_status >= 0) assert_int_equal(e.http_status, want_status);
+        assert_true(devserver_counter(f->dev, "faulted") >= 1); /* the service was tried */
+        if (outage && op < 3) {
+            if (rc != BKOAUTH_OK)
+                fail_msg("fault %s, op %d: got %s: %s", kind, op, bkoauth_code_name(rc), e.message);
+            assert_int_equal(e.code, BKOAUTH_OK);
+            assert_string_equal(t->access_token, op == 0 ? app->access_token : l->access_token);
+            bkoauth_token_free(t);
+        } else {
+            if (rc != BKOAUTH_E_TOKEN_API)
+                fail_msg("fault %s, op %d: got %s: %s", kind, op, bkoauth_code_name(rc), e.message);
+            assert_null(t);
+            assert_int_equal(e.code, BKOAUTH_E_TOKEN_API);
+            assert_true(strlen(e.message) > 10);
+            assert_no_secret(e.message);
+            assert_null(strstr(e.message, l->refresh_token));
+            if (want_status >= 0) assert_int_equal(e.http_status, want_status);
+        }
         /* nothing saved changed */
         bkoauth_token *s = NULL;
         assert_int_equal(bkoauth_get_access_token_by_user(f->c, "alice", &s, NULL), BKOAUTH_OK);
@@ -499,27 +510,27 @@ static void check_fault(fixture *f, const char *kind, int want_status)
 
 static void test_fault_http500(void **state)
 {
-    check_fault(*state, "http500", 500);
+    check_fault(*state, "http500", 500, 1);
 }
 
 static void test_fault_truncated(void **state)
 {
-    check_fault(*state, "truncated", -1);
+    check_fault(*state, "truncated", -1, 1);
 }
 
 static void test_fault_html(void **state)
 {
-    check_fault(*state, "html", 200);
+    check_fault(*state, "html", 200, 1);
 }
 
 static void test_fault_drop(void **state)
 {
-    check_fault(*state, "drop", 0);
+    check_fault(*state, "drop", 0, 1);
 }
 
 static void test_fault_business(void **state)
 {
-    check_fault(*state, "business", -1);
+    check_fault(*state, "business", -1, 0);
 }
 
 static void test_timeout(void **state)
@@ -529,15 +540,28 @@ static void test_timeout(void **state)
     bkoauth_client *c = make_client(f, f->dev->url, extra);
     bkoauth_token *app = NULL;
     assert_int_equal(bkoauth_get_app_access_token(f->c, &app, NULL), BKOAUTH_OK);
+    /* the saved APP token expires soon for c but has not expired: served while the call times out */
     assert_int_equal(devserver_fault(f->dev, "slow", 1, 1500), 0);
     bkoauth_token *t = NULL;
     bkoauth_error e;
-    assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_E_TOKEN_API);
+    assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_OK);
+    assert_string_equal(t->access_token, app->access_token);
+    bkoauth_token_free(t);
+    bkoauth_stats st;
+    assert_int_equal(bkoauth_client_stats(c, &st, NULL), BKOAUTH_OK);
+    assert_int_equal(st.ssm_calls, 1);
+    assert_int_equal(st.ssm_fail_network, 1);
+    assert_int_equal(st.served_during_outage, 1);
+    /* an explicit refresh reports the timeout, saying which setting bounds it */
+    bkoauth_token *l = must_login(f, f->c, "alice", "bk_token=cred-alice");
+    assert_int_equal(devserver_fault(f->dev, "slow", 1, 1500), 0);
+    assert_int_equal(bkoauth_refresh_token(c, l, &t, &e), BKOAUTH_E_TOKEN_API);
     assert_non_null(strstr(e.message, "BKOAUTH_TIMEOUT_MS"));
     bkoauth_token *s = NULL;
     assert_int_equal(bkoauth_get_app_access_token(f->c, &s, NULL), BKOAUTH_OK);
     assert_string_equal(s->access_token, app->access_token);
     bkoauth_token_free(s);
+    bkoauth_token_free(l);
     bkoauth_token_free(app);
     bkoauth_client_free(c);
 }

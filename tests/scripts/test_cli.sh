@@ -328,5 +328,24 @@ NOBASE=1 run BKOAUTH_DATABASE_URL="sqlite:$work/order/var.db" -- -c "$work/order
 expect_eq "$(saved_in)" "flag.db " "-D over the environment and the file"
 rm -f "$work/bkoauth.conf"
 
+# ---- check: settings, store, service; one line each, exit status of the first failure's kind
+run -- check; expect_rc 0 "check with everything in place"
+expect_out "^settings: ok: OAUTH_API_URL $DEV_URL" "check: settings line"
+expect_out "store: ok: .*[0-9]+ tokens? saved" "check: store line"
+expect_out "SSM service: ok: reached: HTTP [0-9]+" "check: service line"
+run -- --json check; expect_rc 0 "check --json"
+expect_eq "$(json '(j["ok"], [c["check"] for c in j["checks"]], [c["ok"] for c in j["checks"]])')" \
+  "(True, ['settings', 'store', 'SSM service'], [True, True, True])" "check --json shape"
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+run OAUTH_API_URL="http://127.0.0.1:$port" -- check; expect_rc 3 "check with the service down"
+expect_out "SSM service: TokenAPIError: connection refused" "check: service down named"
+expect_out "store: ok" "check: the store still checked with the service down"
+run BKOAUTH_DATABASE_URL="postgresql://user:pw-secret-1@127.0.0.1:$port/x" -- check; expect_rc 6 "check with the store down"
+expect_out "store: StoreError: " "check: store down named"
+expect_out "SSM service: skipped" "check: service skipped without a client"
+[[ "$OUT$ERR" == *pw-secret-1* ]] && fail "check shows the database password"
+run BKOAUTH_TIMEOUT_MS=abc -- check; expect_rc 5 "check with a bad setting"
+expect_out "^settings: ConfigError: .*BKOAUTH_TIMEOUT_MS" "check: the bad setting named"
+
 echo "test_cli: $checks checks, $failures failures"
 [ "$failures" -eq 0 ]
