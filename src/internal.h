@@ -13,6 +13,15 @@
 #define BK_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define BK_PRINTF(f, a)
+/* ---- text from outside (text.c) ---------------------------------------------------------- */
+
+/* 1 when s is a token as the SSM issues them: printable ASCII without spaces (0x21..0x7e), at
+ * most max_len bytes, not empty unless may_be_empty (NULL counts as empty). */
+int bk_token_text_ok(const char *s, size_t max_len, int may_be_empty);
+/* NULL when s is a name a person can read safely: valid UTF-8 without control characters
+ * (C0, DEL, C1) or text-direction marks; else what is wrong ("contains a control character"). */
+const char *bk_name_problem(const char *s);
+
 #endif
 
 /* ---- errors (error.c) ------------------------------------------------------------------- */
@@ -219,5 +228,14 @@ char *dt_format(int64_t t, int local, char *buf, size_t size);
  * optional "+HH:MM"/"Z" offset (which then wins over local). Fraction is dropped. Returns 0 on
  * success, -1 on a malformed value. */
 int dt_parse(const char *text, int local, int64_t *out);
+
+/* ---- text from outside (text.c) ---------------------------------------------------------- */
+
+/* 1 when s is a token as the SSM issues them: printable ASCII without spaces (0x21..0x7e), at
+ * most max_len bytes, not empty unless may_be_empty (NULL counts as empty). */
+int bk_token_text_ok(const char *s, size_t max_len, int may_be_empty);
+/* NULL when s is a name a person can read safely: valid UTF-8 without control characters
+ * (C0, DEL, C1) or text-direction marks; else what is wrong ("contains a control character"). */
+const char *bk_name_problem(const char *s);
 
 #endif

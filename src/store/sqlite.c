@@ -279,6 +279,16 @@ static bkoauth_code read_row(sqlite_store *ss, sqlite3_stmt *st, bkoauth_token *
     bkoauth_code rc = col_time(ss, st, 2, "expires", &expires, err);
     if (rc == BKOAUTH_OK) rc = col_time(ss, st, 7, "created_at", &created, err);
     if (rc != BKOAUTH_OK) return rc;
+    /* a NUL inside a text value would cut it short unseen: such a row is reported instead */
+    static const char *const names[] = {"",      "access_token", "",       "refresh_token",
+                                        "scope", "env_name",     "user_id"};
+    for (int i = 1; i <= 6; i++) {
+        const char *t = i == 2 ? NULL : col_text(st, i);
+        if (t != NULL && strlen(t) != (size_t)sqlite3_column_bytes(st, i))
+            return err_set(err, BKOAUTH_E_STORE,
+                           "token database %s: row id %lld has a NUL byte inside its %s", ss->path,
+                           (long long)sqlite3_column_int64(st, 0), names[i]);
+    }
     if (id) *id = sqlite3_column_int64(st, 0);
     *out = token_make(col_text(st, 1), col_text(st, 3), col_text(st, 4), col_text(st, 5), col_text(st, 6),
                       expires, created);
@@ -492,8 +502,17 @@ static bkoauth_code sq_list(store *base, bkoauth_token ***out, size_t *count, bk
             items = p;
             cap = ncap;
         }
-        r = read_row(ss, st, &items[n], NULL, err);
-        if (r == BKOAUTH_OK) n++;
+        bkoauth_error why;
+        r = read_row(ss, st, &items[n], NULL, &why);
+        if (r == BKOAUTH_OK) {
+            n++;
+        } else if (r == BKOAUTH_E_STORE) { /* one unreadable row does not hide the others */
+            log_write(ss->base.logger, BKOAUTH_LOG_WARNING, "listing tokens: %s; that row is left out",
+                      why.message);
+            r = BKOAUTH_OK;
+        } else {
+            if (err) *err = why;
+        }
     }
     if (r == BKOAUTH_OK && rc != SQLITE_DONE) r = db_error(ss, c->db, rc, "listing tokens", err);
     if (st) sqlite3_reset(st);
