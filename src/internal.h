@@ -180,6 +180,12 @@ char *query_get(const char *query, const char *name);
  * ("o0836324475" -> "836324475"); any other value is returned copied as is. NULL on OOM. */
 char *uin_normalize(const char *value);
 
+/* ---- X-Bkapi-Jwt (jwt.c) ------------------------------------------------------------------ */
+
+/* Forgets every parsed APIGW_PUBLIC_KEY, so that the next verification parses its key again
+ * (for tests of the parsing; no thread may be verifying meanwhile). */
+void bkoauth__jwt_keys_clear(void);
+
 /* ---- the client (client.c), for modules that serve public calls on a client -------------- */
 
 const bk_settings *client_settings(const bkoauth_client *c);

@@ -306,26 +306,47 @@ static bkoauth_code jwt_key_get(const char *setting, EVP_PKEY **out, char *why, 
     return rc;
 }
 
+void bkoauth__jwt_keys_clear(void)
+{
+    pthread_mutex_lock(&jwt_keys_lock);
+    for (size_t i = 0; i < JWT_KEYS_MAX; i++) {
+        bkoauth__free(jwt_keys[i].pem);
+        EVP_PKEY_free(jwt_keys[i].pkey);
+        memset(&jwt_keys[i], 0, sizeof jwt_keys[i]);
+    }
+    pthread_mutex_unlock(&jwt_keys_lock);
+}
+
 /* ---- verification ------------------------------------------------------------------------- */
 
-/* 1 when sig is a good RS256 signature of input by pkey, 0 when not, -1 when OpenSSL ran out of
- * memory checking it. */
+enum { JWT_SIG_GOOD = 1, JWT_SIG_BAD = 0, JWT_SIG_OOM = -1, JWT_SIG_ERROR = -2 };
+
+/* Whether sig is a good RS256 signature of input by pkey: JWT_SIG_GOOD, JWT_SIG_BAD, or
+ * JWT_SIG_OOM / JWT_SIG_ERROR when OpenSSL could not check it (out of memory as far as OpenSSL
+ * says so, else an error of its own). */
 static int jwt_signature_ok(EVP_PKEY *pkey, const char *input, size_t input_len, const unsigned char *sig,
                             size_t sig_len)
 {
-    int ok = 0;
-    if (sig_len == 0 || EVP_PKEY_get_size(pkey) <= 0 || sig_len != (size_t)EVP_PKEY_get_size(pkey)) return 0;
+    if (sig_len == 0 || EVP_PKEY_get_size(pkey) <= 0 || sig_len != (size_t)EVP_PKEY_get_size(pkey))
+        return JWT_SIG_BAD;
     ERR_clear_error();
+    int result = JWT_SIG_ERROR;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pctx = NULL;
-    if (md != NULL && EVP_DigestVerifyInit(md, &pctx, EVP_sha256(), NULL, pkey) == 1 &&
-        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1 &&
-        EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)input, input_len) == 1)
-        ok = 1;
-    if ((!ok && jwt_openssl_oom()) || md == NULL) ok = -1;
+    if (md == NULL) {
+        result = JWT_SIG_OOM;
+    } else if (EVP_DigestVerifyInit(md, &pctx, EVP_sha256(), NULL, pkey) == 1 &&
+               EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1) {
+        int v = EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)input, input_len);
+        /* OpenSSL says why it refuses a signature (padding check failed...); a refusal without a
+         * reason is a failure it could not even record, such as running out of memory */
+        result = v == 1 ? JWT_SIG_GOOD : v == 0 && ERR_peek_error() != 0 ? JWT_SIG_BAD : JWT_SIG_ERROR;
+    }
+    /* a refusal is "bad signature" only when OpenSSL did not run out of memory on the way */
+    if (result != JWT_SIG_GOOD && jwt_openssl_oom()) result = JWT_SIG_OOM;
     EVP_MD_CTX_free(md);
     ERR_clear_error();
-    return ok;
+    return result;
 }
 
 static char *jwt_dup_string_member(const json_t *obj, const char *name, const char *fallback)
@@ -469,8 +490,14 @@ bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth
 
     /* 6. the signature over "header.payload" as sent */
     int good = jwt_signature_ok(pkey, jwt, (size_t)(dot2 - jwt), sig, sig_len);
-    if (good < 0) goto oom;
-    if (!good) {
+    if (good == JWT_SIG_OOM) goto oom;
+    if (good == JWT_SIG_ERROR) {
+        err_set(err, rc,
+                "the signature could not be checked: OpenSSL failed to set up RS256 verification with "
+                "APIGW_PUBLIC_KEY; retry, and check the OpenSSL installation if it persists");
+        goto out;
+    }
+    if (good != JWT_SIG_GOOD) {
         err_set(err, rc,
                 "bad signature: X-Bkapi-Jwt was not signed by the key in APIGW_PUBLIC_KEY, or was altered; "
                 "check that APIGW_PUBLIC_KEY is this gateway's key");

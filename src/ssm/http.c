@@ -80,6 +80,7 @@ void http_response_clear(http_response *r)
     r->body = NULL;
     r->len = 0;
     r->status = 0;
+    r->alloc_failed = 0;
 }
 
 /* An idle handle, or a new one; NULL on OOM. */
@@ -93,10 +94,22 @@ static CURL *http_acquire(http_client *h)
     return c;
 }
 
-/* Back to the free list (its connections stay open), or closed when the list is full. */
-static void http_release(http_client *h, CURL *c)
+/* Back to the free list (its connections stay open), or closed when the list is full or the
+ * handle is not to be trusted again (keep 0: a transfer failed or ran out of memory midway and
+ * may have left its connection in any state). */
+static void http_release(http_client *h, CURL *c, int keep)
 {
-    curl_easy_reset(c);
+    if (keep) {
+        /* curl_easy_reset() copies default strings: one that ran out of memory leaves the handle
+         * half set up, and it says nothing */
+        unsigned long failed = bkoauth__alloc_failures();
+        curl_easy_reset(c);
+        keep = bkoauth__alloc_failures() == failed;
+    }
+    if (!keep) {
+        curl_easy_cleanup(c);
+        return;
+    }
     pthread_mutex_lock(&h->lock);
     if (h->nidle < HTTP_POOL_MAX) {
         h->idle[h->nidle++] = c;
@@ -242,6 +255,7 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
     resp->status = 0;
     resp->body = NULL;
     resp->len = 0;
+    resp->alloc_failed = 0;
     if (h->s->tls_verify == 0 && !atomic_flag_test_and_set(&h->tls_warned))
         log_write(
             h->logger, BKOAUTH_LOG_WARNING,
@@ -274,7 +288,7 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
     }
     if (oom) {
         http_slist_wipe_free(headers);
-        http_release(h, c);
+        http_release(h, c, 1);
         return err_nomem(err);
     }
 
@@ -328,6 +342,7 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
             code = err_set(err, BKOAUTH_E_NOMEM, "out of memory reading the SSM service's answer");
         } else {
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+            resp->alloc_failed = bkoauth__alloc_failures() != failed;
             if (sink.buf.data == NULL) { /* empty body: still a string */
                 sink.buf.data = bkoauth__calloc(1, 1);
                 if (sink.buf.data == NULL) code = err_nomem(err);
@@ -342,6 +357,6 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
     buf_free(&sink.buf);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     http_slist_wipe_free(headers);
-    http_release(h, c);
+    http_release(h, c, code == BKOAUTH_OK && !resp->alloc_failed);
     return code;
 }

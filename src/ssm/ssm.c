@@ -519,7 +519,7 @@ static bkoauth_code ssm_run(ssm_client *c, ssm_kind kind, const char *env_name, 
     }
     http_request req = {call.method,   url.data,       (const char *const *)call.headers,
                         call.nheaders, call.body.data, call.body.len};
-    http_response resp = {0, NULL, 0};
+    http_response resp = {0, NULL, 0, 0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = http_perform(c->http, &req, &resp, err);
@@ -529,6 +529,9 @@ static bkoauth_code ssm_run(ssm_client *c, ssm_kind kind, const char *env_name, 
         rc = ssm_parse_response(s->protocol, resp.status, resp.body, resp.len, out, err);
     else
         memset(out, 0, sizeof *out);
+    if (rc == BKOAUTH_E_TOKEN_API && resp.alloc_failed) /* a grant is kept; a refusal is not believed */
+        rc = err_set(err, BKOAUTH_E_NOMEM,
+                     "out of memory during the SSM %s call (the request may have lost a part)", what);
     char got[32];
     long st = resp.status > 0 ? resp.status : err != NULL ? err->http_status : 0;
     if (st > 0)
