@@ -177,7 +177,7 @@ static int setup(void **state)
         f->c[ee] = make_client(ee, NULL);
         const char *old[] = {"EXPIRES_SECONDS", "7200", NULL};
         f->old[ee] = make_client(ee, old);
-        f->full[ee] = make_config(ee, NULL);
+        f->full[ee] = make_config(ee, NULL); /* with the PEM key and a CA file: below */
     }
     const char *cached[] = {"BKOAUTH_CACHE_SECONDS", "60", NULL};
     f->cached = make_client(0, cached);
@@ -185,6 +185,13 @@ static int setup(void **state)
     f->key = testjwt_key_new(2048);
     if (f->key == NULL) return -1;
     f->pem = testjwt_public_pem(f->key, 0);
+    for (int ee = 0; ee < 2; ee++) {
+        bkoauth_error e;
+        if (bkoauth_config_set(f->full[ee], "APIGW_PUBLIC_KEY", f->pem, &e) != BKOAUTH_OK ||
+            bkoauth_config_set(f->full[ee], "BKOAUTH_CA_FILE", "/etc/ssl/certs/ca-certificates.crt", &e) !=
+                BKOAUTH_OK)
+            fail_msg("full settings: %s", e.message);
+    }
     const char *jwtset[] = {"APIGW_PUBLIC_KEY", f->pem, NULL};
     f->jwt = make_client(0, jwtset);
     const char *badset[] = {"APIGW_PUBLIC_KEY",
@@ -442,9 +449,20 @@ static bkoauth_code run_load_env(fixture *f, const ocase *c, bkoauth_error *e)
     return rc;
 }
 
+/* client_new; a client made must hold every setting (none lost to a failed copy) */
 static bkoauth_code run_client_new(fixture *f, const ocase *c, bkoauth_error *e)
 {
     bkoauth_client *cl = bkoauth_client_new(f->full[c->ee], e);
+    if (cl != NULL) {
+        const bk_settings *s = client_settings(cl);
+        if (!bk_streq(s->api_url, f->dev->url) || !bk_streq(s->app_code, APP_CODE) ||
+            !bk_streq(s->app_secret, APP_SECRET) || !bk_streq(s->apigw_public_key, f->pem) ||
+            !bk_streq(s->ca_file, "/etc/ssl/certs/ca-certificates.crt") ||
+            !bk_streq(s->database_url, f->db_url) || !bk_streq(s->database_path, f->db_url + 7) ||
+            s->cookies_params.count != 1 || s->oauth_params.count != 3 || s->oauth_params_json == NULL ||
+            s->protocol != (c->ee ? BK_PROTO_EE : BK_PROTO_IEOD))
+            fail_msg("%s: a client whose settings are not all there", c->name);
+    }
     bkoauth_client_free(cl);
     return cl != NULL ? BKOAUTH_OK : e->code;
 }
@@ -793,13 +811,13 @@ static void test_memory_comes_back(void **state)
 {
     fixture *f = *state;
     bkoauth__jwt_keys_clear();
-    long live = faultalloc_live(), foreign = faultalloc_foreign();
-    long known_live = 0;
+    long mark = faultalloc_mark(), foreign = faultalloc_foreign();
+    long known = 0;
     for (int ee = 0; ee < 2; ee++) {
         const char *extra[] = {"APIGW_PUBLIC_KEY", f->pem, NULL};
         bkoauth_client *cl = make_client(ee, extra);
-        known_live++; /* KNOWN: src/store/sqlite.c frees its path (from bk_strdup) with free(); converted on
-                         main */
+        /* KNOWN: src/store/sqlite.c frees its path (from bk_strdup) with free(); converted on main */
+        known++;
         bkoauth_token *t = NULL, *u = NULL, *r = NULL;
         bkoauth_request req = login("alice", "bk_token=" ALICE_CRED);
         must_delete(cl, NULL);
@@ -829,7 +847,7 @@ static void test_memory_comes_back(void **state)
     bkoauth_config_free(cfg);
     bkoauth__jwt_keys_clear();
     assert_int_equal(faultalloc_foreign() - foreign, 0);
-    assert_int_equal(faultalloc_live() - live, known_live);
+    assert_int_equal(faultalloc_outstanding(mark), known);
 
     /* tokens handed out by the store's list and by the cache */
     bkoauth_token **all = NULL;
@@ -838,16 +856,16 @@ static void test_memory_comes_back(void **state)
     assert_int_equal(bkoauth_list_tokens(f->c[0], &all, &n, NULL), BKOAUTH_OK);
     bkoauth_tokens_free(all, n);
     /* KNOWN: src/store/sqlite.c allocates the array of bkoauth_list_tokens() with realloc(); converted on
-     * main */
-    assert_int_equal(faultalloc_foreign() - foreign, 1);
+     * main (then: 0). Tolerated, not asserted exactly: faultalloc_foreign() may count too low. */
+    assert_in_range(faultalloc_foreign() - foreign, 0, 1);
     bkoauth_token *t = NULL;
     assert_int_equal(bkoauth_get_app_access_token(f->cached, &t, NULL), BKOAUTH_OK); /* fills the cache */
     bkoauth_token_free(t);
     foreign = faultalloc_foreign();
     assert_int_equal(bkoauth_get_app_access_token(f->cached, &t, NULL), BKOAUTH_OK); /* a copy from it */
     bkoauth_token_free(t);
-    /* KNOWN: src/cache.c copies a cached token with malloc(); converted on main */
-    assert_int_equal(faultalloc_foreign() - foreign, 1);
+    /* KNOWN: src/cache.c copies a cached token with malloc(); converted on main (then: 0) */
+    assert_in_range(faultalloc_foreign() - foreign, 0, 1);
 }
 
 /* ---- secrets are wiped before their memory is freed ----------------------------------------- */

@@ -24,11 +24,16 @@ static long fa_hits;
 typedef struct fa_slot {
     void *ptr; /* NULL: empty; FA_TOMB: removed */
     size_t size;
+    long serial; /* when it was handed out (fa_serial) */
 } fa_slot;
 static char fa_tomb_byte;
 #define FA_TOMB ((void *)&fa_tomb_byte)
 static fa_slot *fa_slots;
 static size_t fa_cap, fa_used, fa_live; /* fa_used counts live and tombstones */
+static long fa_serial;                  /* blocks handed out so far */
+/* serials of blocks found freed without the allocator (their address was handed out again) */
+static long *fa_stale;
+static size_t fa_nstale, fa_stale_cap;
 
 static size_t fa_hash(const void *p)
 {
@@ -60,15 +65,36 @@ static void fa_grow(void)
     fa_used = fa_live;
 }
 
+/* Adds a block just handed out. The address may still be in the table: the block that had it
+ * was freed without going through the allocator (with free() by code that did not use the
+ * library's allocators) and malloc() gave the address again; that entry is stale and replaced,
+ * never duplicated (a stale size would make realloc copy too little). */
 static void fa_add(void *p, size_t size)
 {
     if ((fa_used + 1) * 2 > fa_cap) fa_grow();
-    size_t j = fa_hash(p) & (fa_cap - 1);
-    while (fa_slots[j].ptr != NULL && fa_slots[j].ptr != FA_TOMB)
-        j = (j + 1) & (fa_cap - 1);
-    if (fa_slots[j].ptr == NULL) fa_used++;
+    size_t j = fa_hash(p) & (fa_cap - 1), tomb = SIZE_MAX;
+    for (; fa_slots[j].ptr != NULL; j = (j + 1) & (fa_cap - 1)) {
+        if (fa_slots[j].ptr == p) { /* stale */
+            if (fa_nstale == fa_stale_cap) {
+                fa_stale_cap = fa_stale_cap ? fa_stale_cap * 2 : 256;
+                fa_stale = realloc(fa_stale, fa_stale_cap * sizeof *fa_stale);
+                if (fa_stale == NULL) abort();
+            }
+            fa_stale[fa_nstale++] = fa_slots[j].serial;
+            fa_slots[j].size = size;
+            fa_slots[j].serial = ++fa_serial;
+            return;
+        }
+        if (fa_slots[j].ptr == FA_TOMB && tomb == SIZE_MAX) tomb = j;
+    }
+    if (tomb != SIZE_MAX) {
+        j = tomb;
+    } else {
+        fa_used++;
+    }
     fa_slots[j].ptr = p;
     fa_slots[j].size = size;
+    fa_slots[j].serial = ++fa_serial;
     fa_live++;
 }
 
@@ -233,6 +259,26 @@ long faultalloc_live(void)
 {
     pthread_mutex_lock(&fa_lock);
     long n = (long)fa_live;
+    pthread_mutex_unlock(&fa_lock);
+    return n;
+}
+
+long faultalloc_mark(void)
+{
+    pthread_mutex_lock(&fa_lock);
+    long n = fa_serial;
+    pthread_mutex_unlock(&fa_lock);
+    return n;
+}
+
+long faultalloc_outstanding(long mark)
+{
+    pthread_mutex_lock(&fa_lock);
+    long n = 0;
+    for (size_t i = 0; i < fa_cap; i++)
+        if (fa_slots[i].ptr != NULL && fa_slots[i].ptr != FA_TOMB && fa_slots[i].serial > mark) n++;
+    for (size_t i = 0; i < fa_nstale; i++)
+        if (fa_stale[i] > mark) n++;
     pthread_mutex_unlock(&fa_lock);
     return n;
 }

@@ -28,11 +28,22 @@ long faultalloc_disarm(void);
 /* Allocations made through the allocator so far, failed ones included (all threads). */
 long faultalloc_count(void);
 
-/* Blocks handed out and not yet freed through the allocator. */
+/* Blocks handed out and not yet freed through the allocator (a block freed some other way
+ * stays counted until its address is handed out again). */
 long faultalloc_live(void);
 
+/* A mark for faultalloc_outstanding(): where the allocator is now. */
+long faultalloc_mark(void);
+
+/* Blocks handed out since mark that did not come back through the allocator: still live, or
+ * freed some other way (free() by code that does not use the library's allocators; seen when
+ * malloc() hands out the address again, or still counted as live). */
+long faultalloc_outstanding(long mark);
+
 /* Pointers freed (or reallocated) through the allocator that it never handed out: memory the
- * library allocated some other way and freed with the allocator of bkoauth_set_allocators(). */
+ * library allocated some other way and freed with the allocator of bkoauth_set_allocators().
+ * (A pointer whose address was handed out before and freed some other way can pass for one of
+ * its own: the count may be too low, never too high.) */
 long faultalloc_foreign(void);
 
 /* While secret is set (not NULL, not empty), every block freed through the allocator, and the
