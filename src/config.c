@@ -262,9 +262,14 @@ static char *python_to_json(const char *in, const char **why)
         }
         if (c == ',') {
             const char *q = p + 1;
-            while (isspace((unsigned char)*q))
-                q++;
-            if (*q == '}' || *q == ']') { /* Python allows a trailing comma */
+            for (;;) { /* blanks and comments to the next token */
+                while (isspace((unsigned char)*q))
+                    q++;
+                if (*q != '#') break;
+                while (*q && *q != '\n')
+                    q++;
+            }
+            if (*q == '}' || *q == ']') { /* Python allows a trailing comma, a comment after it too */
                 p++;
                 continue;
             }
