@@ -143,7 +143,8 @@ typedef struct bkoauth_token {
     int64_t created_at;  /**< when the row was first saved, Unix seconds, UTC */
 } bkoauth_token;
 
-/** Frees a token and every string in it. NULL is fine. */
+/** Frees a token and every string in it; access_token and refresh_token are wiped first.
+ *  NULL is fine. */
 BKOAUTH_API void bkoauth_token_free(bkoauth_token *token);
 
 /** 1 when the token expires within EXPIRES_SECONDS of now (expires - now < EXPIRES_SECONDS),
