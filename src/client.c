@@ -76,7 +76,7 @@ bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *
                 "bkoauth_client_new: config is NULL; create one with bkoauth_config_new()");
         return NULL;
     }
-    bkoauth_client *c = calloc(1, sizeof *c);
+    bkoauth_client *c = bkoauth__calloc(1, sizeof *c);
     if (c == NULL) {
         err_nomem(err);
         return NULL;
@@ -131,7 +131,7 @@ void bkoauth_client_free(bkoauth_client *client)
     store_close(client->st);
     ssm_free(client->ssm);
     settings_clear(&client->s);
-    free(client);
+    bkoauth__free(client);
 }
 
 void bkoauth_client_set_logger(bkoauth_client *client, bkoauth_log_fn fn, void *ctx)

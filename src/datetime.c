@@ -31,8 +31,8 @@ void dt_to_civil(int64_t t, const bk_zone *zone, bk_civil *out)
 
 int64_t dt_from_civil(const bk_civil *c, const bk_zone *zone)
 {
-    int64_t wall = dt_days_from_civil(c->year, c->month, c->day) * 86400 + c->hour * 3600 + c->minute * 60 +
-                   c->second;
+    int64_t wall =
+        dt_days_from_civil(c->year, c->month, c->day) * 86400 + c->hour * 3600 + c->minute * 60 + c->second;
     return zone_to_utc(zone, wall);
 }
 

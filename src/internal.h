@@ -52,11 +52,38 @@ void log_write(const bk_logger *logger, int level, const char *fmt, ...) BK_PRIN
 /* "error", "warning", "info", "debug". */
 const char *log_level_name(int level);
 
+/* ---- memory (alloc.c) ---------------------------------------------------------------------
+ * Every allocation of the library goes through these, never through malloc(), calloc(),
+ * realloc(), free(), strdup(), strndup() or json_dumps() directly: they call the allocators of
+ * bkoauth_set_allocators() (the C library's by default) and count failures. Memory from them is
+ * freed with bkoauth__free() (or a function that calls it, such as bkoauth_token_free()), and
+ * memory from elsewhere never is. A size of 0 is asked as 1, so NULL always means out of
+ * memory. */
+void *bkoauth__malloc(size_t size);
+void *bkoauth__calloc(size_t count, size_t size);
+void *bkoauth__realloc(void *ptr, size_t size);
+void bkoauth__free(void *ptr);                   /* NULL is fine */
+char *bkoauth__strdup(const char *s);            /* NULL gives NULL (not counted as a failure) */
+char *bkoauth__strndup(const char *s, size_t n); /* the first n bytes and a NUL; NULL gives NULL */
+/* How many allocations failed on this thread so far (through the functions above, and through
+ * Jansson and libcurl when they allocate through the library). Take it before a call into code
+ * that cannot say "out of memory" apart from other failures, compare after: a change means an
+ * allocation failed in between, and the failure is BKOAUTH_E_NOMEM. */
+unsigned long bkoauth__alloc_failures(void);
+/* Zeroes n bytes at p in a way the compiler keeps (explicit_bzero): every secret is cleared with
+ * it before its memory is freed or reused. NULL is fine. */
+void bkoauth__wipe(void *p, size_t n);
+void bkoauth__wipe_free(void *p, size_t n); /* bkoauth__wipe() then bkoauth__free(); NULL is fine */
+/* libcurl's process-wide initialisation with the library's allocators (curl_global_init_mem).
+ * A failure is not remembered: the next call tries again. BKOAUTH_E_NOMEM or
+ * BKOAUTH_E_TOKEN_API. The caller runs it once (under its own lock). */
+bkoauth_code bkoauth__curl_global_init(bkoauth_error *err);
+
 /* ---- strings and memory (util.c) -------------------------------------------------------- */
 
-char *bk_strdup(const char *s); /* NULL gives NULL */
-char *bk_strndup(const char *s, size_t n);
-void bk_wipe_free(char *s);                 /* zeroes a secret, then frees it */
+char *bk_strdup(const char *s);             /* bkoauth__strdup(): NULL gives NULL */
+char *bk_strndup(const char *s, size_t n);  /* bkoauth__strndup() */
+void bk_wipe_free(char *s);                 /* wipes a secret string (bkoauth__wipe), then frees it */
 int bk_streq(const char *a, const char *b); /* NULL-safe equality; NULL equals NULL only */
 int bk_empty(const char *s);                /* NULL or "" */
 size_t bk_utf8_chars(const char *s);        /* characters of UTF-8 text (bytes that start one) */
@@ -64,11 +91,13 @@ size_t bk_utf8_chars(const char *s);        /* characters of UTF-8 text (bytes t
 int64_t bk_now(void);
 
 /* A growable string buffer. On allocation failure the buffer sets oom and ignores further
- * appends; check oom once at the end. */
+ * appends; check oom once at the end. A buffer with secret set (it may hold a secret) never
+ * leaves a copy behind: growing it wipes the old block, and buf_free() wipes it. */
 typedef struct bk_buf {
     char *data;
     size_t len, cap;
     int oom;
+    int secret;
 } bk_buf;
 void buf_append(bk_buf *b, const char *s, size_t n);
 void buf_puts(bk_buf *b, const char *s);
@@ -76,6 +105,7 @@ void buf_printf(bk_buf *b, const char *fmt, ...) BK_PRINTF(2, 3);
 /* Appends s percent-encoded as application/x-www-form-urlencoded (space as %20, unreserved
  * characters RFC 3986 kept). */
 void buf_urlencode(bk_buf *b, const char *s);
+/* Frees the data (wiped first when secret is set) and empties the buffer; secret is kept. */
 void buf_free(bk_buf *b);
 
 /* ---- token helpers (token.c) ------------------------------------------------------------ */
@@ -177,6 +207,12 @@ char *query_get(const char *query, const char *name);
 /* The uin rule: "o" + 3..32 digits becomes the number without "o" and without leading zeros
  * ("o0836324475" -> "836324475"); any other value is returned copied as is. NULL on OOM. */
 char *uin_normalize(const char *value);
+
+/* ---- X-Bkapi-Jwt (jwt.c) ------------------------------------------------------------------ */
+
+/* Forgets every parsed APIGW_PUBLIC_KEY, so that the next verification parses its key again
+ * (for tests of the parsing; no thread may be verifying meanwhile). */
+void bkoauth__jwt_keys_clear(void);
 
 /* ---- the client (client.c), for modules that serve public calls on a client -------------- */
 

@@ -88,7 +88,7 @@ static int hex_value(char c)
  * escape or a NUL byte) or on OOM. *bad tells which. */
 static char *form_decode(const char *s, const char *e, int *bad)
 {
-    char *out = malloc((size_t)(e - s) + 1);
+    char *out = bkoauth__malloc((size_t)(e - s) + 1);
     *bad = 0;
     if (out == NULL) return NULL;
     size_t n = 0;
@@ -100,7 +100,7 @@ static char *form_decode(const char *s, const char *e, int *bad)
             int hi = p + 1 < e ? hex_value(p[1]) : -1;
             int lo = p + 2 < e ? hex_value(p[2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                free(out);
+                bkoauth__wipe_free(out, n);
                 *bad = 1;
                 return NULL;
             }
@@ -135,7 +135,7 @@ char *query_get(const char *query, const char *name)
             return NULL;
         }
         int match = strcmp(key, name) == 0;
-        free(key);
+        bkoauth__free(key);
         if (!match) continue;
         char *value = eq == NULL ? bk_strdup("") : form_decode(eq + 1, pair_end, &bad);
         if (value == NULL && (eq == NULL || !bad)) { /* out of memory */
@@ -167,18 +167,24 @@ char *uin_normalize(const char *value)
 
 /* ---- credentials and address --------------------------------------------------------------- */
 
+/* The credential named cookie_name: cookie, session, query string, else "". NULL when out of
+ * memory (cookie_get() and query_get() return NULL for "absent" too: the allocation failure
+ * count tells them apart, so that a failure never passes for a missing credential). */
 static char *first_credential(const bkoauth_request *req, const char *cookie_name)
 {
+    unsigned long failed = bkoauth__alloc_failures();
     char *v = cookie_get(req->cookie_header, cookie_name);
     if (!bk_empty(v)) return v;
-    free(v);
+    bkoauth__free(v);
+    if (bkoauth__alloc_failures() != failed) return NULL;
     if (req->session_get != NULL) {
         const char *s = req->session_get(req->session_ctx, cookie_name);
         if (!bk_empty(s)) return bk_strdup(s);
     }
     v = query_get(req->query_string, cookie_name);
     if (!bk_empty(v)) return v;
-    free(v);
+    bkoauth__free(v);
+    if (bkoauth__alloc_failures() != failed) return NULL;
     return bk_strdup("");
 }
 

@@ -57,9 +57,9 @@ const bk_zone *zone_local(void)
 void zone_free(bk_zone *z)
 {
     if (z == NULL || z == &LOCAL_ZONE) return;
-    free(z->trans);
-    free(z->offs);
-    free(z);
+    bkoauth__free(z->trans);
+    bkoauth__free(z->offs);
+    bkoauth__free(z);
 }
 
 const char *zone_name(const bk_zone *z)
@@ -316,7 +316,7 @@ bk_zone *zone_parse(const unsigned char *data, size_t len, const char *name, con
         return NULL;
     }
     const unsigned char *times = data + at, *idx = times + (size_t)c.time * tsize, *types = idx + c.time;
-    bk_zone *z = calloc(1, sizeof *z);
+    bk_zone *z = bkoauth__calloc(1, sizeof *z);
     if (z == NULL) {
         *why = "out of memory";
         return NULL;
@@ -324,8 +324,8 @@ bk_zone *zone_parse(const unsigned char *data, size_t len, const char *name, con
     snprintf(z->name, sizeof z->name, "%s", name ? name : "");
     z->ntrans = c.time;
     if (c.time > 0) {
-        z->trans = malloc(c.time * sizeof *z->trans);
-        z->offs = malloc(c.time * sizeof *z->offs);
+        z->trans = bkoauth__malloc(c.time * sizeof *z->trans);
+        z->offs = bkoauth__malloc(c.time * sizeof *z->offs);
         if (z->trans == NULL || z->offs == NULL) {
             zone_free(z);
             *why = "out of memory";
@@ -412,7 +412,7 @@ bkoauth_code zone_load(const char *name, bk_zone **out, bkoauth_error *err)
                        "BKOAUTH_DB_TIME_ZONE: no time zone '%.64s' (%s: %s); give a name such as "
                        "Asia/Shanghai (install the tzdata package when none is found)",
                        name, path, strerror(errno));
-    unsigned char *data = malloc(TZ_MAX_FILE);
+    unsigned char *data = bkoauth__malloc(TZ_MAX_FILE);
     if (data == NULL) {
         fclose(f);
         return err_nomem(err);
@@ -422,7 +422,7 @@ bkoauth_code zone_load(const char *name, bk_zone **out, bkoauth_error *err)
     fclose(f);
     const char *why = "the file cannot be read, or is too big";
     bk_zone *z = bad ? NULL : zone_parse(data, len, name, &why);
-    free(data);
+    bkoauth__free(data);
     if (z == NULL) {
         if (why != NULL && strcmp(why, "out of memory") == 0) return err_nomem(err);
         return err_set(err, BKOAUTH_E_CONFIG, "BKOAUTH_DB_TIME_ZONE: time zone %.64s (%s): %s", name, path,

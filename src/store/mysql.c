@@ -144,7 +144,7 @@ static void mconn_close(void *p)
     for (int i = 0; i < Q_COUNT; i++)
         if (c->stmt[i] != NULL) mysql_stmt_close(c->stmt[i]);
     mysql_close(c->db);
-    free(c);
+    bkoauth__free(c);
 }
 
 static int simple(mconn *c, const char *sql)
@@ -159,9 +159,9 @@ static mconn *connect_my(my_store *ms, bkoauth_error *err)
         err_set(err, BKOAUTH_E_STORE, "the MySQL client library could not be initialised");
         return NULL;
     }
-    mconn *c = calloc(1, sizeof *c);
+    mconn *c = bkoauth__calloc(1, sizeof *c);
     if (c == NULL || (c->db = mysql_init(NULL)) == NULL) {
-        free(c);
+        bkoauth__free(c);
         err_nomem(err);
         return NULL;
     }
@@ -334,7 +334,7 @@ static void row_bind(row_buf *r)
 static void row_free_big(row_buf *r)
 {
     for (int i = 0; i < NCOLS; i++) {
-        free(r->big[i]);
+        bkoauth__free(r->big[i]);
         r->big[i] = NULL;
     }
 }
@@ -349,7 +349,7 @@ static const char *row_text(my_store *ms, mconn *c, MYSQL_STMT *st, row_buf *r, 
         r->text[i][r->len[i]] = '\0';
         return r->text[i];
     }
-    r->big[i] = malloc(r->len[i] + 1);
+    r->big[i] = bkoauth__malloc(r->len[i] + 1);
     if (r->big[i] == NULL) {
         *failed = err_nomem(err);
         return NULL;
@@ -442,12 +442,12 @@ static bkoauth_code find(my_store *ms, mconn *c, const char *env_name, const cha
     } else {
         bind_text(&p[0], &pt[0], env_name);
     }
-    row_buf *r = malloc(sizeof *r);
+    row_buf *r = bkoauth__malloc(sizeof *r);
     if (r == NULL) return err_nomem(err);
     memset(r->big, 0, sizeof r->big);
     bkoauth_code rc = execute(ms, c, st, p, r, "reading a token", err);
     if (rc != BKOAUTH_OK) {
-        free(r);
+        bkoauth__free(r);
         return rc;
     }
     int f = MYSQL_NO_DATA;
@@ -471,7 +471,7 @@ static bkoauth_code find(my_store *ms, mconn *c, const char *env_name, const cha
     }
     if (rc == BKOAUTH_OK && f != MYSQL_NO_DATA) rc = stmt_error(ms, c, st, "reading a token", err);
     mysql_stmt_free_result(st);
-    free(r);
+    bkoauth__free(r);
     if (rc != BKOAUTH_OK) {
         bkoauth_token_free(*out);
         *out = NULL;
@@ -646,16 +646,16 @@ static bkoauth_code list_work(my_store *ms, mconn *c, void *arg, bkoauth_error *
     list_arg *a = arg;
     MYSQL_STMT *st = stmt(ms, c, Q_LIST, err);
     if (st == NULL) return BKOAUTH_E_STORE;
-    row_buf *r = malloc(sizeof *r);
+    row_buf *r = bkoauth__malloc(sizeof *r);
     if (r == NULL) return err_nomem(err);
     memset(r->big, 0, sizeof r->big);
     bkoauth_code rc = execute(ms, c, st, NULL, r, "listing tokens", err);
     if (rc != BKOAUTH_OK) {
-        free(r);
+        bkoauth__free(r);
         return rc;
     }
     size_t n = (size_t)mysql_stmt_num_rows(st), got = 0;
-    bkoauth_token **items = calloc(n + 1, sizeof *items);
+    bkoauth_token **items = bkoauth__calloc(n + 1, sizeof *items);
     if (items == NULL) rc = err_nomem(err);
     int f = MYSQL_NO_DATA;
     while (rc == BKOAUTH_OK && got < n && ((f = mysql_stmt_fetch(st)) == 0 || f == MYSQL_DATA_TRUNCATED)) {
@@ -664,7 +664,7 @@ static bkoauth_code list_work(my_store *ms, mconn *c, void *arg, bkoauth_error *
     }
     if (rc == BKOAUTH_OK && got < n) rc = stmt_error(ms, c, st, "listing tokens", err);
     mysql_stmt_free_result(st);
-    free(r);
+    bkoauth__free(r);
     if (rc != BKOAUTH_OK) {
         bkoauth_tokens_free(items, got);
         return rc;
@@ -805,7 +805,7 @@ static void my_close(store *base)
     lock_conn_drop(ms);
     pthread_mutex_destroy(&ms->lock_mu);
     mysql_url_clear(&ms->url);
-    free(ms);
+    bkoauth__free(ms);
 }
 
 static void my_after_fork(store *base)
@@ -881,7 +881,7 @@ static bkoauth_code prepare_schema(my_store *ms, mconn *c, bkoauth_error *err)
 
 store *store_mysql_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
 {
-    my_store *ms = calloc(1, sizeof *ms);
+    my_store *ms = bkoauth__calloc(1, sizeof *ms);
     if (ms == NULL) {
         err_nomem(err);
         return NULL;
@@ -892,7 +892,7 @@ store *store_mysql_open(const bk_settings *s, const bk_logger *logger, bkoauth_e
     pthread_mutex_init(&ms->lock_mu, NULL);
     if (mysql_url_parse(s->database_url, &ms->url, err) != BKOAUTH_OK) {
         pthread_mutex_destroy(&ms->lock_mu);
-        free(ms);
+        bkoauth__free(ms);
         return NULL;
     }
     snprintf(ms->where, sizeof ms->where, "%s%s%s:%u/%s", ms->url.user ? ms->url.user : "",

@@ -10,10 +10,10 @@
 
 void mysql_url_clear(bk_mysql_url *u)
 {
-    free(u->user);
+    bkoauth__free(u->user);
     bk_wipe_free(u->password);
-    free(u->host);
-    free(u->database);
+    bkoauth__free(u->host);
+    bkoauth__free(u->database);
     memset(u, 0, sizeof *u);
 }
 
@@ -30,7 +30,7 @@ static int hexval(char c)
 static char *decode(const char *s, const char *e, int *bad)
 {
     *bad = 0;
-    char *out = malloc((size_t)(e - s) + 1);
+    char *out = bkoauth__malloc((size_t)(e - s) + 1);
     if (out == NULL) return NULL;
     size_t n = 0;
     for (const char *p = s; p < e; p++) {

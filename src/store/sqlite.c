@@ -105,6 +105,7 @@ static long busy_limit_ms(const sqlite_store *ss)
 
 static bkoauth_code db_error(sqlite_store *ss, sqlite3 *db, int rc, const char *what, bkoauth_error *err)
 {
+    if (rc == SQLITE_NOMEM || (db != NULL && sqlite3_errcode(db) == SQLITE_NOMEM)) return err_nomem(err);
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
         return err_set(
             err, BKOAUTH_E_STORE,
@@ -123,7 +124,7 @@ static void conn_close(void *p)
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(c->stmt[i]);
     sqlite3_close(c->db);
-    free(c);
+    bkoauth__free(c);
 }
 
 static void exec_quiet(sqlite3 *db, const char *sql)
@@ -181,7 +182,7 @@ static int unreadable(sqlite3 *db)
 static void *conn_open(void *ctx, bkoauth_error *err)
 {
     sqlite_store *ss = ctx;
-    conn *c = calloc(1, sizeof *c);
+    conn *c = bkoauth__calloc(1, sizeof *c);
     if (c == NULL) {
         err_nomem(err);
         return NULL;
@@ -494,7 +495,7 @@ static bkoauth_code sq_list(store *base, bkoauth_token ***out, size_t *count, bk
     while (r == BKOAUTH_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            bkoauth_token **p = realloc(items, ncap * sizeof *p);
+            bkoauth_token **p = bkoauth__realloc(items, ncap * sizeof *p);
             if (p == NULL) {
                 r = err_nomem(err);
                 break;
@@ -532,8 +533,8 @@ static void sq_close(store *base)
     pool_destroy(&ss->readers);
     pool_destroy(&ss->writers);
     if (ss->lock_fd >= 0) close(ss->lock_fd);
-    free(ss->path);
-    free(ss);
+    bkoauth__free(ss->path);
+    bkoauth__free(ss);
 }
 
 static void sq_after_fork(store *base)
@@ -660,7 +661,7 @@ static bkoauth_code prepare_schema(sqlite_store *ss, conn *c, bkoauth_error *err
 static void open_lock_file(sqlite_store *ss)
 {
     size_t n = strlen(ss->path);
-    char *lock_path = malloc(n + sizeof "-lock");
+    char *lock_path = bkoauth__malloc(n + sizeof "-lock");
     if (lock_path == NULL) {
         ss->lock_fd = -1;
         return;
@@ -672,7 +673,7 @@ static void open_lock_file(sqlite_store *ss)
         log_write(ss->base.logger, BKOAUTH_LOG_INFO,
                   "cannot open %s (%s): renewals of a token are kept apart within this process only",
                   lock_path, strerror(errno));
-    free(lock_path);
+    bkoauth__free(lock_path);
 }
 
 store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
@@ -694,9 +695,9 @@ store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_
                 path, strerror(errno));
         return NULL;
     }
-    sqlite_store *ss = calloc(1, sizeof *ss);
+    sqlite_store *ss = bkoauth__calloc(1, sizeof *ss);
     if (ss == NULL || (ss->path = bk_strdup(path)) == NULL) {
-        free(ss);
+        bkoauth__free(ss);
         err_nomem(err);
         return NULL;
     }

@@ -98,7 +98,7 @@ static void test_file_styles(void **state)
                        "OAUTH_API_URL = https://ssm.example.com/ \r\n"
                        "OAUTH_PARAMS = {\n"
                        "    'region': \"it's # not a comment\",  # a comment\n"
-                       "    'n': 3, 'ok': True, 'none': None,\n"
+                       "    'n': 3, 'ok': True, 'none': None,  # a comment after the last comma\n"
                        "}\n"
                        "BKAUTH_BACKEND_TYPE = 'bk_token'\n"
                        "APIGW_PUBLIC_KEY = None\n";
