@@ -32,16 +32,24 @@ const char *bkoauth_version(void)
     return BKOAUTH_VERSION_STRING;
 }
 
+/* Messages are formatted here first, whole, so that bk_scrub() sees every secret whole before
+ * the text is cut to the 512 bytes of a bkoauth_error. */
+#define ERR_FORMAT_MAX 4096
+
 bkoauth_code err_set(bkoauth_error *err, bkoauth_code code, const char *fmt, ...)
 {
     if (err == NULL) return code;
     err->code = code;
     err->http_status = 0;
     err->api_code = 0;
+    char text[ERR_FORMAT_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    if (n < 0) n = 0;
+    size_t len = (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
+    bk_scrub(err->message, sizeof err->message, text, len, (size_t)n >= sizeof text ? BK_SCRUB_CUT : 0);
     if (err->message[0] == '\0' && code != BKOAUTH_OK)
         snprintf(err->message, sizeof err->message, "%s", bkoauth_code_name(code));
     return code;
@@ -61,20 +69,24 @@ bkoauth_code err_ok(bkoauth_error *err)
 void err_prefix(bkoauth_error *err, const char *fmt, ...)
 {
     if (err == NULL) return;
-    char prefix[256];
+    char raw[ERR_FORMAT_MAX], prefix[256];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(prefix, sizeof prefix - 2, fmt, ap);
+    int n = vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
     if (n < 0) return;
-    size_t plen = strlen(prefix);
+    size_t rlen = (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1;
+    size_t plen = bk_scrub(prefix, sizeof prefix - 2, raw, rlen, (size_t)n >= sizeof raw ? BK_SCRUB_CUT : 0);
     memcpy(prefix + plen, ": ", 3);
     plen += 2;
     size_t cap = sizeof err->message;
     if (plen >= cap) return;
     size_t mlen = strnlen(err->message, cap - 1);
-    if (plen + mlen > cap - 1)
-        mlen = cap - 1 - plen; /* the end of the old message is cut, never the context */
+    if (plen + mlen > cap - 1) { /* the end of the old message is cut, never the context */
+        mlen = cap - 1 - plen;
+        while (mlen > 0 && ((unsigned char)err->message[mlen] & 0xc0) == 0x80)
+            mlen--; /* on a character boundary */
+    }
     memmove(err->message + plen, err->message, mlen);
     memcpy(err->message, prefix, plen);
     err->message[plen + mlen] = '\0';

@@ -13,15 +13,6 @@
 #define BK_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define BK_PRINTF(f, a)
-/* ---- text from outside (text.c) ---------------------------------------------------------- */
-
-/* 1 when s is a token as the SSM issues them: printable ASCII without spaces (0x21..0x7e), at
- * most max_len bytes, not empty unless may_be_empty (NULL counts as empty). */
-int bk_token_text_ok(const char *s, size_t max_len, int may_be_empty);
-/* NULL when s is a name a person can read safely: valid UTF-8 without control characters
- * (C0, DEL, C1) or text-direction marks; else what is wrong ("contains a control character"). */
-const char *bk_name_problem(const char *s);
-
 #endif
 
 /* ---- errors (error.c) ------------------------------------------------------------------- */
@@ -132,6 +123,38 @@ typedef struct bk_kvlist {
 void kvlist_clear(bk_kvlist *list);
 /* Appends copies of key and value. Returns 0, or -1 when out of memory. */
 int kvlist_add(bk_kvlist *list, const char *key, const char *value);
+
+/* ---- text for people and logs (scrub.c) --------------------------------------------------
+ * Every message and log line passes bk_scrub() (err_set, err_prefix and log_write call it): the
+ * secrets the calling thread knows are masked, whatever their encoding, before the text is cut
+ * to fit, and no byte from outside can start a line or drive a terminal. */
+
+/* Secrets shorter than this are not looked for (they would match ordinary words). */
+#define BK_SCRUB_MIN_SECRET 4
+/* The secrets in play on this thread: the app secret, a refresh_token, a request's credentials,
+ * tokens being saved. Entered on the stack, left before the pointers go stale. */
+typedef struct bk_scope {
+    const char *secret[8];
+    size_t n;
+    const bk_kvlist *list; /* more secrets: the values of a list (credentials), may be NULL */
+    struct bk_scope *prev;
+} bk_scope;
+void bk_scope_enter(bk_scope *s);                   /* empties s and makes it the thread's scope */
+void bk_scope_add(bk_scope *s, const char *secret); /* NULL, short ones and those past 8 ignored */
+void bk_scope_leave(bk_scope *s);                   /* back to the scope before s */
+
+enum {
+    BK_SCRUB_QUOTE = 1, /* also escape '"' and '\\' (for text shown between quotes) */
+    BK_SCRUB_CUT = 2    /* text was cut short: a secret it ends in the middle of is left out, and
+                           "..." marks the cut */
+};
+/* Writes len bytes of text into out (size bytes, always NUL-terminated) for a person: each
+ * secret of the thread's scopes, raw, percent-encoded (either case), with '+' for a space,
+ * JSON-escaped or any mixture of these, replaced by its mask (bkoauth_mask); control characters
+ * as \n, \r, \t or \xNN; bytes that are not UTF-8 as \xNN; C1 controls, text-direction marks
+ * and line separators as \uNNNN; then, when it does not fit, cut on a character boundary and
+ * ended with "...". Never allocates. Returns the length written. */
+size_t bk_scrub(char *out, size_t size, const char *text, size_t len, unsigned flags);
 
 enum { BK_PROTO_IEOD = 0, BK_PROTO_EE = 1 };
 enum { BK_STORE_SQLITE = 0, BK_STORE_POSTGRES = 1, BK_STORE_MYSQL = 2 };
@@ -270,6 +293,11 @@ int dt_parse(const char *text, int local, int64_t *out);
 /* 1 when s is a token as the SSM issues them: printable ASCII without spaces (0x21..0x7e), at
  * most max_len bytes, not empty unless may_be_empty (NULL counts as empty). */
 int bk_token_text_ok(const char *s, size_t max_len, int may_be_empty);
+/* NULL when the len bytes at s are in that alphabet, else what is wrong ("holds a control
+ * character", "holds a space", ...), for a message that never quotes the token. */
+const char *bk_token_text_problem(const char *s, size_t len);
+/* 1 when s is valid UTF-8 (shortest forms, no surrogates). */
+int bk_utf8_ok(const char *s);
 /* NULL when s is a name a person can read safely: valid UTF-8 without control characters
  * (C0, DEL, C1) or text-direction marks; else what is wrong ("contains a control character"). */
 const char *bk_name_problem(const char *s);

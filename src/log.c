@@ -27,10 +27,14 @@ void log_stderr(void *ctx, int level, const char *message)
 void log_write(const bk_logger *logger, int level, const char *fmt, ...)
 {
     if (logger == NULL || logger->fn == NULL || level > logger->level) return;
-    char line[1024];
+    char text[4096], line[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    if (n < 0) return;
+    size_t len = (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
+    /* one line a person or a log can take as it is: no secret, no line break, no escape */
+    bk_scrub(line, sizeof line, text, len, (size_t)n >= sizeof text ? BK_SCRUB_CUT : 0);
     logger->fn(logger->ctx, level, line);
 }

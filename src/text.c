@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+static long utf8_next(const unsigned char *p, int *len);
+
 int bk_token_text_ok(const char *s, size_t max_len, int may_be_empty)
 {
     if (s == NULL) return may_be_empty;
@@ -11,6 +13,30 @@ int bk_token_text_ok(const char *s, size_t max_len, int may_be_empty)
     for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++)
         if (*p < 0x21 || *p > 0x7e) return 0;
     return n <= max_len && (n > 0 || may_be_empty);
+}
+
+const char *bk_token_text_problem(const char *s, size_t len)
+{
+    const char *why = NULL;
+    for (size_t i = 0; i < len && why == NULL; i++) {
+        unsigned char c = (unsigned char)s[i];
+        why = c == 0                  ? "holds a NUL byte"
+              : c < 0x20 || c == 0x7f ? "holds a control character"
+              : c == ' '              ? "holds a space"
+              : c > 0x7f              ? "holds a character that is not ASCII"
+                                      : NULL;
+    }
+    return why;
+}
+
+int bk_utf8_ok(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int len = 0;
+        if (utf8_next(p, &len) < 0) return 0;
+        p += len;
+    }
+    return 1;
 }
 
 /* The code point starting at p (valid UTF-8, shortest form, no surrogates), its length in

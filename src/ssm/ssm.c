@@ -5,6 +5,7 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +18,8 @@
 #define SSM_TOKEN_MAX 255
 /* expires_in beyond this (about 317 years) is not believable and would overflow time arithmetic. */
 #define SSM_EXPIRES_MAX 10000000000LL
+/* data.scope is text of any length in the table; more than this is not a scope. */
+#define SSM_SCOPE_MAX 65536
 /* At most this many bytes of the service's own "message" go into an error. */
 #define SSM_MESSAGE_MAX 200
 
@@ -139,39 +142,15 @@ static const char *ssm_describe_body(const char *body, size_t len)
     return "text that is not JSON";
 }
 
-/* The service's own "message", printable and bounded, into buf ("" when none). */
+/* The service's own "message" into buf ("" when none), as bk_scrub() gives it: the secrets of
+ * the call masked (a service may quote the request back, in any encoding) before it is cut to
+ * fit buf, control characters and quotes escaped. */
 static void ssm_service_message(const json_t *root, char *buf, size_t size)
 {
     buf[0] = '\0';
     const json_t *m = json_is_object(root) ? json_object_get(root, "message") : NULL;
     if (!json_is_string(m)) return;
-    const char *s = json_string_value(m); /* valid UTF-8 without NULs (jansson checks) */
-    size_t max = size - 1 < SSM_MESSAGE_MAX ? size - 1 : SSM_MESSAGE_MAX;
-    size_t n = 0, i = 0;
-    while (s[i] != '\0') {
-        unsigned char c = (unsigned char)s[i];
-        size_t seq = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-        if (n + seq > max) break;
-        if (seq == 1) {
-            buf[n++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-            i++;
-            continue;
-        }
-        size_t k = 0;
-        while (k < seq && s[i + k] != '\0')
-            k++;
-        memcpy(buf + n, s + i, k); /* whole UTF-8 sequences only */
-        n += k;
-        i += k;
-    }
-    if (s[i] != '\0' && max >= 3) { /* cut: end with "..." on a character boundary */
-        size_t end = n;
-        while (n > 0 && (n + 3 > max || (n < end && ((unsigned char)buf[n] & 0xC0) == 0x80)))
-            n--;
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = '\0';
+    bk_scrub(buf, size, json_string_value(m), json_string_length(m), BK_SCRUB_QUOTE);
 }
 
 /* The answer's "code" as a number: 1 and *out when present and numeric (or a numeric string). */
@@ -195,8 +174,9 @@ static int ssm_api_code(const json_t *root, long *out)
         const char *s = json_string_value(c);
         char *end = NULL;
         if (*s == '\0' || isspace((unsigned char)*s)) return 0;
+        errno = 0;
         long v = strtol(s, &end, 10);
-        if (*end == '\0') {
+        if (*end == '\0' && errno == 0) {
             *out = v;
             return 1;
         }
@@ -271,9 +251,8 @@ static char *ssm_optional_string(const json_t *data, const char *name, size_t ma
         copy = bk_strdup("");
     } else if (json_is_string(v)) {
         if (max > 0 && json_string_length(v) > max) {
-            err_set(err, BKOAUTH_E_TOKEN_API,
-                    "data.%s is %zu characters long, more than the %zu the token table holds", name,
-                    json_string_length(v), max);
+            err_set(err, BKOAUTH_E_TOKEN_API, "data.%s is %zu characters long, more than the %zu accepted",
+                    name, json_string_length(v), max);
             return NULL;
         }
         copy = bk_strndup(json_string_value(v), json_string_length(v));
@@ -287,6 +266,25 @@ static char *ssm_optional_string(const json_t *data, const char *name, size_t ma
     return copy;
 }
 
+/* A token of the grant (data.<name>, a string of len bytes) must be one the SSM issues: printable
+ * ASCII without spaces (0x21..0x7e), at most SSM_TOKEN_MAX bytes. Else TokenAPIError naming the
+ * field and what is wrong, never quoting it: such a grant is never saved nor printed. */
+static bkoauth_code ssm_check_token(const char *name, const char *s, size_t len, bkoauth_error *err)
+{
+    if (len > SSM_TOKEN_MAX)
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "data.%s is %zu characters long, more than the %d the token table holds; nothing was "
+                       "saved",
+                       name, len, SSM_TOKEN_MAX);
+    const char *bad = bk_token_text_problem(s, len);
+    if (bad != NULL)
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "data.%s %s: an SSM token is printable ASCII without spaces; the grant is refused and "
+                       "nothing was saved",
+                       name, bad);
+    return BKOAUTH_OK;
+}
+
 static bkoauth_code ssm_grant_from(const json_t *data, ssm_grant *out, bkoauth_error *err)
 {
     const json_t *at = json_object_get(data, "access_token");
@@ -295,15 +293,20 @@ static bkoauth_code ssm_grant_from(const json_t *data, ssm_grant *out, bkoauth_e
     if (!json_is_string(at))
         return err_set(err, BKOAUTH_E_TOKEN_API, "data.access_token is %s, not a string", ssm_json_type(at));
     if (json_string_length(at) == 0) return err_set(err, BKOAUTH_E_TOKEN_API, "data.access_token is empty");
-    if (json_string_length(at) > SSM_TOKEN_MAX)
-        return err_set(err, BKOAUTH_E_TOKEN_API,
-                       "data.access_token is %zu characters long, more than the %d the token table holds",
-                       json_string_length(at), SSM_TOKEN_MAX);
+    if (ssm_check_token("access_token", json_string_value(at), json_string_length(at), err) != BKOAUTH_OK)
+        return BKOAUTH_E_TOKEN_API;
+    const json_t *rt = json_object_get(data, "refresh_token");
+    if (json_is_string(rt) &&
+        ssm_check_token("refresh_token", json_string_value(rt), json_string_length(rt), err) != BKOAUTH_OK)
+        return BKOAUTH_E_TOKEN_API;
+    const json_t *sc = json_object_get(data, "scope");
+    if (json_is_string(sc) && strlen(json_string_value(sc)) != json_string_length(sc))
+        return err_set(err, BKOAUTH_E_TOKEN_API, "data.scope holds a NUL byte; the grant is refused");
     if (ssm_expires_in(json_object_get(data, "expires_in"), &out->expires_in, err) != 0)
         return BKOAUTH_E_TOKEN_API;
     out->refresh_token = ssm_optional_string(data, "refresh_token", SSM_TOKEN_MAX, 0, err);
     if (out->refresh_token == NULL) return err != NULL ? err->code : BKOAUTH_E_TOKEN_API;
-    out->scope = ssm_optional_string(data, "scope", 0, 1, err);
+    out->scope = ssm_optional_string(data, "scope", SSM_SCOPE_MAX, 1, err);
     if (out->scope == NULL) return err != NULL ? err->code : BKOAUTH_E_NOMEM;
     out->access_token = bk_strndup(json_string_value(at), json_string_length(at));
     if (out->access_token == NULL) return err_nomem(err);
@@ -328,14 +331,21 @@ bkoauth_code ssm_parse_response(int protocol, long status, const char *body, siz
     memset(out, 0, sizeof *out);
     json_error_t jerr;
     json_t *root = NULL;
-    int truncated = 0;
+    int truncated = 0, overflow = 0;
     if (body != NULL && len > 0) {
         int oom = 0;
         root = bkoauth__json_loadb(body, len, 0, &jerr, &oom);
-        if (oom) return err_set(err, BKOAUTH_E_NOMEM, "out of memory reading the SSM service's answer");
 #if JANSSON_VERSION_HEX >= 0x020b00
-        if (root == NULL && json_error_code(&jerr) == json_error_premature_end_of_input) truncated = 1;
+        if (!oom && root == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
+            /* an integer past 64 bits (expires_in = 10^30): read the numbers as reals, so that
+             * the field it is in is named; a real past the double range stays unreadable */
+            root = bkoauth__json_loadb(body, len, JSON_DECODE_INT_AS_REAL, &jerr, &oom);
+            overflow = root == NULL && json_error_code(&jerr) == json_error_numeric_overflow;
+        }
+        if (!oom && root == NULL && json_error_code(&jerr) == json_error_premature_end_of_input)
+            truncated = 1;
 #endif
+        if (oom) return err_set(err, BKOAUTH_E_NOMEM, "out of memory reading the SSM service's answer");
     }
     char msg[SSM_MESSAGE_MAX + 1];
     ssm_service_message(root, msg, sizeof msg);
@@ -353,8 +363,15 @@ bkoauth_code ssm_parse_response(int protocol, long status, const char *body, siz
             err_set(err, rc, "the service answered HTTP %ld (%s)", status, ssm_status_hint(status));
         else
             err_set(err, rc, "the service answered HTTP %ld with %s (%s)", status,
-                    truncated ? "a truncated JSON body" : ssm_describe_body(body, len),
+                    truncated  ? "a truncated JSON body"
+                    : overflow ? "JSON holding a number out of range"
+                               : ssm_describe_body(body, len),
                     ssm_status_hint(status));
+    } else if (root == NULL && overflow) {
+        err_set(err, rc,
+                "the answer is JSON holding a number out of any range (line %d, column %d), so it cannot be "
+                "read; is OAUTH_API_URL pointing at the SSM service?",
+                jerr.line, jerr.column);
     } else if (root == NULL && truncated) {
         err_set(err, rc, "the answer is truncated JSON (it ends after %zu bytes); retry later", len);
     } else if (root == NULL) {
@@ -454,31 +471,6 @@ static int ssm_has_ctl(const char *s)
     for (; *s; s++)
         if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
     return 0;
-}
-
-/* Replaces every occurrence of secret in err->message by its masked form. */
-static void ssm_scrub(bkoauth_error *err, const char *secret)
-{
-    if (err == NULL || secret == NULL) return;
-    size_t n = strlen(secret);
-    if (n < 4) return; /* the mask would show it whole anyway; avoid mangling common short words */
-    char mask[64];
-    bkoauth_mask(secret, mask, sizeof mask);
-    char *hit = strstr(err->message, secret);
-    if (hit == NULL) return;
-    bk_buf b = {NULL, 0, 0, 0, 0};
-    const char *p = err->message;
-    while ((hit = strstr(p, secret)) != NULL) {
-        buf_append(&b, p, (size_t)(hit - p));
-        buf_puts(&b, mask);
-        p = hit + n;
-    }
-    buf_puts(&b, p);
-    if (!b.oom)
-        snprintf(err->message, sizeof err->message, "%s", b.data);
-    else
-        snprintf(err->message, sizeof err->message, "SSM call failed (message withheld: it quoted a secret)");
-    buf_free(&b);
 }
 
 typedef enum { SSM_APP, SSM_USER, SSM_REFRESH } ssm_kind;
@@ -581,14 +573,7 @@ static bkoauth_code ssm_attempt(ssm_client *c, ssm_kind kind, const char *env_na
         snprintf(got, sizeof got, "no answer");
     log_write(c->logger, BKOAUTH_LOG_DEBUG, "SSM %s: %s %s -> %s in %lld ms, %s", what, call.method,
               call.path, got, ms, rc == BKOAUTH_OK ? "ok" : "failed");
-    if (rc != BKOAUTH_OK && rc != BKOAUTH_E_NOMEM) {
-        err_prefix(err, "SSM %s call to %s failed", what, shown);
-        /* the service may echo what it was sent: never let a secret through */
-        ssm_scrub(err, s->app_secret);
-        ssm_scrub(err, refresh_token);
-        for (size_t i = 0; credentials != NULL && i < credentials->count; i++)
-            ssm_scrub(err, credentials->items[i].value);
-    }
+    if (rc != BKOAUTH_OK && rc != BKOAUTH_E_NOMEM) err_prefix(err, "SSM %s call to %s failed", what, shown);
 
     http_response_clear(&resp);
     ssm_buf_wipe_free(&url);
@@ -604,7 +589,15 @@ static bkoauth_code ssm_run(ssm_client *c, ssm_kind kind, const char *env_name, 
     bkoauth_error local;
     if (err == NULL) err = &local;
     atomic_fetch_add(&c->calls, 1);
+    /* the service may quote what it was sent back, in any encoding: every message made during
+     * the call is scrubbed of the app secret, the refresh_token and the request's credentials */
+    bk_scope scope;
+    bk_scope_enter(&scope);
+    bk_scope_add(&scope, c->s->app_secret);
+    bk_scope_add(&scope, refresh_token);
+    scope.list = credentials;
     bkoauth_code rc = ssm_attempt(c, kind, env_name, credentials, client_ip, refresh_token, out, err);
+    bk_scope_leave(&scope);
     if (rc != BKOAUTH_OK) {
         if (rc == BKOAUTH_E_NOMEM) last_failure = SSM_FAIL_SETUP;
         atomic_fetch_add(&c->failures[last_failure], 1);

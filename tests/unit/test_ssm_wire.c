@@ -982,14 +982,15 @@ static void test_parser_fields(void **state)
     assert_int_equal(ssm_parse_response(BK_PROTO_EE, 200, nul, sizeof nul - 1, &g, &err),
                      BKOAUTH_E_TOKEN_API);
 
-    /* a long service message is cut, control characters blanked */
+    /* a long service message is cut, control characters escaped: it cannot start a new line */
     char longmsg[2000];
     char text[1200];
     memset(text, 'm', sizeof text - 1);
     text[sizeof text - 1] = '\0';
     snprintf(longmsg, sizeof longmsg, "{\"result\": false, \"message\": \"line1\\nline2 %s\"}", text);
     assert_int_equal(parse(BK_PROTO_IEOD, 200, longmsg, &g, &err), BKOAUTH_E_TOKEN_API);
-    assert_has(err.message, "line1 line2 mmm");
+    assert_has(err.message, "\"line1\\nline2 mmm");
+    assert_null(strchr(err.message, '\n'));
     assert_has(err.message, "...");
     assert_true(strlen(err.message) < 400);
 }
