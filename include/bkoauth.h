@@ -188,7 +188,7 @@ BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
  *  | BKOAUTH_TIMEOUT_MS       | SSM call timeout in milliseconds                        | 10000
  *  | BKOAUTH_TLS_VERIFY       | verify the SSM's TLS certificate                        | true
  *  | BKOAUTH_CA_FILE          | CA bundle for that                                      | system default
- *  | BKOAUTH_LOG_LEVEL        | error, warning, info, debug                             | warning
+ *  | BKOAUTH_LOG_LEVEL        | off, error, warning, info, debug                        | warning
  *  | BKOAUTH_CACHE_SECONDS    | how long a saved token is reused from memory (0: off)   | 10
  *  | BKOAUTH_BACKOFF_SECONDS  | after a renewal failed because the SSM service fails, a   | 5
  *  |                          | token that has not expired is served this long before   |
@@ -268,8 +268,9 @@ BKOAUTH_API bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bko
  *  NULL is fine. */
 BKOAUTH_API void bkoauth_client_free(bkoauth_client *client);
 
-/** Log levels, most severe first. */
-enum { BKOAUTH_LOG_ERROR = 0, BKOAUTH_LOG_WARNING, BKOAUTH_LOG_INFO, BKOAUTH_LOG_DEBUG };
+/** Log levels, most severe first. BKOAUTH_LOG_OFF (BKOAUTH_LOG_LEVEL=off) passes nothing on,
+ *  not even the warnings that every other level shows (TLS verification off). */
+enum { BKOAUTH_LOG_OFF = -1, BKOAUTH_LOG_ERROR = 0, BKOAUTH_LOG_WARNING, BKOAUTH_LOG_INFO, BKOAUTH_LOG_DEBUG };
 
 /** A log sink: called with the level and one line (no trailing newline). It may be called
  *  from any thread using the client, at once. */
@@ -277,7 +278,11 @@ typedef void (*bkoauth_log_fn)(void *ctx, int level, const char *message);
 
 /** Replaces the client's logger. The default writes "bkoauth: <level>: <message>" lines to
  *  stderr from BKOAUTH_LOG_LEVEL up. fn NULL silences the client. Messages above the level of
- *  BKOAUTH_LOG_LEVEL are not passed to fn. Call before sharing the client between threads. */
+ *  BKOAUTH_LOG_LEVEL are not passed to fn. Call before sharing the client between threads.
+ *  Every line is one line a person can read: no secret, no line break, no control character
+ *  or text-direction mark (they are escaped, e.g. \n).
+ *  With BKOAUTH_TLS_VERIFY false, bkoauth_client_new() warns at once (on the default logger)
+ *  at every level but off, and the new logger gets that warning again when it is set. */
 BKOAUTH_API void bkoauth_client_set_logger(bkoauth_client *client, bkoauth_log_fn fn, void *ctx);
 
 /** What a client has done since it was created, for monitoring. Counters only grow, except

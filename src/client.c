@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -139,6 +140,7 @@ void bkoauth_client_set_logger(bkoauth_client *client, bkoauth_log_fn fn, void *
     if (client == NULL) return;
     client->logger.fn = fn;
     client->logger.ctx = ctx;
+    ssm_announce(client->ssm); /* what the default logger was told at creation */
 }
 
 bkoauth_code bkoauth_client_stats(const bkoauth_client *client, bkoauth_stats *out, bkoauth_error *err)
@@ -214,6 +216,48 @@ static bkoauth_code check_user_id(const char *user_id, bkoauth_error *err)
         return err_set(err, BKOAUTH_E_INVALID,
                        "user_id is %zu characters long; the token table allows at most 64",
                        bk_utf8_chars(user_id));
+    return BKOAUTH_OK;
+}
+
+/* The longest client address (X-Forwarded-For, else REMOTE_ADDR) sent as bk_client_ip. */
+#define CLIENT_IP_MAX 1024
+
+/* What a user-token call needs from the request: at least one login credential of
+ * OAUTH_COOKIES_PARAMS (a call without one can only be refused, so it is not made) and a
+ * client address of at most CLIENT_IP_MAX bytes. */
+static bkoauth_code check_login(const bk_settings *s, const bkoauth_request *req, const bk_kvlist *creds,
+                                bkoauth_error *err)
+{
+    int found = 0;
+    for (size_t i = 0; i < creds->count; i++)
+        found |= !bk_empty(creds->items[i].value);
+    if (!found && s->cookies_params.count == 0)
+        return err_set(
+            err, BKOAUTH_E_TOKEN_API,
+            "no login credential in the request: OAUTH_COOKIES_PARAMS names no cookie to take it "
+            "from; set it, e.g. OAUTH_COOKIES_PARAMS = {'bk_token': 'bk_token'} (the SSM service was "
+            "not called)");
+    if (!found) {
+        char names[300];
+        size_t at = 0;
+        names[0] = '\0';
+        for (size_t i = 0; i < s->cookies_params.count && at < sizeof names; i++) {
+            int n = snprintf(names + at, sizeof names - at, "%s%s", i ? ", " : "",
+                             s->cookies_params.items[i].value);
+            if (n > 0) at += (size_t)n;
+        }
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "no login credential in the request: %s %s missing (not in the Cookie header, the "
+                       "session or the query string); the SSM service was not called",
+                       s->cookies_params.count == 1 ? "cookie" : "cookies", names);
+    }
+    size_t len = strlen(request_client_ip(req));
+    if (len > CLIENT_IP_MAX)
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "the request's %s is %zu bytes long; at most %d are accepted (it is sent to the SSM "
+                       "service as bk_client_ip)",
+                       bk_empty(req->x_forwarded_for) ? "client address" : "X-Forwarded-For", len,
+                       CLIENT_IP_MAX);
     return BKOAUTH_OK;
 }
 
@@ -472,6 +516,7 @@ bkoauth_code bkoauth_get_access_token(bkoauth_client *client, const bkoauth_requ
         bkoauth_token *have = t;
         t = NULL;
         rc = request_credentials(&client->s, req, &creds, err);
+        if (rc == BKOAUTH_OK) rc = check_login(&client->s, req, &creds, err);
         if (rc == BKOAUTH_OK) {
             renew_ctx r = {.c = client,
                            .env_name = client->s.env_name,

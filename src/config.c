@@ -25,7 +25,7 @@ typedef enum kind {
     K_INT,       /* decimal in [min, max] */
     K_DBURL,     /* sqlite:PATH, postgresql://... or mysql://... */
     K_TIME_ZONE, /* UTC, local or a zone name */
-    K_LOG_LEVEL  /* error, warning, info, debug */
+    K_LOG_LEVEL  /* off, error, warning, info, debug */
 } kind;
 
 typedef struct setting {
@@ -423,11 +423,11 @@ static bkoauth_code check_value(int i, const char *value, bkoauth_error *err)
         return rc;
     }
     case K_LOG_LEVEL: {
-        static const char *levels[] = {"error", "warning", "info", "debug"};
-        for (int l = 0; l < 4; l++)
+        static const char *levels[] = {"off", "error", "warning", "info", "debug"};
+        for (int l = 0; l < 5; l++)
             if (strcasecmp(value, levels[l]) == 0) return BKOAUTH_OK;
-        return err_set(err, BKOAUTH_E_CONFIG, "%s: '%.64s' is not one of error, warning, info, debug", name,
-                       value);
+        return err_set(err, BKOAUTH_E_CONFIG, "%s: '%.64s' is not one of off, error, warning, info, debug",
+                       name, value);
     }
     }
     return BKOAUTH_OK;
@@ -829,9 +829,9 @@ bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out
         settings_clear(out);
         return err_set(err, BKOAUTH_E_NOMEM, "out of memory copying the settings");
     }
-    static const char *levels[] = {"error", "warning", "info", "debug"};
-    for (int l = 0; l < 4; l++)
-        if (strcasecmp(value_of(config, S_LOG_LEVEL), levels[l]) == 0) out->log_level = l;
+    static const char *levels[] = {"off", "error", "warning", "info", "debug"};
+    for (int l = 0; l < 5; l++)
+        if (strcasecmp(value_of(config, S_LOG_LEVEL), levels[l]) == 0) out->log_level = l - 1;
     parse_long(value_of(config, S_CACHE_SECONDS), 0, SETTINGS[S_CACHE_SECONDS].max, &n);
     out->cache_seconds = (int)n;
     parse_long(value_of(config, S_DB_CONNECTIONS), SETTINGS[S_DB_CONNECTIONS].min,

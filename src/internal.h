@@ -33,13 +33,17 @@ bkoauth_code err_nomem(bkoauth_error *err);
 typedef struct bk_logger {
     bkoauth_log_fn fn; /* NULL: silent */
     void *ctx;
-    int level; /* messages with level <= this are passed on */
+    int level; /* messages with level <= this are passed on; BKOAUTH_LOG_OFF: none */
 } bk_logger;
 
 /* The default sink: "bkoauth: <level>: <message>\n" to stderr. */
 void log_stderr(void *ctx, int level, const char *message);
-/* Formats and passes one line to the logger when its level allows. NULL logger: nothing. */
+/* Formats and passes one line to the logger when its level allows. NULL logger: nothing.
+ * The line passes bk_scrub() first. */
 void log_write(const bk_logger *logger, int level, const char *fmt, ...) BK_PRINTF(3, 4);
+/* The same, at any level of the logger except off (BKOAUTH_LOG_OFF): for what an operator must
+ * see whatever BKOAUTH_LOG_LEVEL says (TLS verification turned off). */
+void log_always(const bk_logger *logger, int level, const char *fmt, ...) BK_PRINTF(3, 4);
 /* "error", "warning", "info", "debug". */
 const char *log_level_name(int level);
 
@@ -69,6 +73,9 @@ void bkoauth__wipe_free(void *p, size_t n); /* bkoauth__wipe() then bkoauth__fre
  * A failure is not remembered: the next call tries again. BKOAUTH_E_NOMEM or
  * BKOAUTH_E_TOKEN_API. The caller runs it once (under its own lock). */
 bkoauth_code bkoauth__curl_global_init(bkoauth_error *err);
+/* 1 when libcurl allocates through the library (so that bkoauth__alloc_failures() sees its
+ * failures): it does unless the program initialised libcurl before the first client. */
+int bkoauth__curl_allocations_counted(void);
 
 /* ---- strings and memory (util.c) -------------------------------------------------------- */
 

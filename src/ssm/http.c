@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Idle easy handles kept per client; more threads at once simply create more, the surplus is
  * closed when it comes back. */
@@ -24,7 +25,6 @@ struct http_client {
     pthread_mutex_t lock;    /* guards idle/nidle */
     CURL *idle[HTTP_POOL_MAX];
     size_t nidle;
-    atomic_flag tls_warned; /* set once the "TLS verification is off" warning went out */
 };
 
 static pthread_mutex_t http_init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -60,8 +60,18 @@ http_client *http_new(const bk_settings *s, const bk_logger *logger, bkoauth_err
     }
     h->s = s;
     h->logger = logger;
-    atomic_flag_clear(&h->tls_warned);
+    http_announce(h);
     return h;
+}
+
+void http_announce(const http_client *h)
+{
+    /* at any log level but off: the operator must know at once, not at the first call */
+    if (h != NULL && h->s->tls_verify == 0)
+        log_always(
+            h->logger, BKOAUTH_LOG_WARNING,
+            "BKOAUTH_TLS_VERIFY is false: TLS verification is off, the SSM service's certificate is not "
+            "checked and anyone on the network path can impersonate it");
 }
 
 void http_free(http_client *h)
@@ -130,7 +140,24 @@ static void http_release(http_client *h, CURL *c, int keep)
 typedef struct http_sink {
     bk_buf buf;
     int too_large;
+    size_t header_bytes;   /* response header bytes so far (interim answers included) */
+    int headers_too_large; /* more than HTTP_MAX_HEADERS of them: the transfer was stopped */
 } http_sink;
+
+/* Counts the response's header bytes: more than HTTP_MAX_HEADERS stops the transfer (an SSM
+ * answer has a few hundred bytes of them). */
+static size_t http_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    (void)data;
+    http_sink *sink = userdata;
+    size_t n = size * nmemb;
+    sink->header_bytes += n;
+    if (sink->header_bytes > HTTP_MAX_HEADERS) {
+        sink->headers_too_large = 1;
+        return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+    }
+    return n;
+}
 
 static size_t http_write(char *data, size_t size, size_t nmemb, void *userdata)
 {
@@ -193,19 +220,44 @@ static int http_is_tls_error(CURLcode rc)
 
 /* Turns a failed transfer into a message a person can act on. oom: an allocation failed
  * during the transfer (libcurl may report that under another code). */
+/* 1 when url's scheme is http or https (any case). */
+static int http_scheme_ok(const char *url)
+{
+    return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
+}
+
 static bkoauth_code http_fail(http_client *h, CURL *c, CURLcode rc, const http_sink *sink, const char *url,
                               const char *errbuf, int oom, bkoauth_error *err)
 {
-    if (oom || sink->buf.oom || rc == CURLE_OUT_OF_MEMORY)
-        return err_set(err, BKOAUTH_E_NOMEM, "out of memory during the HTTP request to the SSM service");
     char hp[300];
-    http_host_port(url, hp, sizeof hp);
-    const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (oom || sink->buf.oom)
+        return err_set(err, BKOAUTH_E_NOMEM, "out of memory during the HTTP request to the SSM service");
+    if (rc == CURLE_OUT_OF_MEMORY && !(bkoauth__curl_allocations_counted() && status > 0))
+        return err_set(
+            err, BKOAUTH_E_NOMEM,
+            bkoauth__curl_allocations_counted()
+                ? "out of memory during the HTTP request to the SSM service"
+                : "out of memory during the HTTP request to the SSM service (or an answer past one of "
+                  "libcurl's size limits, such as a header line over 100 KB)");
+    http_host_port(url, hp, sizeof hp);
+    const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     bkoauth_code code = BKOAUTH_E_TOKEN_API;
 
-    if (sink->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+    if (rc == CURLE_OUT_OF_MEMORY) {
+        /* no allocation failed (libcurl's are counted): one of libcurl's own size limits */
+        err_set(err, code,
+                "the answer of %s (HTTP %ld) has a header line larger than libcurl accepts (100 KB); is "
+                "OAUTH_API_URL pointing at the SSM service?",
+                hp, status);
+    } else if (sink->headers_too_large) {
+        err_set(
+            err, code,
+            "the answer of %s has more than %d bytes of headers, more than any SSM answer; is OAUTH_API_URL "
+            "pointing at the SSM service?",
+            hp, HTTP_MAX_HEADERS);
+    } else if (sink->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
         err_set(
             err, code,
             "the response from %s is larger than the %ld-byte limit; is OAUTH_API_URL pointing at the SSM "
@@ -218,6 +270,14 @@ static bkoauth_code http_fail(http_client *h, CURL *c, CURLcode rc, const http_s
             err_set(err, code,
                     "connection refused by %s: is the SSM service running there, and is OAUTH_API_URL right?",
                     hp);
+        else if (oserr == EMFILE || oserr == ENFILE)
+            err_set(err, code,
+                    "cannot open a connection to %s: %s (%s); raise the limit (ulimit -n) or find what "
+                    "keeps descriptors open",
+                    hp,
+                    oserr == EMFILE ? "this process has run out of file descriptors"
+                                    : "the system has run out of file descriptors",
+                    oserr == EMFILE ? "EMFILE" : "ENFILE");
         else
             err_set(err, code, "cannot connect to %s (%s): check OAUTH_API_URL and the network", hp, detail);
     } else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
@@ -243,10 +303,27 @@ static bkoauth_code http_fail(http_client *h, CURL *c, CURLcode rc, const http_s
             "the response from %s was truncated: the connection closed before the whole body arrived (%s); "
             "retry later",
             hp, detail);
+    } else if (rc == CURLE_GOT_NOTHING && status >= 100 && status < 200) {
+        err_set(err, code,
+                "%s answered only with the interim status HTTP %ld and then closed the connection; is "
+                "OAUTH_API_URL pointing at the SSM service?",
+                hp, status);
     } else if (rc == CURLE_GOT_NOTHING) {
         err_set(err, code, "%s closed the connection without answering; retry later", hp);
     } else if (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) {
         err_set(err, code, "the connection to %s broke (%s); retry later", hp, detail);
+    } else if (rc == CURLE_UNSUPPORTED_PROTOCOL && http_scheme_ok(url)) {
+        /* the URL is http(s): what libcurl refused is the answer (HTTP/0.9, HTTP/1.2, a status
+         * line that is not one) */
+        if (status >= 100 && status < 200)
+            err_set(err, code,
+                    "%s answered HTTP %ld, an interim status, and then something that is not an HTTP answer "
+                    "(%s); is OAUTH_API_URL pointing at the SSM service?",
+                    hp, status, detail);
+        else
+            err_set(err, code,
+                    "%s did not answer in HTTP/1.x (%s); is OAUTH_API_URL pointing at the SSM service?", hp,
+                    detail);
     } else if (rc == CURLE_UNSUPPORTED_PROTOCOL) {
         err_set(err, code, "OAUTH_API_URL must start with http:// or https:// (%s)", detail);
     } else if (rc == CURLE_URL_MALFORMAT) {
@@ -264,11 +341,6 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
     resp->body = NULL;
     resp->len = 0;
     resp->alloc_failed = 0;
-    if (h->s->tls_verify == 0 && !atomic_flag_test_and_set(&h->tls_warned))
-        log_write(
-            h->logger, BKOAUTH_LOG_WARNING,
-            "BKOAUTH_TLS_VERIFY is false: TLS verification is off, the SSM service's certificate is not "
-            "checked and anyone on the network path can impersonate it");
 
     unsigned long failed = bkoauth__alloc_failures();
     CURL *c = http_acquire(h);
@@ -276,7 +348,7 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
 
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
-    http_sink sink = {{NULL, 0, 0, 0, 1}, 0}; /* the answer holds tokens */
+    http_sink sink = {{NULL, 0, 0, 0, 1}, 0, 0, 0}; /* the answer holds tokens */
     struct curl_slist *headers = NULL;
     int oom = 0;
     for (size_t i = 0; i < req->header_count && !oom; i++) {
@@ -323,6 +395,8 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_MAX_RESPONSE);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, http_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &sink);
     setopt_oom |=
         curl_easy_setopt(c, CURLOPT_USERAGENT, "libbkoauth/" BKOAUTH_VERSION_STRING) == CURLE_OUT_OF_MEMORY;
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);

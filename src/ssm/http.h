@@ -7,13 +7,19 @@
 
 /* Responses larger than this are an error (never buffered beyond it). */
 #define HTTP_MAX_RESPONSE (1024L * 1024L)
+/* Response headers beyond this many bytes are an error too. */
+#define HTTP_MAX_HEADERS (64 * 1024)
 
 typedef struct http_client http_client;
 
-/* A new carrier using s->timeout_ms, s->tls_verify and s->ca_file. s and logger are borrowed and
- * must outlive it. Initialises libcurl once per process (thread-safe). Returns NULL with err
- * filled (BKOAUTH_E_NOMEM or BKOAUTH_E_TOKEN_API when libcurl cannot start). Thread-safe. */
+/* A new carrier using s->timeout_ms, s->tls_verify and s->ca_file (verification off is logged
+ * at once: http_announce). s and logger are borrowed and must outlive it. Initialises libcurl once per
+ * process (thread-safe). Returns NULL with err filled (BKOAUTH_E_NOMEM or BKOAUTH_E_TOKEN_API when libcurl
+ * cannot start). Thread-safe. */
 http_client *http_new(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
+/* Logs what an operator must know of the carrier's settings, at any log level except off:
+ * BKOAUTH_TLS_VERIFY false. http_new() calls it; again for a logger set later. */
+void http_announce(const http_client *h);
 /* Frees the carrier and closes its connections. No other thread may be using it. NULL is fine. */
 void http_free(http_client *h);
 /* In a child after fork(): forgets (without closing) the parent's idle handles. */

@@ -633,6 +633,11 @@ bkoauth_code ssm_ping(ssm_client *c, long *status, bkoauth_error *err)
     return rc == BKOAUTH_OK ? err_ok(err) : rc;
 }
 
+void ssm_announce(const ssm_client *c)
+{
+    if (c != NULL) http_announce(c->http);
+}
+
 void ssm_after_fork(ssm_client *c)
 {
     if (c != NULL) http_after_fork(c->http);

@@ -21,6 +21,8 @@ ssm_client *ssm_new(const bk_settings *s, const bk_logger *logger, bkoauth_error
 void ssm_free(ssm_client *c);
 /* In a child after fork(): forgets (without closing) the connections of the parent. */
 void ssm_after_fork(ssm_client *c);
+/* Logs again what ssm_new() logged of the settings (TLS verification off), for a new logger. */
+void ssm_announce(const ssm_client *c);
 
 /* Each returns BKOAUTH_OK with *out filled, or BKOAUTH_E_TOKEN_API (http_status/api_code set
  * when known) with a message a person can act on; *out is then zeroed. */

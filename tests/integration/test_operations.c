@@ -298,11 +298,19 @@ static void test_requests_do_not_leak_into_each_other(void **state)
 {
     fixture *f = *state;
     bkoauth_token *a = must_login(f, f->c, "alice", "bk_token=cred-alice");
-    /* carol's request has no credential at all: nothing of alice's may be sent for her */
+    /* carol's request has no credential at all: nothing of alice's may be sent for her (no call
+     * is made: there is nothing to send) */
+    long calls = devserver_counter(f->dev, "total");
     bkoauth_request r = login("carol", "x=y");
     bkoauth_token *t = NULL;
     bkoauth_error e;
     assert_int_equal(bkoauth_get_access_token(f->c, &r, &t, &e), BKOAUTH_E_TOKEN_API);
+    assert_non_null(strstr(e.message, "no login credential in the request: cookie bk_token missing"));
+    assert_int_equal(devserver_counter(f->dev, "total"), calls);
+    /* dave's credential is not a login: his request carries his credential only */
+    r = login("dave", "bk_token=not-a-login");
+    assert_int_equal(bkoauth_get_access_token(f->c, &r, &t, &e), BKOAUTH_E_TOKEN_API);
+    assert_int_equal(devserver_counter(f->dev, "total"), calls + 1);
     json_t *last = devserver_get(f->dev, "/__dev/counters");
     assert_non_null(last);
     char *dump = json_dumps(json_object_get(last, "last"), 0);
