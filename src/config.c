@@ -330,8 +330,11 @@ static bkoauth_code check_value(int i, const char *value, bkoauth_error *err)
                        name, strlen(value), CONFIG_MAX_VALUE);
     if (has_control(value, st->kind == K_PEM || st->kind == K_STRMAP || st->kind == K_OBJECT))
         return err_set(err, BKOAUTH_E_CONFIG, "%s: the value holds a control character", name);
-    /* a secret's value is never shown */
+    /* a secret's value is never shown, nor the password of a URL */
+    char url_shown[256];
     const char *shown = st->kind == K_SECRET ? "(hidden)" : value;
+    if (st->kind == K_URL || st->kind == K_DBURL)
+        shown = bk_url_hide_password(value, url_shown, sizeof url_shown);
     switch (st->kind) {
     case K_TEXT:
     case K_SECRET:
@@ -414,7 +417,7 @@ static bkoauth_code check_value(int i, const char *value, bkoauth_error *err)
                        strncmp(value, "postgres", 8) == 0 || strncmp(value, "mysql", 5) == 0 ||
                                strncmp(value, "mariadb", 7) == 0
                            ? "(a database URL)"
-                           : value,
+                           : shown,
                        name);
     case K_TIME_ZONE: {
         bk_zone *z = NULL;
@@ -492,65 +495,12 @@ bkoauth_code bkoauth_config_load_env(bkoauth_config *config, bkoauth_error *err)
 
 /* ---- the settings file ------------------------------------------------------------------- */
 
-/* Reads a quoted value starting at *pp (on the quote) into out, decoding backslash escapes.
- * *pp ends after the closing quote. Returns 0, or -1 when unterminated. */
-static int read_quoted(const char **pp, bk_buf *out)
-{
-    const char *p = *pp;
-    char q = *p++;
-    while (*p && *p != '\n' && *p != q) {
-        if (*p == '\\' && p[1] != '\0' && p[1] != '\n') {
-            p++;
-            char c = *p;
-            char dec = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c;
-            buf_append(out, &dec, 1);
-            p++;
-            continue;
-        }
-        buf_append(out, p, 1);
-        p++;
-    }
-    if (*p != q) return -1;
-    *pp = p + 1;
-    return 0;
-}
-
 /* After a value: only spaces and a # comment may follow on the line. */
 static int rest_is_blank(const char *p, const char *eol)
 {
     while (p < eol && (*p == ' ' || *p == '\t' || *p == '\r'))
         p++;
     return p == eol || *p == '#';
-}
-
-/* Finds the end of a {...} value starting at p, across lines; quotes respected. Returns a pointer
- * after the closing brace, or NULL when unbalanced. *lines counts newlines crossed. */
-static const char *object_end(const char *p, const char *end, int *lines)
-{
-    int depth = 0;
-    char q = 0;
-    for (; p < end; p++) {
-        char c = *p;
-        if (c == '\n') (*lines)++;
-        if (q) {
-            if (c == '\\' && p + 1 < end)
-                p++;
-            else if (c == q)
-                q = 0;
-            continue;
-        }
-        if (c == '\'' || c == '"')
-            q = c;
-        else if (c == '{' || c == '[')
-            depth++;
-        else if (c == '}' || c == ']') {
-            if (--depth == 0) return p + 1;
-        } else if (c == '#' && depth > 0) { /* a comment inside a multi-line object */
-            while (p + 1 < end && p[1] != '\n')
-                p++;
-        }
-    }
-    return NULL;
 }
 
 static bkoauth_code parse_lines(bkoauth_config *config, const char *text, size_t len, const char *label,
@@ -564,7 +514,24 @@ bkoauth_code config_parse_text(bkoauth_config *config, const char *text, size_t 
     /* the line parser relies on a NUL after the text */
     char *copy = bk_strndup(text, len);
     if (copy == NULL) return err_nomem(err);
-    bkoauth_code rc = parse_lines(config, copy, len, label, err);
+    bkoauth_code rc;
+    if (!bk_utf8_ok(copy)) { /* Python would not read it either: say which line */
+        int line = 1;
+        for (char *p = copy;; line++) {
+            char *eol = strchr(p, '\n');
+            if (eol != NULL) *eol = '\0';
+            int ok = bk_utf8_ok(p);
+            if (eol != NULL) *eol = '\n';
+            if (!ok || eol == NULL) break;
+            p = eol + 1;
+        }
+        rc = err_set(err, BKOAUTH_E_CONFIG, "%s:%d: the line is not UTF-8 text; save the file as UTF-8",
+                     label, line);
+        goto out;
+    }
+    size_t skip = len >= 3 && memcmp(copy, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* a byte order mark */
+    rc = parse_lines(config, copy + skip, len - skip, label, err);
+out:
     bkoauth__wipe_free(copy, len);
     return rc;
 }
@@ -595,64 +562,58 @@ static bkoauth_code parse_lines(bkoauth_config *config, const char *text, size_t
         size_t name_len = (size_t)(s - name_start);
         while (s < eol && (*s == ' ' || *s == '\t'))
             s++;
-        if (name_len == 0 || name_len > 64 || s == eol || *s != '=' || isdigit((unsigned char)*name_start))
+        if (name_len == 0 || name_len > 64 || s == eol || *s != '=' || (s + 1 < eol && s[1] == '=') ||
+            isdigit((unsigned char)*name_start))
             return err_set(err, BKOAUTH_E_CONFIG, "%s:%d: expected NAME = value", label, this_line);
         char name[65];
         memcpy(name, name_start, name_len);
         name[name_len] = '\0';
         s++;
-        while (s < eol && (*s == ' ' || *s == '\t'))
-            s++;
-        bk_buf val = {0};
-        val.secret = 1; /* the value of SECRET_KEY */
-        const char *next = eol + 1;
-        int is_none = 0;
-        if (s < eol && (*s == '\'' || *s == '"')) {
-            const char *q = s;
-            if (read_quoted(&q, &val) != 0 || !rest_is_blank(q, eol)) {
-                buf_free(&val);
-                return err_set(err, BKOAUTH_E_CONFIG, "%s:%d: %s: %s", label, this_line, name,
-                               q == s ? "the quote is not closed on this line"
-                                      : "unexpected text after the closing quote");
-            }
-        } else if (s < eol && (*s == '{' || *s == '[')) {
-            int crossed = 0;
-            const char *close = object_end(s, end, &crossed);
-            if (close == NULL) {
-                buf_free(&val);
-                return err_set(err, BKOAUTH_E_CONFIG, "%s:%d: %s: the { is never closed", label, this_line,
-                               name);
-            }
-            buf_append(&val, s, (size_t)(close - s));
-            line += crossed;
-            const char *ceol = memchr(close, '\n', (size_t)(end - close));
-            if (ceol == NULL) ceol = end;
-            if (!rest_is_blank(close, ceol)) {
-                buf_free(&val);
-                return err_set(err, BKOAUTH_E_CONFIG, "%s:%d: %s: unexpected text after the closing brace",
-                               label, line, name);
-            }
-            next = ceol + 1;
-        } else {
-            const char *v = s, *ve = s;
-            for (const char *c = s; c < eol; c++) {
-                if (*c == '#' && (c == s || c[-1] == ' ' || c[-1] == '\t')) break;
-                if (*c != ' ' && *c != '\t' && *c != '\r') ve = c + 1;
-            }
-            buf_append(&val, v, (size_t)(ve - v));
-            is_none = val.data != NULL && strcmp(val.data, "None") == 0;
+        py_value val;
+        memset(&val, 0, sizeof val);
+        val.text.secret = 1; /* the value of SECRET_KEY */
+        const char *why = NULL;
+        char why_buf[160];
+        int at = line;
+        if (rest_is_blank(s, eol)) {
+            /* NAME = with nothing after it (an environment file's empty value): "" */
+        } else if (py_read_value(&s, end, &at, &val, &why, why_buf, sizeof why_buf) != 0) {
+            int oom = val.text.oom;
+            buf_free(&val.text);
+            if (oom) return err_nomem(err);
+            return err_set(err, BKOAUTH_E_CONFIG, "%s:%d: %s: %s", label, at, name, why);
         }
-        if (val.oom) {
-            buf_free(&val);
+        line = at;
+        const char *veol = memchr(s, '\n', (size_t)(end - s));
+        if (veol == NULL) veol = end;
+        if (!rest_is_blank(s, veol)) {
+            buf_free(&val.text);
+            return err_set(
+                err, BKOAUTH_E_CONFIG,
+                "%s:%d: %s: unexpected text after the value (an expression? the settings file takes "
+                "literals only)",
+                label, line, name);
+        }
+        if (val.text.oom) {
+            buf_free(&val.text);
             return err_nomem(err);
         }
-        bkoauth_code rc = bkoauth_config_set(config, name, is_none ? NULL : (val.data ? val.data : ""), err);
-        buf_free(&val);
+        int i = find_setting(name);
+        kind k = i >= 0 ? SETTINGS[i].kind : K_TEXT;
+        if ((val.kind == PY_OBJECT && k != K_STRMAP && k != K_OBJECT) || val.kind == PY_LIST) {
+            buf_free(&val.text);
+            return err_set(err, BKOAUTH_E_CONFIG, "%s:%d: %s takes %s, not a %s", label, this_line, name,
+                           k == K_STRMAP || k == K_OBJECT ? "a dict" : "one value",
+                           val.kind == PY_LIST ? "list" : "dict");
+        }
+        bkoauth_code rc = bkoauth_config_set(
+            config, name, val.kind == PY_NONE ? NULL : (val.text.data ? val.text.data : ""), err);
+        buf_free(&val.text);
         if (rc != BKOAUTH_OK) {
             err_prefix(err, "%s:%d", label, this_line);
             return rc;
         }
-        p = next;
+        p = veol + 1;
         line++;
     }
     return err_ok(err);

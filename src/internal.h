@@ -204,6 +204,25 @@ void settings_clear(bk_settings *s);
 bkoauth_code config_parse_text(bkoauth_config *config, const char *text, size_t len, const char *label,
                                bkoauth_error *err);
 
+/* ---- Python literals of the settings file (pyliteral.c) ---------------------------------- */
+
+typedef enum py_kind {
+    PY_TEXT,   /* a string, a number, True or False, or a bare word: the text in text */
+    PY_NONE,   /* None */
+    PY_OBJECT, /* a dict: compact JSON in text */
+    PY_LIST    /* a list: JSON in text */
+} py_kind;
+typedef struct py_value {
+    py_kind kind;
+    bk_buf text; /* the caller zeroes it, sets secret when it may hold one, and frees it */
+} py_value;
+/* Reads the value at *pp (up to end) of a settings line, as Django would read it, literals only
+ * (see pyliteral.c). *line is the line at *pp, advanced over the lines the value spans. Returns
+ * 0 with *pp after the value, or -1 with *why pointing to why_buf saying what is wrong (*line
+ * then the line of the error). out->text.oom tells an allocation failure. */
+int py_read_value(const char **pp, const char *end, int *line, py_value *out, const char **why, char *why_buf,
+                  size_t why_size);
+
 /* ---- the MySQL URL (store/mysql_url.c) --------------------------------------------------- */
 
 /* mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (or mariadb://), each part percent-decoded. */
@@ -305,6 +324,9 @@ int bk_token_text_ok(const char *s, size_t max_len, int may_be_empty);
 const char *bk_token_text_problem(const char *s, size_t len);
 /* 1 when s is valid UTF-8 (shortest forms, no surrogates). */
 int bk_utf8_ok(const char *s);
+/* url with the password of its user info replaced by *** ("ftp://user:***@host/"), for a
+ * message; out (size bytes) is returned. */
+char *bk_url_hide_password(const char *url, char *out, size_t size);
 /* NULL when s is a name a person can read safely: valid UTF-8 without control characters
  * (C0, DEL, C1) or text-direction marks; else what is wrong ("contains a control character"). */
 const char *bk_name_problem(const char *s);

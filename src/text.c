@@ -2,6 +2,7 @@
  * read safely (no control characters, no reordering marks, valid UTF-8). */
 #include "internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static long utf8_next(const unsigned char *p, int *len);
@@ -74,4 +75,21 @@ const char *bk_name_problem(const char *s)
         p += len;
     }
     return NULL;
+}
+
+char *bk_url_hide_password(const char *url, char *out, size_t size)
+{
+    if (size == 0) return out;
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme ? scheme + 3 : url;
+    size_t auth_len = strcspn(auth, "/?#");
+    const char *at = NULL, *colon = NULL;
+    for (const char *p = auth; p < auth + auth_len; p++)
+        if (*p == '@') at = p; /* the last one: a password may hold '@' */
+    if (at != NULL) colon = memchr(auth, ':', (size_t)(at - auth));
+    if (colon == NULL)
+        snprintf(out, size, "%s", url);
+    else
+        snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
+    return out;
 }

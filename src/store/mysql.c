@@ -342,11 +342,20 @@ static void row_free_big(row_buf *r)
 /* The text of column i of the fetched row (NULL for SQL NULL); a value longer than the buffer is
  * fetched whole. */
 static const char *row_text(my_store *ms, mconn *c, MYSQL_STMT *st, row_buf *r, int i, bkoauth_error *err,
-                            int *failed)
+                            int *failed, int *row_bad)
 {
+    static const char *const names[NCOLS] = {"id",    "access_token", "expires", "refresh_token",
+                                             "scope", "env_name",     "user_id", "created_at"};
     if (r->null[i]) return NULL;
     if (r->len[i] < TEXT_BUF) {
         r->text[i][r->len[i]] = '\0';
+        if (strlen(r->text[i]) != r->len[i]) { /* a NUL would cut the value short unseen */
+            if (row_bad != NULL) *row_bad = 1;
+            *failed = err_set(err, BKOAUTH_E_STORE,
+                              "MySQL token store at %s: row id %lld has a NUL byte inside its %s", ms->where,
+                              (long long)r->id, names[i]);
+            return NULL;
+        }
         return r->text[i];
     }
     r->big[i] = bkoauth__malloc(r->len[i] + 1);
@@ -364,6 +373,13 @@ static const char *row_text(my_store *ms, mconn *c, MYSQL_STMT *st, row_buf *r, 
         return NULL;
     }
     r->big[i][r->len[i]] = '\0';
+    if (strlen(r->big[i]) != r->len[i]) {
+        if (row_bad != NULL) *row_bad = 1;
+        *failed =
+            err_set(err, BKOAUTH_E_STORE, "MySQL token store at %s: row id %lld has a NUL byte inside its %s",
+                    ms->where, (long long)r->id, names[i]);
+        return NULL;
+    }
     return r->big[i];
 }
 
@@ -379,19 +395,26 @@ static bkoauth_code row_time(my_store *ms, const row_buf *r, const MYSQL_TIME *m
     return BKOAUTH_OK;
 }
 
-/* The token of the fetched row. */
+/* The token of the fetched row. *row_bad (when not NULL) is set when the failure is the row's
+ * content (another program wrote it: an impossible datetime, a NUL inside a value), not the
+ * connection. */
 static bkoauth_code row_token(my_store *ms, mconn *c, MYSQL_STMT *st, row_buf *r, bkoauth_token **out,
-                              bkoauth_error *err)
+                              int *row_bad, bkoauth_error *err)
 {
     *out = NULL;
+    if (row_bad != NULL) *row_bad = 0;
     int64_t expires, created;
     bkoauth_code rc = row_time(ms, r, &r->expires, "expires", &expires, err);
     if (rc == BKOAUTH_OK) rc = row_time(ms, r, &r->created, "created_at", &created, err);
-    if (rc != BKOAUTH_OK) return rc;
+    if (rc != BKOAUTH_OK) {
+        if (row_bad != NULL) *row_bad = 1;
+        row_free_big(r);
+        return rc;
+    }
     int failed = BKOAUTH_OK;
     const char *text[NCOLS];
     for (int i = 1; i < NCOLS && failed == BKOAUTH_OK; i++)
-        text[i] = (i == 2 || i == 7) ? NULL : row_text(ms, c, st, r, i, err, &failed);
+        text[i] = (i == 2 || i == 7) ? NULL : row_text(ms, c, st, r, i, err, &failed, row_bad);
     if (failed == BKOAUTH_OK) {
         *out = token_make(text[1], text[3], text[4], text[5], text[6], expires, created);
         if (*out == NULL) failed = err_nomem(err);
@@ -424,13 +447,28 @@ static int exact(const bkoauth_token *t, const char *env_name, const char *user_
     return user_id ? bk_streq(t->user_id, user_id) : t->user_id == NULL; /* token_make: "" is NULL */
 }
 
+/* 1 when the fetched row's key columns (read as they are) are exactly (env_name, user_id). */
+static int exact_raw(row_buf *r, const char *env_name, const char *user_id)
+{
+    if (r->null[5] || r->len[5] >= TEXT_BUF || r->len[5] != strlen(env_name) ||
+        memcmp(r->text[5], env_name, r->len[5]) != 0)
+        return 0;
+    if (user_id == NULL) return r->null[6] || r->len[6] == 0;
+    return !r->null[6] && r->len[6] < TEXT_BUF && r->len[6] == strlen(user_id) &&
+           memcmp(r->text[6], user_id, r->len[6]) == 0;
+}
+
 /* The rows of exactly (env_name, user_id) on c: *out the one with the latest expires (then the
- * highest id), NULL when none; ids (when not NULL) gets every id, *nids their count. */
+ * highest id), NULL (and *id -1) when none; ids (when not NULL) gets every id, *nids their
+ * count. A row that cannot be read (another program wrote it) is passed over when a readable
+ * one is there; when none is, a read (overwrite 0) reports it, a save (overwrite 1) gets its id
+ * in *id, to replace it in place. */
 static bkoauth_code find(my_store *ms, mconn *c, const char *env_name, const char *user_id,
                          bkoauth_token **out, int64_t *id, int64_t *ids, size_t max_ids, size_t *nids,
-                         bkoauth_error *err)
+                         int overwrite, bkoauth_error *err)
 {
     *out = NULL;
+    *id = -1;
     if (nids) *nids = 0;
     MYSQL_STMT *st = stmt(ms, c, user_id ? Q_GET_USER : Q_GET_APP, err);
     if (st == NULL) return BKOAUTH_E_STORE;
@@ -451,11 +489,26 @@ static bkoauth_code find(my_store *ms, mconn *c, const char *env_name, const cha
         return rc;
     }
     int f = MYSQL_NO_DATA;
+    int64_t bad_id = -1;
+    bkoauth_error bad;
     while (rc == BKOAUTH_OK && ((f = mysql_stmt_fetch(st)) == 0 || f == MYSQL_DATA_TRUNCATED)) {
         bkoauth_token *t = NULL;
         int64_t tid = r->id;
-        rc = row_token(ms, c, st, r, &t, err);
-        if (rc != BKOAUTH_OK) break;
+        int row_bad = 0;
+        rc = row_token(ms, c, st, r, &t, &row_bad, &bad);
+        if (rc != BKOAUTH_OK && row_bad) {
+            /* a row that cannot be read: passed over when a readable one of the key is there */
+            if (exact_raw(r, env_name, user_id)) {
+                if (ids != NULL && *nids < max_ids) ids[(*nids)++] = tid;
+                if (bad_id < 0) bad_id = tid;
+            }
+            rc = BKOAUTH_OK;
+            continue;
+        }
+        if (rc != BKOAUTH_OK) {
+            if (err != NULL) *err = bad;
+            break;
+        }
         if (!exact(t, env_name, user_id)) {
             bkoauth_token_free(t);
             continue;
@@ -472,6 +525,12 @@ static bkoauth_code find(my_store *ms, mconn *c, const char *env_name, const cha
     if (rc == BKOAUTH_OK && f != MYSQL_NO_DATA) rc = stmt_error(ms, c, st, "reading a token", err);
     mysql_stmt_free_result(st);
     bkoauth__free(r);
+    if (rc == BKOAUTH_OK && *out == NULL && bad_id >= 0) {
+        if (overwrite)
+            *id = bad_id; /* a save replaces the junk in place */
+        else
+            rc = err ? (*err = bad, BKOAUTH_E_STORE) : BKOAUTH_E_STORE;
+    }
     if (rc != BKOAUTH_OK) {
         bkoauth_token_free(*out);
         *out = NULL;
@@ -523,7 +582,7 @@ static bkoauth_code get_work(my_store *ms, mconn *c, void *arg, bkoauth_error *e
 {
     key_arg *a = arg;
     int64_t id = 0;
-    return find(ms, c, a->env_name, a->user_id, a->out, &id, NULL, 0, NULL, err);
+    return find(ms, c, a->env_name, a->user_id, a->out, &id, NULL, 0, NULL, 0, err);
 }
 
 static bkoauth_code my_get(store *base, const char *env_name, const char *user_id, bkoauth_token **out,
@@ -596,8 +655,8 @@ static bkoauth_code save_work(my_store *ms, mconn *c, void *arg, bkoauth_error *
     if (simple(c, "START TRANSACTION") != 0) return conn_error(ms, c, "saving a token", err);
     bkoauth_token *current = NULL;
     int64_t id = -1;
-    bkoauth_code rc = find(ms, c, t->env_name, t->user_id, &current, &id, NULL, 0, NULL, err);
-    if (rc == BKOAUTH_OK) rc = save(ms, c, current ? id : -1, t, err);
+    bkoauth_code rc = find(ms, c, t->env_name, t->user_id, &current, &id, NULL, 0, NULL, 1, err);
+    if (rc == BKOAUTH_OK) rc = save(ms, c, id, t, err);
     bkoauth_token_free(current);
     if (rc == BKOAUTH_OK && mysql_commit(c->db) != 0) rc = conn_error(ms, c, "saving a token", err);
     if (rc != BKOAUTH_OK && !c->broken) mysql_rollback(c->db);
@@ -617,7 +676,7 @@ static bkoauth_code remove_work(my_store *ms, mconn *c, void *arg, bkoauth_error
     bkoauth_token *current = NULL;
     int64_t id = 0, ids[64];
     size_t n = 0;
-    bkoauth_code rc = find(ms, c, a->env_name, a->user_id, &current, &id, ids, 64, &n, err);
+    bkoauth_code rc = find(ms, c, a->env_name, a->user_id, &current, &id, ids, 64, &n, 1, err);
     bkoauth_token_free(current);
     for (size_t i = 0; rc == BKOAUTH_OK && i < n; i++)
         rc = delete_id(ms, c, ids[i], "deleting a token", err);
@@ -638,6 +697,7 @@ static bkoauth_code my_remove(store *base, const char *env_name, const char *use
 
 typedef struct list_arg {
     bkoauth_token ***out;
+    int64_t **ids;
     size_t *count;
 } list_arg;
 
@@ -654,30 +714,46 @@ static bkoauth_code list_work(my_store *ms, mconn *c, void *arg, bkoauth_error *
         bkoauth__free(r);
         return rc;
     }
-    size_t n = (size_t)mysql_stmt_num_rows(st), got = 0;
+    size_t n = (size_t)mysql_stmt_num_rows(st), got = 0, seen = 0;
     bkoauth_token **items = bkoauth__calloc(n + 1, sizeof *items);
-    if (items == NULL) rc = err_nomem(err);
+    int64_t *ids = bkoauth__calloc(n + 1, sizeof *ids);
+    if (items == NULL || ids == NULL) rc = err_nomem(err);
     int f = MYSQL_NO_DATA;
-    while (rc == BKOAUTH_OK && got < n && ((f = mysql_stmt_fetch(st)) == 0 || f == MYSQL_DATA_TRUNCATED)) {
-        rc = row_token(ms, c, st, r, &items[got], err);
-        if (rc == BKOAUTH_OK) got++;
+    while (rc == BKOAUTH_OK && seen < n && ((f = mysql_stmt_fetch(st)) == 0 || f == MYSQL_DATA_TRUNCATED)) {
+        seen++;
+        int row_bad = 0;
+        bkoauth_error why;
+        ids[got] = r->id;
+        rc = row_token(ms, c, st, r, &items[got], &row_bad, &why);
+        if (rc == BKOAUTH_OK) {
+            got++;
+        } else if (row_bad) { /* one unreadable row does not hide the others */
+            log_write(ms->base.logger, BKOAUTH_LOG_WARNING, "listing tokens: %s; that row is left out",
+                      why.message);
+            rc = BKOAUTH_OK;
+        } else if (err != NULL) {
+            *err = why;
+        }
     }
-    if (rc == BKOAUTH_OK && got < n) rc = stmt_error(ms, c, st, "listing tokens", err);
+    if (rc == BKOAUTH_OK && seen < n) rc = stmt_error(ms, c, st, "listing tokens", err);
     mysql_stmt_free_result(st);
     bkoauth__free(r);
     if (rc != BKOAUTH_OK) {
         bkoauth_tokens_free(items, got);
+        bkoauth__free(ids);
         return rc;
     }
     *a->out = items;
-    *a->count = n;
+    *a->ids = ids;
+    *a->count = got;
     return BKOAUTH_OK;
 }
 
-static bkoauth_code my_list(store *base, bkoauth_token ***out, size_t *count, bkoauth_error *err)
+static bkoauth_code my_list(store *base, bkoauth_token ***out, int64_t **ids, size_t *count,
+                            bkoauth_error *err)
 {
     my_store *ms = (my_store *)base;
-    list_arg a = {out, count};
+    list_arg a = {out, ids, count};
     return with_conn(ms, &ms->readers, list_work, &a, err);
 }
 

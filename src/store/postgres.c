@@ -20,9 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A datetime that is not finite ('infinity', written by another program) comes back NULL: that
+ * row is reported, the others still read. */
 #define COLUMNS                                                                                              \
-    "id, access_token, extract(epoch from expires)::bigint, refresh_token, scope, env_name, user_id, "       \
-    "extract(epoch from created_at)::bigint"
+    "id, access_token, CASE WHEN isfinite(expires) THEN extract(epoch from expires)::bigint END, "           \
+    "refresh_token, scope, env_name, user_id, "                                                              \
+    "CASE WHEN isfinite(created_at) THEN extract(epoch from created_at)::bigint END"
 
 static const char *const CREATE_TABLE = "CREATE TABLE IF NOT EXISTS \"bkoauth_access_token\" ("
                                         "\"id\" serial NOT NULL PRIMARY KEY, "
@@ -172,9 +175,16 @@ static const char *val(PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }
 
-static bkoauth_code read_row(PGresult *r, int row, bkoauth_token **out, int64_t *id, bkoauth_error *err)
+/* The token of a result row. A datetime that is not finite is BKOAUTH_E_STORE naming the row. */
+static bkoauth_code read_row(pg_store *ps, PGresult *r, int row, bkoauth_token **out, int64_t *id,
+                             bkoauth_error *err)
 {
-    if (id) *id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+    *out = NULL;
+    long long rid = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+    if (id) *id = rid;
+    if (PQgetisnull(r, row, 2) || PQgetisnull(r, row, 7))
+        return err_set(err, BKOAUTH_E_STORE, "PostgreSQL token store at %s: row id %lld has an unreadable %s",
+                       ps->where, rid, PQgetisnull(r, row, 2) ? "expires" : "created_at");
     *out = token_make(val(r, row, 1), val(r, row, 3), val(r, row, 4), val(r, row, 5), val(r, row, 6),
                       strtoll(PQgetvalue(r, row, 2), NULL, 10), strtoll(PQgetvalue(r, row, 7), NULL, 10));
     return *out ? BKOAUTH_OK : err_nomem(err);
@@ -184,9 +194,10 @@ static bkoauth_code read_row(PGresult *r, int row, bkoauth_token **out, int64_t 
 enum { P_GET_USER, P_GET_APP, P_COUNT };
 static const char *const PREPARED[P_COUNT] = {
     [P_GET_USER] = "SELECT " COLUMNS " FROM bkoauth_access_token WHERE env_name = $1 AND user_id = $2 "
-                   "ORDER BY expires DESC, id DESC LIMIT 1",
+                   "ORDER BY isfinite(expires) DESC, expires DESC, id DESC LIMIT 1",
     [P_GET_APP] = "SELECT " COLUMNS " FROM bkoauth_access_token WHERE env_name = $1 AND "
-                  "(user_id IS NULL OR user_id = '') ORDER BY expires DESC, id DESC LIMIT 1",
+                  "(user_id IS NULL OR user_id = '') ORDER BY isfinite(expires) DESC, expires DESC, id DESC "
+                  "LIMIT 1",
 };
 
 static PGresult *run_prepared(pg_store *ps, pconn *c, int q, int n, const char *const *params,
@@ -211,17 +222,21 @@ static PGresult *run_prepared(pg_store *ps, pconn *c, int q, int n, const char *
     return NULL;
 }
 
-/* The row of (env, user): the latest expires, then the highest id, when there are several.
- * BKOAUTH_OK with *out NULL when none. */
+/* The row of (env, user): the latest expires, then the highest id, when there are several
+ * (readable ones first). BKOAUTH_OK with *out NULL (and *id -1) when none. When only a row that
+ * cannot be read is there, a read (overwrite 0) reports it, a save (overwrite 1) gets its id
+ * and *out NULL, to replace it in place. */
 static bkoauth_code find(pg_store *ps, pconn *c, const char *env_name, const char *user_id,
-                         bkoauth_token **out, int64_t *id, bkoauth_error *err)
+                         bkoauth_token **out, int64_t *id, int overwrite, bkoauth_error *err)
 {
     *out = NULL;
+    *id = -1;
     const char *params[2] = {env_name, user_id};
     PGresult *r = run_prepared(ps, c, user_id ? P_GET_USER : P_GET_APP, user_id ? 2 : 1, params,
                                "reading a token", err);
     if (r == NULL) return BKOAUTH_E_STORE;
-    bkoauth_code rc = PQntuples(r) > 0 ? read_row(r, 0, out, id, err) : BKOAUTH_OK;
+    bkoauth_code rc = PQntuples(r) > 0 ? read_row(ps, r, 0, out, id, err) : BKOAUTH_OK;
+    if (rc == BKOAUTH_E_STORE && overwrite) rc = BKOAUTH_OK; /* *id is the unreadable row's */
     PQclear(r);
     return rc;
 }
@@ -271,7 +286,7 @@ static bkoauth_code get_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *e
 {
     key_arg *a = arg;
     int64_t id;
-    return find(ps, c, a->env_name, a->user_id, a->out, &id, err);
+    return find(ps, c, a->env_name, a->user_id, a->out, &id, 0, err);
 }
 
 static bkoauth_code pg_get(store *base, const char *env_name, const char *user_id, bkoauth_token **out,
@@ -327,8 +342,8 @@ static bkoauth_code save_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *
     PQclear(r);
     bkoauth_token *current = NULL;
     int64_t id = -1;
-    bkoauth_code rc = find(ps, c, t->env_name, t->user_id, &current, &id, err);
-    if (rc == BKOAUTH_OK) rc = save(ps, c, current ? id : -1, t, err);
+    bkoauth_code rc = find(ps, c, t->env_name, t->user_id, &current, &id, 1, err);
+    if (rc == BKOAUTH_OK) rc = save(ps, c, id, t, err);
     bkoauth_token_free(current);
     if (rc == BKOAUTH_OK) {
         r = run(ps, c, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "saving a token", err);
@@ -435,7 +450,9 @@ static bkoauth_code pg_remove(store *base, const char *env_name, const char *use
 
 typedef struct list_arg {
     bkoauth_token ***out;
+    int64_t **ids;
     size_t *count;
+    const bk_logger *logger;
 } list_arg;
 
 static bkoauth_code list_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *err)
@@ -449,24 +466,39 @@ static bkoauth_code list_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *
     if (r == NULL) return BKOAUTH_E_STORE;
     int n = PQntuples(r);
     bkoauth_token **items = bkoauth__calloc((size_t)n + 1, sizeof *items);
-    bkoauth_code rc = items ? BKOAUTH_OK : err_nomem(err);
-    int got = 0;
-    for (; rc == BKOAUTH_OK && got < n; got++)
-        rc = read_row(r, got, &items[got], NULL, err);
+    int64_t *ids = bkoauth__calloc((size_t)n + 1, sizeof *ids);
+    bkoauth_code rc = items && ids ? BKOAUTH_OK : err_nomem(err);
+    size_t got = 0;
+    for (int i = 0; rc == BKOAUTH_OK && i < n; i++) {
+        bkoauth_error why;
+        rc = read_row(ps, r, i, &items[got], &ids[got], &why);
+        if (rc == BKOAUTH_OK) {
+            got++;
+        } else if (rc == BKOAUTH_E_STORE) { /* one unreadable row does not hide the others */
+            log_write(a->logger, BKOAUTH_LOG_WARNING, "listing tokens: %s; that row is left out",
+                      why.message);
+            rc = BKOAUTH_OK;
+        } else if (err != NULL) {
+            *err = why;
+        }
+    }
     PQclear(r);
     if (rc != BKOAUTH_OK) {
-        bkoauth_tokens_free(items, (size_t)got);
+        bkoauth_tokens_free(items, got);
+        bkoauth__free(ids);
         return rc;
     }
     *a->out = items;
-    *a->count = (size_t)n;
+    *a->ids = ids;
+    *a->count = got;
     return BKOAUTH_OK;
 }
 
-static bkoauth_code pg_list(store *base, bkoauth_token ***out, size_t *count, bkoauth_error *err)
+static bkoauth_code pg_list(store *base, bkoauth_token ***out, int64_t **ids, size_t *count,
+                            bkoauth_error *err)
 {
     pg_store *ps = (pg_store *)base;
-    list_arg a = {out, count};
+    list_arg a = {out, ids, count, ps->base.logger};
     return with_conn(ps, &ps->readers, list_work, &a, err);
 }
 

@@ -296,22 +296,38 @@ static bkoauth_code read_row(sqlite_store *ss, sqlite3_stmt *st, bkoauth_token *
     return *out ? BKOAUTH_OK : err_nomem(err);
 }
 
-/* Reads the row of (env, user) on c: BKOAUTH_OK with *out NULL when there is none. */
+/* Reads the row of (env, user) on c: BKOAUTH_OK with *out NULL when there is none. Several
+ * rows: the latest expiry (then the highest id). A row that cannot be read (an unreadable
+ * datetime, a NUL inside a value: another program wrote it) is passed over when a readable one
+ * is there; when none is, it is the key's row: a read (overwrite 0) reports it (StoreError, the
+ * row's id named), a save (overwrite 1) gets its id in *id and *out NULL, so that it replaces
+ * the junk in place. *id is -1 when there is no row. */
 static bkoauth_code find(sqlite_store *ss, conn *c, const char *env_name, const char *user_id,
-                         bkoauth_token **out, int64_t *id, bkoauth_error *err)
+                         bkoauth_token **out, int64_t *id, int overwrite, bkoauth_error *err)
 {
     *out = NULL;
+    *id = -1;
     sqlite3_stmt *st = stmt(ss, c, user_id ? Q_GET_USER : Q_GET_APP, err);
     if (st == NULL) return BKOAUTH_E_STORE;
     if (user_id) sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, env_name, -1, SQLITE_STATIC);
     bkoauth_code r = BKOAUTH_OK;
     int rc = SQLITE_DONE;
+    int64_t bad_id = -1;
+    bkoauth_error bad;
     while (r == BKOAUTH_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         bkoauth_token *t = NULL;
         int64_t tid = 0;
-        r = read_row(ss, st, &t, &tid, err);
-        if (r != BKOAUTH_OK) break;
+        r = read_row(ss, st, &t, &tid, &bad);
+        if (r == BKOAUTH_E_STORE) { /* this row's content; the statement goes on */
+            if (bad_id < 0) bad_id = sqlite3_column_int64(st, 0);
+            r = BKOAUTH_OK;
+            continue;
+        }
+        if (r != BKOAUTH_OK) {
+            if (err != NULL) *err = bad;
+            break;
+        }
         if (*out == NULL || t->expires > (*out)->expires || (t->expires == (*out)->expires && tid > *id)) {
             bkoauth_token_free(*out);
             *out = t;
@@ -321,6 +337,12 @@ static bkoauth_code find(sqlite_store *ss, conn *c, const char *env_name, const 
         }
     }
     if (r == BKOAUTH_OK && rc != SQLITE_DONE) r = db_error(ss, c->db, rc, "reading a token", err);
+    if (r == BKOAUTH_OK && *out == NULL && bad_id >= 0) {
+        if (overwrite)
+            *id = bad_id;
+        else
+            r = err ? (*err = bad, BKOAUTH_E_STORE) : BKOAUTH_E_STORE;
+    }
     if (r != BKOAUTH_OK) {
         bkoauth_token_free(*out);
         *out = NULL;
@@ -338,7 +360,7 @@ static bkoauth_code sq_get(store *base, const char *env_name, const char *user_i
     conn *c = pool_get(&ss->readers, NULL, err);
     if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
     int64_t id;
-    bkoauth_code rc = find(ss, c, env_name, user_id, out, &id, err);
+    bkoauth_code rc = find(ss, c, env_name, user_id, out, &id, 0, err);
     release(&ss->readers, c);
     if (rc == BKOAUTH_OK && *out == NULL)
         return err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST, "no saved token for %s in env %s",
@@ -389,8 +411,8 @@ static bkoauth_code save_once(sqlite_store *ss, conn *c, const bkoauth_token *t,
     if (rc != SQLITE_OK) return db_error(ss, c->db, rc, "saving a token", err);
     bkoauth_token *current = NULL;
     int64_t id = -1;
-    bkoauth_code r = find(ss, c, t->env_name, t->user_id, &current, &id, err);
-    if (r == BKOAUTH_OK) r = save(ss, c, current ? id : -1, t, err);
+    bkoauth_code r = find(ss, c, t->env_name, t->user_id, &current, &id, 1, err);
+    if (r == BKOAUTH_OK) r = save(ss, c, id, t, err);
     bkoauth_token_free(current);
     if (r == BKOAUTH_OK && (rc = exec(c, "COMMIT")) != SQLITE_OK)
         r = db_error(ss, c->db, rc, "saving a token", err);
@@ -482,7 +504,8 @@ static bkoauth_code sq_remove(store *base, const char *env_name, const char *use
     return r;
 }
 
-static bkoauth_code sq_list(store *base, bkoauth_token ***out, size_t *count, bkoauth_error *err)
+static bkoauth_code sq_list(store *base, bkoauth_token ***out, int64_t **out_ids, size_t *count,
+                            bkoauth_error *err)
 {
     sqlite_store *ss = (sqlite_store *)base;
     conn *c = pool_get(&ss->readers, NULL, err);
@@ -490,21 +513,24 @@ static bkoauth_code sq_list(store *base, bkoauth_token ***out, size_t *count, bk
     sqlite3_stmt *st = stmt(ss, c, Q_LIST, err);
     bkoauth_code r = st ? BKOAUTH_OK : BKOAUTH_E_STORE;
     bkoauth_token **items = NULL;
+    int64_t *ids = NULL;
     size_t n = 0, cap = 0;
     int rc = SQLITE_DONE;
     while (r == BKOAUTH_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
             bkoauth_token **p = bkoauth__realloc(items, ncap * sizeof *p);
-            if (p == NULL) {
+            if (p != NULL) items = p;
+            int64_t *q = p != NULL ? bkoauth__realloc(ids, ncap * sizeof *q) : NULL;
+            if (q != NULL) ids = q;
+            if (p == NULL || q == NULL) {
                 r = err_nomem(err);
                 break;
             }
-            items = p;
             cap = ncap;
         }
         bkoauth_error why;
-        r = read_row(ss, st, &items[n], NULL, &why);
+        r = read_row(ss, st, &items[n], &ids[n], &why);
         if (r == BKOAUTH_OK) {
             n++;
         } else if (r == BKOAUTH_E_STORE) { /* one unreadable row does not hide the others */
@@ -520,9 +546,11 @@ static bkoauth_code sq_list(store *base, bkoauth_token ***out, size_t *count, bk
     release(&ss->readers, c);
     if (r != BKOAUTH_OK) {
         bkoauth_tokens_free(items, n);
+        bkoauth__free(ids);
         return r;
     }
     *out = items;
+    *out_ids = ids;
     *count = n;
     return BKOAUTH_OK;
 }

@@ -92,6 +92,7 @@ static const char *row_problem(const bkoauth_token *t)
     if (bk_name_problem(t->env_name) != NULL) return "its env_name has control characters or is not UTF-8";
     if (t->user_id != NULL && bk_name_problem(t->user_id) != NULL)
         return "its user_id has control characters or is not UTF-8";
+    if (t->scope != NULL && !bk_utf8_ok(t->scope)) return "its scope is not UTF-8 text";
     return NULL;
 }
 
@@ -430,9 +431,11 @@ bkoauth_code store_list(store *st, bkoauth_token ***out, size_t *count, bkoauth_
 {
     *out = NULL;
     *count = 0;
-    bkoauth_code rc = st->ops->list(st, out, count, err);
+    int64_t *ids = NULL;
+    bkoauth_code rc = st->ops->list(st, out, &ids, count, err);
     if (rc != BKOAUTH_OK) return rc;
-    /* rows that cannot be used are left out, and said so; the others are listed */
+    /* rows that cannot be used are left out, and said so (by id: their names may be junk too);
+     * the others are listed */
     size_t kept = 0;
     for (size_t i = 0; i < *count; i++) {
         bkoauth_token *t = (*out)[i];
@@ -441,16 +444,18 @@ bkoauth_code store_list(store *st, bkoauth_token ***out, size_t *count, bkoauth_
             (*out)[kept++] = t;
             continue;
         }
-        log_write(st->logger, BKOAUTH_LOG_WARNING,
-                  "listing tokens: a saved row of env %s%s%s cannot be used: %s; "
-                  "it is left out",
-                  bk_name_problem(t->env_name) ? "(unreadable)" : t->env_name,
-                  t->user_id == NULL            ? ", the APP"
-                  : bk_name_problem(t->user_id) ? ", a user with an unreadable name"
-                                                : ", user ",
-                  t->user_id == NULL || bk_name_problem(t->user_id) ? "" : t->user_id, bad);
+        log_write(
+            st->logger, BKOAUTH_LOG_WARNING,
+            "listing tokens: the saved row id %lld (env %s, %s%s) cannot be used: %s (did another program "
+            "write it?); it is left out",
+            (long long)ids[i], bk_name_problem(t->env_name) ? "unreadable" : t->env_name,
+            t->user_id == NULL            ? "the APP"
+            : bk_name_problem(t->user_id) ? "a user with an unreadable name"
+                                          : "user ",
+            t->user_id == NULL || bk_name_problem(t->user_id) ? "" : t->user_id, bad);
         bkoauth_token_free(t);
     }
+    bkoauth__free(ids);
     *count = kept;
     return BKOAUTH_OK;
 }

@@ -1,6 +1,6 @@
 /* store.h - where tokens are saved: the table bkoauth_access_token in SQLite (sqlite.c),
- * PostgreSQL (postgres.c) or MySQL / MariaDB (mysql.c), behind one small interface. A row is keyed by (env_name, user_id);
- * user_id NULL (or "" written by others) is the APP token.
+ * PostgreSQL (postgres.c) or MySQL / MariaDB (mysql.c), behind one small interface. A row is keyed by
+ * (env_name, user_id); user_id NULL (or "" written by others) is the APP token.
  *
  * Renewal (store_renew) holds no database lock, transaction or pooled connection while the
  * renew function runs (it calls the SSM service): renewers of one key are kept apart by a
@@ -49,7 +49,9 @@ typedef struct store_ops {
      * connection found broken is replaced and the save tried once more. */
     bkoauth_code (*save)(store *st, const bkoauth_token *t, bkoauth_error *err);
     bkoauth_code (*remove)(store *st, const char *env_name, const char *user_id, bkoauth_error *err);
-    bkoauth_code (*list)(store *st, bkoauth_token ***out, size_t *count, bkoauth_error *err);
+    /* Every readable row; *ids (allocated, freed with bkoauth__free) the rows' ids, in the same
+     * order. A row that cannot be read is left out with a warning naming its id. */
+    bkoauth_code (*list)(store *st, bkoauth_token ***out, int64_t **ids, size_t *count, bkoauth_error *err);
     void (*close)(store *st);
     /* In a child after fork(): forget (never close) what is the parent's - connections, the
      * lock connection or lock file description - so that new ones are made on use. */

@@ -553,6 +553,16 @@ static void test_bound_parameters(void **state)
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM bkoauth_access_token"), 2);
 }
 
+static char captured[8192];
+
+static void capture(void *ctx, int level, const char *message)
+{
+    (void)ctx;
+    (void)level;
+    size_t n = strlen(captured);
+    snprintf(captured + n, sizeof captured - n, "%s\n", message);
+}
+
 /* Rows another program wrote with junk: reported, never printed, and they hide no other row;
  * names with control characters are refused before they reach the table. */
 static void test_junk_rows(void **state)
@@ -575,17 +585,38 @@ static void test_junk_rows(void **state)
     assert_null(strstr(e.message, "bad token"));
     assert_int_equal(store_get(f->st, "test", "nina", &t, &e), BKOAUTH_E_STORE);
     assert_non_null(strstr(e.message, "NUL byte"));
-    /* list: the good row, the others left out */
+    /* list: the good row, the others left out with a warning naming each row's id */
     bkoauth_token **all = NULL;
     size_t n = 0;
-    f->logger.fn = NULL; /* the warnings are expected */
+    f->logger = (bk_logger){capture, NULL, BKOAUTH_LOG_DEBUG}; /* the warnings are expected */
+    captured[0] = '\0';
     assert_int_equal(store_list(f->st, &all, &n, &e), BKOAUTH_OK);
     assert_int_equal(n, 1);
     assert_string_equal(all[0]->access_token, "good-token");
     bkoauth_tokens_free(all, n);
-    /* a new token for mallory replaces the junk in place */
+    char want[64];
+    for (const char *const *u = (const char *const[]){"mallory", "nina", "dora", NULL}; *u != NULL; u++) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "SELECT id FROM bkoauth_access_token WHERE user_id = '%s'", *u);
+        snprintf(want, sizeof want, "row id %lld", raw_int(f->path, sql));
+        if (strstr(captured, want) == NULL) fail_msg("no '%s' in the warnings: %s", want, captured);
+    }
+    assert_null(strstr(captured, "\x1b"));
+    assert_null(strstr(captured, "bad token"));
+    assert_null(strstr(captured, "nul"));
+    /* a new token for each replaces the junk in place */
+    long long nina_id = raw_int(f->path, "SELECT id FROM bkoauth_access_token WHERE user_id = 'nina'");
     put(f, "mallory-new", "test", "mallory", 1900000000, 0);
     expect_access(f, "test", "mallory", "mallory-new");
+    put(f, "nina-new", "test", "nina", 1900000000, 0);
+    expect_access(f, "test", "nina", "nina-new");
+    assert_int_equal(raw_int(f->path, "SELECT id FROM bkoauth_access_token WHERE user_id = 'nina'"), nina_id);
+    put(f, "dora-new", "test", "dora", 1900000000, 0);
+    expect_access(f, "test", "dora", "dora-new");
+    /* a junk row beside a good one of the same key hides nothing */
+    raw_insert(f->path, "date-token-2", "31 Feb", "test", "'alice'", "2026-01-01 00:00:00");
+    expect_access(f, "test", "alice", "good-token");
+    f->logger.fn = NULL;
     /* control characters and direction marks in names, and tokens outside the alphabet */
     const char *bad_names[] = {"mallory\nbkoauth: TokenAPIError: forged", "tab\there",
                                "rtl\xe2\x80\xae"

@@ -147,12 +147,137 @@ static void test_file_errors_name_file_and_line(void **state)
     expect_file_error("OAUTH_COOKIES_PARAMS = {'bk_token': \n\n", "1", "never closed");
     expect_file_error("OAUTH_COOKIES_PARAMS = {'bk_token': 1}\n", "1", "not a string");
     expect_file_error("OAUTH_APIURL = 'http://x'\n", "1", "OAUTH_API_URL"); /* did you mean */
-    expect_file_error("APP_CODE = 'a' junk\n", "1", "after the closing quote");
+    expect_file_error("APP_CODE = 'a' junk\n", "1", "unexpected text after the value");
     bkoauth_config *c = bkoauth_config_new();
     bkoauth_error e;
     assert_int_equal(bkoauth_config_load_file(c, "/nonexistent/bkoauth.conf", &e), BKOAUTH_E_CONFIG);
     assert_non_null(strstr(e.message, "/nonexistent/bkoauth.conf"));
     assert_non_null(strstr(e.message, "No such file"));
+    bkoauth_config_free(c);
+}
+
+/* The settings file reads literals only, as Django would see them (issue 11): a prefix that is
+ * not text (b'', f''), a name, a call or any other expression is a ConfigError naming the line;
+ * what Python allows in a literal is fine. */
+static void test_file_literals_only(void **state)
+{
+    (void)state;
+    expect_file_error("SECRET_KEY = b'x'\n", "1", "bytes");
+    expect_file_error("\nSECRET_KEY = f'x'\n", "2", "f-string");
+    expect_file_error("SECRET_KEY = Rb'x'\n", "1", "bytes");
+    expect_file_error("SECRET_KEY = os.environ.get('X')\n", "1", "os.environ.get is a Python expression");
+    expect_file_error("SECRET_KEY = os.environ['X']\n", "1", "Python expression");
+    expect_file_error("APP_CODE = settings.APP_CODE\n", "1", "Python expression");
+    expect_file_error("APP_CODE = 'a' + 'b'\n", "1", "unexpected text after the value");
+    expect_file_error("APP_CODE = x if y else z\n", "1", "not a Python literal");
+    expect_file_error("APP_CODE = ('a', 'b')\n", "1", "tuple");
+    expect_file_error("APP_CODE = ['a']\n", "1", "not a list");
+    expect_file_error("APP_CODE = {'a': 'b'}\n", "1", "not a dict");
+    expect_file_error("OAUTH_PARAMS = {'a', 'b'}\n", "1", "a set");
+    expect_file_error("OAUTH_PARAMS = {'a': os.sep}\n", "1", "os.sep is a Python expression");
+    expect_file_error("OAUTH_PARAMS = {1: 'a'}\n", "1", "key must be a string");
+    expect_file_error("OAUTH_PARAMS = {\n  'a': b'x',\n}\n", "2", "bytes");
+    expect_file_error("OAUTH_PARAMS = {\n  'a': [1,\n", "2", "[ is never closed");
+    expect_file_error("EXPIRES_SECONDS = 99999999999999999999999\n", "1", "64-bit range");
+    expect_file_error("APP_CODE = '\\N{EM DASH}'\n", "1", "\\N{...}");
+    expect_file_error("APP_CODE = 007\n", "1", "leading zeros");
+    expect_file_error("APIGW_PUBLIC_KEY = '''abc\n\n", "1", "never closed");
+    expect_file_error("APP_CODE = 'ok'\nRUN_MODE = 'caf\xe9'\n", "2", "not UTF-8");
+    expect_file_error("APP_CODE = 'a' # ok\nSECRET_KEY = \"\"\"s\"\"\" \"t\n", "2", "quote is not closed");
+}
+
+static void test_file_python_literals(void **state)
+{
+    (void)state;
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    const char *text = "\xEF\xBB\xBF# a UTF-8 file with a byte order mark\n"
+                       "APP_CODE = u'my-app'  # u'' is text, as in Python 3\n"
+                       "SECRET_KEY = r'a\\nb'\n" /* raw: a backslash and an n */
+                       "BKAUTH_TOKEN_APP_CODE = ('tok'\n"
+                       "                         '-app')  # joined, across lines\n"
+                       "RUN_MODE = 'PROD' \"UCT\"\n"
+                       "EXPIRES_SECONDS = 86_400\n"
+                       "BKOAUTH_TIMEOUT_MS = 0x2710\n"
+                       "OAUTH_NEED_NEW_TOKEN = False\n"
+                       "BKAUTH_BACKEND_TYPE = 'bk_\\x74oken'\n"
+                       "OAUTH_COOKIES_PARAMS = {\n"
+                       "    # a comment first\n"
+                       "    'bk_token': 'bk_token',  # a comment after a comma\n"
+                       "    \"bk_uid\": 'bk\\u005fuid',\n"
+                       "    # the trailing comma above, and a comment before the brace\n"
+                       "}\n"
+                       "OAUTH_PARAMS = {'n': -3, 'f': 1.50, 'ok': True, 'none': None, 'long': '''x\n"
+                       "y''',}\n"
+                       "APIGW_PUBLIC_KEY = \"\"\"-----BEGIN PUBLIC KEY-----\n"
+                       "MIIB\n"
+                       "-----END PUBLIC KEY-----\"\"\"\n"
+                       "BKOAUTH_CA_FILE = None\n";
+    assert_int_equal(load_text(c, text, &e), BKOAUTH_OK);
+    bk_settings s;
+    assert_int_equal(settings_from_config(c, &s, &e), BKOAUTH_OK);
+    assert_string_equal(s.app_code, "tok-app");
+    assert_string_equal(bkoauth_config_get(c, "APP_CODE"), "my-app");
+    assert_string_equal(s.app_secret, "a\\nb");
+    assert_string_equal(s.env_name, "prod");
+    assert_int_equal(s.expires_seconds, 86400);
+    assert_int_equal(s.timeout_ms, 10000);
+    assert_int_equal(s.need_new_token, 0);
+    assert_int_equal(s.protocol, BK_PROTO_EE);
+    assert_int_equal(s.cookies_params.count, 2);
+    assert_string_equal(s.cookies_params.items[1].key, "bk_uid");
+    assert_string_equal(s.cookies_params.items[1].value, "bk_uid");
+    assert_int_equal(s.oauth_params.count, 5);
+    assert_string_equal(s.oauth_params.items[0].value, "-3");
+    assert_string_equal(s.oauth_params.items[1].value, "1.5");
+    assert_string_equal(s.oauth_params.items[2].value, "True");
+    assert_string_equal(s.oauth_params.items[3].value, "None");
+    assert_string_equal(s.oauth_params.items[4].value, "x\ny");
+    assert_string_equal(s.apigw_public_key, "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----");
+    assert_null(s.ca_file);
+    settings_clear(&s);
+    bkoauth_config_free(c);
+
+    /* a list with a trailing comma and a comment */
+    c = bkoauth_config_new();
+    assert_int_equal(load_text(c, "OAUTH_PARAMS = {'l': ['a', 'b',  # last\n], 'm': 1}\n", &e),
+                     BKOAUTH_E_CONFIG); /* a list inside OAUTH_PARAMS is read, and refused as a value */
+    assert_non_null(strstr(e.message, "'l'"));
+    bkoauth_config_free(c);
+}
+
+/* A URL's password is never shown in a message. */
+static void test_url_password_masked(void **state)
+{
+    (void)state;
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    assert_int_equal(bkoauth_config_set(c, "OAUTH_API_URL", "ftp://user:pw-s3cret@host.example.com/x", &e),
+                     BKOAUTH_E_CONFIG);
+    assert_null(strstr(e.message, "pw-s3cret"));
+    assert_non_null(strstr(e.message, "ftp://user:***@host.example.com/x"));
+    assert_int_equal(bkoauth_config_set(c, "BKOAUTH_DATABASE_URL", "ftp://u:pw-s3cret@db/x", &e),
+                     BKOAUTH_E_CONFIG);
+    assert_null(strstr(e.message, "pw-s3cret"));
+    assert_int_equal(load_text(c, "OAUTH_API_URL = 'ftp://user:p%40ss@word@host/'\n", &e), BKOAUTH_E_CONFIG);
+    assert_null(strstr(e.message, "p%40ss"));
+    assert_null(strstr(e.message, "word@"));
+    bkoauth_config_free(c);
+}
+
+/* BKOAUTH_LOG_LEVEL off: nothing passes. */
+static void test_log_level_off(void **state)
+{
+    (void)state;
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    assert_int_equal(bkoauth_config_set(c, "BKOAUTH_LOG_LEVEL", "OFF", &e), BKOAUTH_OK);
+    bk_settings s;
+    assert_int_equal(settings_from_config(c, &s, &e), BKOAUTH_OK);
+    assert_int_equal(s.log_level, BKOAUTH_LOG_OFF);
+    settings_clear(&s);
+    assert_int_equal(bkoauth_config_set(c, "BKOAUTH_LOG_LEVEL", "silent", &e), BKOAUTH_E_CONFIG);
+    assert_non_null(strstr(e.message, "off, error, warning, info, debug"));
     bkoauth_config_free(c);
 }
 
@@ -306,7 +431,8 @@ static void test_empty_env_leaves_the_file_setting(void **state)
     assert_int_equal(bkoauth_config_load_env(c, &e), BKOAUTH_OK);
     assert_string_equal(bkoauth_config_get(c, "OAUTH_API_URL"), "http://bkssmee.example.com");
     assert_string_equal(bkoauth_config_get(c, "APP_CODE"), "file-app");
-    assert_string_equal(bkoauth_config_get(c, "OAUTH_COOKIES_PARAMS"), "{'bk_token': 'bk_token'}");
+    /* a dict of the file is kept as the JSON it reads as */
+    assert_string_equal(bkoauth_config_get(c, "OAUTH_COOKIES_PARAMS"), "{\"bk_token\":\"bk_token\"}");
     assert_string_equal(bkoauth_config_get(c, "EXPIRES_SECONDS"), "600");
     assert_string_equal(bkoauth_config_get(c, "BKOAUTH_DB_TIME_ZONE"), "UTC");
     setenv("APP_CODE", "env-app", 1); /* a value still wins */
@@ -410,6 +536,10 @@ int main(void)
         cmocka_unit_test(test_mysql_url_password_hidden),
         cmocka_unit_test(test_mysql_url_without_mysql),
         cmocka_unit_test(test_parse_text_junk),
+        cmocka_unit_test(test_file_literals_only),
+        cmocka_unit_test(test_file_python_literals),
+        cmocka_unit_test(test_url_password_masked),
+        cmocka_unit_test(test_log_level_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
