@@ -168,14 +168,17 @@ static void cli_print_command_help(FILE *f, const cli_command *c)
 }
 
 /* A usage error: the problem, the usage and exit status 2. */
+static const char *cli_escape(const char *s, char *out, size_t size);
+
 static int cli_usage_error(const cli_command *c, const char *fmt, ...)
 {
     va_list ap;
-    fputs("bkoauth: ", stderr);
+    char text[600], safe[2400];
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    /* it may quote an argument: one line, whatever the argument holds */
+    fprintf(stderr, "bkoauth: %s\n", cli_escape(text, safe, sizeof safe));
     if (c != NULL)
         fprintf(stderr, "usage: bkoauth [-c FILE] [-D DATABASE_URL] [--json] %s\n", c->synopsis);
     else
@@ -204,6 +207,68 @@ static int cli_exit_status(bkoauth_code code)
     default:
         return CLI_EXIT_OTHER;
     }
+}
+
+/* The code point of the UTF-8 sequence at s (shortest form, no surrogates), its length in *n;
+ * -1 when s does not start one. */
+static long cli_utf8(const unsigned char *s, int *n)
+{
+    unsigned char c = s[0];
+    int len = c < 0x80                 ? 1
+              : c >= 0xc2 && c <= 0xdf ? 2
+              : c >= 0xe0 && c <= 0xef ? 3
+              : c >= 0xf0 && c <= 0xf4 ? 4
+                                       : 0;
+    if (len == 0) return -1;
+    long cp = len == 1 ? c : c & (0x7f >> len);
+    for (int i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return -1;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return -1;
+    *n = len;
+    return cp;
+}
+
+/* s made fit for one line of a terminal or a log, into out (size bytes): control characters as
+ * \n, \r, \t or \xNN, bytes that are not UTF-8 as \xNN, C1 controls, text-direction marks and
+ * line separators as \uNNNN; cut with "..." when it does not fit. What the library writes is so
+ * already; this covers what the command line writes itself (an argument it quotes back). */
+static const char *cli_escape(const char *s, char *out, size_t size)
+{
+    size_t used = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        char piece[16];
+        size_t n = 0;
+        int len = 1;
+        long cp = cli_utf8(p, &len);
+        if (cp < 0) {
+            n = (size_t)snprintf(piece, sizeof piece, "\\x%02x", *p);
+            len = 1;
+        } else if (cp == '\n' || cp == '\r' || cp == '\t') {
+            n = (size_t)snprintf(piece, sizeof piece, "\\%c", cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't');
+        } else if (cp < 0x20 || cp == 0x7f) {
+            n = (size_t)snprintf(piece, sizeof piece, "\\x%02x", (unsigned)cp);
+        } else if ((cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+                   (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f || cp == 0x061c ||
+                   cp == 0x2028 || cp == 0x2029 || cp == 0xfeff) {
+            n = (size_t)snprintf(piece, sizeof piece, "\\u%04x", (unsigned)cp);
+        } else {
+            memcpy(piece, p, (size_t)len);
+            n = (size_t)len;
+        }
+        if (used + n + 4 > size) {
+            if (used + 4 <= size) memcpy(out + used, "...", 3), used += 3;
+            break;
+        }
+        memcpy(out + used, piece, n);
+        used += n;
+        p += len;
+    }
+    out[used] = '\0';
+    return out;
 }
 
 /* The library's log lines, held until the command ends: a warning that the command's error
@@ -235,7 +300,9 @@ static void cli_log_flush(const char *error_message)
         const char *m = cli_log.text[i], *tail = strstr(m, ": ");
         if (error_message != NULL && tail != NULL && strstr(error_message, tail + 2) != NULL) continue;
         int l = cli_log.level[i];
-        fprintf(stderr, "bkoauth: %s: %s\n", l >= 0 && l <= 3 ? names[l] : "log", m);
+        char safe[2400];
+        fprintf(stderr, "bkoauth: %s: %s\n", l >= 0 && l <= 3 ? names[l] : "log",
+                cli_escape(m, safe, sizeof safe));
     }
     if (cli_log.dropped) fprintf(stderr, "bkoauth: (%d more log lines)\n", cli_log.dropped);
     cli_log.n = cli_log.dropped = 0;
@@ -245,8 +312,9 @@ static void cli_log_flush(const char *error_message)
 static int cli_fail(const bkoauth_error *e)
 {
     const char *msg = e->message[0] ? e->message : "failed (no details)";
+    char safe[2400];
     cli_log_flush(msg);
-    fprintf(stderr, "bkoauth: %s: %s\n", bkoauth_code_name(e->code), msg);
+    fprintf(stderr, "bkoauth: %s: %s\n", bkoauth_code_name(e->code), cli_escape(msg, safe, sizeof safe));
     return cli_exit_status(e->code);
 }
 
@@ -291,18 +359,29 @@ static char *cli_printable(const char *s)
     return out;
 }
 
-/* A JSON string of s; bytes that are not valid UTF-8 become '?' (Jansson takes UTF-8 only).
- * NULL when out of memory. */
+/* A JSON string of s; a byte that is not valid UTF-8 (Jansson takes UTF-8 only) is written
+ * visibly as the text \xNN, never changed silently (the library reports such stored values, so
+ * only text the command line was given can hold one). NULL when out of memory. */
 static json_t *cli_json_str(const char *s)
 {
     json_t *j = json_string(s);
     if (j != NULL) return j;
     size_t n = strlen(s);
-    char *copy = malloc(n + 1);
+    char *copy = malloc(n * 4 + 1);
     if (copy == NULL) return NULL;
-    for (size_t i = 0; i < n; i++)
-        copy[i] = ((unsigned char)s[i] < 0x80) ? s[i] : '?';
-    copy[n] = '\0';
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int len = 1;
+        if (cli_utf8(p, &len) < 0) {
+            k += (size_t)snprintf(copy + k, 5, "\\x%02x", *p);
+            len = 1;
+        } else {
+            memcpy(copy + k, p, (size_t)len);
+            k += (size_t)len;
+        }
+        p += len;
+    }
+    copy[k] = '\0';
     j = json_string(copy);
     free(copy);
     return j;
@@ -373,10 +452,19 @@ static int cli_print_json(json_t *value)
 static int cli_print_token(const cli_args *a, bkoauth_token *t)
 {
     int status = CLI_EXIT_OK;
+    int printable = t->access_token[0] != '\0';
+    for (const unsigned char *p = (const unsigned char *)t->access_token; *p; p++)
+        printable &= *p > 0x20 && *p < 0x7f;
     if (a->json)
         status = cli_print_json(cli_token_json(t, 0, (int64_t)time(NULL)));
-    else
+    else if (printable)
         puts(t->access_token);
+    else { /* never a line break or an escape on the terminal (the library refuses such tokens) */
+        fputs("bkoauth: InvalidArgument: the access_token holds characters no SSM token has; it is not "
+              "printed\n",
+              stderr);
+        status = CLI_EXIT_OTHER;
+    }
     bkoauth_token_free(t);
     return status;
 }
@@ -749,7 +837,9 @@ static void cli_check_line(cli_checks *k, const char *name, bkoauth_code code, c
         }
         return;
     }
-    printf("%s: %s: %s\n", name, code == BKOAUTH_OK ? "ok" : bkoauth_code_name(code), message);
+    char safe[2400];
+    printf("%s: %s: %s\n", name, code == BKOAUTH_OK ? "ok" : bkoauth_code_name(code),
+           cli_escape(message, safe, sizeof safe));
 }
 
 /* A check that could not be made: "NAME: skipped: MESSAGE" (no effect on the exit status). */
@@ -796,9 +886,19 @@ static int cli_run_check(const cli_args *a)
             cli_check_line(&k, "settings", e.code, e.message);
             cli_check_skipped(&k, "store", "the settings are not usable");
         } else {
-            snprintf(line, sizeof line, "OAUTH_API_URL %.200s, %s protocol, store %s",
-                     url ? url : "(not set)", backend && strcmp(backend, "bk_token") == 0 ? "ee" : "ieod",
-                     shown_db);
+            /* a user:password@ in the URL is shown as user:***@ */
+            char shown_url[220];
+            const char *uat = url ? strrchr(url, '@') : NULL, *ucolon = NULL;
+            const char *uauth = url && strstr(url, "://") ? strstr(url, "://") + 3 : url;
+            if (uat != NULL && uauth != NULL && uat > uauth)
+                ucolon = memchr(uauth, ':', (size_t)(uat - uauth));
+            if (ucolon != NULL)
+                snprintf(shown_url, sizeof shown_url, "%.*s:***%.150s",
+                         (int)(ucolon - url < 60 ? ucolon - url : 60), url, uat);
+            else
+                snprintf(shown_url, sizeof shown_url, "%.200s", url ? url : "(not set)");
+            snprintf(line, sizeof line, "OAUTH_API_URL %s, %s protocol, store %s", shown_url,
+                     backend && strcmp(backend, "bk_token") == 0 ? "ee" : "ieod", shown_db);
             cli_check_line(&k, "settings", BKOAUTH_OK, line);
             if (client == NULL) cli_check_line(&k, "store", e.code, e.message);
         }
@@ -806,6 +906,7 @@ static int cli_run_check(const cli_args *a)
     }
     if (client != NULL) {
         bkoauth_client_set_logger(client, cli_logger, NULL);
+        cli_log.n = 0; /* told again what is on stderr already */
         bkoauth_token **all = NULL;
         size_t n = 0;
         if (bkoauth_list_tokens(client, &all, &n, &e) == BKOAUTH_OK) {
@@ -1052,6 +1153,7 @@ int main(int argc, char **argv)
     bkoauth_config_free(config);
     if (client == NULL) return cli_fail(&e);
     bkoauth_client_set_logger(client, cli_logger, NULL);
+    cli_log.n = 0; /* what the new logger is told again (TLS verification off) is on stderr already */
     status = c->run(client, &a);
     bkoauth_client_free(client);
     cli_log_flush(NULL);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 /* Idle easy handles kept per client; more threads at once simply create more, the surplus is
  * closed when it comes back. */
@@ -142,7 +143,19 @@ typedef struct http_sink {
     int too_large;
     size_t header_bytes;   /* response header bytes so far (interim answers included) */
     int headers_too_large; /* more than HTTP_MAX_HEADERS of them: the transfer was stopped */
+    int socket_errno;      /* why the last socket could not be made (EMFILE...), else 0 */
 } http_sink;
+
+/* Makes the connection's socket (close-on-exec), keeping why it could not be made: libcurl
+ * reports that only as "could not connect". */
+static curl_socket_t http_open_socket(void *userdata, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)purpose;
+    http_sink *sink = userdata;
+    curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (s == CURL_SOCKET_BAD) sink->socket_errno = errno;
+    return s;
+}
 
 /* Counts the response's header bytes: more than HTTP_MAX_HEADERS stops the transfer (an SSM
  * answer has a few hundred bytes of them). */
@@ -264,8 +277,8 @@ static bkoauth_code http_fail(http_client *h, CURL *c, CURLcode rc, const http_s
             "service?",
             hp, HTTP_MAX_RESPONSE);
     } else if (rc == CURLE_COULDNT_CONNECT) {
-        long oserr = 0;
-        curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr);
+        long oserr = sink->socket_errno;
+        if (oserr == 0) curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr);
         if (oserr == ECONNREFUSED)
             err_set(err, code,
                     "connection refused by %s: is the SSM service running there, and is OAUTH_API_URL right?",
@@ -348,7 +361,7 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
 
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
-    http_sink sink = {{NULL, 0, 0, 0, 1}, 0, 0, 0}; /* the answer holds tokens */
+    http_sink sink = {{NULL, 0, 0, 0, 1}, 0, 0, 0, 0}; /* the answer holds tokens */
     struct curl_slist *headers = NULL;
     int oom = 0;
     for (size_t i = 0; i < req->header_count && !oom; i++) {
@@ -397,6 +410,8 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, http_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &sink);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, http_open_socket);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &sink);
     setopt_oom |=
         curl_easy_setopt(c, CURLOPT_USERAGENT, "libbkoauth/" BKOAUTH_VERSION_STRING) == CURLE_OUT_OF_MEMORY;
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);

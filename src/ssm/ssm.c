@@ -334,12 +334,13 @@ bkoauth_code ssm_parse_response(int protocol, long status, const char *body, siz
     int truncated = 0, overflow = 0;
     if (body != NULL && len > 0) {
         int oom = 0;
-        root = bkoauth__json_loadb(body, len, 0, &jerr, &oom);
+        /* a \u0000 is read, so that the field holding it is named (a token with a NUL is refused) */
+        root = bkoauth__json_loadb(body, len, JSON_ALLOW_NUL, &jerr, &oom);
 #if JANSSON_VERSION_HEX >= 0x020b00
         if (!oom && root == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
             /* an integer past 64 bits (expires_in = 10^30): read the numbers as reals, so that
              * the field it is in is named; a real past the double range stays unreadable */
-            root = bkoauth__json_loadb(body, len, JSON_DECODE_INT_AS_REAL, &jerr, &oom);
+            root = bkoauth__json_loadb(body, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr, &oom);
             overflow = root == NULL && json_error_code(&jerr) == json_error_numeric_overflow;
         }
         if (!oom && root == NULL && json_error_code(&jerr) == json_error_premature_end_of_input)

@@ -10,6 +10,7 @@
  * All state lives in S and is read and written only with S.mu held; the handler never sleeps or
  * does I/O with the mutex held. See docs/DEVSERVER.md. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -33,6 +34,7 @@
 #define DEV_MAX_DELAY_MS 600000L     /* 10 minutes: the largest slow fault */
 #define DEV_MAX_FAULT_COUNT 1000000L /* the largest fault count */
 #define DEV_FIELD_CAP 256            /* recorded need_new_token / bk_client_ip are cut there */
+#define DEV_MAX_RAW (16 * 1024)      /* the largest body of a raw fault */
 
 /* ---- state ---------------------------------------------------------------------------------- */
 
@@ -61,6 +63,8 @@ typedef struct dev_fault {
     long delay_ms;
     long code;
     char message[256];
+    char *body;  /* raw: the answer's body (owned; a copy for each faulted call) */
+    long status; /* raw: the answer's HTTP status */
 } dev_fault;
 
 static struct {
@@ -544,13 +548,73 @@ static void dev_sleep_ms(long ms)
     }
 }
 
+static enum MHD_Result dev_header_line(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    FILE *f = cls;
+    fprintf(f, "%s: %s; ", key ? key : "", value ? value : "");
+    return MHD_YES;
+}
+
+/* The echo fault's message: the request quoted back whole, as a careless service or a proxy
+ * does in its errors - the raw request line (percent-encoded, as sent, then in lower case and
+ * with '+' for a space), the decoded parameters, every header and the body, as is and once more
+ * JSON-escaped (with \/). Secrets included: that is the point. NULL when out of memory. */
+static char *dev_echo_message(struct MHD_Connection *c, const char *method, const dev_req *rq)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL) return NULL;
+    const char *uri = rq->uri ? rq->uri : "";
+    fprintf(f, "bad request: %s %s; lower: ", method, uri);
+    for (const char *p = uri; *p; p++)
+        fputc(p > uri && p[-1] == '%'         ? tolower((unsigned char)*p)
+              : (p > uri + 1 && p[-2] == '%') ? tolower((unsigned char)*p)
+                                              : *p,
+              f);
+    fputs("; form: ", f);
+    for (const char *p = uri; *p; p++) {
+        if (strncmp(p, "%20", 3) == 0) {
+            fputc('+', f);
+            p += 2;
+        } else {
+            fputc(*p, f);
+        }
+    }
+    fputs("; args: ", f);
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, dev_header_line, f);
+    fputs("headers: ", f);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, dev_header_line, f);
+    fprintf(f, "body: %.*s; escaped: ", (int)(rq->body ? rq->len : 0), rq->body ? rq->body : "");
+    json_t *b = json_stringn(rq->body ? rq->body : "", rq->body ? rq->len : 0);
+    char *esc = b ? json_dumps(b, JSON_ENCODE_ANY | JSON_ESCAPE_SLASH) : NULL;
+    if (esc != NULL) fputs(esc, f);
+    free(esc);
+    json_decref(b);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
 /* The answer to an SSM call that was counted: its fault, or the service's answer. Takes body. */
 static enum MHD_Result dev_answer(struct MHD_Connection *c, const dev_fault *f, int ee, enum dev_kind kind,
-                                  json_t *body, long ttl)
+                                  json_t *body, long ttl, const char *method, const dev_req *rq)
 {
     if (f->kind[0] != '\0' && strcmp(f->kind, "slow") != 0) { /* a faulted call changes no token */
         json_decref(body);
         if (strcmp(f->kind, "drop") == 0) return MHD_NO;
+        if (strcmp(f->kind, "raw") == 0)
+            return dev_send_text(c, (unsigned)f->status, "application/json", f->body ? f->body : "");
+        if (strcmp(f->kind, "echo") == 0) {
+            char *m = dev_echo_message(c, method, rq);
+            if (m == NULL) return MHD_NO;
+            json_t *j = dev_failure(ee, f->code, m);
+            free(m);
+            return dev_send_json(c, 200, j);
+        }
         if (strcmp(f->kind, "http500") == 0)
             return dev_send_text(c, 500, "text/html",
                                  "<!DOCTYPE html><html><head><title>Server Error (500)</title></head>"
@@ -641,16 +705,22 @@ static enum MHD_Result dev_ssm_call(struct MHD_Connection *c, const char *method
     else if (kind == K_REFRESH)
         S.refresh++;
     dev_record_last(c, method, url, rq);
-    dev_fault f = {{0}, 0, 0, 0, {0}};
+    dev_fault f = {{0}, 0, 0, 0, {0}, NULL, 0};
     if (S.fault.remaining > 0) {
         f = S.fault;
-        if (--S.fault.remaining == 0) S.fault.kind[0] = '\0';
+        f.body = S.fault.body ? strdup(S.fault.body) : NULL;
+        if (--S.fault.remaining == 0) {
+            S.fault.kind[0] = '\0';
+            free(S.fault.body);
+            S.fault.body = NULL;
+        }
         S.faulted++;
     }
     long ttl = S.ttl;
     if (++S.in_flight > S.in_flight_peak) S.in_flight_peak = S.in_flight;
     pthread_mutex_unlock(&S.mu);
-    enum MHD_Result r = dev_answer(c, &f, ee, kind, body, ttl);
+    enum MHD_Result r = dev_answer(c, &f, ee, kind, body, ttl, method, rq);
+    free(f.body);
     pthread_mutex_lock(&S.mu);
     S.in_flight--;
     pthread_mutex_unlock(&S.mu);
@@ -685,16 +755,23 @@ static json_t *dev_token_info(const char *at)
 /* POST /__dev/fault; the caller holds S.mu. */
 static json_t *dev_set_fault(struct MHD_Connection *c, unsigned *status)
 {
-    static const char *const kinds[] = {"http500", "truncated", "html", "slow", "drop", "business"};
+    static const char *const kinds[] = {"http500", "truncated", "html", "slow",
+                                        "drop",    "business",  "echo", "raw"};
     const char *kind = dev_arg(c, "kind"), *count = dev_arg(c, "count"), *delay = dev_arg(c, "delay_ms"),
-               *code = dev_arg(c, "code"), *message = dev_arg(c, "message");
+               *code = dev_arg(c, "code"), *message = dev_arg(c, "message"), *rbody = dev_arg(c, "body"),
+               *rstatus = dev_arg(c, "status");
+    long st = 200;
     int known = 0;
     for (size_t i = 0; kind && i < sizeof kinds / sizeof kinds[0]; i++)
         known |= strcmp(kind, kinds[i]) == 0;
     long n = 1, ms = 0, cd = 1500;
     const char *why = NULL;
     if (!known)
-        why = "kind must be http500, truncated, html, slow, drop or business";
+        why = "kind must be http500, truncated, html, slow, drop, business, echo or raw";
+    else if (rbody && strlen(rbody) > DEV_MAX_RAW)
+        why = "body must be at most 16384 bytes";
+    else if (rstatus && dev_parse_long(rstatus, 100, 999, &st) != 0)
+        why = "status must be a whole number from 100 to 999";
     else if (count && dev_parse_long(count, 0, DEV_MAX_FAULT_COUNT, &n) != 0)
         why = "count must be a whole number from 0 to 1000000";
     else if (delay && dev_parse_long(delay, 0, DEV_MAX_DELAY_MS, &ms) != 0)
@@ -707,7 +784,13 @@ static json_t *dev_set_fault(struct MHD_Connection *c, unsigned *status)
         *status = 400;
         return json_pack("{s:b, s:s}", "ok", 0, "message", why);
     }
+    free(S.fault.body);
     memset(&S.fault, 0, sizeof S.fault);
+    if (strcmp(kind, "raw") == 0 && n > 0 && (S.fault.body = strdup(rbody ? rbody : "")) == NULL) {
+        *status = 500;
+        return json_pack("{s:b, s:s}", "ok", 0, "message", "the devserver is out of memory");
+    }
+    S.fault.status = st;
     if (n > 0) snprintf(S.fault.kind, sizeof S.fault.kind, "%s", kind);
     S.fault.remaining = n;
     S.fault.delay_ms = ms > 0 ? ms : 2000;
@@ -770,6 +853,7 @@ static enum MHD_Result dev_call(struct MHD_Connection *c, const char *method, co
     } else if (strcmp(url, "/__dev/reset") == 0) {
         S.app_token = S.user_token = S.refresh = S.refresh_failed = S.faulted = S.total = S.ieod = S.ee = 0;
         S.in_flight_peak = S.in_flight; /* calls still being answered stay counted */
+        free(S.fault.body);
         memset(&S.fault, 0, sizeof S.fault);
         json_decref(S.last);
         S.last = NULL;
@@ -1031,6 +1115,7 @@ int main(int argc, char **argv)
     free(S.by_access.slot);
     free(S.by_refresh.slot);
     json_decref(S.last);
+    free(S.fault.body);
     pthread_mutex_unlock(&S.mu);
     for (int i = 0; i < S.users; i++)
         free(S.cred[i]);
