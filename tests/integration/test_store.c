@@ -88,6 +88,107 @@ static void put(fx *f, const char *access, const char *user, int64_t expires, in
     bkoauth_token_free(t);
 }
 
+static char captured[8192];
+
+static void capture(void *ctx, int level, const char *message)
+{
+    (void)ctx;
+    (void)level;
+    size_t n = strlen(captured);
+    snprintf(captured + n, sizeof captured - n, "%s | ", message);
+}
+
+/* Inserts a row as another program would: access_token and expires as SQL expressions. */
+static void raw_row(fx *f, const char *access_sql, const char *expires_sql, const char *user)
+{
+    char sql[600];
+    snprintf(
+        sql, sizeof sql,
+        "INSERT INTO bkoauth_access_token (access_token, expires, refresh_token, scope, env_name, user_id, "
+        "created_at) VALUES (%s, %s, '', '', 'test', '%s', %s)",
+        access_sql, expires_sql, user,
+        strcmp(teststore_kind(), "sqlite") == 0 ? "'2026-01-01 00:00:00'" : "'2026-01-01 00:00:00+00'");
+    if (strcmp(teststore_kind(), "mysql") == 0) { /* no zone in a MySQL datetime */
+        char *z = strstr(sql, "+00'");
+        if (z != NULL) memmove(z, z + 3, strlen(z + 3) + 1);
+    }
+    if (teststore_exec(f->url, sql) != 0) fail_msg("could not insert the junk row");
+}
+
+/* Rows another program wrote with junk, on every store: a value with a control character, an
+ * unreadable datetime (SQLite text, PostgreSQL 'infinity', a MySQL zero date), a NUL inside a
+ * value (not in PostgreSQL, which cannot hold one). Reported (never printed), named by id in
+ * list, hiding no other row, and replaced in place by the key's next save. */
+static void test_junk_rows(void **state)
+{
+    fx *f = *state;
+    const char *kind = teststore_kind();
+    put(f, "good-token", "alice", 2000000000, 1700000000);
+    raw_row(f, "'bad token\x1b[2J'", "'2030-01-01 00:00:00'", "mallory");
+    raw_row(f, "'date-token'",
+            strcmp(kind, "postgres") == 0 ? "'infinity'"
+            : strcmp(kind, "mysql") == 0  ? "'0000-00-00 00:00:00'"
+                                          : "'not a date'",
+            "dora");
+    if (strcmp(kind, "postgres") != 0)
+        raw_row(f, strcmp(kind, "mysql") == 0 ? "CONCAT('nul', CHAR(0), 'cut')" : "'nul' || char(0) || 'cut'",
+                "'2030-01-01 00:00:00'", "nina");
+    bkoauth_token *t = NULL;
+    bkoauth_error e;
+    assert_int_equal(store_get(f->st, "test", "mallory", &t, &e), BKOAUTH_E_STORE);
+    assert_null(strstr(e.message, "bad token"));
+    assert_null(strchr(e.message, '\x1b'));
+    assert_int_equal(store_get(f->st, "test", "dora", &t, &e), BKOAUTH_E_STORE);
+    assert_non_null(strstr(e.message, "unreadable expires"));
+    if (strcmp(kind, "postgres") != 0) {
+        assert_int_equal(store_get(f->st, "test", "nina", &t, &e), BKOAUTH_E_STORE);
+        assert_non_null(strstr(e.message, "NUL byte"));
+    }
+    /* list: the good row; each junk row left out with a warning naming its id */
+    captured[0] = '\0';
+    f->logger = (bk_logger){capture, NULL, BKOAUTH_LOG_WARNING};
+    bkoauth_token **all = NULL;
+    size_t n = 0;
+    assert_int_equal(store_list(f->st, &all, &n, &e), BKOAUTH_OK);
+    f->logger = (bk_logger){log_stderr, NULL, BKOAUTH_LOG_ERROR};
+    assert_int_equal(n, 1);
+    assert_string_equal(all[0]->access_token, "good-token");
+    bkoauth_tokens_free(all, n);
+    int named = 0;
+    for (const char *p = captured; (p = strstr(p, "row id ")) != NULL; p++)
+        named++;
+    assert_int_equal(named, strcmp(kind, "postgres") == 0 ? 2 : 3);
+    assert_null(strstr(captured, "bad token"));
+    /* a junk row beside a good one of the same key hides nothing */
+    raw_row(f, "'date-token-2'",
+            strcmp(kind, "postgres") == 0 ? "'-infinity'"
+            : strcmp(kind, "mysql") == 0  ? "'2030-00-00 00:00:00'"
+                                          : "'31 Feb'",
+            "alice");
+    assert_int_equal(store_get(f->st, "test", "alice", &t, &e), BKOAUTH_OK);
+    assert_string_equal(t->access_token, "good-token");
+    bkoauth_token_free(t);
+    /* the key's next save replaces the junk */
+    put(f, "dora-new", "dora", 2000000000, 1700000000);
+    assert_int_equal(store_get(f->st, "test", "dora", &t, &e), BKOAUTH_OK);
+    assert_string_equal(t->access_token, "dora-new");
+    bkoauth_token_free(t);
+    put(f, "mallory-new", "mallory", 2000000000, 1700000000);
+    assert_int_equal(store_get(f->st, "test", "mallory", &t, &e), BKOAUTH_OK);
+    assert_string_equal(t->access_token, "mallory-new");
+    bkoauth_token_free(t);
+    if (strcmp(kind, "postgres") != 0) {
+        put(f, "nina-new", "nina", 2000000000, 1700000000);
+        assert_int_equal(store_get(f->st, "test", "nina", &t, &e), BKOAUTH_OK);
+        assert_string_equal(t->access_token, "nina-new");
+        bkoauth_token_free(t);
+    }
+    /* a delete removes the junk too */
+    assert_int_equal(store_remove(f->st, "test", "alice", &e), BKOAUTH_OK);
+    assert_int_equal(store_get(f->st, "test", "alice", &t, &e), BKOAUTH_E_TOKEN_NOT_EXIST);
+    teststore_exec(f->url, "DELETE FROM bkoauth_access_token");
+}
+
 static void test_put_get_update_in_place(void **state)
 {
     fx *f = *state;
@@ -482,6 +583,7 @@ int main(void)
         T(test_put_get_update_in_place),
         T(test_app_and_users_apart),
         T(test_bound_parameters),
+        T(test_junk_rows),
         T(test_limits),
         T(test_exact_user_names),
         T(test_user_id_of_64_characters),

@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <libpq-fe.h>
+#include <sqlite3.h>
 #ifdef BKOAUTH_WITH_MYSQL
 #include <mysql.h>
 #endif
@@ -153,4 +154,39 @@ void teststore_cleanup(void)
         mysql_admin(sql);
     }
     nmy = 0;
+}
+
+int teststore_exec(const char *url, const char *sql)
+{
+    int ok = 0;
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        sqlite3 *db = NULL;
+        char *msg = NULL;
+        ok = sqlite3_open_v2(url + 7, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+             sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK;
+        if (!ok) fprintf(stderr, "teststore: %s: %s\n", sql, msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        sqlite3_close(db);
+    } else if (strncmp(url, "postgres", 8) == 0) {
+        PGconn *conn = PQconnectdb(url);
+        PGresult *r = PQstatus(conn) == CONNECTION_OK ? PQexec(conn, sql) : NULL;
+        ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) fprintf(stderr, "teststore: %s: %s", sql, PQerrorMessage(conn));
+        PQclear(r);
+        PQfinish(conn);
+    } else {
+#ifdef BKOAUTH_WITH_MYSQL
+        bk_mysql_url u;
+        bkoauth_error e;
+        if (mysql_url_parse(url, &u, &e) != BKOAUTH_OK) return -1;
+        MYSQL *db = mysql_init(NULL);
+        ok = db != NULL &&
+             mysql_real_connect(db, u.host, u.user, u.password, u.database, u.port, NULL, 0) != NULL &&
+             mysql_query(db, "SET SESSION sql_mode = ''") == 0 && mysql_query(db, sql) == 0;
+        if (!ok) fprintf(stderr, "teststore: %s: %s\n", sql, db ? mysql_error(db) : "");
+        mysql_close(db);
+        mysql_url_clear(&u);
+#endif
+    }
+    return ok ? 0 : -1;
 }
