@@ -12,8 +12,11 @@
  *    non-empty sentence for a person; on success err->code is BKOAUTH_OK.
  *  - Out-pointers are set to NULL on failure.
  *  - Every token handed out is the caller's own copy; free it with bkoauth_token_free().
- *  - No message or log line ever holds a token, a secret or a user credential in full: at most
- *    the first 4 characters and the length are shown.
+ *  - No message or log line ever holds a token, a secret or a user credential in full, in any
+ *    encoding a service may quote it back in (raw, percent-encoded, '+' for a space,
+ *    JSON-escaped): at most the first 4 characters and the length are shown. Every message and
+ *    log line is one line a person can read: control characters, bytes that are not UTF-8 and
+ *    text-direction marks from outside text are escaped (a line break as a backslash and n).
  *  - A bkoauth_client may be used by any number of threads at once. A bkoauth_config is not
  *    thread-safe: build it in one thread, then hand it to bkoauth_client_new().
  *  - A call that runs out of memory fails with BKOAUTH_E_NOMEM and remembers nothing of it;
@@ -59,7 +62,8 @@ typedef struct bkoauth_error {
     bkoauth_code code; /**< equals the failing call's return value; BKOAUTH_OK on success */
     int http_status;   /**< the SSM's HTTP status when it answered, else 0 */
     long api_code;     /**< the SSM's own "code" field when present, else 0 */
-    char message[512]; /**< what went wrong, for a person; never holds a secret */
+    char message[512]; /**< what went wrong, for a person; never holds a secret, never a line
+                            break or another control character */
 } bkoauth_error;
 
 /** The name of a code: "OK", "TokenAPIError", ...; "Unknown" for a value outside the enum.
@@ -132,7 +136,11 @@ typedef struct bkoauth_client bkoauth_client;
 /** One access_token, as saved in the table bkoauth_access_token. A token the library hands out
  *  is a single allocation holding the struct and its strings: read the fields, but do not
  *  replace or free them; free the whole token with bkoauth_token_free(). A token you fill in
- *  yourself (to pass as const) is yours to manage. */
+ *  yourself (to pass as const) is yours to manage.
+ *  access_token and refresh_token are what the SSM issues: printable ASCII without spaces
+ *  (0x21-0x7e), at most 255 bytes; the library refuses a grant with anything else (TokenAPIError
+ *  naming the field, nothing saved) and never hands out a saved one that has it. user_id,
+ *  env_name and scope are valid UTF-8; user_id and env_name hold no control character. */
 typedef struct bkoauth_token {
     char *access_token;  /**< the credential for BlueKing API calls */
     char *refresh_token; /**< "" when the service gave none (APP tokens) */
@@ -223,12 +231,19 @@ BKOAUTH_API bkoauth_code bkoauth_config_set(bkoauth_config *config, const char *
  *  come back whole: do not log them. */
 BKOAUTH_API const char *bkoauth_config_get(const bkoauth_config *config, const char *name);
 
-/** Loads a settings file: lines `NAME = value`, `#` comments and blank lines; a value may be
- *  bare or quoted with ' or "; a JSON object may use single quotes, so the Django snippet
+/** Loads a settings file: lines `NAME = value`, `#` comments and blank lines, read as Django
+ *  reads its settings, literals only, so the Django snippet
  *  OAUTH_API_URL = 'http://bkssmee.xxx.com'
  *  OAUTH_COOKIES_PARAMS = {'bk_token': 'bk_token'}
- *  works verbatim. An error names the file and the line; settings read before the bad line
- *  are kept, so load into a fresh set when that matters. */
+ *  works verbatim. A value is a string ('...', "...", triple-quoted across lines, with Python's
+ *  escapes; r'...' raw, u'...' plain; adjacent strings joined, also inside parentheses), a
+ *  number, True, False, None (the default), a dict or a list of those (across lines, with #
+ *  comments and trailing commas), or one bare word taken as text (RUN_MODE = PRODUCT, as in an
+ *  environment file; `export NAME=value` works too). A bytes string (b'...'), an f-string, a
+ *  name or call (os.environ.get('X'), settings.X) or any other expression is BKOAUTH_E_CONFIG.
+ *  A UTF-8 byte order mark is skipped; a line that is not UTF-8 is an error. A dict is kept as
+ *  JSON (bkoauth_config_get() gives that text). An error names the file and the line; settings
+ *  read before the bad line are kept, so load into a fresh set when that matters. */
 BKOAUTH_API bkoauth_code bkoauth_config_load_file(bkoauth_config *config, const char *path,
                                                   bkoauth_error *err);
 
@@ -270,7 +285,13 @@ BKOAUTH_API void bkoauth_client_free(bkoauth_client *client);
 
 /** Log levels, most severe first. BKOAUTH_LOG_OFF (BKOAUTH_LOG_LEVEL=off) passes nothing on,
  *  not even the warnings that every other level shows (TLS verification off). */
-enum { BKOAUTH_LOG_OFF = -1, BKOAUTH_LOG_ERROR = 0, BKOAUTH_LOG_WARNING, BKOAUTH_LOG_INFO, BKOAUTH_LOG_DEBUG };
+enum {
+    BKOAUTH_LOG_OFF = -1,
+    BKOAUTH_LOG_ERROR = 0,
+    BKOAUTH_LOG_WARNING,
+    BKOAUTH_LOG_INFO,
+    BKOAUTH_LOG_DEBUG
+};
 
 /** A log sink: called with the level and one line (no trailing newline). It may be called
  *  from any thread using the client, at once. */
@@ -280,7 +301,7 @@ typedef void (*bkoauth_log_fn)(void *ctx, int level, const char *message);
  *  stderr from BKOAUTH_LOG_LEVEL up. fn NULL silences the client. Messages above the level of
  *  BKOAUTH_LOG_LEVEL are not passed to fn. Call before sharing the client between threads.
  *  Every line is one line a person can read: no secret, no line break, no control character
- *  or text-direction mark (they are escaped, e.g. \n).
+ *  or text-direction mark (they are escaped: a line break as a backslash and n).
  *  With BKOAUTH_TLS_VERIFY false, bkoauth_client_new() warns at once (on the default logger)
  *  at every level but off, and the new logger gets that warning again when it is set. */
 BKOAUTH_API void bkoauth_client_set_logger(bkoauth_client *client, bkoauth_log_fn fn, void *ctx);
@@ -331,7 +352,8 @@ typedef struct bkoauth_request {
     const char *cookie_header;   /**< raw Cookie header: "bk_token=abc; bk_uid=u" */
     const char *query_string;    /**< raw query string, no '?' */
     const char *remote_addr;     /**< peer address */
-    const char *x_forwarded_for; /**< X-Forwarded-For value, or NULL */
+    const char *x_forwarded_for; /**< X-Forwarded-For value, or NULL; sent whole as bk_client_ip
+                                      (as the Python library does), at most 1024 bytes */
     /** optional session lookup: the value stored under key, or NULL */
     const char *(*session_get)(void *session_ctx, const char *key);
     void *session_ctx; /**< passed to session_get */
@@ -354,7 +376,11 @@ BKOAUTH_API void bkoauth_request_from_params(bkoauth_request *req,
 /** get_access_token(request): the logged-in user's token. Looks up (env, user); when absent or
  *  expiring soon, fetches a new user token from the SSM with the request's credential
  *  (OAUTH_COOKIES_PARAMS: cookie, then session, then query string) and saves it.
- *  An anonymous request is BKOAUTH_E_INVALID and never reaches the service.
+ *  An anonymous request is BKOAUTH_E_INVALID and never reaches the service; so is a username
+ *  with control characters, text-direction marks or bytes that are not UTF-8, or over 64
+ *  characters, and an X-Forwarded-For (else remote_addr) over 1024 bytes. A request with none
+ *  of the OAUTH_COOKIES_PARAMS credentials is BKOAUTH_E_TOKEN_API ("no login credential in the
+ *  request: cookie bk_token missing") without a call to the service.
  *  Errors: BKOAUTH_E_TOKEN_API (retry later), BKOAUTH_E_STORE, BKOAUTH_E_INVALID. */
 BKOAUTH_API bkoauth_code bkoauth_get_access_token(bkoauth_client *client, const bkoauth_request *req,
                                                   bkoauth_token **out, bkoauth_error *err);
@@ -434,7 +460,10 @@ BKOAUTH_API char *bkoauth_jwt_error_body(const bkoauth_error *err);
 /* ------------------------------------------------------------------------------------------ */
 
 /** Every saved token of every env, APP first then users by name. *out is an array of *count
- *  tokens; free it with bkoauth_tokens_free(). */
+ *  tokens; free it with bkoauth_tokens_free(). A row that cannot be used (another program wrote
+ *  it with a token outside the SSM alphabet, a NUL inside a value, a datetime that cannot be
+ *  read, a name that is not readable text) is left out, with a warning in the log naming its
+ *  row id, never its contents. */
 BKOAUTH_API bkoauth_code bkoauth_list_tokens(bkoauth_client *client, bkoauth_token ***out, size_t *count,
                                              bkoauth_error *err);
 
