@@ -122,7 +122,14 @@ static bkoauth_code save_row(store *st, const bkoauth_token *t, bkoauth_error *e
     if (left > 0)
         return err_set(err, BKOAUTH_E_STORE,
                        "token store: saving a token failed (a fault injected by a test)");
-    return st->ops->save(st, t, err);
+    /* a database's message may quote the value it refused (MySQL: "Duplicate entry '...'") */
+    bk_scope scope;
+    bk_scope_enter(&scope);
+    bk_scope_add(&scope, t->access_token);
+    bk_scope_add(&scope, t->refresh_token);
+    bkoauth_code rc = st->ops->save(st, t, err);
+    bk_scope_leave(&scope);
+    return rc;
 }
 
 void store_fail_next_saves(store *st, int n)
