@@ -77,16 +77,19 @@ echo "built in $(( $(date +%s) - start )) s (log: $out/build.log)"
 # ---- lintian --------------------------------------------------------------------------------
 changes=$(ls "$out"/libbkoauth_*.changes)
 echo "== lintian $(basename "$changes")"
-lintian_rc=0
-lintian --fail-on error,warning --display-info --show-overrides "$changes" >"$out/lintian.log" 2>&1 || lintian_rc=$?
-cat "$out/lintian.log"
-if [ "$lintian_rc" -ne 0 ]; then
-  echo "package: lintian failed (status $lintian_rc): see above" >&2
+# --fail-on none and the verdict read from the tags: with --show-overrides, lintian 2.116 also
+# counts overridden tags for --fail-on
+lintian --fail-on none --display-info --show-overrides "$changes" >"$out/lintian.log" 2>&1 \
+  || { cat "$out/lintian.log" >&2; echo "package: lintian could not run" >&2; exit 1; }
+grep -v '^running with root privileges is not recommended!$' "$out/lintian.log" || true
+errors=$(grep -c '^E: ' "$out/lintian.log" || true)
+warnings=$(grep -c '^W: ' "$out/lintian.log" || true)
+echo "lintian: $errors errors, $warnings warnings, $(grep -c '^O: ' "$out/lintian.log" || true) overridden (reasons in debian/*.lintian-overrides)"
+if [ "$errors" != 0 ] || [ "$warnings" != 0 ]; then
+  echo "package: lintian found errors or warnings (above): fix them, or override a warning that is" \
+       "right for these packages in debian/<package>.lintian-overrides with the reason" >&2
   exit 1
 fi
-printf 'lintian: %s errors, %s warnings, %s overridden\n' \
-  "$(grep -c '^E: ' "$out/lintian.log" || true)" "$(grep -c '^W: ' "$out/lintian.log" || true)" \
-  "$(grep -c '^O: ' "$out/lintian.log" || true)"
 
 echo "== packages in $out:"
 ls -1 "$out"/*.deb
