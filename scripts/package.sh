@@ -56,7 +56,7 @@ if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     | (cd "$src" && xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) \
     | tar -C "$src" --null -T - -cf - | tar -C "$stage" -xf -
 else
-  tar -C "$src" --exclude='./build*' --exclude=./.git -cf - . | tar -C "$stage" -xf -
+  tar -C "$src" --exclude='./build*' --exclude=./.git --exclude="./${out#"$src"/}" -cf - . | tar -C "$stage" -xf -
 fi
 rm -f "$out"/*.deb "$out"/*.ddeb "$out"/*.changes "$out"/*.buildinfo
 
