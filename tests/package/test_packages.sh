@@ -113,9 +113,9 @@ depends_of() { # package -> its Depends, one package name a line (alternatives s
   dpkg-deb -f "$(deb "$1")" Depends | tr ',|' '\n\n' | sed 's/(.*)//; s/:any//; s/^ *//; s/ *$//' | sed '/^$/d'
 }
 owner_of() { # a file of the system -> the package that holds it (without :arch); tries the path
-  # as given and resolved, each also under /lib and /usr/lib (merged /usr: dpkg knows one of them)
+  # as given (normalised) and resolved, each also under /lib and /usr/lib (merged /usr: dpkg knows one of them)
   local p q o
-  for p in "$1" "$(readlink -f "$1")"; do
+  for p in "$(realpath -s "$1")" "$(readlink -f "$1")"; do
     for q in "$p" "${p#/usr}" "/usr$p"; do
       o=$(dpkg -S "$q" 2>/dev/null | awk -F: 'NR == 1 {print $1}') || true
       if [ -n "$o" ]; then echo "$o"; return 0; fi
@@ -153,6 +153,18 @@ for m in $modules; do
   depends_of libbkoauth-dev | contains -x "$owner" \
     || fail "bkoauth.pc requires $m ($owner) but libbkoauth-dev does not depend on $owner"
 done
+# each -lNAME of Libs.private (what libbkoauth.a needs beyond those modules): its package, unless
+# it is the C library's own (libc6-dev is build-essential)
+for l in $(sed -n 's/^Libs\.private://p' "$libdir/pkgconfig/bkoauth.pc"); do
+  case "$l" in -l*) ;; *) continue ;; esac
+  path=$(cc -print-file-name="lib${l#-l}.so")
+  [ "${path#/}" != "$path" ] || path=$(cc -print-file-name="lib${l#-l}.a")
+  [ "${path#/}" != "$path" ] || fail "bkoauth.pc's Libs.private names $l, which the compiler cannot find"
+  owner=$(owner_of "$path")
+  [ -n "$owner" ] || fail "no package holds $path ($l of bkoauth.pc)"
+  [ "$owner" = libc6-dev ] || depends_of libbkoauth-dev | contains -x "$owner" \
+    || fail "bkoauth.pc's Libs.private needs $l ($owner) but libbkoauth-dev does not depend on $owner"
+done
 # the CMake package file runs find_dependency(PkgConfig): pkg-config must come with it
 depends_of libbkoauth-dev | contains -x "pkgconf\|pkg-config" || fail "libbkoauth-dev does not depend on pkgconf"
 ok
@@ -162,7 +174,9 @@ pkgs=()
 for p in "${packages[@]}"; do pkgs+=("$(deb "$p")"); done
 apt-get -s -o Debug::NoLocking=1 install "${pkgs[@]}" >"$work/apt.log" 2>&1 \
   || { cat "$work/apt.log" >&2; fail "apt-get --simulate install of the four packages failed"; }
-for p in "${packages[@]}"; do grep -q "^Conf $p " "$work/apt.log" || fail "apt would not configure $p"; done
+for p in "${packages[@]}"; do
+  grep -q -e "^Conf $p " -e "^$p is already the newest version" "$work/apt.log" || fail "apt would not install $p: $(cat "$work/apt.log")"
+done
 ok
 
 # ---- 4. an outside program against the unpacked libbkoauth-dev ---------------------------------
