@@ -14,6 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The store a DATABASE_URL names, for the report. */
+static const char *store_label(const char *db_url)
+{
+    if (strncmp(db_url, "sqlite:", 7) == 0) return "SQLite";
+    if (strncmp(db_url, "mysql://", 8) == 0 || strncmp(db_url, "mariadb://", 10) == 0) return "MySQL";
+    return "PostgreSQL";
+}
+
 static devserver *dev;
 static char db_url[512];
 
@@ -85,7 +93,7 @@ int main(int argc, char **argv)
     dev = devserver_start(args);
     if (dev == NULL) return 1;
     printf("herd: %d processes x %d threads on one expiring token, store %s\n", procs, threads,
-           strncmp(db_url, "sqlite:", 7) == 0 ? "SQLite" : "PostgreSQL");
+           store_label(db_url));
     struct {
         herd_op op;
         const char *name, *counter;

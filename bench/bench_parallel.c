@@ -25,6 +25,14 @@
 
 #define MAX_USERS 64
 
+/* The store a DATABASE_URL names, for the report. */
+static const char *store_label(const char *db_url)
+{
+    if (strncmp(db_url, "sqlite:", 7) == 0) return "SQLite";
+    if (strncmp(db_url, "mysql://", 8) == 0 || strncmp(db_url, "mariadb://", 10) == 0) return "MySQL";
+    return "PostgreSQL";
+}
+
 static devserver *dev;
 static char db_url[512];
 static long delay_ms = 1000;
@@ -280,7 +288,7 @@ int main(int argc, char **argv)
     dev = devserver_start(args);
     if (dev == NULL) return 1;
     printf("parallel renewals: distinct users logging in at once, every SSM answer after %ld ms; store %s\n",
-           delay_ms, strncmp(db_url, "sqlite:", 7) == 0 ? "SQLite" : "PostgreSQL");
+           delay_ms, store_label(db_url));
     int status = 0;
     if (scenario(1, 16) != 0) status = 1;
     if (scenario(4, 4) != 0) status = 1;

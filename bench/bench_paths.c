@@ -19,6 +19,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The store a DATABASE_URL names, for the report. */
+static const char *store_label(const char *db_url)
+{
+    if (strncmp(db_url, "sqlite:", 7) == 0) return "SQLite";
+    if (strncmp(db_url, "mysql://", 8) == 0 || strncmp(db_url, "mariadb://", 10) == 0) return "MySQL";
+    return "PostgreSQL";
+}
+
 static double now_ns(void)
 {
     struct timespec ts;
@@ -187,8 +195,7 @@ int main(int argc, char **argv)
     snprintf(url, sizeof url, "sqlite:%s", path);
     const char *db_url = argc > 1 ? argv[1] : url;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    printf("libbkoauth %s benchmarks, %ld cores, store %s\n", bkoauth_version(), cores,
-           strncmp(db_url, "sqlite:", 7) == 0 ? "SQLite" : "PostgreSQL");
+    printf("libbkoauth %s benchmarks, %ld cores, store %s\n", bkoauth_version(), cores, store_label(db_url));
 
     bkoauth_client *cached = client(db_url, "10");
     save_user(db_url, "alice");

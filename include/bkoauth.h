@@ -16,6 +16,8 @@
  *    the first 4 characters and the length are shown.
  *  - A bkoauth_client may be used by any number of threads at once. A bkoauth_config is not
  *    thread-safe: build it in one thread, then hand it to bkoauth_client_new().
+ *  - A call that runs out of memory fails with BKOAUTH_E_NOMEM and remembers nothing of it;
+ *    bkoauth_set_allocators() gives the library your own allocator.
  */
 #ifndef BKOAUTH_H
 #define BKOAUTH_H
@@ -68,6 +70,60 @@ BKOAUTH_API const char *bkoauth_code_name(bkoauth_code code);
 BKOAUTH_API const char *bkoauth_version(void);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Memory                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Allocator functions for bkoauth_set_allocators(), with the meaning of malloc(), calloc(),
+ *  realloc(), free() and strdup(). */
+typedef void *(*bkoauth_malloc_fn)(size_t size);
+typedef void *(*bkoauth_calloc_fn)(size_t count, size_t size);
+typedef void *(*bkoauth_realloc_fn)(void *ptr, size_t size);
+typedef void (*bkoauth_free_fn)(void *ptr);
+typedef char *(*bkoauth_strdup_fn)(const char *s);
+
+/** Makes the library allocate with your functions instead of the C library's malloc(),
+ *  calloc(), realloc(), free() and strdup().
+ *
+ *  Call it first: before any other bkoauth call and before other threads use the library.
+ *  Memory the library holds (settings, clients, parsed keys) is freed with the free function in
+ *  force when it is freed, so changing the functions later frees memory with the wrong one.
+ *
+ *  malloc_fn, realloc_fn and free_fn are given together; calloc_fn and strdup_fn may be NULL
+ *  (they are then made from malloc_fn). All five NULL restores the C library's functions.
+ *  The functions must be thread-safe: they are called from every thread using a client (and
+ *  from libcurl's resolver threads). The library never asks for 0 bytes (it asks for 1) and
+ *  never passes NULL to free_fn.
+ *
+ *  What allocates through them:
+ *   - everything the library allocates itself; whatever it hands out is freed with free_fn by
+ *     bkoauth_token_free(), bkoauth_tokens_free(), bkoauth_jwt_free(), bkoauth_free() and the
+ *     other free functions;
+ *   - Jansson, the JSON library: this call hands Jansson the library's own wrappers with
+ *     json_set_alloc_funcs() (even with all five NULL). Jansson has one allocator per process,
+ *     so the program's own use of Jansson allocates through them too;
+ *   - libcurl, when libbkoauth initialises it (curl_global_init_mem() at the first
+ *     bkoauth_client_new()); a program that initialised libcurl first keeps libcurl's own.
+ *  OpenSSL, SQLite and libpq keep their own allocators.
+ *
+ *  When one of them returns NULL, the call that needed the memory fails with BKOAUTH_E_NOMEM
+ *  ("OutOfMemory"), never with another code, and keeps nothing of the failure: the same call
+ *  succeeds once memory is available again. Through Jansson's wrappers the library also tells a
+ *  failure inside Jansson apart from bad JSON (Jansson alone reports some as syntax errors): to
+ *  get that with the C library's functions, call bkoauth_set_allocators(NULL, NULL, NULL, NULL,
+ *  NULL, NULL) at start-up, as the bkoauth command line does.
+ *
+ *  Returns BKOAUTH_OK, or BKOAUTH_E_INVALID when only some of malloc_fn, realloc_fn and free_fn
+ *  are given, or calloc_fn or strdup_fn without them (nothing is changed then). */
+BKOAUTH_API bkoauth_code bkoauth_set_allocators(bkoauth_malloc_fn malloc_fn, bkoauth_calloc_fn calloc_fn,
+                                                bkoauth_realloc_fn realloc_fn, bkoauth_free_fn free_fn,
+                                                bkoauth_strdup_fn strdup_fn, bkoauth_error *err);
+
+/** Frees memory the library handed out that has no free function of its own (the string of
+ *  bkoauth_jwt_error_body()), with the free function of bkoauth_set_allocators(). NULL is
+ *  fine. */
+BKOAUTH_API void bkoauth_free(void *ptr);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Tokens                                                                                       */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -87,7 +143,8 @@ typedef struct bkoauth_token {
     int64_t created_at;  /**< when the row was first saved, Unix seconds, UTC */
 } bkoauth_token;
 
-/** Frees a token and every string in it. NULL is fine. */
+/** Frees a token and every string in it; access_token and refresh_token are wiped first.
+ *  NULL is fine. */
 BKOAUTH_API void bkoauth_token_free(bkoauth_token *token);
 
 /** 1 when the token expires within EXPIRES_SECONDS of now (expires - now < EXPIRES_SECONDS),
@@ -110,7 +167,7 @@ BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
  *
  *  | name                     | meaning                                                 | default
  *  |--------------------------|---------------------------------------------------------|----------------
- *  | OAUTH_API_URL            | base URL of the SSM service                             | required
+ *  | OAUTH_API_URL            | base URL of the SSM service (needed by SSM calls only)  | required
  *  | OAUTH_COOKIES_PARAMS     | JSON {request_param: cookie_name}                       | {}
  *  | OAUTH_PARAMS             | JSON object of extra parameters for user-token calls    | {}
  *  | APP_CODE, SECRET_KEY     | the app's id and secret                                 | none
@@ -121,8 +178,13 @@ BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
  *  | OAUTH_NEED_NEW_TOKEN     | need_new_token on the ieod protocol                     | true
  *  | BKAUTH_BACKEND_TYPE      | bk_token selects the ee protocol, else ieod             | (ieod)
  *  | APIGW_PUBLIC_KEY         | PEM public key of the API gateway                       | none
- *  | BKOAUTH_DATABASE_URL     | sqlite:PATH or postgresql://... (libpq URI)             | sqlite:bkoauth.db
- *  | BKOAUTH_DB_TIME_ZONE     | UTC or local: datetimes in SQLite (Django USE_TZ)        | UTC
+ *  | BKOAUTH_DATABASE_URL     | sqlite:PATH, postgresql://... (libpq URI) or             | sqlite:bkoauth.db
+ *  |                          | mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (MySQL or  |
+ *  |                          | MariaDB; mariadb:// too; %XX escapes in each part)      |
+ *  | BKOAUTH_DB_TIME_ZONE     | datetimes where the column has no zone (SQLite, MySQL): | UTC
+ *  |                          | UTC (Django USE_TZ = True), local (the process's zone), |
+ *  |                          | or a zone name such as Asia/Shanghai (USE_TZ = False    |
+ *  |                          | with that TIME_ZONE), whatever the process's TZ         |
  *  | BKOAUTH_TIMEOUT_MS       | SSM call timeout in milliseconds                        | 10000
  *  | BKOAUTH_TLS_VERIFY       | verify the SSM's TLS certificate                        | true
  *  | BKOAUTH_CA_FILE          | CA bundle for that                                      | system default
@@ -133,10 +195,10 @@ BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
  *  |                          | the next attempt (0: try every time)                    |
  *  | BKOAUTH_BACKOFF_MAX_SECONDS | the wait doubles per failure in a row, up to this    | 60
  *  | BKOAUTH_DB_CONNECTIONS   | most connections a client opens to its store (3..1000): | 13
- *  |                          | PostgreSQL 1 for renewal locks, a quarter of the rest   |
- *  |                          | for writes, the others for reads; SQLite 1 writer, the  |
- *  |                          | others readers. Renewals are not capped: none holds a   |
- *  |                          | connection while the SSM service is called.             |
+ *  |                          | PostgreSQL and MySQL 1 for renewal locks, a quarter of  |
+ *  |                          | the rest for writes, the others for reads; SQLite 1     |
+ *  |                          | writer, the others readers. Renewals are not capped:    |
+ *  |                          | none holds a connection while the SSM service is called.|
  *
  *  Booleans accept true/false/1/0/yes/no in any case. A JSON object may be written with
  *  single quotes, Python style. */
@@ -178,8 +240,10 @@ BKOAUTH_API bkoauth_code bkoauth_config_load_env(bkoauth_config *config, bkoauth
 /* The client                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
-/** Creates a client: copies the settings, checks them (OAUTH_API_URL must be set), opens the
- *  token store and creates the table bkoauth_access_token if absent. Returns NULL on failure,
+/** Creates a client: copies the settings, checks them, opens the token store and creates the
+ *  table bkoauth_access_token if absent. Without OAUTH_API_URL the client still opens (saved
+ *  tokens are read, listed and deleted, X-Bkapi-Jwt verified); a call that needs the SSM
+ *  service then fails with BKOAUTH_E_TOKEN_API saying OAUTH_API_URL is not set. Returns NULL on failure,
  *  with err filled (BKOAUTH_E_CONFIG, BKOAUTH_E_STORE or BKOAUTH_E_NOMEM). The client is
  *  thread-safe: one client serves any number of threads at once. Free with
  *  bkoauth_client_free().
@@ -355,8 +419,9 @@ BKOAUTH_API void bkoauth_jwt_free(bkoauth_jwt *jwt);
 
 /** The body a refused request gets (with HTTP status 200), as the Python apigw_required did:
  *  {"result": false, "data": null, "message": "<err->message>"}. err NULL (or with an empty
- *  message) gives a generic message. Returns a string the caller frees with free(), or NULL
- *  when out of memory. */
+ *  message) gives a generic message. Returns a string the caller frees with bkoauth_free()
+ *  (free() does as well while the C library's allocators are in use), or NULL when out of
+ *  memory. */
 BKOAUTH_API char *bkoauth_jwt_error_body(const bkoauth_error *err);
 
 /* ------------------------------------------------------------------------------------------ */

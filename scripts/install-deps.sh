@@ -8,6 +8,7 @@ PACKAGES=(
   libcurl4-openssl-dev libjansson-dev libsqlite3-dev libmicrohttpd-dev libcmocka-dev
   libssl-dev libpq-dev postgresql sqlite3 openssl curl python3 python3-django python3-psycopg2
   python3-jwt python3-cryptography
+  libmariadb-dev mariadb-server mariadb-client python3-mysqldb tzdata
 )
 
 missing=()
@@ -25,6 +26,15 @@ echo "install-deps: installing ${missing[*]}" >&2
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
+# the tests start their own throwaway MariaDB (scripts/mysql.sh): installing mariadb-server must
+# not start (or enable) the system's service, so the package scripts are told not to
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\ncase "$1" in mariadb|mysql|mariadb.service|mysql.service) exit 101;; esac\nexit 0\n' \
+    | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 stamp=/var/lib/apt/periodic/update-success-stamp
 if [ ! -d /var/lib/apt/lists/partial ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ] \
    || ! $SUDO apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then

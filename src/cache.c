@@ -39,7 +39,7 @@ static void table_destroy(void *p)
     table *t = p;
     for (int i = 0; i < CACHE_SLOTS; i++)
         bkoauth_token_free(t->slots[i].token);
-    free(t);
+    bkoauth__free(t);
 }
 
 static void make_key(void)
@@ -51,11 +51,11 @@ static table *thread_table(int create)
 {
     if (my_table != NULL || !create) return my_table;
     pthread_once(&key_once, make_key);
-    table *t = calloc(1, sizeof *t);
+    table *t = bkoauth__calloc(1, sizeof *t);
     if (t == NULL) return NULL;
     t->bytes = sizeof *t;
     if (pthread_setspecific(table_key, t) != 0) {
-        free(t);
+        bkoauth__free(t);
         return NULL;
     }
     my_table = t;
@@ -76,7 +76,7 @@ static uint64_t key_hash(const char *env_name, const char *user_id)
 cache *cache_new(int ttl_seconds)
 {
     if (ttl_seconds <= 0) return NULL;
-    cache *c = calloc(1, sizeof *c);
+    cache *c = bkoauth__calloc(1, sizeof *c);
     if (c == NULL) return NULL;
     c->id = atomic_fetch_add(&next_cache_id, 1);
     c->ttl = ttl_seconds;
@@ -85,7 +85,7 @@ cache *cache_new(int ttl_seconds)
 
 void cache_free(cache *c)
 {
-    free(c);
+    bkoauth__free(c);
 }
 
 static int same_key(const bkoauth_token *t, const char *env_name, const char *user_id)
@@ -97,7 +97,7 @@ static int same_key(const bkoauth_token *t, const char *env_name, const char *us
 /* A copy of a token the cache made (one block of bytes): one malloc, one memcpy, pointers moved. */
 static bkoauth_token *clone(const bkoauth_token *t, size_t bytes)
 {
-    bkoauth_token *c = malloc(bytes);
+    bkoauth_token *c = bkoauth__malloc(bytes);
     if (c == NULL) return NULL;
     memcpy(c, t, bytes);
     const char *from = (const char *)t;

@@ -76,7 +76,7 @@ bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *
                 "bkoauth_client_new: config is NULL; create one with bkoauth_config_new()");
         return NULL;
     }
-    bkoauth_client *c = calloc(1, sizeof *c);
+    bkoauth_client *c = bkoauth__calloc(1, sizeof *c);
     if (c == NULL) {
         err_nomem(err);
         return NULL;
@@ -94,13 +94,11 @@ bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *
     c->logger.fn = log_stderr;
     c->logger.ctx = NULL;
     c->logger.level = c->s.log_level;
-    if (c->s.api_url == NULL) {
-        err_set(err, BKOAUTH_E_CONFIG,
-                "OAUTH_API_URL is not set: set it to the SSM service's base URL (e.g. "
-                "OAUTH_API_URL = 'http://bkssmee.example.com') in the settings file or the environment");
-        bkoauth_client_free(c);
-        return NULL;
-    }
+    /* without OAUTH_API_URL the store and the JWT check work; a call to the service says so */
+    if (c->s.api_url == NULL)
+        log_write(&c->logger, BKOAUTH_LOG_INFO,
+                  "OAUTH_API_URL is not set: saved tokens can be read, but no token can be fetched or "
+                  "refreshed until it is");
     c->ssm = ssm_new(&c->s, &c->logger, err);
     if (c->ssm == NULL) {
         bkoauth_client_free(c);
@@ -118,7 +116,9 @@ bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *
     }
     log_write(&c->logger, BKOAUTH_LOG_DEBUG, "client ready: env %s, %s protocol, store %s", c->s.env_name,
               c->s.protocol == BK_PROTO_EE ? "ee" : "ieod",
-              c->s.store_kind == BK_STORE_SQLITE ? "sqlite" : "postgresql");
+              c->s.store_kind == BK_STORE_SQLITE  ? "sqlite"
+              : c->s.store_kind == BK_STORE_MYSQL ? "mysql"
+                                                  : "postgresql");
     err_ok(err);
     return c;
 }
@@ -131,7 +131,7 @@ void bkoauth_client_free(bkoauth_client *client)
     store_close(client->st);
     ssm_free(client->ssm);
     settings_clear(&client->s);
-    free(client);
+    bkoauth__free(client);
 }
 
 void bkoauth_client_set_logger(bkoauth_client *client, bkoauth_log_fn fn, void *ctx)
@@ -207,9 +207,13 @@ static bkoauth_code check_user_id(const char *user_id, bkoauth_error *err)
 {
     if (bk_empty(user_id))
         return err_set(err, BKOAUTH_E_INVALID, "user_id is empty: give the user's id or name");
-    if (strlen(user_id) > 64)
-        return err_set(err, BKOAUTH_E_INVALID, "user_id is %zu bytes long; the token table allows at most 64",
-                       strlen(user_id));
+    const char *bad = bk_name_problem(user_id);
+    if (bad != NULL) /* never echoed: it could forge lines of a log or a terminal */
+        return err_set(err, BKOAUTH_E_INVALID, "user_id %s: give the user's name as it is", bad);
+    if (bk_utf8_chars(user_id) > 64)
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "user_id is %zu characters long; the token table allows at most 64",
+                       bk_utf8_chars(user_id));
     return BKOAUTH_OK;
 }
 

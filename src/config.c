@@ -2,11 +2,10 @@
  *
  * A bkoauth_config holds the text of each setting as given (validated when set).
  * settings_from_config() turns it into the bk_settings the client works with. */
-#include "internal.h"
+#include "json.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +23,8 @@ typedef enum kind {
     K_OBJECT,    /* JSON object of scalars */
     K_BOOL,      /* true/false/1/0/yes/no */
     K_INT,       /* decimal in [min, max] */
-    K_DBURL,     /* sqlite:PATH or postgresql://... */
-    K_TIME_ZONE, /* UTC or local */
+    K_DBURL,     /* sqlite:PATH, postgresql://... or mysql://... */
+    K_TIME_ZONE, /* UTC, local or a zone name */
     K_LOG_LEVEL  /* error, warning, info, debug */
 } kind;
 
@@ -99,20 +98,20 @@ void kvlist_clear(bk_kvlist *list)
         bk_wipe_free(list->items[i].key);
         bk_wipe_free(list->items[i].value);
     }
-    free(list->items);
+    bkoauth__free(list->items);
     list->items = NULL;
     list->count = 0;
 }
 
 int kvlist_add(bk_kvlist *list, const char *key, const char *value)
 {
-    bk_kv *items = realloc(list->items, (list->count + 1) * sizeof *items);
+    bk_kv *items = bkoauth__realloc(list->items, (list->count + 1) * sizeof *items);
     if (items == NULL) return -1;
     list->items = items;
     char *k = bk_strdup(key), *v = bk_strdup(value);
     if (k == NULL || v == NULL) {
-        free(k);
-        free(v);
+        bk_wipe_free(k);
+        bk_wipe_free(v);
         return -1;
     }
     items[list->count].key = k;
@@ -205,10 +204,11 @@ static int has_control(const char *v, int allow_newlines)
 }
 
 /* Python-style literal to JSON: single-quoted strings, True/False/None, trailing commas.
- * Returns a new string, or NULL with why set. */
+ * Returns a new string, or NULL with why set (NULL when out of memory). */
 static char *python_to_json(const char *in, const char **why)
 {
     bk_buf b = {0};
+    *why = NULL;
     const char *p = in;
     while (*p) {
         char c = *p;
@@ -268,9 +268,14 @@ static char *python_to_json(const char *in, const char **why)
         }
         if (c == ',') {
             const char *q = p + 1;
-            while (isspace((unsigned char)*q))
-                q++;
-            if (*q == '}' || *q == ']') { /* Python allows a trailing comma */
+            for (;;) { /* blanks and comments to the next token */
+                while (isspace((unsigned char)*q))
+                    q++;
+                if (*q != '#') break;
+                while (*q && *q != '\n')
+                    q++;
+            }
+            if (*q == '}' || *q == ']') { /* Python allows a trailing comma, a comment after it too */
                 p++;
                 continue;
             }
@@ -280,24 +285,29 @@ static char *python_to_json(const char *in, const char **why)
     }
     if (b.oom) {
         buf_free(&b);
-        *why = "out of memory";
-        return NULL;
+        return NULL; /* out of memory: no reason */
     }
     return b.data ? b.data : bk_strdup("");
 }
 
-/* Parses a JSON object written as JSON or Python-style. */
-static json_t *parse_object(const char *text, char *why, size_t why_size)
+/* Parses a JSON object written as JSON or Python-style. NULL with why filled when it is not
+ * one, or with *oom set when out of memory. */
+static json_t *parse_object(const char *text, char *why, size_t why_size, int *oom)
 {
     const char *pwhy = NULL;
+    *oom = 0;
     char *js = python_to_json(text, &pwhy);
     if (js == NULL) {
-        snprintf(why, why_size, "%s", pwhy);
+        if (pwhy == NULL)
+            *oom = 1;
+        else
+            snprintf(why, why_size, "%s", pwhy);
         return NULL;
     }
     json_error_t je;
-    json_t *j = json_loads(js, 0, &je);
-    free(js);
+    json_t *j = bkoauth__json_loadb(js, strlen(js), 0, &je, oom);
+    bkoauth__free(js);
+    if (*oom) return NULL;
     if (j == NULL) {
         snprintf(why, why_size, "not a JSON object (%.100s at column %d)", je.text, je.column);
         return NULL;
@@ -343,7 +353,9 @@ static bkoauth_code check_value(int i, const char *value, bkoauth_error *err)
     case K_STRMAP:
     case K_OBJECT: {
         char why[256];
-        json_t *j = parse_object(value, why, sizeof why);
+        int oom;
+        json_t *j = parse_object(value, why, sizeof why, &oom);
+        if (oom) return err_set(err, BKOAUTH_E_NOMEM, "%s: out of memory reading the value", name);
         if (j == NULL)
             return err_set(err, BKOAUTH_E_CONFIG, "%s: %s; e.g. %s = {'bk_token': 'bk_token'}", name, why,
                            name);
@@ -382,16 +394,34 @@ static bkoauth_code check_value(int i, const char *value, bkoauth_error *err)
         if ((strncmp(value, "sqlite:", 7) == 0 && value[7] != '\0') ||
             strncmp(value, "postgresql://", 13) == 0 || strncmp(value, "postgres://", 11) == 0)
             return BKOAUTH_OK;
+        if (strncmp(value, "mysql://", 8) == 0 || strncmp(value, "mariadb://", 10) == 0) {
+#ifdef BKOAUTH_WITH_MYSQL
+            bk_mysql_url u;
+            bkoauth_code rc = mysql_url_parse(value, &u, err);
+            mysql_url_clear(&u);
+            return rc;
+#else
+            return err_set(err, BKOAUTH_E_CONFIG,
+                           "%s: a MySQL URL, but this libbkoauth was built without MySQL "
+                           "(BKOAUTH_WITH_MYSQL=OFF); rebuild it with -DBKOAUTH_WITH_MYSQL=ON",
+                           name);
+#endif
+        }
         return err_set(err, BKOAUTH_E_CONFIG,
-                       "%s: '%.200s' is neither sqlite:PATH nor a postgresql:// URL; e.g. %s = "
+                       "%s: '%.200s' is neither sqlite:PATH nor a postgresql:// or mysql:// URL; e.g. %s = "
                        "'sqlite:/var/lib/myapp/bkoauth.db'",
-                       name, strncmp(value, "postgres", 8) == 0 ? "(a postgres URL)" : value, name);
-    case K_TIME_ZONE:
-        if (strcasecmp(value, "UTC") == 0 || strcasecmp(value, "local") == 0) return BKOAUTH_OK;
-        return err_set(
-            err, BKOAUTH_E_CONFIG,
-            "%s: '%.64s' is not UTC or local (UTC matches Django's USE_TZ = True, local USE_TZ = False)",
-            name, value);
+                       name,
+                       strncmp(value, "postgres", 8) == 0 || strncmp(value, "mysql", 5) == 0 ||
+                               strncmp(value, "mariadb", 7) == 0
+                           ? "(a database URL)"
+                           : value,
+                       name);
+    case K_TIME_ZONE: {
+        bk_zone *z = NULL;
+        bkoauth_code rc = zone_load(value, &z, err);
+        zone_free(z);
+        return rc;
+    }
     case K_LOG_LEVEL: {
         static const char *levels[] = {"error", "warning", "info", "debug"};
         for (int l = 0; l < 4; l++)
@@ -407,7 +437,7 @@ static bkoauth_code check_value(int i, const char *value, bkoauth_error *err)
 
 bkoauth_config *bkoauth_config_new(void)
 {
-    return calloc(1, sizeof(bkoauth_config));
+    return bkoauth__calloc(1, sizeof(bkoauth_config));
 }
 
 void bkoauth_config_free(bkoauth_config *config)
@@ -415,7 +445,7 @@ void bkoauth_config_free(bkoauth_config *config)
     if (config == NULL) return;
     for (int i = 0; i < S_COUNT; i++)
         bk_wipe_free(config->values[i]);
-    free(config);
+    bkoauth__free(config);
 }
 
 bkoauth_code bkoauth_config_set(bkoauth_config *config, const char *name, const char *value,
@@ -450,10 +480,11 @@ bkoauth_code bkoauth_config_load_env(bkoauth_config *config, bkoauth_error *err)
         return err_set(err, BKOAUTH_E_INVALID, "bkoauth_config_load_env: config must not be NULL");
     for (int i = 0; i < S_COUNT; i++) {
         const char *v = getenv(SETTINGS[i].name);
-        if (v == NULL) continue;
-        if (bkoauth_config_set(config, SETTINGS[i].name, v, err) != BKOAUTH_OK) {
+        if (v == NULL || v[0] == '\0') continue; /* as the Python library: empty leaves it as it was */
+        bkoauth_code rc = bkoauth_config_set(config, SETTINGS[i].name, v, err);
+        if (rc != BKOAUTH_OK) {
             err_prefix(err, "environment variable %s", SETTINGS[i].name);
-            return BKOAUTH_E_CONFIG;
+            return rc;
         }
     }
     return err_ok(err);
@@ -534,8 +565,7 @@ bkoauth_code config_parse_text(bkoauth_config *config, const char *text, size_t 
     char *copy = bk_strndup(text, len);
     if (copy == NULL) return err_nomem(err);
     bkoauth_code rc = parse_lines(config, copy, len, label, err);
-    memset(copy, 0, len);
-    free(copy);
+    bkoauth__wipe_free(copy, len);
     return rc;
 }
 
@@ -574,6 +604,7 @@ static bkoauth_code parse_lines(bkoauth_config *config, const char *text, size_t
         while (s < eol && (*s == ' ' || *s == '\t'))
             s++;
         bk_buf val = {0};
+        val.secret = 1; /* the value of SECRET_KEY */
         const char *next = eol + 1;
         int is_none = 0;
         if (s < eol && (*s == '\'' || *s == '"')) {
@@ -616,7 +647,6 @@ static bkoauth_code parse_lines(bkoauth_config *config, const char *text, size_t
             return err_nomem(err);
         }
         bkoauth_code rc = bkoauth_config_set(config, name, is_none ? NULL : (val.data ? val.data : ""), err);
-        if (val.data) memset(val.data, 0, val.len);
         buf_free(&val);
         if (rc != BKOAUTH_OK) {
             err_prefix(err, "%s:%d", label, this_line);
@@ -633,9 +663,13 @@ bkoauth_code bkoauth_config_load_file(bkoauth_config *config, const char *path, 
     if (config == NULL || path == NULL)
         return err_set(err, BKOAUTH_E_INVALID, "bkoauth_config_load_file: config and path must not be NULL");
     FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return err_set(err, BKOAUTH_E_CONFIG, "%s: cannot open the settings file: %s", path, strerror(errno));
+    if (f == NULL) {
+        int e = errno;
+        return err_set(err, e == ENOMEM ? BKOAUTH_E_NOMEM : BKOAUTH_E_CONFIG,
+                       "%s: cannot open the settings file: %s", path, strerror(e));
+    }
     bk_buf b = {0};
+    b.secret = 1; /* it holds SECRET_KEY */
     char chunk[8192];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
@@ -647,18 +681,17 @@ bkoauth_code bkoauth_config_load_file(bkoauth_config *config, const char *path, 
                            CONFIG_MAX_FILE);
         }
     }
-    int read_error = ferror(f);
+    int read_error = ferror(f) ? errno : 0;
     fclose(f);
+    if (b.oom || read_error == ENOMEM) {
+        buf_free(&b);
+        return err_set(err, BKOAUTH_E_NOMEM, "%s: out of memory reading the settings file", path);
+    }
     if (read_error) {
         buf_free(&b);
         return err_set(err, BKOAUTH_E_CONFIG, "%s: cannot read the settings file", path);
     }
-    if (b.oom) {
-        buf_free(&b);
-        return err_nomem(err);
-    }
     bkoauth_code rc = config_parse_text(config, b.data ? b.data : "", b.len, path, err);
-    if (b.data) memset(b.data, 0, b.len);
     buf_free(&b);
     return rc;
 }
@@ -667,16 +700,17 @@ bkoauth_code bkoauth_config_load_file(bkoauth_config *config, const char *path, 
 
 void settings_clear(bk_settings *s)
 {
-    free(s->api_url);
+    bkoauth__free(s->api_url);
     kvlist_clear(&s->cookies_params);
     kvlist_clear(&s->oauth_params);
-    free(s->oauth_params_json);
-    free(s->app_code);
+    bk_wipe_free(s->oauth_params_json);
+    bkoauth__free(s->app_code);
     bk_wipe_free(s->app_secret);
-    free(s->apigw_public_key);
-    free(s->database_url);
-    free(s->database_path);
-    free(s->ca_file);
+    bkoauth__free(s->apigw_public_key);
+    bk_wipe_free(s->database_url); /* a database URL may hold a password */
+    bkoauth__free(s->database_path);
+    bkoauth__free(s->ca_file);
+    zone_free(s->db_zone);
     memset(s, 0, sizeof *s);
 }
 
@@ -692,14 +726,16 @@ static char *scalar_text(json_t *v)
     if (json_is_true(v)) return bk_strdup("True");
     if (json_is_false(v)) return bk_strdup("False");
     if (json_is_null(v)) return bk_strdup("None");
-    return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    return bkoauth__json_dump(v, JSON_ENCODE_ANY | JSON_COMPACT);
 }
 
 static bkoauth_code object_setting(const bkoauth_config *c, int i, bk_kvlist *out, char **json_out,
                                    bkoauth_error *err)
 {
     char why[256];
-    json_t *j = parse_object(value_of(c, i), why, sizeof why);
+    int oom;
+    json_t *j = parse_object(value_of(c, i), why, sizeof why, &oom);
+    if (oom) return err_nomem(err);
     if (j == NULL) return err_set(err, BKOAUTH_E_CONFIG, "%s: %s", SETTINGS[i].name, why);
     const char *k;
     json_t *v;
@@ -707,13 +743,13 @@ static bkoauth_code object_setting(const bkoauth_config *c, int i, bk_kvlist *ou
     {
         char *text = scalar_text(v);
         if (text == NULL || kvlist_add(out, k, text) != 0) {
-            free(text);
+            bk_wipe_free(text);
             json_decref(j);
             return err_nomem(err);
         }
-        free(text);
+        bk_wipe_free(text);
     }
-    if (json_out != NULL && (*json_out = json_dumps(j, JSON_COMPACT)) == NULL) {
+    if (json_out != NULL && (*json_out = bkoauth__json_dump(j, JSON_COMPACT)) == NULL) {
         json_decref(j);
         return err_nomem(err);
     }
@@ -721,21 +757,31 @@ static bkoauth_code object_setting(const bkoauth_config *c, int i, bk_kvlist *ou
     return BKOAUTH_OK;
 }
 
-static char *dup_or_null(const char *v)
+/* A copy of the first n bytes of v (NULL gives NULL); counts a failed copy in *lost. */
+static char *copy_of(const char *v, size_t n, int *lost)
 {
-    return v ? bk_strdup(v) : NULL;
+    if (v == NULL) return NULL;
+    char *c = bk_strndup(v, n);
+    if (c == NULL) (*lost)++;
+    return c;
+}
+
+static char *dup_or_null(const char *v, int *lost)
+{
+    return v ? copy_of(v, strlen(v), lost) : NULL;
 }
 
 bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out, bkoauth_error *err)
 {
     memset(out, 0, sizeof *out);
     if (config == NULL) return err_set(err, BKOAUTH_E_INVALID, "settings: config must not be NULL");
+    int lost = 0; /* copies that failed: every one is out of memory, none may pass silently */
     const char *url = value_of(config, S_OAUTH_API_URL);
     if (url != NULL) {
         size_t n = strlen(url);
         while (n > 0 && url[n - 1] == '/')
             n--;
-        out->api_url = bk_strndup(url, n);
+        out->api_url = copy_of(url, n, &lost);
     }
     bkoauth_code rc = object_setting(config, S_OAUTH_COOKIES_PARAMS, &out->cookies_params, NULL, err);
     if (rc == BKOAUTH_OK)
@@ -746,8 +792,8 @@ bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out
     }
     const char *code = value_of(config, S_BKAUTH_TOKEN_APP_CODE);
     const char *secret = value_of(config, S_BKAUTH_TOKEN_SECRET_KEY);
-    out->app_code = dup_or_null(!bk_empty(code) ? code : value_of(config, S_APP_CODE));
-    out->app_secret = dup_or_null(!bk_empty(secret) ? secret : value_of(config, S_SECRET_KEY));
+    out->app_code = dup_or_null(!bk_empty(code) ? code : value_of(config, S_APP_CODE), &lost);
+    out->app_secret = dup_or_null(!bk_empty(secret) ? secret : value_of(config, S_SECRET_KEY), &lost);
     snprintf(out->env_name, sizeof out->env_name, "%s",
              bk_streq(value_of(config, S_RUN_MODE), "PRODUCT") ? "prod" : "test");
     long n = 0;
@@ -757,21 +803,32 @@ bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out
     out->protocol =
         bk_streq(value_of(config, S_BKAUTH_BACKEND_TYPE), "bk_token") ? BK_PROTO_EE : BK_PROTO_IEOD;
     const char *pem = value_of(config, S_APIGW_PUBLIC_KEY);
-    out->apigw_public_key = bk_empty(pem) ? NULL : bk_strdup(pem);
+    out->apigw_public_key = bk_empty(pem) ? NULL : dup_or_null(pem, &lost);
     const char *db = value_of(config, S_DATABASE_URL);
-    out->database_url = bk_strdup(db);
+    out->database_url = dup_or_null(db, &lost);
     if (strncmp(db, "sqlite:", 7) == 0) {
         out->store_kind = BK_STORE_SQLITE;
-        out->database_path = bk_strdup(db + 7);
+        out->database_path = dup_or_null(db + 7, &lost);
+    } else if (strncmp(db, "mysql://", 8) == 0 || strncmp(db, "mariadb://", 10) == 0) {
+        out->store_kind = BK_STORE_MYSQL;
     } else {
         out->store_kind = BK_STORE_POSTGRES;
     }
     out->db_local_time = strcasecmp(value_of(config, S_DB_TIME_ZONE), "local") == 0;
+    rc = zone_load(value_of(config, S_DB_TIME_ZONE), &out->db_zone, err);
+    if (rc != BKOAUTH_OK) {
+        settings_clear(out);
+        return rc;
+    }
     parse_long(value_of(config, S_TIMEOUT_MS), 1, SETTINGS[S_TIMEOUT_MS].max, &n);
     out->timeout_ms = n;
     parse_bool(value_of(config, S_TLS_VERIFY), &out->tls_verify);
     const char *ca = value_of(config, S_CA_FILE);
-    out->ca_file = bk_empty(ca) ? NULL : bk_strdup(ca);
+    out->ca_file = bk_empty(ca) ? NULL : dup_or_null(ca, &lost);
+    if (lost) {
+        settings_clear(out);
+        return err_set(err, BKOAUTH_E_NOMEM, "out of memory copying the settings");
+    }
     static const char *levels[] = {"error", "warning", "info", "debug"};
     for (int l = 0; l < 4; l++)
         if (strcasecmp(value_of(config, S_LOG_LEVEL), levels[l]) == 0) out->log_level = l;
@@ -784,11 +841,5 @@ bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out
     out->backoff_seconds = n;
     parse_long(value_of(config, S_BACKOFF_MAX_SECONDS), 1, SETTINGS[S_BACKOFF_MAX_SECONDS].max, &n);
     out->backoff_max_seconds = n < out->backoff_seconds ? out->backoff_seconds : n;
-    if ((url && !out->api_url) || !out->database_url ||
-        (out->store_kind == BK_STORE_SQLITE && !out->database_path) ||
-        (code && !out->app_code && !bk_empty(code))) {
-        settings_clear(out);
-        return err_nomem(err);
-    }
     return err_ok(err);
 }

@@ -1,5 +1,6 @@
-/* datetime.c - datetimes as Django keeps them in SQLite: text "YYYY-MM-DD HH:MM:SS[.ffffff]",
- * UTC (USE_TZ = True) or local time (USE_TZ = False). */
+/* datetime.c - datetimes as Django keeps them where the column has no zone (SQLite text
+ * "YYYY-MM-DD HH:MM:SS[.ffffff]", MySQL datetime(6)): UTC (USE_TZ = True), or the wall time of a
+ * zone (USE_TZ = False: TIME_ZONE, or the process's local zone), converted with tzfile.c. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -12,19 +13,41 @@
 #define DT_MIN (-62135596800LL + 86400) /* 0001-01-02 00:00:00 UTC */
 #define DT_MAX (253402300799LL - 86400) /* 9999-12-30 23:59:59 UTC */
 
-char *dt_format(int64_t t, int local, char *buf, size_t size)
+void dt_to_civil(int64_t t, const bk_zone *zone, bk_civil *out)
 {
     if (t < DT_MIN) t = DT_MIN;
     if (t > DT_MAX) t = DT_MAX;
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if ((local ? localtime_r(&tt, &tm) : gmtime_r(&tt, &tm)) == NULL) {
-        snprintf(buf, size, "1970-01-01 00:00:00");
-        return buf;
+    int64_t wall = t + zone_offset(zone, t);
+    int64_t days = wall / 86400, secs = wall % 86400;
+    if (secs < 0) {
+        secs += 86400;
+        days--;
     }
-    snprintf(buf, size, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec);
+    dt_civil_from_days(days, &out->year, &out->month, &out->day);
+    out->hour = (int)(secs / 3600);
+    out->minute = (int)(secs / 60 % 60);
+    out->second = (int)(secs % 60);
+}
+
+int64_t dt_from_civil(const bk_civil *c, const bk_zone *zone)
+{
+    int64_t wall =
+        dt_days_from_civil(c->year, c->month, c->day) * 86400 + c->hour * 3600 + c->minute * 60 + c->second;
+    return zone_to_utc(zone, wall);
+}
+
+char *dt_format_zone(int64_t t, const bk_zone *zone, char *buf, size_t size)
+{
+    bk_civil c;
+    dt_to_civil(t, zone, &c);
+    snprintf(buf, size, "%04d-%02d-%02d %02d:%02d:%02d", (int)c.year, c.month, c.day, c.hour, c.minute,
+             c.second);
     return buf;
+}
+
+char *dt_format(int64_t t, int local, char *buf, size_t size)
+{
+    return dt_format_zone(t, local ? zone_local() : NULL, buf, size);
 }
 
 /* Reads exactly n digits at *p. Returns the number or -1. */
@@ -47,7 +70,7 @@ static int days_in_month(int year, int month)
     return month == 2 && leap ? 29 : days[month - 1];
 }
 
-int dt_parse(const char *text, int local, int64_t *out)
+int dt_parse_zone(const char *text, const bk_zone *zone, int64_t *out)
 {
     if (text == NULL) return -1;
     const char *p = text;
@@ -94,20 +117,15 @@ int dt_parse(const char *text, int local, int64_t *out)
         offset = sign * (oh * 3600 + om * 60);
     }
     if (*p != '\0') return -1;
-    struct tm tm = {0};
-    tm.tm_year = year - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = min;
-    tm.tm_sec = sec;
-    if (has_offset || !local) {
-        *out = (int64_t)timegm(&tm) - offset;
-    } else {
-        tm.tm_isdst = -1;
-        time_t t = mktime(&tm);
-        if (t == (time_t)-1 && !(year == 1969 && mon == 12 && day == 31)) return -1;
-        *out = (int64_t)t;
-    }
+    bk_civil c = {year, mon, day, hour, min, sec};
+    if (has_offset)
+        *out = dt_from_civil(&c, NULL) - offset;
+    else
+        *out = dt_from_civil(&c, zone);
     return 0;
+}
+
+int dt_parse(const char *text, int local, int64_t *out)
+{
+    return dt_parse_zone(text, local ? zone_local() : NULL, out);
 }

@@ -13,6 +13,15 @@
 #define BK_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define BK_PRINTF(f, a)
+/* ---- text from outside (text.c) ---------------------------------------------------------- */
+
+/* 1 when s is a token as the SSM issues them: printable ASCII without spaces (0x21..0x7e), at
+ * most max_len bytes, not empty unless may_be_empty (NULL counts as empty). */
+int bk_token_text_ok(const char *s, size_t max_len, int may_be_empty);
+/* NULL when s is a name a person can read safely: valid UTF-8 without control characters
+ * (C0, DEL, C1) or text-direction marks; else what is wrong ("contains a control character"). */
+const char *bk_name_problem(const char *s);
+
 #endif
 
 /* ---- errors (error.c) ------------------------------------------------------------------- */
@@ -43,22 +52,52 @@ void log_write(const bk_logger *logger, int level, const char *fmt, ...) BK_PRIN
 /* "error", "warning", "info", "debug". */
 const char *log_level_name(int level);
 
+/* ---- memory (alloc.c) ---------------------------------------------------------------------
+ * Every allocation of the library goes through these, never through malloc(), calloc(),
+ * realloc(), free(), strdup(), strndup() or json_dumps() directly: they call the allocators of
+ * bkoauth_set_allocators() (the C library's by default) and count failures. Memory from them is
+ * freed with bkoauth__free() (or a function that calls it, such as bkoauth_token_free()), and
+ * memory from elsewhere never is. A size of 0 is asked as 1, so NULL always means out of
+ * memory. */
+void *bkoauth__malloc(size_t size);
+void *bkoauth__calloc(size_t count, size_t size);
+void *bkoauth__realloc(void *ptr, size_t size);
+void bkoauth__free(void *ptr);                   /* NULL is fine */
+char *bkoauth__strdup(const char *s);            /* NULL gives NULL (not counted as a failure) */
+char *bkoauth__strndup(const char *s, size_t n); /* the first n bytes and a NUL; NULL gives NULL */
+/* How many allocations failed on this thread so far (through the functions above, and through
+ * Jansson and libcurl when they allocate through the library). Take it before a call into code
+ * that cannot say "out of memory" apart from other failures, compare after: a change means an
+ * allocation failed in between, and the failure is BKOAUTH_E_NOMEM. */
+unsigned long bkoauth__alloc_failures(void);
+/* Zeroes n bytes at p in a way the compiler keeps (explicit_bzero): every secret is cleared with
+ * it before its memory is freed or reused. NULL is fine. */
+void bkoauth__wipe(void *p, size_t n);
+void bkoauth__wipe_free(void *p, size_t n); /* bkoauth__wipe() then bkoauth__free(); NULL is fine */
+/* libcurl's process-wide initialisation with the library's allocators (curl_global_init_mem).
+ * A failure is not remembered: the next call tries again. BKOAUTH_E_NOMEM or
+ * BKOAUTH_E_TOKEN_API. The caller runs it once (under its own lock). */
+bkoauth_code bkoauth__curl_global_init(bkoauth_error *err);
+
 /* ---- strings and memory (util.c) -------------------------------------------------------- */
 
-char *bk_strdup(const char *s); /* NULL gives NULL */
-char *bk_strndup(const char *s, size_t n);
-void bk_wipe_free(char *s);                 /* zeroes a secret, then frees it */
+char *bk_strdup(const char *s);             /* bkoauth__strdup(): NULL gives NULL */
+char *bk_strndup(const char *s, size_t n);  /* bkoauth__strndup() */
+void bk_wipe_free(char *s);                 /* wipes a secret string (bkoauth__wipe), then frees it */
 int bk_streq(const char *a, const char *b); /* NULL-safe equality; NULL equals NULL only */
 int bk_empty(const char *s);                /* NULL or "" */
+size_t bk_utf8_chars(const char *s);        /* characters of UTF-8 text (bytes that start one) */
 /* Current time, Unix seconds (CLOCK_REALTIME). */
 int64_t bk_now(void);
 
 /* A growable string buffer. On allocation failure the buffer sets oom and ignores further
- * appends; check oom once at the end. */
+ * appends; check oom once at the end. A buffer with secret set (it may hold a secret) never
+ * leaves a copy behind: growing it wipes the old block, and buf_free() wipes it. */
 typedef struct bk_buf {
     char *data;
     size_t len, cap;
     int oom;
+    int secret;
 } bk_buf;
 void buf_append(bk_buf *b, const char *s, size_t n);
 void buf_puts(bk_buf *b, const char *s);
@@ -66,6 +105,7 @@ void buf_printf(bk_buf *b, const char *fmt, ...) BK_PRINTF(2, 3);
 /* Appends s percent-encoded as application/x-www-form-urlencoded (space as %20, unreserved
  * characters RFC 3986 kept). */
 void buf_urlencode(bk_buf *b, const char *s);
+/* Frees the data (wiped first when secret is set) and empties the buffer; secret is kept. */
 void buf_free(bk_buf *b);
 
 /* ---- token helpers (token.c) ------------------------------------------------------------ */
@@ -94,7 +134,7 @@ void kvlist_clear(bk_kvlist *list);
 int kvlist_add(bk_kvlist *list, const char *key, const char *value);
 
 enum { BK_PROTO_IEOD = 0, BK_PROTO_EE = 1 };
-enum { BK_STORE_SQLITE = 0, BK_STORE_POSTGRES = 1 };
+enum { BK_STORE_SQLITE = 0, BK_STORE_POSTGRES = 1, BK_STORE_MYSQL = 2 };
 
 /* Settings checked and converted, as the client uses them. Built by settings_from_config(). */
 typedef struct bk_settings {
@@ -114,6 +154,7 @@ typedef struct bk_settings {
     char *database_url;          /* as written */
     char *database_path;         /* SQLite: the path after "sqlite:"; NULL otherwise */
     int db_local_time;           /* BKOAUTH_DB_TIME_ZONE=local */
+    struct bk_zone *db_zone;     /* BKOAUTH_DB_TIME_ZONE: NULL UTC, zone_local(), or a named zone */
     long timeout_ms;             /* BKOAUTH_TIMEOUT_MS */
     int tls_verify;              /* BKOAUTH_TLS_VERIFY */
     char *ca_file;               /* BKOAUTH_CA_FILE or NULL */
@@ -132,6 +173,20 @@ void settings_clear(bk_settings *s);
  * bkoauth_config_load_file() reads the file and calls this; the fuzz target calls it directly. */
 bkoauth_code config_parse_text(bkoauth_config *config, const char *text, size_t len, const char *label,
                                bkoauth_error *err);
+
+/* ---- the MySQL URL (store/mysql_url.c) --------------------------------------------------- */
+
+/* mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (or mariadb://), each part percent-decoded. */
+typedef struct bk_mysql_url {
+    char *user;     /* NULL when the URL has none */
+    char *password; /* NULL when the URL has none */
+    char *host;     /* a name or an address ([IPv6] without the brackets) */
+    unsigned port;  /* 3306 when not given */
+    char *database;
+} bk_mysql_url;
+/* BKOAUTH_E_CONFIG saying what is wrong (never quoting the password), or OK with *out filled. */
+bkoauth_code mysql_url_parse(const char *url, bk_mysql_url *out, bkoauth_error *err);
+void mysql_url_clear(bk_mysql_url *u);
 
 /* ---- request (request.c) ---------------------------------------------------------------- */
 
@@ -153,6 +208,12 @@ char *query_get(const char *query, const char *name);
  * ("o0836324475" -> "836324475"); any other value is returned copied as is. NULL on OOM. */
 char *uin_normalize(const char *value);
 
+/* ---- X-Bkapi-Jwt (jwt.c) ------------------------------------------------------------------ */
+
+/* Forgets every parsed APIGW_PUBLIC_KEY, so that the next verification parses its key again
+ * (for tests of the parsing; no thread may be verifying meanwhile). */
+void bkoauth__jwt_keys_clear(void);
+
 /* ---- the client (client.c), for modules that serve public calls on a client -------------- */
 
 const bk_settings *client_settings(const bkoauth_client *c);
@@ -160,7 +221,41 @@ const bk_logger *client_logger(const bkoauth_client *c);
 /* The client's token store (for tests that inject store faults). */
 struct store *client_store(const bkoauth_client *c);
 
+/* ---- time zones (tzfile.c) --------------------------------------------------------------- */
+
+/* A time zone for datetimes kept without one. NULL is UTC; zone_local() the process's zone. */
+typedef struct bk_zone bk_zone;
+/* name: "UTC" (*out NULL), "local" (*out zone_local()) or a zone name such as Asia/Shanghai, read
+ * from the system's zone file ($TZDIR or /usr/share/zoneinfo); BKOAUTH_E_CONFIG when none. The
+ * process's TZ is never changed. Free *out with zone_free(). */
+bkoauth_code zone_load(const char *name, bk_zone **out, bkoauth_error *err);
+/* A zone from the bytes of a TZif file (outside input: checked throughout); NULL with *why set. */
+bk_zone *zone_parse(const unsigned char *data, size_t len, const char *name, const char **why);
+void zone_free(bk_zone *z); /* NULL and zone_local() are fine */
+const bk_zone *zone_local(void);
+const char *zone_name(const bk_zone *z);
+/* Seconds east of UTC in force at the moment t; always under a day either way. */
+int32_t zone_offset(const bk_zone *z, int64_t t);
+/* The moment whose wall time in z is wall (wall time counted as if it were UTC). A wall time seen
+ * twice (the hour after a change back) gives the first; one skipped (a change forward) is read
+ * with the offset before the change: both as Python's datetime with fold=0. */
+int64_t zone_to_utc(const bk_zone *z, int64_t wall);
+int64_t dt_days_from_civil(int64_t y, int m, int d);
+void dt_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
+
 /* ---- Django datetimes (datetime.c) ------------------------------------------------------- */
+
+/* A wall time: year, month 1-12, day, hour, minute, second. */
+typedef struct bk_civil {
+    int64_t year;
+    int month, day, hour, minute, second;
+} bk_civil;
+/* The wall time of t in zone (NULL: UTC), t kept within Django's years 1..9999. */
+void dt_to_civil(int64_t t, const bk_zone *zone, bk_civil *out);
+int64_t dt_from_civil(const bk_civil *c, const bk_zone *zone);
+/* dt_format / dt_parse in a zone (NULL: UTC). */
+char *dt_format_zone(int64_t t, const bk_zone *zone, char *buf, size_t size);
+int dt_parse_zone(const char *text, const bk_zone *zone, int64_t *out);
 
 /* Writes t as "YYYY-MM-DD HH:MM:SS" (Django's text form, whole seconds) in UTC, or local time
  * when local is set. buf needs 32 bytes. Returns buf. */
@@ -169,5 +264,14 @@ char *dt_format(int64_t t, int local, char *buf, size_t size);
  * optional "+HH:MM"/"Z" offset (which then wins over local). Fraction is dropped. Returns 0 on
  * success, -1 on a malformed value. */
 int dt_parse(const char *text, int local, int64_t *out);
+
+/* ---- text from outside (text.c) ---------------------------------------------------------- */
+
+/* 1 when s is a token as the SSM issues them: printable ASCII without spaces (0x21..0x7e), at
+ * most max_len bytes, not empty unless may_be_empty (NULL counts as empty). */
+int bk_token_text_ok(const char *s, size_t max_len, int may_be_empty);
+/* NULL when s is a name a person can read safely: valid UTF-8 without control characters
+ * (C0, DEL, C1) or text-direction marks; else what is wrong ("contains a control character"). */
+const char *bk_name_problem(const char *s);
 
 #endif

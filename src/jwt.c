@@ -17,13 +17,15 @@
  *
  * The parsed key: a process-wide cache of parsed PEM texts (content-addressed: the PEM text is
  * the key, so it does not depend on any client's lifetime and needs no field in the client).
- * Each distinct APIGW_PUBLIC_KEY is parsed once per process (an unusable one too, with its
- * reason), however many clients or threads use it. The cache holds JWT_KEYS_MAX entries; past
- * that the least recently used entry is dropped. A caller takes its own reference on the
- * EVP_PKEY under the lock, so dropping an entry never frees a key another thread is using. */
-#include "internal.h"
+ * Each distinct usable APIGW_PUBLIC_KEY is parsed once per process, however many clients or
+ * threads use it. A failure is never cached: an unusable key is parsed again at each call (a
+ * misconfigured service refuses every request anyway), so a failure that was only a shortage of
+ * memory inside OpenSSL is not remembered for the life of the process. The cache holds
+ * JWT_KEYS_MAX entries; past that the least recently used entry is dropped. A caller takes its
+ * own reference on the EVP_PKEY under the lock, so dropping an entry never frees a key another
+ * thread is using. */
+#include "json.h"
 
-#include <jansson.h>
 #include <openssl/decoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -69,7 +71,7 @@ static int jwt_b64url_decode(const char *in, size_t len, unsigned char **out, si
     if (pad > 0 && (len + pad) % 4 != 0) return -1;
     if (len % 4 == 1) return -1;
     size_t n = len / 4 * 3 + (len % 4 == 0 ? 0 : len % 4 - 1);
-    unsigned char *buf = malloc(n + 1);
+    unsigned char *buf = bkoauth__malloc(n + 1);
     if (buf == NULL) return -2;
     size_t o = 0;
     uint32_t acc = 0;
@@ -77,7 +79,7 @@ static int jwt_b64url_decode(const char *in, size_t len, unsigned char **out, si
     for (size_t i = 0; i < len; i++) {
         int v = jwt_b64_value((unsigned char)in[i]);
         if (v < 0) {
-            free(buf);
+            bkoauth__free(buf);
             return -1;
         }
         acc = (acc << 6) | (uint32_t)v;
@@ -89,7 +91,7 @@ static int jwt_b64url_decode(const char *in, size_t len, unsigned char **out, si
     }
     /* the leftover bits of a final partial group must be zero (canonical encoding) */
     if (bits > 0 && (acc & ((1u << bits) - 1u)) != 0) {
-        free(buf);
+        bkoauth__free(buf);
         return -1;
     }
     buf[o] = '\0';
@@ -137,8 +139,7 @@ static int jwt_claim_seconds(const json_t *v, int64_t *out)
 
 typedef struct jwt_key_entry {
     char *pem;      /* the setting as written; NULL: free slot */
-    EVP_PKEY *pkey; /* the cache's reference; NULL when the key is unusable */
-    char why[256];  /* why it is unusable */
+    EVP_PKEY *pkey; /* the cache's reference */
     uint64_t used;  /* last use, for LRU */
 } jwt_key_entry;
 
@@ -146,11 +147,22 @@ static pthread_mutex_t jwt_keys_lock = PTHREAD_MUTEX_INITIALIZER;
 static jwt_key_entry jwt_keys[JWT_KEYS_MAX];
 static uint64_t jwt_keys_tick;
 
-/* Parses a PEM public key. Returns the key (caller's reference) or NULL with why filled;
- * *lasting is set to 0 when the failure may not recur (out of memory), so it is not cached. */
-static EVP_PKEY *jwt_parse_key(const char *setting, char *why, size_t why_size, int *lasting)
+/* 1 when OpenSSL's error queue says an allocation failed; empties the queue. */
+static int jwt_openssl_oom(void)
 {
-    *lasting = 1;
+    int oom = 0;
+    unsigned long e;
+    while ((e = ERR_get_error()) != 0)
+        if (ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE) oom = 1;
+    return oom;
+}
+
+/* Parses a PEM public key into *out (the caller's reference). BKOAUTH_OK; BKOAUTH_E_JWT with
+ * why filled when the key is unusable; BKOAUTH_E_NOMEM when out of memory (ours or OpenSSL's,
+ * as far as OpenSSL tells). */
+static bkoauth_code jwt_parse_key(const char *setting, EVP_PKEY **out, char *why, size_t why_size)
+{
+    *out = NULL;
     /* Work on a copy: trimmed, and with literal "\n" turned into line breaks when the PEM was
      * written on one line (an environment variable or a one-line settings value). */
     size_t len = strlen(setting);
@@ -160,12 +172,8 @@ static EVP_PKEY *jwt_parse_key(const char *setting, char *why, size_t why_size, 
         setting++;
         len--;
     }
-    char *pem = malloc(len + 1);
-    if (pem == NULL) {
-        snprintf(why, why_size, "out of memory while reading APIGW_PUBLIC_KEY");
-        *lasting = 0;
-        return NULL;
-    }
+    char *pem = bkoauth__malloc(len + 1);
+    if (pem == NULL) return BKOAUTH_E_NOMEM;
     int has_newline = memchr(setting, '\n', len) != NULL;
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
@@ -178,7 +186,9 @@ static EVP_PKEY *jwt_parse_key(const char *setting, char *why, size_t why_size, 
     }
     pem[o] = '\0';
 
+    bkoauth_code rc = BKOAUTH_E_JWT;
     EVP_PKEY *pkey = NULL;
+    ERR_clear_error();
     const char *label_start = pem + strlen("-----BEGIN ");
     if (strncmp(pem, "-----BEGIN ", strlen("-----BEGIN ")) != 0) {
         snprintf(why, why_size,
@@ -200,8 +210,11 @@ static EVP_PKEY *jwt_parse_key(const char *setting, char *why, size_t why_size, 
     OSSL_DECODER_CTX *dctx =
         OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, "RSA", EVP_PKEY_PUBLIC_KEY, NULL, NULL);
     if (dctx == NULL) {
+        if (jwt_openssl_oom()) {
+            rc = BKOAUTH_E_NOMEM;
+            goto out;
+        }
         snprintf(why, why_size, "OpenSSL could not set up a PEM decoder for RSA public keys");
-        *lasting = 0;
         goto out;
     }
     const unsigned char *data = (const unsigned char *)pem;
@@ -211,6 +224,10 @@ static EVP_PKEY *jwt_parse_key(const char *setting, char *why, size_t why_size, 
     if (!ok || pkey == NULL) {
         EVP_PKEY_free(pkey);
         pkey = NULL;
+        if (jwt_openssl_oom()) {
+            rc = BKOAUTH_E_NOMEM;
+            goto out;
+        }
         snprintf(why, why_size,
                  "APIGW_PUBLIC_KEY could not be read as an RSA public key (bad base64 or not RSA); copy "
                  "the API gateway's public key again, with its BEGIN and END lines");
@@ -229,79 +246,107 @@ static EVP_PKEY *jwt_parse_key(const char *setting, char *why, size_t why_size, 
         pkey = NULL;
         goto out;
     }
+    rc = BKOAUTH_OK;
+    *out = pkey;
 out:
     ERR_clear_error();
-    free(pem);
-    return pkey;
+    bkoauth__free(pem);
+    return rc;
 }
 
-/* The parsed key for a setting: the caller's own reference (EVP_PKEY_free it), or NULL with
- * why filled. */
-static EVP_PKEY *jwt_key_get(const char *setting, char *why, size_t why_size)
+/* The parsed key for a setting in *out (the caller's own reference: EVP_PKEY_free it).
+ * BKOAUTH_OK; BKOAUTH_E_JWT with why filled; BKOAUTH_E_NOMEM. Only usable keys are kept. */
+static bkoauth_code jwt_key_get(const char *setting, EVP_PKEY **out, char *why, size_t why_size)
 {
-    EVP_PKEY *pkey = NULL;
+    *out = NULL;
     pthread_mutex_lock(&jwt_keys_lock);
-    jwt_key_entry *slot = NULL;
     for (size_t i = 0; i < JWT_KEYS_MAX; i++) {
-        if (jwt_keys[i].pem != NULL && strcmp(jwt_keys[i].pem, setting) == 0) {
-            slot = &jwt_keys[i];
+        jwt_key_entry *e = &jwt_keys[i];
+        if (e->pem != NULL && strcmp(e->pem, setting) == 0 && EVP_PKEY_up_ref(e->pkey) == 1) {
+            e->used = ++jwt_keys_tick;
+            *out = e->pkey;
             break;
         }
     }
-    if (slot == NULL) {
-        /* parse once; keep the result, an unusable key with its reason too */
-        char *copy = bk_strdup(setting);
-        char reason[sizeof slot->why] = "";
-        int lasting = 1;
-        EVP_PKEY *parsed = jwt_parse_key(setting, reason, sizeof reason, &lasting);
-        if (copy == NULL || (parsed == NULL && !lasting)) {
-            /* cannot cache it: use it for this call only */
-            pthread_mutex_unlock(&jwt_keys_lock);
-            free(copy);
-            if (parsed == NULL) snprintf(why, why_size, "%s", reason);
-            return parsed;
-        }
-        slot = &jwt_keys[0];
-        for (size_t i = 0; i < JWT_KEYS_MAX; i++) {
-            if (jwt_keys[i].pem == NULL) {
-                slot = &jwt_keys[i];
-                break;
-            }
-            if (jwt_keys[i].used < slot->used) slot = &jwt_keys[i];
-        }
-        free(slot->pem);
-        EVP_PKEY_free(slot->pkey); /* threads using it hold their own reference */
-        slot->pem = copy;
-        slot->pkey = parsed;
-        snprintf(slot->why, sizeof slot->why, "%s", reason);
-    }
-    slot->used = ++jwt_keys_tick;
-    if (slot->pkey != NULL && EVP_PKEY_up_ref(slot->pkey) == 1)
-        pkey = slot->pkey;
-    else if (slot->pkey != NULL)
-        snprintf(why, why_size, "could not take a reference on the parsed key");
-    else
-        snprintf(why, why_size, "%s", slot->why);
     pthread_mutex_unlock(&jwt_keys_lock);
-    return pkey;
+    if (*out != NULL) return BKOAUTH_OK;
+
+    /* parsed outside the lock: other keys stay available meanwhile */
+    EVP_PKEY *parsed = NULL;
+    bkoauth_code rc = jwt_parse_key(setting, &parsed, why, why_size);
+    if (rc != BKOAUTH_OK) return rc; /* never cached */
+    char *copy = bk_strdup(setting);
+    if (copy == NULL) { /* not cached: usable for this call all the same */
+        *out = parsed;
+        return BKOAUTH_OK;
+    }
+    pthread_mutex_lock(&jwt_keys_lock);
+    jwt_key_entry *slot = NULL;
+    for (size_t i = 0; i < JWT_KEYS_MAX && slot == NULL; i++) /* another thread was first */
+        if (jwt_keys[i].pem != NULL && strcmp(jwt_keys[i].pem, setting) == 0) slot = &jwt_keys[i];
+    for (size_t i = 0; i < JWT_KEYS_MAX && slot == NULL; i++)
+        if (jwt_keys[i].pem == NULL) slot = &jwt_keys[i];
+    if (slot == NULL) {
+        slot = &jwt_keys[0];
+        for (size_t i = 1; i < JWT_KEYS_MAX; i++)
+            if (jwt_keys[i].used < slot->used) slot = &jwt_keys[i];
+    }
+    bkoauth__free(slot->pem);
+    EVP_PKEY_free(slot->pkey); /* threads using it hold their own reference */
+    slot->pem = copy;
+    slot->pkey = parsed;
+    slot->used = ++jwt_keys_tick;
+    if (EVP_PKEY_up_ref(parsed) == 1) {
+        *out = parsed;
+    } else { /* cannot happen with OpenSSL 3 (an atomic count); refuse rather than share */
+        snprintf(why, why_size, "could not take a reference on the parsed key");
+        rc = BKOAUTH_E_JWT;
+    }
+    pthread_mutex_unlock(&jwt_keys_lock);
+    return rc;
+}
+
+void bkoauth__jwt_keys_clear(void)
+{
+    pthread_mutex_lock(&jwt_keys_lock);
+    for (size_t i = 0; i < JWT_KEYS_MAX; i++) {
+        bkoauth__free(jwt_keys[i].pem);
+        EVP_PKEY_free(jwt_keys[i].pkey);
+        memset(&jwt_keys[i], 0, sizeof jwt_keys[i]);
+    }
+    pthread_mutex_unlock(&jwt_keys_lock);
 }
 
 /* ---- verification ------------------------------------------------------------------------- */
 
+enum { JWT_SIG_GOOD = 1, JWT_SIG_BAD = 0, JWT_SIG_OOM = -1, JWT_SIG_ERROR = -2 };
+
+/* Whether sig is a good RS256 signature of input by pkey: JWT_SIG_GOOD, JWT_SIG_BAD, or
+ * JWT_SIG_OOM / JWT_SIG_ERROR when OpenSSL could not check it (out of memory as far as OpenSSL
+ * says so, else an error of its own). */
 static int jwt_signature_ok(EVP_PKEY *pkey, const char *input, size_t input_len, const unsigned char *sig,
                             size_t sig_len)
 {
-    int ok = 0;
-    if (sig_len == 0 || EVP_PKEY_get_size(pkey) <= 0 || sig_len != (size_t)EVP_PKEY_get_size(pkey)) return 0;
+    if (sig_len == 0 || EVP_PKEY_get_size(pkey) <= 0 || sig_len != (size_t)EVP_PKEY_get_size(pkey))
+        return JWT_SIG_BAD;
+    ERR_clear_error();
+    int result = JWT_SIG_ERROR;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pctx = NULL;
-    if (md != NULL && EVP_DigestVerifyInit(md, &pctx, EVP_sha256(), NULL, pkey) == 1 &&
-        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1 &&
-        EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)input, input_len) == 1)
-        ok = 1;
+    if (md == NULL) {
+        result = JWT_SIG_OOM;
+    } else if (EVP_DigestVerifyInit(md, &pctx, EVP_sha256(), NULL, pkey) == 1 &&
+               EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1) {
+        int v = EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)input, input_len);
+        /* OpenSSL says why it refuses a signature (padding check failed...); a refusal without a
+         * reason is a failure it could not even record, such as running out of memory */
+        result = v == 1 ? JWT_SIG_GOOD : v == 0 && ERR_peek_error() != 0 ? JWT_SIG_BAD : JWT_SIG_ERROR;
+    }
+    /* a refusal is "bad signature" only when OpenSSL did not run out of memory on the way */
+    if (result != JWT_SIG_GOOD && jwt_openssl_oom()) result = JWT_SIG_OOM;
     EVP_MD_CTX_free(md);
     ERR_clear_error();
-    return ok;
+    return result;
 }
 
 static char *jwt_dup_string_member(const json_t *obj, const char *name, const char *fallback)
@@ -309,7 +354,7 @@ static char *jwt_dup_string_member(const json_t *obj, const char *name, const ch
     const json_t *v = json_object_get(obj, name);
     if (!json_is_string(v) && fallback != NULL) v = json_object_get(obj, fallback);
     if (!json_is_string(v)) return NULL;
-    return bk_strndup(json_string_value(v), json_string_length(v));
+    return bkoauth__strndup(json_string_value(v), json_string_length(v));
 }
 
 static int jwt_flag_member(const json_t *obj, const char *name)
@@ -323,10 +368,10 @@ static int jwt_flag_member(const json_t *obj, const char *name)
 void bkoauth_jwt_free(bkoauth_jwt *jwt)
 {
     if (jwt == NULL) return;
-    free(jwt->app_code);
-    free(jwt->username);
-    free(jwt->payload_json);
-    free(jwt);
+    bkoauth__free(jwt->app_code);
+    bkoauth__free(jwt->username);
+    bkoauth__free(jwt->payload_json);
+    bkoauth__free(jwt);
 }
 
 bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth_jwt **out,
@@ -366,8 +411,11 @@ bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth
                        "public key unusable: APIGW_PUBLIC_KEY is not set; set it to the API gateway's PEM "
                        "public key (\"-----BEGIN PUBLIC KEY-----...\")");
     char why[256] = "";
-    EVP_PKEY *pkey = jwt_key_get(s->apigw_public_key, why, sizeof why);
-    if (pkey == NULL) {
+    EVP_PKEY *pkey = NULL;
+    bkoauth_code krc = jwt_key_get(s->apigw_public_key, &pkey, why, sizeof why);
+    if (krc == BKOAUTH_E_NOMEM)
+        return err_set(err, BKOAUTH_E_NOMEM, "out of memory reading APIGW_PUBLIC_KEY");
+    if (krc != BKOAUTH_OK) {
         log_write(client_logger(client), BKOAUTH_LOG_ERROR, "X-Bkapi-Jwt refused: public key unusable: %s",
                   why);
         return err_set(err, BKOAUTH_E_JWT, "public key unusable: %s", why);
@@ -399,7 +447,9 @@ bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth
         goto out;
     }
     json_error_t jerr;
-    header = json_loadb((const char *)header_raw, header_len, JSON_REJECT_DUPLICATES, &jerr);
+    int oom = 0;
+    header = bkoauth__json_loadb((const char *)header_raw, header_len, JSON_REJECT_DUPLICATES, &jerr, &oom);
+    if (oom) goto oom;
     if (!json_is_object(header)) {
         err_set(err, rc, "malformed token: the JWT header is not a JSON object");
         goto out;
@@ -439,7 +489,15 @@ bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth
     }
 
     /* 6. the signature over "header.payload" as sent */
-    if (!jwt_signature_ok(pkey, jwt, (size_t)(dot2 - jwt), sig, sig_len)) {
+    int good = jwt_signature_ok(pkey, jwt, (size_t)(dot2 - jwt), sig, sig_len);
+    if (good == JWT_SIG_OOM) goto oom;
+    if (good == JWT_SIG_ERROR) {
+        err_set(err, rc,
+                "the signature could not be checked: OpenSSL failed to set up RS256 verification with "
+                "APIGW_PUBLIC_KEY; retry, and check the OpenSSL installation if it persists");
+        goto out;
+    }
+    if (good != JWT_SIG_GOOD) {
         err_set(err, rc,
                 "bad signature: X-Bkapi-Jwt was not signed by the key in APIGW_PUBLIC_KEY, or was altered; "
                 "check that APIGW_PUBLIC_KEY is this gateway's key");
@@ -447,7 +505,9 @@ bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth
     }
 
     /* 7. the payload */
-    payload = json_loadb((const char *)payload_raw, payload_len, JSON_REJECT_DUPLICATES, &jerr);
+    payload =
+        bkoauth__json_loadb((const char *)payload_raw, payload_len, JSON_REJECT_DUPLICATES, &jerr, &oom);
+    if (oom) goto oom;
     if (!json_is_object(payload)) {
         err_set(err, rc, "malformed token: the JWT payload is not a JSON object");
         goto out;
@@ -501,10 +561,10 @@ bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth
     }
 
     /* accepted: app and user */
-    result = calloc(1, sizeof *result);
+    result = bkoauth__calloc(1, sizeof *result);
     if (result == NULL) goto oom;
     result->expires = exp_at;
-    result->payload_json = bk_strndup((const char *)payload_raw, payload_len);
+    result->payload_json = bkoauth__strndup((const char *)payload_raw, payload_len);
     if (result->payload_json == NULL) goto oom;
     const json_t *app = json_object_get(payload, "app");
     if (json_is_object(app)) {
@@ -535,9 +595,9 @@ out:
     bkoauth_jwt_free(result);
     json_decref(header);
     json_decref(payload);
-    free(header_raw);
-    free(payload_raw);
-    free(sig);
+    bkoauth__free(header_raw);
+    bkoauth__free(payload_raw);
+    bkoauth__free(sig);
     EVP_PKEY_free(pkey);
     return rc;
 }
@@ -555,7 +615,9 @@ char *bkoauth_jwt_error_body(const bkoauth_error *err)
         memcpy(message, err->message, n);
         message[n] = '\0';
     }
+    unsigned long failed = bkoauth__alloc_failures();
     json_t *msg = json_string(message);
+    if (msg == NULL && bkoauth__alloc_failures() != failed) return NULL; /* out of memory */
     if (msg == NULL) /* not UTF-8 (a caller-filled message): keep what is printable ASCII */
     {
         for (char *p = message; *p; p++)
@@ -567,7 +629,7 @@ char *bkoauth_jwt_error_body(const bkoauth_error *err)
     char *text = NULL;
     if (msg != NULL && body != NULL && json_object_set_new(body, "result", json_false()) == 0 &&
         json_object_set_new(body, "data", json_null()) == 0 && json_object_set(body, "message", msg) == 0)
-        text = json_dumps(body, JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+        text = bkoauth__json_dump(body, JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
     json_decref(msg);
     json_decref(body);
     /* Python writes \u escapes with lowercase hex digits; Jansson with uppercase */

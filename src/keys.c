@@ -36,7 +36,7 @@ uint64_t key_hash(const char *env_name, const char *user_id)
 
 keytab *keytab_new(void)
 {
-    keytab *kt = calloc(1, sizeof *kt);
+    keytab *kt = bkoauth__calloc(1, sizeof *kt);
     if (kt != NULL) pthread_mutex_init(&kt->mu, NULL);
     return kt;
 }
@@ -45,9 +45,9 @@ static void entry_free(key_entry *e)
 {
     pthread_mutex_destroy(&e->mu);
     bkoauth_token_free(e->unsaved);
-    free(e->env_name);
-    free(e->user_id);
-    free(e);
+    bkoauth__free(e->env_name);
+    bkoauth__free(e->user_id);
+    bkoauth__free(e);
 }
 
 void keytab_free(keytab *kt)
@@ -62,7 +62,7 @@ void keytab_free(keytab *kt)
         }
     }
     pthread_mutex_destroy(&kt->mu);
-    free(kt);
+    bkoauth__free(kt);
 }
 
 static int same_key(const key_entry *e, uint64_t h, const char *env_name, const char *user_id)
@@ -81,14 +81,14 @@ static key_entry *find(keytab *kt, const char *env_name, const char *user_id, in
             return e;
         }
     if (!create) return NULL;
-    key_entry *e = calloc(1, sizeof *e);
+    key_entry *e = bkoauth__calloc(1, sizeof *e);
     if (e == NULL) return NULL;
     e->env_name = bk_strdup(env_name);
     e->user_id = bk_strdup(user_id);
     if (e->env_name == NULL || (user_id != NULL && e->user_id == NULL)) {
-        free(e->env_name);
-        free(e->user_id);
-        free(e);
+        bkoauth__free(e->env_name);
+        bkoauth__free(e->user_id);
+        bkoauth__free(e);
         return NULL;
     }
     e->hash = h;

@@ -39,11 +39,12 @@ static int is_space(char c)
     return c == ' ' || c == '\t';
 }
 
+/* A name given twice: the last one counts, as in Django's request.COOKIES. */
 char *cookie_get(const char *header, const char *name)
 {
     if (header == NULL || name == NULL || name[0] == '\0') return NULL;
     size_t name_len = strlen(name);
-    const char *p = header;
+    const char *p = header, *found = NULL, *found_end = NULL;
     while (*p) {
         while (*p == ';' || is_space(*p))
             p++;
@@ -57,18 +58,20 @@ char *cookie_get(const char *header, const char *name)
         while (k_end > pair && is_space(k_end[-1]))
             k_end--;
         if ((size_t)(k_end - pair) != name_len || memcmp(pair, name, name_len) != 0) continue;
-        const char *v = eq + 1, *v_end = pair_end;
-        while (v < v_end && is_space(*v))
-            v++;
-        while (v_end > v && is_space(v_end[-1]))
-            v_end--;
-        if (v_end - v >= 2 && *v == '"' && v_end[-1] == '"') {
-            v++;
-            v_end--;
-        }
-        return bk_strndup(v, (size_t)(v_end - v));
+        found = eq + 1;
+        found_end = pair_end;
     }
-    return NULL;
+    if (found == NULL) return NULL;
+    const char *v = found, *v_end = found_end;
+    while (v < v_end && is_space(*v))
+        v++;
+    while (v_end > v && is_space(v_end[-1]))
+        v_end--;
+    if (v_end - v >= 2 && *v == '"' && v_end[-1] == '"') {
+        v++;
+        v_end--;
+    }
+    return bk_strndup(v, (size_t)(v_end - v));
 }
 
 /* ---- query string ------------------------------------------------------------------------- */
@@ -85,7 +88,7 @@ static int hex_value(char c)
  * escape or a NUL byte) or on OOM. *bad tells which. */
 static char *form_decode(const char *s, const char *e, int *bad)
 {
-    char *out = malloc((size_t)(e - s) + 1);
+    char *out = bkoauth__malloc((size_t)(e - s) + 1);
     *bad = 0;
     if (out == NULL) return NULL;
     size_t n = 0;
@@ -97,7 +100,7 @@ static char *form_decode(const char *s, const char *e, int *bad)
             int hi = p + 1 < e ? hex_value(p[1]) : -1;
             int lo = p + 2 < e ? hex_value(p[2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                free(out);
+                bkoauth__wipe_free(out, n);
                 *bad = 1;
                 return NULL;
             }
@@ -110,10 +113,12 @@ static char *form_decode(const char *s, const char *e, int *bad)
     return out;
 }
 
+/* A name given twice: the last (well-formed) one counts, as in Django's request.GET[name]. */
 char *query_get(const char *query, const char *name)
 {
     if (query == NULL || name == NULL || name[0] == '\0') return NULL;
     const char *p = query;
+    char *last = NULL;
     while (*p) {
         const char *pair = p;
         while (*p && *p != '&' && *p != ';')
@@ -124,15 +129,24 @@ char *query_get(const char *query, const char *name)
         const char *k_end = eq ? eq : pair_end;
         int bad;
         char *key = form_decode(pair, k_end, &bad);
-        if (key == NULL) continue; /* a malformed pair is skipped, never half-read */
+        if (key == NULL) {
+            if (bad) continue; /* a malformed pair is skipped, never half-read */
+            bk_wipe_free(last);
+            return NULL;
+        }
         int match = strcmp(key, name) == 0;
-        free(key);
+        bkoauth__free(key);
         if (!match) continue;
-        if (eq == NULL) return bk_strdup("");
-        char *value = form_decode(eq + 1, pair_end, &bad);
-        if (value != NULL || !bad) return value;
+        char *value = eq == NULL ? bk_strdup("") : form_decode(eq + 1, pair_end, &bad);
+        if (value == NULL && (eq == NULL || !bad)) { /* out of memory */
+            bk_wipe_free(last);
+            return NULL;
+        }
+        if (value == NULL) continue;
+        bk_wipe_free(last);
+        last = value;
     }
-    return NULL;
+    return last;
 }
 
 /* ---- the uin rule ------------------------------------------------------------------------- */
@@ -153,18 +167,24 @@ char *uin_normalize(const char *value)
 
 /* ---- credentials and address --------------------------------------------------------------- */
 
+/* The credential named cookie_name: cookie, session, query string, else "". NULL when out of
+ * memory (cookie_get() and query_get() return NULL for "absent" too: the allocation failure
+ * count tells them apart, so that a failure never passes for a missing credential). */
 static char *first_credential(const bkoauth_request *req, const char *cookie_name)
 {
+    unsigned long failed = bkoauth__alloc_failures();
     char *v = cookie_get(req->cookie_header, cookie_name);
     if (!bk_empty(v)) return v;
-    free(v);
+    bkoauth__free(v);
+    if (bkoauth__alloc_failures() != failed) return NULL;
     if (req->session_get != NULL) {
         const char *s = req->session_get(req->session_ctx, cookie_name);
         if (!bk_empty(s)) return bk_strdup(s);
     }
     v = query_get(req->query_string, cookie_name);
     if (!bk_empty(v)) return v;
-    free(v);
+    bkoauth__free(v);
+    if (bkoauth__alloc_failures() != failed) return NULL;
     return bk_strdup("");
 }
 

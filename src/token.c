@@ -10,9 +10,9 @@
 void bkoauth_token_free(bkoauth_token *token)
 {
     if (token == NULL) return;
-    if (token->access_token) memset(token->access_token, 0, strlen(token->access_token));
-    if (token->refresh_token) memset(token->refresh_token, 0, strlen(token->refresh_token));
-    free(token);
+    if (token->access_token) bkoauth__wipe(token->access_token, strlen(token->access_token));
+    if (token->refresh_token) bkoauth__wipe(token->refresh_token, strlen(token->refresh_token));
+    bkoauth__free(token);
 }
 
 bkoauth_token *token_make(const char *access_token, const char *refresh_token, const char *scope,
@@ -28,7 +28,7 @@ bkoauth_token *token_make(const char *access_token, const char *refresh_token, c
             total += len[i] + 1;
         }
     }
-    bkoauth_token *t = malloc(total);
+    bkoauth_token *t = bkoauth__malloc(total);
     if (t == NULL) return NULL;
     char *p = (char *)(t + 1);
     char **dst[5] = {&t->access_token, &t->refresh_token, &t->scope, &t->env_name, &t->user_id};
@@ -63,7 +63,7 @@ void bkoauth_tokens_free(bkoauth_token **tokens, size_t count)
     if (tokens == NULL) return;
     for (size_t i = 0; i < count; i++)
         bkoauth_token_free(tokens[i]);
-    free(tokens);
+    bkoauth__free(tokens);
 }
 
 char *bkoauth_mask(const char *secret, char *buf, size_t size)

@@ -8,25 +8,18 @@
 
 char *bk_strdup(const char *s)
 {
-    return s == NULL ? NULL : bk_strndup(s, strlen(s));
+    return bkoauth__strdup(s);
 }
 
 char *bk_strndup(const char *s, size_t n)
 {
-    char *p = malloc(n + 1);
-    if (p == NULL) return NULL;
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
+    return bkoauth__strndup(s, n);
 }
 
 void bk_wipe_free(char *s)
 {
     if (s == NULL) return;
-    volatile char *v = s;
-    while (*v)
-        *v++ = '\0';
-    free(s);
+    bkoauth__wipe_free(s, strlen(s));
 }
 
 int bk_streq(const char *a, const char *b)
@@ -60,7 +53,17 @@ static int buf_reserve(bk_buf *b, size_t extra)
         }
         cap *= 2;
     }
-    char *p = realloc(b->data, cap);
+    char *p;
+    if (b->secret && b->data != NULL) {
+        /* moved by hand, so that no copy of the secret stays behind in freed memory */
+        p = bkoauth__malloc(cap);
+        if (p != NULL) {
+            memcpy(p, b->data, b->len + 1);
+            bkoauth__wipe_free(b->data, b->cap);
+        }
+    } else {
+        p = bkoauth__realloc(b->data, cap);
+    }
     if (p == NULL) {
         b->oom = 1;
         return -1;
@@ -117,8 +120,19 @@ void buf_urlencode(bk_buf *b, const char *s)
 
 void buf_free(bk_buf *b)
 {
-    free(b->data);
+    if (b->secret)
+        bkoauth__wipe_free(b->data, b->cap);
+    else
+        bkoauth__free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
     b->oom = 0;
+}
+
+size_t bk_utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xC0) != 0x80) n++;
+    return n;
 }

@@ -7,7 +7,8 @@
  * ./bkoauth.conf when present; the environment on top; -D last. A token command prints the
  * access_token alone on stdout; everything meant for people (list, errors) shows secrets masked.
  * Exit status: 0 ok, 2 usage, 3 TokenAPIError, 4 TokenNotExist, 5 ConfigError, 6 StoreError,
- * 7 JWTError, 1 anything else. */
+ * 7 JWTError, 1 anything else (OutOfMemory among them: an allocation that fails anywhere, in the
+ * library, in Jansson or in libcurl, is reported as "bkoauth: OutOfMemory: ..."). */
 #include <bkoauth.h>
 
 #include <jansson.h>
@@ -28,6 +29,14 @@
 #define CLI_DEFAULT_CLIENT_IP "127.0.0.1"
 #define CLI_JWT_MAX (64 * 1024) /* an X-Bkapi-Jwt read from stdin is refused beyond this */
 #define CLI_MASK_SIZE 64
+
+/* The allocators, set first thing: the C library's, handed through libbkoauth's wrappers to
+ * Jansson too, so that an allocation failure inside Jansson is told from bad JSON (see
+ * bkoauth_set_allocators()). A test build (tests/cli/bkoauth_faulty.c) defines this to install
+ * its fault-injecting allocator instead; this program itself reads nothing of the sort. */
+#ifndef CLI_SET_ALLOCATORS
+#define CLI_SET_ALLOCATORS() bkoauth_set_allocators(NULL, NULL, NULL, NULL, NULL, NULL)
+#endif
 
 /* ---- the commands ----------------------------------------------------------------------- */
 
@@ -137,7 +146,8 @@ static void cli_print_tool_help(FILE *f)
     fputs(
         "\nOptions:\n"
         "  -c, --config FILE        settings file (else $BKOAUTH_CONFIG, else ./bkoauth.conf when present)\n"
-        "  -D, --database URL       token store: sqlite:PATH or postgresql://... (overrides\n"
+        "  -D, --database URL       token store: sqlite:PATH, postgresql://... or\n"
+        "                           mysql://USER:PASSWORD@HOST:PORT/DATABASE (overrides\n"
         "                           BKOAUTH_DATABASE_URL)\n"
         "      --json               print JSON instead of text\n"
         "  -h, --help               show help (bkoauth COMMAND --help for a command)\n"
@@ -330,14 +340,25 @@ static json_t *cli_token_json(const bkoauth_token *t, int mask, int64_t now)
     return o;
 }
 
+/* The text of a JSON value, newly allocated (free()), or NULL when out of memory. Not
+ * json_dumps(): out of memory, Jansson 2.14's json_dumps() may leave an object key out of the
+ * text and still succeed; json_dumpb() into a buffer of the right size allocates no text. */
+static char *cli_json_text(const json_t *value, size_t flags)
+{
+    size_t need = json_dumpb(value, NULL, 0, flags);
+    char *text = need > 0 ? malloc(need + 1) : NULL;
+    if (text == NULL || json_dumpb(value, text, need, flags) != need) {
+        free(text);
+        return NULL;
+    }
+    text[need] = '\0';
+    return text;
+}
+
 /* Prints a JSON value (and drops the reference) on stdout with a newline. */
 static int cli_print_json(json_t *value)
 {
-    if (value == NULL) {
-        fputs("bkoauth: OutOfMemory: could not build the JSON output\n", stderr);
-        return CLI_EXIT_OTHER;
-    }
-    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = value != NULL ? cli_json_text(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(value);
     if (text == NULL) {
         fputs("bkoauth: OutOfMemory: could not build the JSON output\n", stderr);
@@ -619,8 +640,13 @@ static int cmd_verify_jwt(bkoauth_client *client, const cli_args *a)
         free(input);
         if (a->json) {
             char *body = bkoauth_jwt_error_body(&e);
-            if (body != NULL) puts(body);
-            free(body);
+            if (body == NULL) {
+                cli_fail(&e);
+                fputs("bkoauth: OutOfMemory: could not build the JSON body of the refusal\n", stderr);
+                return CLI_EXIT_OTHER;
+            }
+            puts(body);
+            bkoauth_free(body);
         }
         return cli_fail(&e);
     }
@@ -629,7 +655,18 @@ static int cmd_verify_jwt(bkoauth_client *client, const cli_args *a)
         json_t *o = json_object();
         char exp[40];
         json_error_t jerr;
+        /* The payload was verified JSON: failing to read it again can only mean out of memory,
+         * which cli_print_json() reports (o is dropped below). Out of memory, Jansson 2.14's
+         * parser may also drop a byte and succeed: two readings that differ mean that too. */
         json_t *payload = v->payload_json ? json_loads(v->payload_json, 0, &jerr) : json_null();
+        json_t *again = v->payload_json ? json_loads(v->payload_json, 0, &jerr) : json_null();
+        if (payload == NULL || again == NULL || !json_equal(payload, again)) {
+            json_decref(payload);
+            payload = NULL;
+            json_decref(o);
+            o = NULL;
+        }
+        json_decref(again);
         if (o != NULL &&
             (cli_json_set(o, "app_code", v->app_code ? cli_json_str(v->app_code) : json_null()) != 0 ||
              cli_json_set(o, "app_verified", json_boolean(v->app_verified)) != 0 ||
@@ -961,6 +998,10 @@ static int cli_check(const cli_command *c, const cli_args *a)
 
 int main(int argc, char **argv)
 {
+    if (CLI_SET_ALLOCATORS() != BKOAUTH_OK) {
+        fputs("bkoauth: could not set up the allocators\n", stderr);
+        return CLI_EXIT_OTHER;
+    }
     cli_args a;
     memset(&a, 0, sizeof a);
     int status = cli_parse(argc, argv, &a);

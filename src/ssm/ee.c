@@ -1,6 +1,7 @@
 /* ee.c - the "ee" wire protocol (BKAUTH_BACKEND_TYPE = bk_token): HTTP POST with a JSON body and
  * the headers X-BK-APP-CODE / X-BK-APP-SECRET (PROTOCOL.md "Protocol ee"). */
 #include "ssm_int.h"
+#include "../json.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -47,7 +48,7 @@ static json_t *ee_string(const char *s)
     json_t *j = json_string(s);
     if (j != NULL) return j;
     size_t n = strlen(s);
-    bk_buf b = {NULL, 0, 0, 0};
+    bk_buf b = {NULL, 0, 0, 0, 1}; /* a credential */
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
         size_t k = ee_utf8_seq(p + i, n - i);
@@ -78,9 +79,10 @@ static bkoauth_code ee_headers(const bk_settings *s, ssm_call *call, bkoauth_err
  * non-ASCII escaped. Takes obj's reference. */
 static bkoauth_code ee_body(json_t *obj, ssm_call *call, bkoauth_error *err)
 {
+    call->body.secret = 1; /* it carries a credential or a refresh_token */
     if (obj == NULL) return err_nomem(err);
     size_t need = json_dumpb(obj, NULL, 0, JSON_ENSURE_ASCII);
-    char *text = need > 0 ? malloc(need) : NULL;
+    char *text = need > 0 ? bkoauth__malloc(need) : NULL;
     if (text != NULL && json_dumpb(obj, text, need, JSON_ENSURE_ASCII) == need) {
         /* Python writes escapes in lower case ("\u00e9") and escapes DEL; jansson does
          * neither. Backslashes occur only inside strings, always as pairs "\\x". */
@@ -100,10 +102,7 @@ static bkoauth_code ee_body(json_t *obj, ssm_call *call, bkoauth_error *err)
     } else {
         call->body.oom = 1;
     }
-    if (text != NULL) {
-        memset(text, 0, need); /* may hold a credential */
-        free(text);
-    }
+    bkoauth__wipe_free(text, need); /* may hold a credential */
     json_decref(obj);
     return call->body.oom ? err_nomem(err) : BKOAUTH_OK;
 }
@@ -146,7 +145,9 @@ bkoauth_code ee_build_user(const bk_settings *s, const char *env_name, const bk_
     json_t *params = NULL;
     if (!bk_empty(s->oauth_params_json)) {
         json_error_t jerr;
-        params = json_loads(s->oauth_params_json, 0, &jerr);
+        int oom = 0;
+        params = bkoauth__json_loadb(s->oauth_params_json, strlen(s->oauth_params_json), 0, &jerr, &oom);
+        if (oom) return err_nomem(err);
         if (!json_is_object(params)) {
             json_decref(params);
             return err_set(err, BKOAUTH_E_CONFIG,

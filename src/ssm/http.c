@@ -1,6 +1,7 @@
 /* http.c - the HTTP carrier of the SSM layer, over libcurl.
  *
- * libcurl is initialised once per process (pthread_once). Each http_client keeps a small free list
+ * libcurl is initialised once per process, with the library's allocators (alloc.c); a failed
+ * initialisation is tried again by the next client. Each http_client keeps a small free list
  * of easy handles; a handle keeps its live connections when it goes back to the list
  * (curl_easy_reset keeps them), so consecutive calls, from any thread, reuse connections. */
 #include "http.h"
@@ -26,29 +27,34 @@ struct http_client {
     atomic_flag tls_warned; /* set once the "TLS verification is off" warning went out */
 };
 
-static pthread_once_t http_once = PTHREAD_ONCE_INIT;
-static CURLcode http_init_result = CURLE_FAILED_INIT;
+static pthread_mutex_t http_init_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool http_init_done;
 
-static void http_global_init(void)
+/* libcurl's process-wide initialisation, once it succeeds (a failure, such as running out of
+ * memory, is not remembered). */
+static bkoauth_code http_global_init(bkoauth_error *err)
 {
-    http_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (atomic_load_explicit(&http_init_done, memory_order_acquire)) return BKOAUTH_OK;
+    pthread_mutex_lock(&http_init_lock);
+    bkoauth_code rc = BKOAUTH_OK;
+    if (!atomic_load_explicit(&http_init_done, memory_order_relaxed)) {
+        rc = bkoauth__curl_global_init(err);
+        if (rc == BKOAUTH_OK) atomic_store_explicit(&http_init_done, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&http_init_lock);
+    return rc;
 }
 
 http_client *http_new(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
 {
-    pthread_once(&http_once, http_global_init);
-    if (http_init_result != CURLE_OK) {
-        err_set(err, BKOAUTH_E_TOKEN_API, "cannot initialise libcurl: %s",
-                curl_easy_strerror(http_init_result));
-        return NULL;
-    }
-    http_client *h = calloc(1, sizeof *h);
+    if (http_global_init(err) != BKOAUTH_OK) return NULL;
+    http_client *h = bkoauth__calloc(1, sizeof *h);
     if (h == NULL) {
         err_nomem(err);
         return NULL;
     }
     if (pthread_mutex_init(&h->lock, NULL) != 0) {
-        free(h);
+        bkoauth__free(h);
         err_set(err, BKOAUTH_E_NOMEM, "cannot create a mutex for the HTTP connection pool");
         return NULL;
     }
@@ -64,7 +70,7 @@ void http_free(http_client *h)
     for (size_t i = 0; i < h->nidle; i++)
         curl_easy_cleanup(h->idle[i]);
     pthread_mutex_destroy(&h->lock);
-    free(h);
+    bkoauth__free(h);
 }
 
 void http_after_fork(http_client *h)
@@ -78,10 +84,11 @@ void http_after_fork(http_client *h)
 void http_response_clear(http_response *r)
 {
     if (r == NULL) return;
-    free(r->body);
+    bkoauth__wipe_free(r->body, r->len); /* a grant: tokens */
     r->body = NULL;
     r->len = 0;
     r->status = 0;
+    r->alloc_failed = 0;
 }
 
 /* An idle handle, or a new one; NULL on OOM. */
@@ -95,10 +102,22 @@ static CURL *http_acquire(http_client *h)
     return c;
 }
 
-/* Back to the free list (its connections stay open), or closed when the list is full. */
-static void http_release(http_client *h, CURL *c)
+/* Back to the free list (its connections stay open), or closed when the list is full or the
+ * handle is not to be trusted again (keep 0: a transfer failed or ran out of memory midway and
+ * may have left its connection in any state). */
+static void http_release(http_client *h, CURL *c, int keep)
 {
-    curl_easy_reset(c);
+    if (keep) {
+        /* curl_easy_reset() copies default strings: one that ran out of memory leaves the handle
+         * half set up, and it says nothing */
+        unsigned long failed = bkoauth__alloc_failures();
+        curl_easy_reset(c);
+        keep = bkoauth__alloc_failures() == failed;
+    }
+    if (!keep) {
+        curl_easy_cleanup(c);
+        return;
+    }
     pthread_mutex_lock(&h->lock);
     if (h->nidle < HTTP_POOL_MAX) {
         h->idle[h->nidle++] = c;
@@ -128,13 +147,8 @@ static size_t http_write(char *data, size_t size, size_t nmemb, void *userdata)
 /* Zeroes then frees a header list (lines may hold the app secret). */
 static void http_slist_wipe_free(struct curl_slist *list)
 {
-    for (struct curl_slist *p = list; p != NULL; p = p->next) {
-        if (p->data != NULL) {
-            volatile char *v = p->data;
-            while (*v)
-                *v++ = '\0';
-        }
-    }
+    for (struct curl_slist *p = list; p != NULL; p = p->next)
+        if (p->data != NULL) bkoauth__wipe(p->data, strlen(p->data));
     curl_slist_free_all(list);
 }
 
@@ -177,10 +191,13 @@ static int http_is_tls_error(CURLcode rc)
     }
 }
 
-/* Turns a failed transfer into a message a person can act on. */
+/* Turns a failed transfer into a message a person can act on. oom: an allocation failed
+ * during the transfer (libcurl may report that under another code). */
 static bkoauth_code http_fail(http_client *h, CURL *c, CURLcode rc, const http_sink *sink, const char *url,
-                              const char *errbuf, bkoauth_error *err)
+                              const char *errbuf, int oom, bkoauth_error *err)
 {
+    if (oom || sink->buf.oom || rc == CURLE_OUT_OF_MEMORY)
+        return err_set(err, BKOAUTH_E_NOMEM, "out of memory during the HTTP request to the SSM service");
     char hp[300];
     http_host_port(url, hp, sizeof hp);
     const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
@@ -188,9 +205,7 @@ static bkoauth_code http_fail(http_client *h, CURL *c, CURLcode rc, const http_s
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     bkoauth_code code = BKOAUTH_E_TOKEN_API;
 
-    if (sink->buf.oom || rc == CURLE_OUT_OF_MEMORY) {
-        code = err_nomem(err);
-    } else if (sink->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+    if (sink->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
         err_set(
             err, code,
             "the response from %s is larger than the %ld-byte limit; is OAUTH_API_URL pointing at the SSM "
@@ -248,18 +263,20 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
     resp->status = 0;
     resp->body = NULL;
     resp->len = 0;
+    resp->alloc_failed = 0;
     if (h->s->tls_verify == 0 && !atomic_flag_test_and_set(&h->tls_warned))
         log_write(
             h->logger, BKOAUTH_LOG_WARNING,
             "BKOAUTH_TLS_VERIFY is false: TLS verification is off, the SSM service's certificate is not "
             "checked and anyone on the network path can impersonate it");
 
+    unsigned long failed = bkoauth__alloc_failures();
     CURL *c = http_acquire(h);
     if (c == NULL) return err_nomem(err);
 
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
-    http_sink sink = {{NULL, 0, 0, 0}, 0};
+    http_sink sink = {{NULL, 0, 0, 0, 1}, 0}; /* the answer holds tokens */
     struct curl_slist *headers = NULL;
     int oom = 0;
     for (size_t i = 0; i < req->header_count && !oom; i++) {
@@ -279,65 +296,75 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
     }
     if (oom) {
         http_slist_wipe_free(headers);
-        http_release(h, c);
+        http_release(h, c, 1);
         return err_nomem(err);
     }
 
+    /* Options that libcurl copies allocate: one that could not be set (the CA bundle, the
+     * allowed protocols) must never pass silently, so their results are checked. */
     long timeout = h->s->timeout_ms > 0 ? h->s->timeout_ms : 10000;
-    curl_easy_setopt(c, CURLOPT_URL, req->url);
+    int setopt_oom = curl_easy_setopt(c, CURLOPT_URL, req->url) == CURLE_OUT_OF_MEMORY;
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 #if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    setopt_oom |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OUT_OF_MEMORY;
+    setopt_oom |= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OUT_OF_MEMORY;
 #else
     curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, h->s->tls_verify ? 1L : 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, h->s->tls_verify ? 2L : 0L);
-    if (!bk_empty(h->s->ca_file)) curl_easy_setopt(c, CURLOPT_CAINFO, h->s->ca_file);
+    if (!bk_empty(h->s->ca_file))
+        setopt_oom |= curl_easy_setopt(c, CURLOPT_CAINFO, h->s->ca_file) == CURLE_OUT_OF_MEMORY;
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_MAX_RESPONSE);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "libbkoauth/" BKOAUTH_VERSION_STRING);
+    setopt_oom |=
+        curl_easy_setopt(c, CURLOPT_USERAGENT, "libbkoauth/" BKOAUTH_VERSION_STRING) == CURLE_OUT_OF_MEMORY;
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     if (req->body != NULL) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        if (strcmp(req->method, "POST") != 0) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+        if (strcmp(req->method, "POST") != 0)
+            setopt_oom |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method) == CURLE_OUT_OF_MEMORY;
     } else if (strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     } else {
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+        setopt_oom |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method) == CURLE_OUT_OF_MEMORY;
     }
 
-    CURLcode rc = curl_easy_perform(c);
     bkoauth_code code = BKOAUTH_OK;
-    if (rc != CURLE_OK) {
-        code = http_fail(h, c, rc, &sink, req->url, errbuf, err);
-        buf_free(&sink.buf);
-    } else if (sink.buf.oom) {
-        code = err_nomem(err);
-        buf_free(&sink.buf);
+    if (setopt_oom || bkoauth__alloc_failures() != failed) {
+        code = err_set(err, BKOAUTH_E_NOMEM, "out of memory preparing the HTTP request to the SSM service");
     } else {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
-        if (sink.buf.data == NULL) { /* empty body: still a string */
-            sink.buf.data = calloc(1, 1);
-            if (sink.buf.data == NULL) code = err_nomem(err);
-        }
-        if (code == BKOAUTH_OK) {
-            resp->body = sink.buf.data;
-            resp->len = sink.buf.len;
+        CURLcode rc = curl_easy_perform(c);
+        if (rc != CURLE_OK) {
+            code = http_fail(h, c, rc, &sink, req->url, errbuf, bkoauth__alloc_failures() != failed, err);
+        } else if (sink.buf.oom) {
+            code = err_set(err, BKOAUTH_E_NOMEM, "out of memory reading the SSM service's answer");
+        } else {
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+            resp->alloc_failed = bkoauth__alloc_failures() != failed;
+            if (sink.buf.data == NULL) { /* empty body: still a string */
+                sink.buf.data = bkoauth__calloc(1, 1);
+                if (sink.buf.data == NULL) code = err_nomem(err);
+            }
+            if (code == BKOAUTH_OK) {
+                resp->body = sink.buf.data;
+                resp->len = sink.buf.len;
+                sink.buf.data = NULL;
+            }
         }
     }
+    buf_free(&sink.buf);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     http_slist_wipe_free(headers);
-    http_release(h, c);
+    http_release(h, c, code == BKOAUTH_OK && !resp->alloc_failed);
     return code;
 }

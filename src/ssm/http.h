@@ -35,6 +35,10 @@ typedef struct http_response {
     long status;
     char *body;
     size_t len;
+    /* an allocation failed inside libcurl during the transfer, which libcurl got over: it may
+     * have sent the request without a part (libcurl drops a query it cannot copy), so a refusal
+     * is to be reported as out of memory rather than believed */
+    int alloc_failed;
 } http_response;
 void http_response_clear(http_response *r);
 

@@ -8,6 +8,7 @@
 /* Appends "&key=value" (no '&' first), both percent-encoded. NULL value is sent empty. */
 static void ieod_param(bk_buf *q, const char *key, const char *value)
 {
+    q->secret = 1; /* it carries the app secret, a credential or a refresh_token */
     if (q->len > 0) buf_append(q, "&", 1);
     buf_urlencode(q, key);
     buf_append(q, "=", 1);

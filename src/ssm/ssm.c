@@ -1,6 +1,7 @@
 /* ssm.c - the SSM client: checks what a call needs, lets the protocol (ieod.c or ee.c) build it,
  * carries it over http.c, and parses the answer into a grant (one parser for both protocols). */
 #include "ssm_int.h"
+#include "../json.h"
 #include "http.h"
 
 #include <ctype.h>
@@ -60,17 +61,13 @@ void ssm_grant_clear(ssm_grant *g)
     if (g == NULL) return;
     bk_wipe_free(g->access_token);
     bk_wipe_free(g->refresh_token);
-    free(g->scope);
+    bkoauth__free(g->scope);
     memset(g, 0, sizeof *g);
 }
 
 static void ssm_buf_wipe_free(bk_buf *b)
 {
-    if (b->data != NULL) {
-        volatile char *v = b->data;
-        for (size_t i = 0; i < b->cap; i++)
-            v[i] = '\0';
-    }
+    b->secret = 1;
     buf_free(b);
 }
 
@@ -90,7 +87,7 @@ int ssm_call_header(ssm_call *call, const char *name, const char *value)
     for (const char *p = value; *p; p++)
         if (*p == '\r' || *p == '\n')
             return -1; /* never a header injection; ssm.c rejects such settings earlier */
-    bk_buf b = {NULL, 0, 0, 0};
+    bk_buf b = {NULL, 0, 0, 0, 1};
     buf_printf(&b, "%s: %s", name, value);
     if (b.oom) {
         ssm_buf_wipe_free(&b);
@@ -281,12 +278,7 @@ static char *ssm_optional_string(const json_t *data, const char *name, size_t ma
         }
         copy = bk_strndup(json_string_value(v), json_string_length(v));
     } else if (dump_other) {
-        copy = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (copy != NULL) { /* json_dumps uses jansson's allocator; hand out a malloc'd one */
-            char *c2 = bk_strdup(copy);
-            free(copy);
-            copy = c2;
-        }
+        copy = bkoauth__json_dump(v, JSON_COMPACT | JSON_ENCODE_ANY);
     } else {
         err_set(err, BKOAUTH_E_TOKEN_API, "data.%s is %s, not a string", name, ssm_json_type(v));
         return NULL;
@@ -338,7 +330,9 @@ bkoauth_code ssm_parse_response(int protocol, long status, const char *body, siz
     json_t *root = NULL;
     int truncated = 0;
     if (body != NULL && len > 0) {
-        root = json_loadb(body, len, 0, &jerr);
+        int oom = 0;
+        root = bkoauth__json_loadb(body, len, 0, &jerr, &oom);
+        if (oom) return err_set(err, BKOAUTH_E_NOMEM, "out of memory reading the SSM service's answer");
 #if JANSSON_VERSION_HEX >= 0x020b00
         if (root == NULL && json_error_code(&jerr) == json_error_premature_end_of_input) truncated = 1;
 #endif
@@ -417,7 +411,7 @@ ssm_client *ssm_new(const bk_settings *s, const bk_logger *logger, bkoauth_error
         err_set(err, BKOAUTH_E_INVALID, "ssm_new: no settings given");
         return NULL;
     }
-    ssm_client *c = calloc(1, sizeof *c);
+    ssm_client *c = bkoauth__calloc(1, sizeof *c);
     if (c == NULL) {
         err_nomem(err);
         return NULL;
@@ -426,7 +420,7 @@ ssm_client *ssm_new(const bk_settings *s, const bk_logger *logger, bkoauth_error
     c->logger = logger;
     c->http = http_new(s, logger, err);
     if (c->http == NULL) {
-        free(c);
+        bkoauth__free(c);
         return NULL;
     }
     err_ok(err);
@@ -437,7 +431,7 @@ void ssm_free(ssm_client *c)
 {
     if (c == NULL) return;
     http_free(c->http);
-    free(c);
+    bkoauth__free(c);
 }
 
 /* api_url + path for messages and logs: without user info (user:password@). */
@@ -472,7 +466,7 @@ static void ssm_scrub(bkoauth_error *err, const char *secret)
     bkoauth_mask(secret, mask, sizeof mask);
     char *hit = strstr(err->message, secret);
     if (hit == NULL) return;
-    bk_buf b = {NULL, 0, 0, 0};
+    bk_buf b = {NULL, 0, 0, 0, 0};
     const char *p = err->message;
     while ((hit = strstr(p, secret)) != NULL) {
         buf_append(&b, p, (size_t)(hit - p));
@@ -503,8 +497,8 @@ static bkoauth_code ssm_attempt(ssm_client *c, ssm_kind kind, const char *env_na
     if (bk_empty(s->api_url))
         return err_set(
             err, BKOAUTH_E_TOKEN_API,
-            "SSM %s call failed: no OAUTH_API_URL configured: set OAUTH_API_URL in the settings file or "
-            "environment (e.g. OAUTH_API_URL = 'http://bkssmee.example.com')",
+            "SSM %s call failed: OAUTH_API_URL is not set: set it to the SSM service's base URL in the "
+            "settings file or the environment (e.g. OAUTH_API_URL = 'http://bkssmee.example.com')",
             what);
     if (bk_empty(s->app_code))
         return err_set(
@@ -549,7 +543,7 @@ static bkoauth_code ssm_attempt(ssm_client *c, ssm_kind kind, const char *env_na
         return rc;
     }
 
-    bk_buf url = {NULL, 0, 0, 0};
+    bk_buf url = {NULL, 0, 0, 0, 1}; /* the ieod query holds the app secret */
     buf_puts(&url, s->api_url);
     buf_puts(&url, call.path);
     if (call.query.len > 0) {
@@ -563,7 +557,7 @@ static bkoauth_code ssm_attempt(ssm_client *c, ssm_kind kind, const char *env_na
     }
     http_request req = {call.method,   url.data,       (const char *const *)call.headers,
                         call.nheaders, call.body.data, call.body.len};
-    http_response resp = {0, NULL, 0};
+    http_response resp = {0, NULL, 0, 0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = http_perform(c->http, &req, &resp, err);
@@ -576,6 +570,9 @@ static bkoauth_code ssm_attempt(ssm_client *c, ssm_kind kind, const char *env_na
         rc = ssm_parse_response(s->protocol, resp.status, resp.body, resp.len, out, err);
     else
         memset(out, 0, sizeof *out);
+    if (rc == BKOAUTH_E_TOKEN_API && resp.alloc_failed) /* a grant is kept; a refusal is not believed */
+        rc = err_set(err, BKOAUTH_E_NOMEM,
+                     "out of memory during the SSM %s call (the request may have lost a part)", what);
     char got[32];
     long st = resp.status > 0 ? resp.status : err != NULL ? err->http_status : 0;
     if (st > 0)
@@ -627,7 +624,7 @@ bkoauth_code ssm_ping(ssm_client *c, long *status, bkoauth_error *err)
             err, BKOAUTH_E_CONFIG,
             "OAUTH_API_URL is not set: set it to the SSM service's base URL in the settings file or "
             "the environment");
-    bk_buf url = {NULL, 0, 0, 0};
+    bk_buf url = {0};
     buf_puts(&url, c->s->api_url);
     buf_puts(&url, "/");
     if (url.oom) {
@@ -635,7 +632,7 @@ bkoauth_code ssm_ping(ssm_client *c, long *status, bkoauth_error *err)
         return err_nomem(err);
     }
     http_request req = {"GET", url.data, NULL, 0, NULL, 0};
-    http_response resp = {0, NULL, 0};
+    http_response resp = {0};
     bkoauth_code rc = http_perform(c->http, &req, &resp, err);
     if (rc == BKOAUTH_OK) *status = resp.status;
     http_response_clear(&resp);

@@ -6,7 +6,7 @@
 int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), void (*close)(void *conn),
               void *ctx)
 {
-    p->idle = calloc((size_t)max, sizeof *p->idle);
+    p->idle = bkoauth__calloc((size_t)max, sizeof *p->idle);
     if (p->idle == NULL) return -1;
     p->nidle = 0;
     p->opened = 0;
@@ -24,7 +24,7 @@ void pool_destroy(pool *p)
     if (p->idle == NULL) return;
     for (int i = 0; i < p->nidle; i++)
         p->close(p->idle[i]);
-    free(p->idle);
+    bkoauth__free(p->idle);
     p->idle = NULL;
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);

@@ -87,7 +87,7 @@ static PGconn *connect_pg(pg_store *ps)
 static void *pconn_open(void *ctx, bkoauth_error *err)
 {
     pg_store *ps = ctx;
-    pconn *c = calloc(1, sizeof *c);
+    pconn *c = bkoauth__calloc(1, sizeof *c);
     if (c == NULL) {
         err_nomem(err);
         return NULL;
@@ -99,7 +99,7 @@ static void *pconn_open(void *ctx, bkoauth_error *err)
     else
         pg_error(ps, c->pg, "connecting", err);
     PQfinish(c->pg);
-    free(c);
+    bkoauth__free(c);
     return NULL;
 }
 
@@ -107,7 +107,7 @@ static void pconn_close(void *p)
 {
     pconn *c = p;
     PQfinish(c->pg);
-    free(c);
+    bkoauth__free(c);
 }
 
 /* 1 when the connection is known broken: its status, or what the server sent while it was idle
@@ -151,6 +151,10 @@ static PGresult *run(pg_store *ps, pconn *c, const char *sql, int n, const char 
 {
     PGresult *r = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
     if (r != NULL && PQresultStatus(r) == want) return r;
+    if (r == NULL && PQstatus(c->pg) == CONNECTION_OK) { /* libpq could not allocate the result */
+        err_nomem(err);
+        return NULL;
+    }
     pg_error(ps, c->pg, what, err);
     PQclear(r);
     return NULL;
@@ -444,7 +448,7 @@ static bkoauth_code list_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *
             0, NULL, PGRES_TUPLES_OK, "listing tokens", err);
     if (r == NULL) return BKOAUTH_E_STORE;
     int n = PQntuples(r);
-    bkoauth_token **items = calloc((size_t)n + 1, sizeof *items);
+    bkoauth_token **items = bkoauth__calloc((size_t)n + 1, sizeof *items);
     bkoauth_code rc = items ? BKOAUTH_OK : err_nomem(err);
     int got = 0;
     for (; rc == BKOAUTH_OK && got < n; got++)
@@ -473,7 +477,7 @@ static void pg_close(store *base)
     pool_destroy(&ps->writers);
     PQfinish(ps->lock_pg);
     pthread_mutex_destroy(&ps->lock_mu);
-    free(ps);
+    bkoauth__free(ps);
 }
 
 static void pg_after_fork(store *base)
@@ -577,7 +581,7 @@ static bkoauth_code prepare_schema(pg_store *ps, pconn *c, bkoauth_error *err)
 
 store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
 {
-    pg_store *ps = calloc(1, sizeof *ps);
+    pg_store *ps = bkoauth__calloc(1, sizeof *ps);
     if (ps == NULL) {
         err_nomem(err);
         return NULL;

@@ -105,6 +105,7 @@ static long busy_limit_ms(const sqlite_store *ss)
 
 static bkoauth_code db_error(sqlite_store *ss, sqlite3 *db, int rc, const char *what, bkoauth_error *err)
 {
+    if (rc == SQLITE_NOMEM || (db != NULL && sqlite3_errcode(db) == SQLITE_NOMEM)) return err_nomem(err);
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
         return err_set(
             err, BKOAUTH_E_STORE,
@@ -123,7 +124,7 @@ static void conn_close(void *p)
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(c->stmt[i]);
     sqlite3_close(c->db);
-    free(c);
+    bkoauth__free(c);
 }
 
 static void exec_quiet(sqlite3 *db, const char *sql)
@@ -181,7 +182,7 @@ static int unreadable(sqlite3 *db)
 static void *conn_open(void *ctx, bkoauth_error *err)
 {
     sqlite_store *ss = ctx;
-    conn *c = calloc(1, sizeof *c);
+    conn *c = bkoauth__calloc(1, sizeof *c);
     if (c == NULL) {
         err_nomem(err);
         return NULL;
@@ -264,7 +265,7 @@ static bkoauth_code col_time(sqlite_store *ss, sqlite3_stmt *st, int i, const ch
         return BKOAUTH_OK;
     }
     const char *t = col_text(st, i);
-    if (t == NULL || dt_parse(t, ss->s->db_local_time, out) != 0)
+    if (t == NULL || dt_parse_zone(t, ss->s->db_zone, out) != 0)
         return err_set(err, BKOAUTH_E_STORE,
                        "token database %s: row id %lld has an unreadable %s value '%.40s'", ss->path,
                        (long long)sqlite3_column_int64(st, 0), name, t ? t : "NULL");
@@ -279,6 +280,16 @@ static bkoauth_code read_row(sqlite_store *ss, sqlite3_stmt *st, bkoauth_token *
     bkoauth_code rc = col_time(ss, st, 2, "expires", &expires, err);
     if (rc == BKOAUTH_OK) rc = col_time(ss, st, 7, "created_at", &created, err);
     if (rc != BKOAUTH_OK) return rc;
+    /* a NUL inside a text value would cut it short unseen: such a row is reported instead */
+    static const char *const names[] = {"",      "access_token", "",       "refresh_token",
+                                        "scope", "env_name",     "user_id"};
+    for (int i = 1; i <= 6; i++) {
+        const char *t = i == 2 ? NULL : col_text(st, i);
+        if (t != NULL && strlen(t) != (size_t)sqlite3_column_bytes(st, i))
+            return err_set(err, BKOAUTH_E_STORE,
+                           "token database %s: row id %lld has a NUL byte inside its %s", ss->path,
+                           (long long)sqlite3_column_int64(st, 0), names[i]);
+    }
     if (id) *id = sqlite3_column_int64(st, 0);
     *out = token_make(col_text(st, 1), col_text(st, 3), col_text(st, 4), col_text(st, 5), col_text(st, 6),
                       expires, created);
@@ -339,8 +350,8 @@ static bkoauth_code sq_get(store *base, const char *env_name, const char *user_i
 static bkoauth_code save(sqlite_store *ss, conn *c, int64_t id, const bkoauth_token *t, bkoauth_error *err)
 {
     char expires[32], created[32];
-    dt_format(t->expires, ss->s->db_local_time, expires, sizeof expires);
-    dt_format(t->created_at ? t->created_at : bk_now(), ss->s->db_local_time, created, sizeof created);
+    dt_format_zone(t->expires, ss->s->db_zone, expires, sizeof expires);
+    dt_format_zone(t->created_at ? t->created_at : bk_now(), ss->s->db_zone, created, sizeof created);
     /* a stale row of another key holding this access_token would break the unique constraint:
      * that token now belongs to this row, so the other row goes */
     sqlite3_stmt *st = stmt(ss, c, Q_DELETE_CLASH, err);
@@ -484,7 +495,7 @@ static bkoauth_code sq_list(store *base, bkoauth_token ***out, size_t *count, bk
     while (r == BKOAUTH_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            bkoauth_token **p = realloc(items, ncap * sizeof *p);
+            bkoauth_token **p = bkoauth__realloc(items, ncap * sizeof *p);
             if (p == NULL) {
                 r = err_nomem(err);
                 break;
@@ -492,8 +503,17 @@ static bkoauth_code sq_list(store *base, bkoauth_token ***out, size_t *count, bk
             items = p;
             cap = ncap;
         }
-        r = read_row(ss, st, &items[n], NULL, err);
-        if (r == BKOAUTH_OK) n++;
+        bkoauth_error why;
+        r = read_row(ss, st, &items[n], NULL, &why);
+        if (r == BKOAUTH_OK) {
+            n++;
+        } else if (r == BKOAUTH_E_STORE) { /* one unreadable row does not hide the others */
+            log_write(ss->base.logger, BKOAUTH_LOG_WARNING, "listing tokens: %s; that row is left out",
+                      why.message);
+            r = BKOAUTH_OK;
+        } else {
+            if (err) *err = why;
+        }
     }
     if (r == BKOAUTH_OK && rc != SQLITE_DONE) r = db_error(ss, c->db, rc, "listing tokens", err);
     if (st) sqlite3_reset(st);
@@ -513,8 +533,8 @@ static void sq_close(store *base)
     pool_destroy(&ss->readers);
     pool_destroy(&ss->writers);
     if (ss->lock_fd >= 0) close(ss->lock_fd);
-    free(ss->path);
-    free(ss);
+    bkoauth__free(ss->path);
+    bkoauth__free(ss);
 }
 
 static void sq_after_fork(store *base)
@@ -641,7 +661,7 @@ static bkoauth_code prepare_schema(sqlite_store *ss, conn *c, bkoauth_error *err
 static void open_lock_file(sqlite_store *ss)
 {
     size_t n = strlen(ss->path);
-    char *lock_path = malloc(n + sizeof "-lock");
+    char *lock_path = bkoauth__malloc(n + sizeof "-lock");
     if (lock_path == NULL) {
         ss->lock_fd = -1;
         return;
@@ -653,7 +673,7 @@ static void open_lock_file(sqlite_store *ss)
         log_write(ss->base.logger, BKOAUTH_LOG_INFO,
                   "cannot open %s (%s): renewals of a token are kept apart within this process only",
                   lock_path, strerror(errno));
-    free(lock_path);
+    bkoauth__free(lock_path);
 }
 
 store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
@@ -675,9 +695,9 @@ store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_
                 path, strerror(errno));
         return NULL;
     }
-    sqlite_store *ss = calloc(1, sizeof *ss);
+    sqlite_store *ss = bkoauth__calloc(1, sizeof *ss);
     if (ss == NULL || (ss->path = bk_strdup(path)) == NULL) {
-        free(ss);
+        bkoauth__free(ss);
         err_nomem(err);
         return NULL;
     }

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STORE_MAX_USER 64   /* user_id varchar(64) */
+#define STORE_MAX_USER 64   /* user_id varchar(64): characters */
 #define STORE_MAX_TOKEN 255 /* access_token, refresh_token, env_name varchar(255) */
 
 /* Both backends are always built (postgres.c is in the library). The reference is a strong
@@ -30,6 +30,15 @@ store *store_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *
     case BK_STORE_SQLITE:
         st = store_sqlite_open(s, logger, err);
         break;
+    case BK_STORE_MYSQL:
+#ifdef BKOAUTH_WITH_MYSQL
+        st = store_mysql_open(s, logger, err);
+#else
+        err_set(err, BKOAUTH_E_CONFIG,
+                "BKOAUTH_DATABASE_URL: a MySQL URL, but this libbkoauth was built without MySQL "
+                "(BKOAUTH_WITH_MYSQL=OFF)");
+#endif
+        break;
     default:
         err_set(err, BKOAUTH_E_CONFIG, "BKOAUTH_DATABASE_URL: unknown store kind %d", s->store_kind);
         break;
@@ -51,9 +60,14 @@ static bkoauth_code check_key(const char *env_name, const char *user_id, bkoauth
         return err_set(err, BKOAUTH_E_INVALID,
                        "env_name is %zu bytes long; the token table allows at most %d", strlen(env_name),
                        STORE_MAX_TOKEN);
-    if (user_id != NULL && strlen(user_id) > STORE_MAX_USER)
-        return err_set(err, BKOAUTH_E_INVALID, "user_id is %zu bytes long; the token table allows at most %d",
-                       strlen(user_id), STORE_MAX_USER);
+    const char *bad = bk_name_problem(env_name);
+    if (bad != NULL) return err_set(err, BKOAUTH_E_INVALID, "env_name %s", bad);
+    if (user_id != NULL && (bad = bk_name_problem(user_id)) != NULL)
+        return err_set(err, BKOAUTH_E_INVALID, "user_id %s: give the user's name as it is", bad);
+    if (user_id != NULL && bk_utf8_chars(user_id) > STORE_MAX_USER)
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "user_id is %zu characters long; the token table allows at most %d",
+                       bk_utf8_chars(user_id), STORE_MAX_USER);
     return BKOAUTH_OK;
 }
 
@@ -65,6 +79,37 @@ static const char *app_or_user(const char *user_id)
 static const char *who(const char *user_id)
 {
     return user_id ? user_id : "the APP";
+}
+
+/* NULL when a token read from the table can be used (its tokens in the SSM's alphabet, its
+ * names readable); else what is wrong with it. Rows other programs wrote may hold anything. */
+static const char *row_problem(const bkoauth_token *t)
+{
+    if (!bk_token_text_ok(t->access_token, STORE_MAX_TOKEN, 0))
+        return "its access_token is empty, too long or has characters no SSM token has";
+    if (!bk_token_text_ok(t->refresh_token, STORE_MAX_TOKEN, 1))
+        return "its refresh_token is too long or has characters no SSM token has";
+    if (bk_name_problem(t->env_name) != NULL) return "its env_name has control characters or is not UTF-8";
+    if (t->user_id != NULL && bk_name_problem(t->user_id) != NULL)
+        return "its user_id has control characters or is not UTF-8";
+    return NULL;
+}
+
+/* The backend's get, with the row checked: one that cannot be used is BKOAUTH_E_STORE (its
+ * contents never shown). */
+static bkoauth_code get_row(store *st, const char *env_name, const char *user_id, bkoauth_token **out,
+                            bkoauth_error *err)
+{
+    bkoauth_code rc = st->ops->get(st, env_name, user_id, out, err);
+    const char *bad = rc == BKOAUTH_OK ? row_problem(*out) : NULL;
+    if (bad == NULL) return rc;
+    bkoauth_token_free(*out);
+    *out = NULL;
+    return err_set(
+        err, BKOAUTH_E_STORE,
+        "the saved token of %s in env %s cannot be used: %s (did another program write it?); a new "
+        "login replaces it, or remove it with bkoauth_delete_token()",
+        who(user_id), env_name, bad);
 }
 
 /* Every save goes through here (the fault injection of the tests sits in front of it). */
@@ -93,7 +138,7 @@ static void flush_unsaved(store *st, key_entry *e)
     bkoauth_token *u = key_unsaved_copy(st->keys, e->env_name, e->user_id);
     if (u == NULL) return;
     bkoauth_token *row = NULL;
-    if (st->ops->get(st, e->env_name, e->user_id, &row, NULL) == BKOAUTH_OK && row->expires > u->expires) {
+    if (get_row(st, e->env_name, e->user_id, &row, NULL) == BKOAUTH_OK && row->expires > u->expires) {
         key_set_unsaved(st->keys, e, NULL); /* renewed elsewhere since: the row wins */
     } else {
         bkoauth_error why;
@@ -147,7 +192,7 @@ bkoauth_code store_get(store *st, const char *env_name, const char *user_id, bko
     bkoauth_code rc = check_key(env_name, user_id, err);
     if (rc != BKOAUTH_OK) return rc;
     user_id = app_or_user(user_id);
-    rc = st->ops->get(st, env_name, user_id, out, err);
+    rc = get_row(st, env_name, user_id, out, err);
     if (rc != BKOAUTH_OK && rc != BKOAUTH_E_TOKEN_NOT_EXIST) {
         bkoauth_token *u = key_unsaved_copy(st->keys, env_name, user_id);
         if (u == NULL) return rc;
@@ -208,15 +253,19 @@ static bkoauth_code normalize(const char *env_name, const char *user_id, const b
 {
     bkoauth_token *t = *fresh;
     *fresh = NULL;
-    const char *bad = bk_empty(t->access_token)                   ? "an empty access_token"
-                      : strlen(t->access_token) > STORE_MAX_TOKEN ? "an access_token longer than 255 bytes"
-                      : len0(t->refresh_token) > STORE_MAX_TOKEN  ? "a refresh_token longer than 255 bytes"
-                                                                  : NULL;
+    const char *bad =
+        bk_empty(t->access_token) ? "an empty access_token"
+        : strlen(t->access_token) > STORE_MAX_TOKEN
+            ? "an access_token longer than 255 bytes (the table's column is varchar(255))"
+        : len0(t->refresh_token) > STORE_MAX_TOKEN
+            ? "a refresh_token longer than 255 bytes (the table's column is varchar(255))"
+        : !bk_token_text_ok(t->access_token, STORE_MAX_TOKEN, 0) ||
+                !bk_token_text_ok(t->refresh_token, STORE_MAX_TOKEN, 1)
+            ? "a token with characters no SSM token has (they are printable ASCII without spaces)"
+            : NULL;
     if (bad != NULL) {
         bkoauth_token_free(t);
-        return err_set(
-            err, BKOAUTH_E_INVALID,
-            "token store: cannot save %s (the table's column is varchar(255)); nothing was changed", bad);
+        return err_set(err, BKOAUTH_E_INVALID, "token store: cannot save %s; nothing was changed", bad);
     }
     int64_t created = current != NULL ? current->created_at : t->created_at != 0 ? t->created_at : bk_now();
     *fresh = token_make(t->access_token, t->refresh_token, t->scope, env_name, user_id, t->expires, created);
@@ -231,13 +280,17 @@ static bkoauth_code renew_locked(store *st, key_entry *e, const char *env_name, 
 {
     flush_unsaved(st, e);
     bkoauth_token *current = NULL, *fresh = NULL;
-    bkoauth_code rc = st->ops->get(st, env_name, user_id, &current, err);
+    bkoauth_error why;
+    bkoauth_code rc = get_row(st, env_name, user_id, &current, &why);
     if (rc == BKOAUTH_E_TOKEN_NOT_EXIST) rc = BKOAUTH_OK;
+    if (rc == BKOAUTH_E_NOMEM) return err ? (*err = why, rc) : rc;
     if (rc != BKOAUTH_OK) {
-        /* the store cannot be read: a grant this process holds still answers */
+        /* the row cannot be read (the store fails, or the row is junk): a grant this process
+         * holds still answers; else the renewal goes on as for a missing row, and what it gets
+         * is kept in the process if it cannot be saved either */
+        log_write(st->logger, BKOAUTH_LOG_WARNING, "renewing the token of %s without its saved row: %s",
+                  who(user_id), why.message);
         current = key_unsaved_copy(st->keys, env_name, user_id);
-        if (current == NULL) return rc;
-        rc = err_ok(err);
     } else {
         current = newest(st, env_name, user_id, current);
     }
@@ -284,7 +337,7 @@ static bkoauth_token *current_if_ok(store *st, const char *env_name, const char 
                                     store_current_ok_fn ok, void *ctx)
 {
     bkoauth_token *t = NULL;
-    if (st->ops->get(st, env_name, user_id, &t, NULL) != BKOAUTH_OK) t = NULL;
+    if (get_row(st, env_name, user_id, &t, NULL) != BKOAUTH_OK) t = NULL;
     t = newest(st, env_name, user_id, t);
     if (t != NULL && ok(ctx, t)) return t;
     bkoauth_token_free(t);
@@ -377,7 +430,29 @@ bkoauth_code store_list(store *st, bkoauth_token ***out, size_t *count, bkoauth_
 {
     *out = NULL;
     *count = 0;
-    return st->ops->list(st, out, count, err);
+    bkoauth_code rc = st->ops->list(st, out, count, err);
+    if (rc != BKOAUTH_OK) return rc;
+    /* rows that cannot be used are left out, and said so; the others are listed */
+    size_t kept = 0;
+    for (size_t i = 0; i < *count; i++) {
+        bkoauth_token *t = (*out)[i];
+        const char *bad = row_problem(t);
+        if (bad == NULL) {
+            (*out)[kept++] = t;
+            continue;
+        }
+        log_write(st->logger, BKOAUTH_LOG_WARNING,
+                  "listing tokens: a saved row of env %s%s%s cannot be used: %s; "
+                  "it is left out",
+                  bk_name_problem(t->env_name) ? "(unreadable)" : t->env_name,
+                  t->user_id == NULL            ? ", the APP"
+                  : bk_name_problem(t->user_id) ? ", a user with an unreadable name"
+                                                : ", user ",
+                  t->user_id == NULL || bk_name_problem(t->user_id) ? "" : t->user_id, bad);
+        bkoauth_token_free(t);
+    }
+    *count = kept;
+    return BKOAUTH_OK;
 }
 
 /* At close: one more try to save each grant still held; what cannot be saved is named. */

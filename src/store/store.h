@@ -1,12 +1,13 @@
-/* store.h - where tokens are saved: the table bkoauth_access_token in SQLite (sqlite.c) or
- * PostgreSQL (postgres.c), behind one small interface. A row is keyed by (env_name, user_id);
+/* store.h - where tokens are saved: the table bkoauth_access_token in SQLite (sqlite.c),
+ * PostgreSQL (postgres.c) or MySQL / MariaDB (mysql.c), behind one small interface. A row is keyed by (env_name, user_id);
  * user_id NULL (or "" written by others) is the APP token.
  *
  * Renewal (store_renew) holds no database lock, transaction or pooled connection while the
  * renew function runs (it calls the SSM service): renewers of one key are kept apart by a
  * per-key lock in the process (keys.h) and a per-key lock across processes and hosts that the
  * backend provides without a transaction (SQLite: an OFD byte-range lock on a lock file beside
- * the database; PostgreSQL: a session advisory lock on a connection kept for locks). Reading
+ * the database; PostgreSQL: a session advisory lock, MySQL: GET_LOCK(), each on a connection
+ * kept for locks). Reading
  * the row and saving a grant are each one short statement or transaction. */
 #ifndef BKOAUTH_STORE_H
 #define BKOAUTH_STORE_H
@@ -78,6 +79,7 @@ static inline int store_connections(const bk_settings *s)
 store *store_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
 store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
 store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
+store *store_mysql_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
 
 /* The saved token of (env_name, user_id); user_id NULL or "" is the APP token. A grant this
  * process could not save yet (store_renew_keep) wins over an older row. None:

@@ -1,5 +1,6 @@
 """Django side of the compatibility test: the bkoauth AccessToken model, exactly as the Python
-bkoauth app defines it, on an SQLite database.
+bkoauth app defines it, on an SQLite, PostgreSQL or MySQL database (DB: a path, or a
+postgresql:// or mysql:// URL).
 
 usage: compat.py DB USE_TZ(0|1) create
        compat.py DB USE_TZ put ENV USER|- ACCESS REFRESH EXPIRES_UNIX
@@ -23,6 +24,13 @@ if db.startswith("postgresql://"):
     u = urlparse(db)
     database = {"ENGINE": "django.db.backends.postgresql", "NAME": u.path.lstrip("/"), "USER": u.username or "",
                 "PASSWORD": u.password or "", "HOST": u.hostname or "", "PORT": str(u.port or "")}
+elif db.startswith("mysql://"):
+    from urllib.parse import unquote, urlparse
+
+    u = urlparse(db)
+    database = {"ENGINE": "django.db.backends.mysql", "NAME": unquote(u.path.lstrip("/")),
+                "USER": unquote(u.username or ""), "PASSWORD": unquote(u.password or ""),
+                "HOST": u.hostname or "", "PORT": str(u.port or ""), "OPTIONS": {"charset": "utf8mb4"}}
 else:
     database = {"ENGINE": "django.db.backends.sqlite3", "NAME": db}
 settings.configure(

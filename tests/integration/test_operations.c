@@ -581,15 +581,98 @@ static void test_unreachable_service(void **state)
     bkoauth_client_free(c);
 }
 
-static void test_missing_api_url_is_config_error(void **state)
+/* Without OAUTH_API_URL a client still opens (as the Python library only warned): saved tokens
+ * are read, listed and deleted; a call that needs the service says OAUTH_API_URL is not set. */
+static void test_without_api_url(void **state)
 {
-    (void)state;
-    bkoauth_config *cfg = bkoauth_config_new();
+    fixture *f = *state;
+    bkoauth_token *saved = must_login(f, f->c, "alice", "bk_token=cred-alice");
+    bkoauth_client *c = make_client(f, NULL, NULL);
+    bkoauth_token *t = NULL;
     bkoauth_error e;
-    assert_null(bkoauth_client_new(cfg, &e));
-    assert_int_equal(e.code, BKOAUTH_E_CONFIG);
-    assert_non_null(strstr(e.message, "OAUTH_API_URL"));
-    bkoauth_config_free(cfg);
+    assert_int_equal(bkoauth_get_access_token_by_user(c, "alice", &t, &e), BKOAUTH_OK);
+    assert_string_equal(t->access_token, saved->access_token);
+    bkoauth_token_free(t);
+    bkoauth_token **all = NULL;
+    size_t n = 0;
+    assert_int_equal(bkoauth_list_tokens(c, &all, &n, &e), BKOAUTH_OK);
+    int listed = 0;
+    for (size_t i = 0; i < n; i++)
+        listed += strcmp(all[i]->access_token, saved->access_token) == 0;
+    assert_int_equal(listed, 1);
+    bkoauth_tokens_free(all, n);
+    assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_E_TOKEN_API);
+    assert_null(t);
+    assert_non_null(strstr(e.message, "OAUTH_API_URL is not set"));
+    bkoauth_request r = login("carol", "bk_token=cred-carol");
+    assert_int_equal(bkoauth_get_access_token(c, &r, &t, &e), BKOAUTH_E_TOKEN_API);
+    assert_non_null(strstr(e.message, "OAUTH_API_URL is not set"));
+    assert_int_equal(bkoauth_refresh_token(c, saved, &t, &e), BKOAUTH_E_TOKEN_API);
+    assert_non_null(strstr(e.message, "OAUTH_API_URL is not set"));
+    assert_int_equal(bkoauth_delete_token(c, "alice", &e), BKOAUTH_OK);
+    assert_int_equal(bkoauth_get_access_token_by_user(c, "alice", &t, &e), BKOAUTH_E_TOKEN_NOT_EXIST);
+    assert_int_equal(devserver_counter(f->dev, "user_token"), 1); /* only the login through f->c */
+    assert_int_equal(devserver_counter(f->dev, "app_token"), 0);
+    assert_int_equal(devserver_counter(f->dev, "refresh"), 0);
+    bkoauth_token_free(saved);
+    bkoauth_client_free(c);
+}
+
+/* A client keeps working across a restart of its database server (PostgreSQL, MySQL): the first
+ * call after each restart succeeds, whether it reads, renews (lock, SSM call, save) or deletes. */
+static void test_database_restart(void **state)
+{
+    fixture *f = *state;
+    const char *kind = teststore_kind();
+    const char *dir =
+        getenv(strcmp(kind, "postgres") == 0 ? "BKOAUTH_TEST_PG_DIR" : "BKOAUTH_TEST_MYSQL_DIR");
+    if (strcmp(kind, "sqlite") == 0 || dir == NULL) skip();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "bash '%s/scripts/%s' restart '%s'", BKOAUTH_SOURCE_DIR,
+             strcmp(kind, "postgres") == 0 ? "pg.sh" : "mysql.sh", dir);
+    const char *nocache[] = {"BKOAUTH_CACHE_SECONDS", "0", NULL};
+    bkoauth_client *c = make_client(f, f->dev->url, nocache);
+    bkoauth_token *alice = must_login(f, c, "alice", "bk_token=cred-alice"), *t = NULL;
+    bkoauth_error e;
+    assert_int_equal(system(cmd), 0);
+    if (bkoauth_get_access_token_by_user(c, "alice", &t, &e) != BKOAUTH_OK)
+        fail_msg("the first read after a restart: %s", e.message);
+    assert_string_equal(t->access_token, alice->access_token);
+    bkoauth_token_free(t);
+    assert_int_equal(system(cmd), 0);
+    if (bkoauth_get_app_access_token(c, &t, &e) != BKOAUTH_OK)
+        fail_msg("the first renewal after a restart: %s", e.message);
+    bkoauth_token_free(t);
+    assert_int_equal(system(cmd), 0);
+    bkoauth_token *fresh = NULL;
+    if (bkoauth_refresh_token(c, alice, &fresh, &e) != BKOAUTH_OK)
+        fail_msg("the first refresh after a restart: %s", e.message);
+    assert_int_equal(bkoauth_get_access_token_by_user(c, "alice", &t, &e), BKOAUTH_OK);
+    assert_string_equal(t->access_token, fresh->access_token);
+    bkoauth_token_free(t);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(bkoauth_delete_token(c, "alice", &e), BKOAUTH_OK);
+    bkoauth_token_free(fresh);
+    bkoauth_token_free(alice);
+    bkoauth_client_free(c);
+}
+
+/* user_id is up to 64 characters, not bytes: a Chinese name of 64 characters is 192 bytes. */
+static void test_user_id_characters(void **state)
+{
+    fixture *f = *state;
+    char name[64 * 3 + 4] = "";
+    for (int i = 0; i < 64; i++)
+        strcat(name, "\xe5\xbc\xa0"); /* 张 */
+    bkoauth_token *t = NULL;
+    bkoauth_error e;
+    assert_int_equal(bkoauth_get_access_token_by_user(f->c, name, &t, &e), BKOAUTH_E_TOKEN_NOT_EXIST);
+    assert_int_equal(bkoauth_delete_token(f->c, name, &e), BKOAUTH_E_TOKEN_NOT_EXIST);
+    strcat(name, "\xe5\xbc\xa0"); /* 65 characters */
+    assert_int_equal(bkoauth_get_access_token_by_user(f->c, name, &t, &e), BKOAUTH_E_INVALID);
+    assert_non_null(strstr(e.message, "65 characters"));
+    bkoauth_request r = login(name, "bk_token=cred-alice");
+    assert_int_equal(bkoauth_get_access_token(f->c, &r, &t, &e), BKOAUTH_E_INVALID);
 }
 
 #define T(fn) cmocka_unit_test_setup(fn, reset)
@@ -616,7 +699,9 @@ static const struct CMUnitTest tests[] = {
     T(test_fault_business),
     T(test_timeout),
     T(test_unreachable_service),
-    T(test_missing_api_url_is_config_error),
+    T(test_without_api_url),
+    T(test_user_id_characters),
+    T(test_database_restart),
 };
 
 int main(void)

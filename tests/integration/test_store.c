@@ -174,6 +174,73 @@ static void test_limits(void **state)
     bkoauth_token_free(t);
 }
 
+/* Users are distinct by exact name, whatever the database's collation (MySQL's default one
+ * compares case- and trailing-space-insensitively): no lookup, renewal or delete of one touches
+ * another's row. */
+static void test_exact_user_names(void **state)
+{
+    fx *f = *state;
+    static const char *const users[] = {"Alice", "alice", "alice ", "ALICE", "  "};
+    for (int i = 0; i < 5; i++) {
+        char access[32];
+        snprintf(access, sizeof access, "token-%d-of-%zu", i, strlen(users[i]));
+        put(f, access, users[i], 2000000000 + i, 1700000000);
+    }
+    put(f, "app-token-x", NULL, 2000000000, 1700000000);
+    for (int i = 0; i < 5; i++) {
+        bkoauth_token *t = NULL;
+        bkoauth_error e;
+        if (store_get(f->st, "test", users[i], &t, &e) != BKOAUTH_OK)
+            fail_msg("get '%s': %s", users[i], e.message);
+        char want[32];
+        snprintf(want, sizeof want, "token-%d-of-%zu", i, strlen(users[i]));
+        if (strcmp(t->access_token, want) != 0 || strcmp(t->user_id, users[i]) != 0)
+            fail_msg("'%s' got the row of '%s' (%s)", users[i], t->user_id, t->access_token);
+        bkoauth_token_free(t);
+    }
+    bkoauth_token *t = NULL;
+    assert_int_equal(store_get(f->st, "test", "alice  ", &t, NULL), BKOAUTH_E_TOKEN_NOT_EXIST);
+    assert_int_equal(store_get(f->st, "test", "aLice", &t, NULL), BKOAUTH_E_TOKEN_NOT_EXIST);
+    assert_int_equal(store_get(f->st, "test", NULL, &t, NULL), BKOAUTH_OK); /* "  " is not the APP */
+    assert_string_equal(t->access_token, "app-token-x");
+    bkoauth_token_free(t);
+    /* an update and a delete of alice leave Alice and "alice " alone */
+    put(f, "alice-renewed", "alice", 2100000000, 1700000000);
+    assert_int_equal(store_remove(f->st, "test", "alice ", NULL), BKOAUTH_OK);
+    assert_int_equal(store_remove(f->st, "test", "alice ", NULL), BKOAUTH_E_TOKEN_NOT_EXIST);
+    assert_int_equal(store_get(f->st, "test", "Alice", &t, NULL), BKOAUTH_OK);
+    assert_string_equal(t->access_token, "token-0-of-5");
+    bkoauth_token_free(t);
+    assert_int_equal(store_get(f->st, "test", "alice", &t, NULL), BKOAUTH_OK);
+    assert_string_equal(t->access_token, "alice-renewed");
+    bkoauth_token_free(t);
+    bkoauth_token **all = NULL;
+    size_t n = 0;
+    assert_int_equal(store_list(f->st, &all, &n, NULL), BKOAUTH_OK);
+    assert_int_equal(n, 5); /* APP, Alice, alice, ALICE, "  " */
+    bkoauth_tokens_free(all, n);
+}
+
+/* user_id holds 64 characters, in any script: a Chinese name of 64 characters (192 bytes). */
+static void test_user_id_of_64_characters(void **state)
+{
+    fx *f = *state;
+    char name[64 * 3 + 1] = "";
+    for (int i = 0; i < 64; i++)
+        strcat(name, i % 2 ? "\xe5\xbc\xa0" : "\xe4\xb8\x89"); /* 张三 */
+    put(f, "zhang-1", name, 2000000000, 1700000000);
+    bkoauth_token *t = NULL;
+    bkoauth_error e;
+    if (store_get(f->st, "test", name, &t, &e) != BKOAUTH_OK) fail_msg("get: %s", e.message);
+    assert_string_equal(t->user_id, name);
+    assert_string_equal(t->access_token, "zhang-1");
+    bkoauth_token_free(t);
+    char longer[sizeof name + 3];
+    snprintf(longer, sizeof longer, "%s\xe5\xbc\xa0", name);
+    assert_int_equal(store_get(f->st, "test", longer, &t, &e), BKOAUTH_E_INVALID);
+    assert_non_null(strstr(e.message, "65 characters"));
+}
+
 static bkoauth_code failing_fn(void *ctx, const bkoauth_token *current, bkoauth_token **fresh,
                                bkoauth_error *err)
 {
@@ -345,39 +412,66 @@ static void test_sqlite_file_mode(void **state)
     assert_int_equal(sb.st_mode & 0777, 0600);
 }
 
-/* PostgreSQL: a client keeps working across a database restart; a call while it is down is
- * StoreError with a clear message, and nothing saved is lost. */
-static int pg_ctl(const char *what)
+/* PostgreSQL and MySQL: a client keeps working across a database restart: the first call after
+ * the server is back succeeds; a call while it is down is StoreError with a clear message, and
+ * nothing saved is lost. */
+static int server_ctl(fx *f, const char *what)
 {
+    const char *script = f->s.store_kind == BK_STORE_POSTGRES ? "pg.sh" : "mysql.sh";
+    const char *dir =
+        getenv(f->s.store_kind == BK_STORE_POSTGRES ? "BKOAUTH_TEST_PG_DIR" : "BKOAUTH_TEST_MYSQL_DIR");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "bash '%s/scripts/pg.sh' %s '%s'", BKOAUTH_SOURCE_DIR, what,
-             getenv("BKOAUTH_TEST_PG_DIR"));
+    snprintf(cmd, sizeof cmd, "bash '%s/scripts/%s' %s '%s'", BKOAUTH_SOURCE_DIR, script, what, dir);
     return system(cmd);
 }
 
-static void test_postgres_restart(void **state)
+static int server_store(fx *f)
+{
+    if (f->s.store_kind == BK_STORE_POSTGRES) return getenv("BKOAUTH_TEST_PG_DIR") != NULL;
+    if (f->s.store_kind == BK_STORE_MYSQL) return getenv("BKOAUTH_TEST_MYSQL_DIR") != NULL;
+    return 0;
+}
+
+static void test_server_restart(void **state)
 {
     fx *f = *state;
-    if (f->s.store_kind != BK_STORE_POSTGRES || getenv("BKOAUTH_TEST_PG_DIR") == NULL) skip();
+    if (!server_store(f)) skip();
     put(f, "gina-1", "gina", 2000000000, 1700000000);
-    assert_int_equal(pg_ctl("down"), 0);
+    /* every pooled connection is idle and open: a restart makes them all stale */
+    assert_int_equal(server_ctl(f, "restart"), 0);
     bkoauth_token *t = NULL;
     bkoauth_error e;
+    if (store_get(f->st, "test", "gina", &t, &e) != BKOAUTH_OK)
+        fail_msg("first read after a restart: %s", e.message);
+    assert_string_equal(t->access_token, "gina-1");
+    bkoauth_token_free(t);
+    assert_int_equal(server_ctl(f, "restart"), 0);
+    put(f, "gina-2", "gina", 2000003600, 1700000000); /* the first save after a restart */
+    assert_int_equal(server_ctl(f, "restart"), 0);
+    atomic_store(&renewals, 0);
+    put(f, "erin-old", "erin", 900000000, 1700000000);
+    assert_int_equal(server_ctl(f, "restart"), 0);
+    bkoauth_token *out = NULL;
+    if (store_renew(f->st, "test", "erin", renew_if_old, "after-restart", &out, &e) != BKOAUTH_OK)
+        fail_msg("first renewal after a restart: %s", e.message); /* lock connection stale too */
+    assert_string_equal(out->access_token, "renewed-by-after-restart");
+    bkoauth_token_free(out);
+    /* down: a clear error; back up: the next calls work, nothing lost */
+    assert_int_equal(server_ctl(f, "down"), 0);
     bkoauth_code rc = store_get(f->st, "test", "gina", &t, &e);
-    int up = pg_ctl("up");
+    int up = server_ctl(f, "up");
     assert_int_equal(rc, BKOAUTH_E_STORE);
     assert_null(t);
     assert_non_null(strstr(e.message, "is the server running"));
     assert_int_equal(up, 0);
-    /* the next calls reconnect; the token is still there */
     for (int i = 0; i < 3; i++) {
         assert_int_equal(store_get(f->st, "test", "gina", &t, &e), BKOAUTH_OK);
-        assert_string_equal(t->access_token, "gina-1");
+        assert_string_equal(t->access_token, "gina-2");
         bkoauth_token_free(t);
     }
-    put(f, "gina-2", "gina", 2000003600, 1700000000);
+    put(f, "gina-3", "gina", 2000007200, 1700000000);
     assert_int_equal(store_get(f->st, "test", "gina", &t, &e), BKOAUTH_OK);
-    assert_string_equal(t->access_token, "gina-2");
+    assert_string_equal(t->access_token, "gina-3");
     bkoauth_token_free(t);
 }
 
@@ -389,12 +483,14 @@ int main(void)
         T(test_app_and_users_apart),
         T(test_bound_parameters),
         T(test_limits),
+        T(test_exact_user_names),
+        T(test_user_id_of_64_characters),
         T(test_renew_error_changes_nothing),
         T(test_renew_once_from_threads),
         T(test_renew_once_from_processes),
         T(test_killed_inside_renewal),
         T(test_sqlite_file_mode),
-        T(test_postgres_restart),
+        T(test_server_restart),
     };
     int failed = cmocka_run_group_tests_name(teststore_kind(), tests, setup, teardown);
     teststore_cleanup();

@@ -537,20 +537,68 @@ static void test_bound_parameters(void **state)
 {
     fx *f = *state;
     const char *evil = "o'brien\"); DROP TABLE bkoauth_access_token; --";
-    put(f, "tok'en\"; --", "test", evil, 1900000000, 0);
+    put(f, "tok'en\";--", "test", evil, 1900000000, 0);
     put(f, "plain", "test", "alice", 1900000000, 0);
     char buf[128];
     assert_string_equal(
-        raw_text(f->path, "SELECT user_id FROM bkoauth_access_token WHERE access_token = 'tok''en\"; --'",
-                 buf, sizeof buf),
+        raw_text(f->path, "SELECT user_id FROM bkoauth_access_token WHERE access_token = 'tok''en\";--'", buf,
+                 sizeof buf),
         evil);
-    expect_access(f, "test", evil, "tok'en\"; --");
+    expect_access(f, "test", evil, "tok'en\";--");
     /* no pattern matching either */
     bkoauth_token *t = NULL;
     assert_int_equal(store_get(f->st, "test", "%", &t, NULL), BKOAUTH_E_TOKEN_NOT_EXIST);
     assert_int_equal(store_get(f->st, "test", "alice' OR '1'='1", &t, NULL), BKOAUTH_E_TOKEN_NOT_EXIST);
     assert_int_equal(store_remove(f->st, "test", "' OR 1=1 --", NULL), BKOAUTH_E_TOKEN_NOT_EXIST);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM bkoauth_access_token"), 2);
+}
+
+/* Rows another program wrote with junk: reported, never printed, and they hide no other row;
+ * names with control characters are refused before they reach the table. */
+static void test_junk_rows(void **state)
+{
+    fx *f = *state;
+    put(f, "good-token", "test", "alice", 1900000000, 0);
+    raw_insert(f->path, "bad token\x1b[2J", "2030-01-01 00:00:00", "test", "'mallory'",
+               "2026-01-01 00:00:00");
+    raw_insert(f->path, "nul-token", "2030-01-01 00:00:00", "test", "'nina'", "2026-01-01 00:00:00");
+    raw_exec(
+        f->path,
+        "UPDATE bkoauth_access_token SET access_token = 'nul' || char(0) || 'cut' WHERE user_id = 'nina'");
+    raw_insert(f->path, "date-token", "not a date", "test", "'dora'", "2026-01-01 00:00:00");
+    bkoauth_token *t = NULL;
+    bkoauth_error e;
+    assert_int_equal(store_get(f->st, "test", "mallory", &t, &e), BKOAUTH_E_STORE);
+    assert_null(t);
+    assert_non_null(strstr(e.message, "cannot be used"));
+    assert_null(strstr(e.message, "\x1b"));
+    assert_null(strstr(e.message, "bad token"));
+    assert_int_equal(store_get(f->st, "test", "nina", &t, &e), BKOAUTH_E_STORE);
+    assert_non_null(strstr(e.message, "NUL byte"));
+    /* list: the good row, the others left out */
+    bkoauth_token **all = NULL;
+    size_t n = 0;
+    f->logger.fn = NULL; /* the warnings are expected */
+    assert_int_equal(store_list(f->st, &all, &n, &e), BKOAUTH_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(all[0]->access_token, "good-token");
+    bkoauth_tokens_free(all, n);
+    /* a new token for mallory replaces the junk in place */
+    put(f, "mallory-new", "test", "mallory", 1900000000, 0);
+    expect_access(f, "test", "mallory", "mallory-new");
+    /* control characters and direction marks in names, and tokens outside the alphabet */
+    const char *bad_names[] = {"mallory\nbkoauth: TokenAPIError: forged", "tab\there",
+                               "rtl\xe2\x80\xae"
+                               "evil",
+                               "bad\xff utf8", "del\x7f"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        assert_int_equal(store_get(f->st, "test", bad_names[i], &t, &e), BKOAUTH_E_INVALID);
+        assert_null(strstr(e.message, bad_names[i]));
+    }
+    bkoauth_token *sp = token_make("has space", "rt", "", "test", "olga", 1900000000, 0);
+    assert_int_equal(store_put(f->st, sp, &e), BKOAUTH_E_INVALID);
+    assert_non_null(strstr(e.message, "printable ASCII"));
+    bkoauth_token_free(sp);
 }
 
 static void test_limits(void **state)
@@ -998,6 +1046,7 @@ int main(void)
         T(test_several_rows_of_a_key),
         T(test_list_order),
         T(test_bound_parameters),
+        T(test_junk_rows),
         T(test_limits),
         T(test_renew_saves_in_the_key),
         T(test_unique_clash),

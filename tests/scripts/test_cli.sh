@@ -130,8 +130,6 @@ run -- -c; expect_rc 2 "-c without FILE"
 run -- help frobnicate; expect_rc 2 "help of an unknown command"
 
 # ---- ConfigError (5) -----------------------------------------------------------------------
-NOBASE=1 run BKOAUTH_DATABASE_URL=sqlite:"$work/x.db" -- app-token; expect_rc 5 "no OAUTH_API_URL"
-expect_err "^bkoauth: ConfigError: .*OAUTH_API_URL" "no OAUTH_API_URL"
 run EXPIRES_SECONDS=soon -- app-token; expect_rc 5 "bad EXPIRES_SECONDS"
 expect_err "^bkoauth: ConfigError: .*EXPIRES_SECONDS" "bad EXPIRES_SECONDS"
 run -- -c "$work/missing.conf" app-token; expect_rc 5 "missing -c file"
@@ -290,6 +288,21 @@ BADSIG="${GOOD%%.*}.$(printf '%s' "$OLD" | cut -d. -f2).${GOOD##*.}"
 run -- --json verify-jwt "$BADSIG"; expect_rc 7 "verify-jwt of a badly signed token"
 expect_eq "$(json '(j["result"], j["data"], len(j["message"]) > 0)')" "(False, None, True)" "refusal body"
 [[ "$ERR" == *"$GOOD"* ]] && fail "a JWT error message holds the JWT"
+
+# ---- without OAUTH_API_URL (as the Python library: only a call to the service fails) ----------
+NOAPI=(APP_CODE="$APP_CODE_V" SECRET_KEY="$APP_SECRET_V" BKOAUTH_DATABASE_URL=sqlite:"$work/noapi.db")
+run BKOAUTH_DATABASE_URL=sqlite:"$work/noapi.db" -- user-token alice --cookie "bk_token=cred-alice-0123456789"
+expect_rc 0 "login while the service is set"; NOAPI_TOKEN=$OUT
+NOBASE=1 run "${NOAPI[@]}" -- token alice; expect_rc 0 "token of a fresh saved token without OAUTH_API_URL"
+expect_eq "$OUT" "$NOAPI_TOKEN" "the saved token without OAUTH_API_URL"
+NOBASE=1 run "${NOAPI[@]}" -- list; expect_rc 0 "list without OAUTH_API_URL"; expect_out "alice" "list without OAUTH_API_URL"
+NOBASE=1 run "${NOAPI[@]}" APIGW_PUBLIC_KEY="$GWKEY" -- verify-jwt "$GOOD"; expect_rc 0 "verify-jwt without OAUTH_API_URL"
+NOBASE=1 run "${NOAPI[@]}" -- app-token; expect_rc 3 "app-token without OAUTH_API_URL"
+expect_err "^bkoauth: TokenAPIError: .*OAUTH_API_URL is not set" "app-token without OAUTH_API_URL"
+NOBASE=1 run "${NOAPI[@]}" -- refresh alice; expect_rc 3 "refresh without OAUTH_API_URL"
+expect_err "OAUTH_API_URL is not set" "refresh without OAUTH_API_URL"
+NOBASE=1 run "${NOAPI[@]}" -- delete alice; expect_rc 0 "delete without OAUTH_API_URL"
+NOBASE=1 run "${NOAPI[@]}" -- token alice; expect_rc 4 "deleted without OAUTH_API_URL"
 
 # ---- settings lookup order: -c FILE, else $BKOAUTH_CONFIG, else ./bkoauth.conf; the environment
 # on top of the file; -D over everything. Each source names its own database: where the APP token

@@ -1,7 +1,12 @@
 /* teststore.c - fresh token stores for the integration suite (see teststore.h). */
 #include "teststore.h"
 
+#include "internal.h"
+
 #include <libpq-fe.h>
+#ifdef BKOAUTH_WITH_MYSQL
+#include <mysql.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +18,9 @@ static int ndirs;
 const char *teststore_kind(void)
 {
     const char *k = getenv("BKOAUTH_TEST_STORE");
-    return (k != NULL && strcmp(k, "postgres") == 0) ? "postgres" : "sqlite";
+    if (k != NULL && strcmp(k, "postgres") == 0) return "postgres";
+    if (k != NULL && strcmp(k, "mysql") == 0) return "mysql";
+    return "sqlite";
 }
 
 static char pg_dbs[16][64];
@@ -57,9 +64,64 @@ static char *fresh_postgres(const char *tag, char *buf, size_t size)
     return buf;
 }
 
+static char my_dbs[16][64];
+static int nmy;
+
+/* Runs sql on the server of BKOAUTH_TEST_MYSQL_URL. 0 on success. */
+static int mysql_admin(const char *sql)
+{
+#ifdef BKOAUTH_WITH_MYSQL
+    const char *url = getenv("BKOAUTH_TEST_MYSQL_URL");
+    bk_mysql_url u;
+    bkoauth_error e;
+    if (url == NULL || mysql_url_parse(url, &u, &e) != BKOAUTH_OK) {
+        fprintf(stderr, "teststore: BKOAUTH_TEST_STORE=mysql needs BKOAUTH_TEST_MYSQL_URL\n");
+        return -1;
+    }
+    MYSQL *db = mysql_init(NULL);
+    int ok =
+        db != NULL && mysql_real_connect(db, u.host, u.user, u.password, u.database, u.port, NULL, 0) != NULL;
+    if (ok) {
+        ok = mysql_query(db, sql) == 0;
+        if (!ok) fprintf(stderr, "teststore: %s: %s\n", sql, mysql_error(db));
+    } else {
+        fprintf(stderr, "teststore: cannot connect to the MySQL test server: %s\n",
+                db ? mysql_error(db) : "");
+    }
+    mysql_close(db);
+    mysql_url_clear(&u);
+    return ok ? 0 : -1;
+#else
+    (void)sql;
+    fprintf(stderr, "teststore: built without MySQL\n");
+    return -1;
+#endif
+}
+
+/* A new database of its own for this test program, on the server of BKOAUTH_TEST_MYSQL_URL. */
+static char *fresh_mysql(const char *tag, char *buf, size_t size)
+{
+    const char *url = getenv("BKOAUTH_TEST_MYSQL_URL");
+    if (url == NULL || strrchr(url, '/') == NULL || nmy >= 16) {
+        fprintf(stderr, "teststore: BKOAUTH_TEST_STORE=mysql needs BKOAUTH_TEST_MYSQL_URL\n");
+        return NULL;
+    }
+    char db[64], sql[200];
+    snprintf(db, sizeof db, "bkoauth_%.20s_%d_%d", tag, (int)getpid(), nmy);
+    for (char *p = db; *p; p++)
+        if (*p == '-') *p = '_';
+    snprintf(sql, sizeof sql, "CREATE DATABASE `%.63s` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci", db);
+    if (mysql_admin(sql) != 0) return NULL;
+    snprintf(my_dbs[nmy++], sizeof my_dbs[0], "%s", db);
+    int base = (int)(strrchr(url, '/') - url);
+    snprintf(buf, size, "%.*s/%s", base, url, db);
+    return buf;
+}
+
 char *teststore_fresh_url(const char *tag, char *buf, size_t size)
 {
     if (strcmp(teststore_kind(), "postgres") == 0) return fresh_postgres(tag, buf, size);
+    if (strcmp(teststore_kind(), "mysql") == 0) return fresh_mysql(tag, buf, size);
     if (ndirs >= (int)(sizeof dirs / sizeof dirs[0])) return NULL;
     char tmpl[] = "/tmp/bkoauth-test-XXXXXX";
     if (mkdtemp(tmpl) == NULL) {
@@ -85,4 +147,10 @@ void teststore_cleanup(void)
         pg_admin(sql);
     }
     npg = 0;
+    for (int i = 0; i < nmy; i++) {
+        char sql[160];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS `%.63s`", my_dbs[i]);
+        mysql_admin(sql);
+    }
+    nmy = 0;
 }

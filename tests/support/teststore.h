@@ -1,18 +1,19 @@
 /* teststore.h - which token store an integration test runs against.
  *
  * The integration suite is one suite parameterised by store: CTest runs each program once per
- * store with BKOAUTH_TEST_STORE=sqlite|postgres. For postgres the test command provides a
- * throwaway server in BKOAUTH_TEST_PG_URL; each test program gets databases of its own there. */
+ * store with BKOAUTH_TEST_STORE=sqlite|postgres|mysql. For postgres and mysql the test command
+ * provides a throwaway server in BKOAUTH_TEST_PG_URL / BKOAUTH_TEST_MYSQL_URL; each test program
+ * gets databases of its own there. */
 #ifndef BKOAUTH_TESTSTORE_H
 #define BKOAUTH_TESTSTORE_H
 
 #include <stddef.h>
 
-/* "sqlite" (default) or "postgres". */
+/* "sqlite" (default), "postgres" or "mysql". */
 const char *teststore_kind(void);
 
 /* Writes a fresh, empty store's BKOAUTH_DATABASE_URL into buf: for sqlite a new file in a new
- * temporary directory; for postgres a new database on the test server. tag names the test.
+ * temporary directory; for postgres and mysql a new database on the test server. tag names the test.
  * Returns buf, or NULL (with a message on stderr) when impossible. */
 char *teststore_fresh_url(const char *tag, char *buf, size_t size);
 

@@ -98,7 +98,7 @@ static void test_file_styles(void **state)
                        "OAUTH_API_URL = https://ssm.example.com/ \r\n"
                        "OAUTH_PARAMS = {\n"
                        "    'region': \"it's # not a comment\",  # a comment\n"
-                       "    'n': 3, 'ok': True, 'none': None,\n"
+                       "    'n': 3, 'ok': True, 'none': None,  # a comment after the last comma\n"
                        "}\n"
                        "BKAUTH_BACKEND_TYPE = 'bk_token'\n"
                        "APIGW_PUBLIC_KEY = None\n";
@@ -193,8 +193,19 @@ static void test_bad_values(void **state)
     expect_bad("OAUTH_PARAMS", "{'a': {'b': 1}}");
     expect_bad("OAUTH_PARAMS", "not json");
     expect_bad("BKOAUTH_DATABASE_URL", "mysql://x");
+    expect_bad("BKOAUTH_DATABASE_URL", "mysql://u@h/");
+    expect_bad("BKOAUTH_DATABASE_URL", "mysql://u:p%zz@h/db");
+    expect_bad("BKOAUTH_DATABASE_URL", "mysql://u@h:99999/db");
+    expect_bad("BKOAUTH_DATABASE_URL", "mysql://u@h/db?ssl=1");
+    expect_bad("BKOAUTH_DATABASE_URL", "mysql://@h/db");
+    expect_bad("BKOAUTH_DATABASE_URL", "mariadb://u@[::1/db");
     expect_bad("BKOAUTH_DATABASE_URL", "sqlite:");
-    expect_bad("BKOAUTH_DB_TIME_ZONE", "Asia/Shanghai");
+    expect_bad("BKOAUTH_DB_TIME_ZONE", "Asia/Shangai");
+    expect_bad("BKOAUTH_DB_TIME_ZONE", "../../etc/passwd");
+    expect_bad("BKOAUTH_DB_TIME_ZONE", "/usr/share/zoneinfo/Asia/Shanghai");
+    expect_bad("BKOAUTH_DB_TIME_ZONE", "Asia");     /* a directory, not a zone */
+    expect_bad("BKOAUTH_DB_TIME_ZONE", "zone.tab"); /* a file, not a zone */
+    expect_bad("BKOAUTH_DB_TIME_ZONE", "");
     expect_bad("BKOAUTH_LOG_LEVEL", "verbose");
     expect_bad("APP_CODE", "a\x01b");
     bkoauth_error e;
@@ -216,6 +227,14 @@ static void test_good_values(void **state)
                            {"BKOAUTH_TLS_VERIFY", "Yes"},
                            {"BKOAUTH_DB_TIME_ZONE", "local"},
                            {"BKOAUTH_DB_TIME_ZONE", "utc"},
+                           {"BKOAUTH_DB_TIME_ZONE", "Asia/Shanghai"},
+                           {"BKOAUTH_DB_TIME_ZONE", "America/New_York"},
+                           {"BKOAUTH_DB_TIME_ZONE", "Etc/GMT-8"},
+#ifdef BKOAUTH_WITH_MYSQL
+                           {"BKOAUTH_DATABASE_URL", "mysql://u:p%40ss%3Aw%2Frd@127.0.0.1:3306/db"},
+                           {"BKOAUTH_DATABASE_URL", "mariadb://u@localhost/db"},
+                           {"BKOAUTH_DATABASE_URL", "mysql://u:raw@pass@[::1]:3307/my%2Ddb"},
+#endif
                            {"BKOAUTH_DATABASE_URL", "postgresql://u@127.0.0.1:5432/db"},
                            {"BKOAUTH_DATABASE_URL", "sqlite:/var/lib/x.db"},
                            {"OAUTH_COOKIES_PARAMS", "{\"bk_token\": \"bk_token\", \"bk_uid\": \"uid\"}"},
@@ -267,6 +286,85 @@ static void test_token_overrides_and_env(void **state)
     bkoauth_config_free(c);
 }
 
+/* An empty environment variable leaves the setting as the file set it (the Python library read
+ * only a non-empty value from the environment). */
+static void test_empty_env_leaves_the_file_setting(void **state)
+{
+    (void)state;
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    assert_int_equal(load_text(c,
+                               "OAUTH_API_URL = 'http://bkssmee.example.com'\nAPP_CODE = file-app\n"
+                               "OAUTH_COOKIES_PARAMS = {'bk_token': 'bk_token'}\nEXPIRES_SECONDS = 600\n",
+                               &e),
+                     BKOAUTH_OK);
+    setenv("OAUTH_API_URL", "", 1);
+    setenv("APP_CODE", "", 1);
+    setenv("OAUTH_COOKIES_PARAMS", "", 1);
+    setenv("EXPIRES_SECONDS", "", 1);
+    setenv("BKOAUTH_DB_TIME_ZONE", "", 1);
+    assert_int_equal(bkoauth_config_load_env(c, &e), BKOAUTH_OK);
+    assert_string_equal(bkoauth_config_get(c, "OAUTH_API_URL"), "http://bkssmee.example.com");
+    assert_string_equal(bkoauth_config_get(c, "APP_CODE"), "file-app");
+    assert_string_equal(bkoauth_config_get(c, "OAUTH_COOKIES_PARAMS"), "{'bk_token': 'bk_token'}");
+    assert_string_equal(bkoauth_config_get(c, "EXPIRES_SECONDS"), "600");
+    assert_string_equal(bkoauth_config_get(c, "BKOAUTH_DB_TIME_ZONE"), "UTC");
+    setenv("APP_CODE", "env-app", 1); /* a value still wins */
+    assert_int_equal(bkoauth_config_load_env(c, &e), BKOAUTH_OK);
+    assert_string_equal(bkoauth_config_get(c, "APP_CODE"), "env-app");
+    unsetenv("OAUTH_API_URL");
+    unsetenv("APP_CODE");
+    unsetenv("OAUTH_COOKIES_PARAMS");
+    unsetenv("EXPIRES_SECONDS");
+    unsetenv("BKOAUTH_DB_TIME_ZONE");
+    bkoauth_config_free(c);
+}
+
+/* Built without MySQL (BKOAUTH_WITH_MYSQL=OFF), a MySQL URL is a ConfigError saying so. */
+static void test_mysql_url_without_mysql(void **state)
+{
+    (void)state;
+#ifdef BKOAUTH_WITH_MYSQL
+    skip();
+#else
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    assert_int_equal(bkoauth_config_set(c, "BKOAUTH_DATABASE_URL", "mysql://u:pw@127.0.0.1/db", &e),
+                     BKOAUTH_E_CONFIG);
+    assert_non_null(strstr(e.message, "built without MySQL"));
+    assert_null(strstr(e.message, "pw@"));
+    bkoauth_config_free(c);
+#endif
+}
+
+/* A MySQL URL's password never shows in a message. */
+static void test_mysql_url_password_hidden(void **state)
+{
+    (void)state;
+    bkoauth_config *c = bkoauth_config_new();
+    bkoauth_error e;
+    assert_int_equal(bkoauth_config_set(c, "BKOAUTH_DATABASE_URL", "mysql://u:topsecret@h", &e),
+                     BKOAUTH_E_CONFIG);
+    assert_null(strstr(e.message, "topsecret"));
+    assert_int_equal(bkoauth_config_set(c, "BKOAUTH_DATABASE_URL", "mysql://u:top%zzsecret@h/db", &e),
+                     BKOAUTH_E_CONFIG);
+    assert_null(strstr(e.message, "secret"));
+    bk_mysql_url u;
+    assert_int_equal(mysql_url_parse("mysql://u%40x:p%40ss%3Aw%2Frd@[::1]:3307/my%2Ddb", &u, &e), BKOAUTH_OK);
+    assert_string_equal(u.user, "u@x");
+    assert_string_equal(u.password, "p@ss:w/rd");
+    assert_string_equal(u.host, "::1");
+    assert_int_equal(u.port, 3307);
+    assert_string_equal(u.database, "my-db");
+    mysql_url_clear(&u);
+    assert_int_equal(mysql_url_parse("mariadb://db.example.com/tokens", &u, &e), BKOAUTH_OK);
+    assert_null(u.user);
+    assert_null(u.password);
+    assert_int_equal(u.port, 3306);
+    mysql_url_clear(&u);
+    bkoauth_config_free(c);
+}
+
 static void test_parse_text_junk(void **state)
 {
     (void)state;
@@ -308,6 +406,9 @@ int main(void)
         cmocka_unit_test(test_good_values),
         cmocka_unit_test(test_secret_never_in_message),
         cmocka_unit_test(test_token_overrides_and_env),
+        cmocka_unit_test(test_empty_env_leaves_the_file_setting),
+        cmocka_unit_test(test_mysql_url_password_hidden),
+        cmocka_unit_test(test_mysql_url_without_mysql),
         cmocka_unit_test(test_parse_text_junk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -596,7 +596,7 @@ static void test_unusable_keys(void **state)
     for (size_t i = 0; i < sizeof settings / sizeof settings[0] - 1; i++) {
         bkoauth_client *c = client_with_key(settings[i]);
         expect_refused(c, t, "public key unusable");
-        /* still unusable the second time (the failure is cached, not forgotten) */
+        /* still unusable the second time (parsed again: a failure is never cached) */
         expect_refused(c, t, "public key unusable");
         /* a missing header is still reported as such */
         expect_refused(c, NULL, "X-Bkapi-Jwt header is missing or empty");

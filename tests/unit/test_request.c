@@ -31,7 +31,10 @@ static void test_cookie_parsing(void **state)
     expect_cookie("bk_token=abc; bk_uid=u", "bk_uid", "u");
     expect_cookie("  a=1 ;  bk_token =  spaced  ; c=3", "bk_token", "spaced");
     expect_cookie("bk_token=\"quoted\"", "bk_token", "quoted");
-    expect_cookie("bk_token=first; bk_token=second", "bk_token", "first");
+    /* a name given twice: the last one counts (Django's request.COOKIES) */
+    expect_cookie("bk_token=first; bk_token=second", "bk_token", "second");
+    expect_cookie("bk_token=first; other=x; bk_token=\"third\" ; y=1", "bk_token", "third");
+    expect_cookie("bk_token=first; bk_token=", "bk_token", "");
     expect_cookie("xbk_token=no; bk_tokenx=no", "bk_token", NULL);
     expect_cookie("BK_TOKEN=upper", "bk_token", NULL); /* names are case-sensitive */
     expect_cookie("bk_token=", "bk_token", "");
@@ -68,6 +71,10 @@ static void test_query_parsing(void **state)
     expect_query("bk_token=trunc%4", "bk_token", NULL);
     expect_query("bk_token", "bk_token", "");
     expect_query("a=1;bk_token=semi", "bk_token", "semi");
+    /* a name given twice: the last one counts (Django's request.GET[name]) */
+    expect_query("bk_token=first&bk_token=second", "bk_token", "second");
+    expect_query("bk_token=first&a=1&bk_token=", "bk_token", "");
+    expect_query("bk_token=good&bk_token=bad%zz", "bk_token", "good"); /* the malformed one is skipped */
     expect_query("", "bk_token", NULL);
     expect_query(NULL, "bk_token", NULL);
 }
@@ -139,6 +146,13 @@ static void test_credential_precedence(void **state)
     r.cookie_header = "bk_token=o0836324475";
     assert_int_equal(request_credentials(&s, &r, &out, NULL), BKOAUTH_OK);
     assert_string_equal(out.items[0].value, "836324475");
+    /* a cookie or query parameter given twice: the last one is sent (as Django reads it) */
+    r.cookie_header = "bk_token=stale-cookie; lang=zh; bk_token=fresh-cookie";
+    r.query_string = "bk_uid=old-uid&bk_uid=new-uid";
+    assert_int_equal(request_credentials(&s, &r, &out, NULL), BKOAUTH_OK);
+    assert_string_equal(out.items[0].value, "fresh-cookie");
+    assert_string_equal(out.items[1].value, "new-uid");
+    r.query_string = NULL;
     char *big = malloc(5000);
     memcpy(big, "bk_token=", 9);
     memset(big + 9, 'a', 4990);

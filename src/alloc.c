@@ -1,0 +1,191 @@
+/* alloc.c - every allocation of the library goes through here: the allocators of
+ * bkoauth_set_allocators() (the C library's by default), a per-thread count of failed
+ * allocations, secret wiping, and the Jansson helpers that keep Jansson's memory and failures
+ * apart from ours.
+ *
+ * The count of failures is what lets a caller tell "out of memory" from "bad input" after a
+ * call into code that does not say which (Jansson's parser reports an allocation failure as a
+ * syntax error, or drops bytes and carries on; libcurl has error codes of its own): take
+ * bkoauth__alloc_failures() before, compare after. It counts the failures of this thread only,
+ * so other threads running out of memory meanwhile do not count. */
+#include "json.h"
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct bk_allocators {
+    bkoauth_malloc_fn malloc_fn;
+    bkoauth_calloc_fn calloc_fn; /* NULL: malloc_fn and a memset */
+    bkoauth_realloc_fn realloc_fn;
+    bkoauth_free_fn free_fn;
+    bkoauth_strdup_fn strdup_fn; /* NULL: malloc_fn and a memcpy */
+} bk_allocators;
+
+/* Written only by bkoauth_set_allocators(), which the caller runs before any other call and
+ * before other threads use the library (bkoauth.h); read everywhere after. */
+static bk_allocators bk_alloc = {malloc, calloc, realloc, free, NULL};
+
+static _Thread_local unsigned long bk_alloc_failed;
+
+static void *bk_failed(void)
+{
+    bk_alloc_failed++;
+    return NULL;
+}
+
+unsigned long bkoauth__alloc_failures(void)
+{
+    return bk_alloc_failed;
+}
+
+void *bkoauth__malloc(size_t size)
+{
+    void *p = bk_alloc.malloc_fn(size ? size : 1);
+    return p != NULL ? p : bk_failed();
+}
+
+void *bkoauth__calloc(size_t count, size_t size)
+{
+    if (count == 0 || size == 0) count = size = 1;
+    if (bk_alloc.calloc_fn != NULL) {
+        void *p = bk_alloc.calloc_fn(count, size);
+        return p != NULL ? p : bk_failed();
+    }
+    if (count > SIZE_MAX / size) return bk_failed();
+    void *p = bk_alloc.malloc_fn(count * size);
+    if (p == NULL) return bk_failed();
+    memset(p, 0, count * size);
+    return p;
+}
+
+void *bkoauth__realloc(void *ptr, size_t size)
+{
+    void *p = bk_alloc.realloc_fn(ptr, size ? size : 1);
+    return p != NULL ? p : bk_failed();
+}
+
+void bkoauth__free(void *ptr)
+{
+    if (ptr != NULL) bk_alloc.free_fn(ptr);
+}
+
+char *bkoauth__strndup(const char *s, size_t n)
+{
+    if (s == NULL) return NULL;
+    if (n == SIZE_MAX) return bk_failed();
+    char *p = bk_alloc.malloc_fn(n + 1);
+    if (p == NULL) return bk_failed();
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *bkoauth__strdup(const char *s)
+{
+    if (s == NULL) return NULL;
+    if (bk_alloc.strdup_fn != NULL) {
+        char *p = bk_alloc.strdup_fn(s);
+        return p != NULL ? p : bk_failed();
+    }
+    return bkoauth__strndup(s, strlen(s));
+}
+
+void bkoauth__wipe(void *p, size_t n)
+{
+    if (p == NULL || n == 0) return;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
+    explicit_bzero(p, n);
+#else
+    OPENSSL_cleanse(p, n);
+#endif
+}
+
+void bkoauth__wipe_free(void *p, size_t n)
+{
+    if (p == NULL) return;
+    bkoauth__wipe(p, n);
+    bkoauth__free(p);
+}
+
+/* ---- the public calls ----------------------------------------------------------------------- */
+
+bkoauth_code bkoauth_set_allocators(bkoauth_malloc_fn malloc_fn, bkoauth_calloc_fn calloc_fn,
+                                    bkoauth_realloc_fn realloc_fn, bkoauth_free_fn free_fn,
+                                    bkoauth_strdup_fn strdup_fn, bkoauth_error *err)
+{
+    int given = (malloc_fn != NULL) + (realloc_fn != NULL) + (free_fn != NULL);
+    if (given != 0 && given != 3)
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "bkoauth_set_allocators: give malloc_fn, realloc_fn and free_fn together (or all "
+                       "three NULL for the C library's); nothing was changed");
+    if (given == 0 && (calloc_fn != NULL || strdup_fn != NULL))
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "bkoauth_set_allocators: calloc_fn and strdup_fn need malloc_fn, realloc_fn and "
+                       "free_fn; nothing was changed");
+    if (given == 0) {
+        bk_alloc.malloc_fn = malloc;
+        bk_alloc.calloc_fn = calloc;
+        bk_alloc.realloc_fn = realloc;
+        bk_alloc.free_fn = free;
+        bk_alloc.strdup_fn = NULL;
+    } else {
+        bk_alloc.malloc_fn = malloc_fn;
+        bk_alloc.calloc_fn = calloc_fn;
+        bk_alloc.realloc_fn = realloc_fn;
+        bk_alloc.free_fn = free_fn;
+        bk_alloc.strdup_fn = strdup_fn;
+    }
+    /* Jansson has one allocator per process: ours, so that its failures are counted */
+    json_set_alloc_funcs(bkoauth__malloc, bkoauth__free);
+    return err_ok(err);
+}
+
+void bkoauth_free(void *ptr)
+{
+    bkoauth__free(ptr);
+}
+
+/* ---- libcurl -------------------------------------------------------------------------------- */
+
+bkoauth_code bkoauth__curl_global_init(bkoauth_error *err)
+{
+    unsigned long failed = bkoauth__alloc_failures();
+    CURLcode rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, bkoauth__malloc, bkoauth__free, bkoauth__realloc,
+                                       bkoauth__strdup, bkoauth__calloc);
+    if (rc == CURLE_OK) return BKOAUTH_OK;
+    if (rc == CURLE_OUT_OF_MEMORY || bkoauth__alloc_failures() != failed) return err_nomem(err);
+    return err_set(err, BKOAUTH_E_TOKEN_API, "cannot initialise libcurl: %s", curl_easy_strerror(rc));
+}
+
+/* ---- Jansson -------------------------------------------------------------------------------- */
+
+json_t *bkoauth__json_loadb(const char *text, size_t len, size_t flags, json_error_t *error, int *oom)
+{
+    unsigned long failed = bkoauth__alloc_failures();
+    json_t *j = json_loadb(text, len, flags, error);
+    *oom = bkoauth__alloc_failures() != failed ||
+           (j == NULL && json_error_code(error) == json_error_out_of_memory);
+    if (*oom) { /* Jansson drops bytes it could not store and goes on: never trust such a result */
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+char *bkoauth__json_dump(const json_t *json, size_t flags)
+{
+    unsigned long failed = bkoauth__alloc_failures();
+    size_t need = json_dumpb(json, NULL, 0, flags);
+    if (need == 0 || need == SIZE_MAX) return bk_failed();
+    char *text = bkoauth__malloc(need + 1);
+    if (text == NULL) return NULL;
+    if (json_dumpb(json, text, need, flags) != need || bkoauth__alloc_failures() != failed) {
+        bkoauth__wipe_free(text, need + 1);
+        return bkoauth__alloc_failures() != failed ? NULL : bk_failed();
+    }
+    text[need] = '\0';
+    return text;
+}
