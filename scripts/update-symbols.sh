@@ -20,10 +20,12 @@ version=$(sed -n 's/^project(bkoauth VERSION \([0-9][0-9.]*\).*/\1/p' CMakeLists
 
 work=$(mktemp -d /tmp/bkoauth-symbols.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-# the switches debian/rules uses: every store on (defaults), nothing but the library built
-cmake -S . -B "$work/build" -DBKOAUTH_BUILD_TESTS=OFF -DBKOAUTH_BUILD_EXAMPLES=OFF \
-      -DBKOAUTH_BUILD_BENCH=OFF -DBKOAUTH_FUZZ=OFF >/dev/null
-cmake --build "$work/build" --target bkoauth -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+# the switches debian/rules uses (every store on), nothing but the library built
+cmake -S . -B "$work/build" -DBKOAUTH_WITH_POSTGRESQL=ON -DBKOAUTH_WITH_MYSQL=ON \
+      -DBKOAUTH_BUILD_TESTS=OFF -DBKOAUTH_BUILD_EXAMPLES=OFF -DBKOAUTH_BUILD_BENCH=OFF -DBKOAUTH_FUZZ=OFF \
+      >"$work/build.log" 2>&1 \
+  && cmake --build "$work/build" --target bkoauth -j "$(nproc 2>/dev/null || echo 2)" >>"$work/build.log" 2>&1 \
+  || { cat "$work/build.log" >&2; echo "update-symbols: the build failed (above)" >&2; exit 1; }
 lib=$(readlink -f "$work/build/libbkoauth.so")
 got=$(objdump -p "$lib" | awk '$1 == "SONAME" {print $2}')
 if [ "$got" != "$soname" ]; then
