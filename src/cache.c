@@ -1,5 +1,6 @@
 /* cache.c - per-thread token tables with shared generation counters (see cache.h). */
 #include "cache.h"
+#include "keys.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -100,14 +101,10 @@ static table *thread_table(int create)
     return t;
 }
 
-static uint64_t key_hash(const char *env_name, const char *user_id)
+/* The key's hash (keys.c), its high bits folded in: slots and generations take it modulo. */
+static uint64_t slot_hash(const char *env_name, const char *user_id)
 {
-    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 over "env\0user" */
-    for (const char *p = env_name; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    h = (h ^ 0xffu) * 1099511628211ull;
-    for (const char *p = user_id ? user_id : ""; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    uint64_t h = key_hash(env_name, user_id);
     return h ^ (h >> 29);
 }
 
@@ -187,7 +184,7 @@ bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, in
     table *t = thread_table(0);
     if (t == NULL) return NULL;
     sweep_if_freed(t);
-    uint64_t h = key_hash(env_name, user_id);
+    uint64_t h = slot_hash(env_name, user_id);
     slot *s = &t->slots[h % CACHE_SLOTS];
     if (s->token == NULL || s->cache_id != c->id || s->hash != h || now - s->stored_at >= c->ttl ||
         s->gen != atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire) ||
@@ -206,7 +203,7 @@ static size_t token_bytes(const bkoauth_token *tok)
 uint64_t cache_generation(cache *c, const char *env_name, const char *user_id)
 {
     if (c == NULL) return 0;
-    uint64_t h = key_hash(env_name, user_id);
+    uint64_t h = slot_hash(env_name, user_id);
     return atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire);
 }
 
@@ -216,7 +213,7 @@ void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now)
     table *t = thread_table(1);
     if (t == NULL) return;
     sweep_if_freed(t);
-    uint64_t h = key_hash(token->env_name, token->user_id);
+    uint64_t h = slot_hash(token->env_name, token->user_id);
     bkoauth_token *copy = bkoauth_token_dup(token);
     if (copy == NULL) return;
     slot *s = &t->slots[h % CACHE_SLOTS];
@@ -236,7 +233,7 @@ void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now)
 void cache_invalidate(cache *c, const char *env_name, const char *user_id)
 {
     if (c == NULL) return;
-    uint64_t h = key_hash(env_name, user_id);
+    uint64_t h = slot_hash(env_name, user_id);
     atomic_fetch_add_explicit(&generations[h % CACHE_GENERATIONS], 1, memory_order_acq_rel);
 }
 
