@@ -659,15 +659,17 @@ static enum MHD_Result dev_ssm_call(struct MHD_Connection *c, const char *method
 
 /* ---- /__dev/ ----------------------------------------------------------------------------------- */
 
+/* The caller holds S.mu. 'last' is a copy: the answer is written out after S.mu is released,
+ * while another call may replace S.last. */
 static json_t *dev_counters(void)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I}, s:O}", "app_token",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I}, s:o}", "app_token",
                      (json_int_t)S.app_token, "user_token", (json_int_t)S.user_token, "refresh",
                      (json_int_t)S.refresh, "refresh_failed", (json_int_t)S.refresh_failed, "faulted",
                      (json_int_t)S.faulted, "total", (json_int_t)S.total, "tokens", (json_int_t)S.ntokens,
                      "in_flight", (json_int_t)S.in_flight, "in_flight_peak", (json_int_t)S.in_flight_peak,
                      "by_protocol", "ieod", (json_int_t)S.ieod, "ee", (json_int_t)S.ee, "last",
-                     S.last ? S.last : json_null());
+                     S.last ? json_deep_copy(S.last) : json_null());
 }
 
 static json_t *dev_token_info(const char *at)
