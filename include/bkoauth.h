@@ -40,6 +40,12 @@ extern "C" {
 
 /** Version of this header; bkoauth_version() gives the library's. */
 #define BKOAUTH_VERSION_STRING "0.1.0"
+/** The same as a number 0xMMmmpp (major, minor, patch), as libcurl's LIBCURL_VERSION_NUM:
+ *  `#if BKOAUTH_VERSION_NUM >= 0x000100` tests for 0.1.0 or later at compile time. */
+#define BKOAUTH_VERSION_MAJOR 0
+#define BKOAUTH_VERSION_MINOR 1
+#define BKOAUTH_VERSION_PATCH 0
+#define BKOAUTH_VERSION_NUM 0x000100
 
 /* ------------------------------------------------------------------------------------------ */
 /* Results and errors                                                                           */
@@ -47,14 +53,15 @@ extern "C" {
 
 /** Result of every call that can fail. */
 typedef enum bkoauth_code {
-    BKOAUTH_OK = 0,            /**< "OK": success */
-    BKOAUTH_E_TOKEN_API,       /**< "TokenAPIError": the SSM call failed; retry later */
-    BKOAUTH_E_TOKEN_NOT_EXIST, /**< "TokenNotExist": no saved token / no refresh_token */
-    BKOAUTH_E_CONFIG,          /**< "ConfigError": a setting is missing or invalid */
-    BKOAUTH_E_INVALID,         /**< "InvalidArgument": NULL, anonymous user, over-long value */
-    BKOAUTH_E_STORE,           /**< "StoreError": the token store failed */
-    BKOAUTH_E_JWT,             /**< "JWTError": X-Bkapi-Jwt missing or invalid */
-    BKOAUTH_E_NOMEM            /**< "OutOfMemory" */
+    /* the values are part of the ABI: they never change, new codes get new numbers */
+    BKOAUTH_OK = 0,                /**< "OK": success */
+    BKOAUTH_E_TOKEN_API = 1,       /**< "TokenAPIError": the SSM call failed; retry later */
+    BKOAUTH_E_TOKEN_NOT_EXIST = 2, /**< "TokenNotExist": no saved token / no refresh_token */
+    BKOAUTH_E_CONFIG = 3,          /**< "ConfigError": a setting is missing or invalid */
+    BKOAUTH_E_INVALID = 4,         /**< "InvalidArgument": NULL, anonymous user, over-long value */
+    BKOAUTH_E_STORE = 5,           /**< "StoreError": the token store failed */
+    BKOAUTH_E_JWT = 6,             /**< "JWTError": X-Bkapi-Jwt missing or invalid */
+    BKOAUTH_E_NOMEM = 7            /**< "OutOfMemory" */
 } bkoauth_code;
 
 /** Details of a failure. Owned by the caller (usually on the stack). */
@@ -288,9 +295,9 @@ BKOAUTH_API void bkoauth_client_free(bkoauth_client *client);
 enum {
     BKOAUTH_LOG_OFF = -1,
     BKOAUTH_LOG_ERROR = 0,
-    BKOAUTH_LOG_WARNING,
-    BKOAUTH_LOG_INFO,
-    BKOAUTH_LOG_DEBUG
+    BKOAUTH_LOG_WARNING = 1,
+    BKOAUTH_LOG_INFO = 2,
+    BKOAUTH_LOG_DEBUG = 3
 };
 
 /** A log sink: called with the level and one line (no trailing newline). It may be called

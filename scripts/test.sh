@@ -5,6 +5,7 @@
 #   scripts/test.sh --quick    one plain build and its tests only
 # The threaded tests also run under ThreadSanitizer. The store suites run on SQLite, on a
 # throwaway PostgreSQL (scripts/pg.sh) and on a throwaway MariaDB (scripts/mysql.sh).
+# Last, the Debian packages are built and tested (tests/package/test_packages.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -44,8 +45,12 @@ fi
 # better spent there)
 stores="-DBKOAUTH_TEST_STORES=sqlite;postgres"
 if [ "$quick" = 0 ]; then
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 CTEST_ARGS="-R concurrency|ssm_wire|store|jwt|parallel|faults" \
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 CTEST_ARGS="-R concurrency|ssm_wire|store|jwt|parallel|faults|cache" \
     run_suite tsan -DCMAKE_BUILD_TYPE=Debug -DBKOAUTH_SANITIZE=thread -DBKOAUTH_BUILD_BENCH=OFF \
       -DBKOAUTH_BUILD_EXAMPLES=OFF "$stores"
+fi
+if [ "$quick" = 0 ]; then
+  echo "== Debian packages: build, lintian, contents, outside program (tests/package/test_packages.sh)"
+  bash tests/package/test_packages.sh build-test/deb
 fi
 echo "== all tests passed"

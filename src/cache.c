@@ -1,5 +1,6 @@
 /* cache.c - per-thread token tables with shared generation counters (see cache.h). */
 #include "cache.h"
+#include "keys.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,9 +28,46 @@ typedef struct slot {
 typedef struct table {
     slot slots[CACHE_SLOTS];
     size_t bytes;
+    uint64_t seen_frees; /* the value of cache_frees this table was last swept at */
 } table;
 
 static _Atomic uint64_t next_cache_id = 1;
+
+/* Freed caches: cache_free bumps cache_frees; a thread that uses its table next sees the change
+ * (one read of a global that is only written when a client is freed) and drops the copies of
+ * caches that are gone. The live ids are kept under a mutex taken only then. */
+static _Atomic uint64_t cache_frees;
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t *live_ids;
+static size_t nlive, live_cap;
+
+static int is_live(uint64_t id)
+{
+    for (size_t i = 0; i < nlive; i++)
+        if (live_ids[i] == id) return 1;
+    return 0;
+}
+
+/* Frees this thread's copies of caches that were freed. */
+static void sweep(table *t)
+{
+    pthread_mutex_lock(&live_mu);
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        slot *s = &t->slots[i];
+        if (s->token != NULL && !is_live(s->cache_id)) {
+            t->bytes -= s->bytes;
+            bkoauth_token_free(s->token);
+            s->token = NULL;
+        }
+    }
+    t->seen_frees = atomic_load(&cache_frees);
+    pthread_mutex_unlock(&live_mu);
+}
+
+static void sweep_if_freed(table *t)
+{
+    if (atomic_load_explicit(&cache_frees, memory_order_acquire) != t->seen_frees) sweep(t);
+}
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t table_key;
 static _Thread_local table *my_table;
@@ -54,6 +92,7 @@ static table *thread_table(int create)
     table *t = bkoauth__calloc(1, sizeof *t);
     if (t == NULL) return NULL;
     t->bytes = sizeof *t;
+    t->seen_frees = atomic_load(&cache_frees);
     if (pthread_setspecific(table_key, t) != 0) {
         bkoauth__free(t);
         return NULL;
@@ -62,14 +101,10 @@ static table *thread_table(int create)
     return t;
 }
 
-static uint64_t key_hash(const char *env_name, const char *user_id)
+/* The key's hash (keys.c), its high bits folded in: slots and generations take it modulo. */
+static uint64_t slot_hash(const char *env_name, const char *user_id)
 {
-    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 over "env\0user" */
-    for (const char *p = env_name; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    h = (h ^ 0xffu) * 1099511628211ull;
-    for (const char *p = user_id ? user_id : ""; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    uint64_t h = key_hash(env_name, user_id);
     return h ^ (h >> 29);
 }
 
@@ -80,11 +115,43 @@ cache *cache_new(int ttl_seconds)
     if (c == NULL) return NULL;
     c->id = atomic_fetch_add(&next_cache_id, 1);
     c->ttl = ttl_seconds;
+    pthread_mutex_lock(&live_mu);
+    if (nlive == live_cap) {
+        size_t cap = live_cap ? live_cap * 2 : 8;
+        uint64_t *p = bkoauth__realloc(live_ids, cap * sizeof *p);
+        if (p == NULL) {
+            pthread_mutex_unlock(&live_mu);
+            bkoauth__free(c);
+            return NULL;
+        }
+        live_ids = p;
+        live_cap = cap;
+    }
+    live_ids[nlive++] = c->id;
+    pthread_mutex_unlock(&live_mu);
     return c;
 }
 
 void cache_free(cache *c)
 {
+    if (c == NULL) return;
+    pthread_mutex_lock(&live_mu);
+    for (size_t i = 0; i < nlive; i++)
+        if (live_ids[i] == c->id) {
+            live_ids[i] = live_ids[--nlive];
+            break;
+        }
+    if (nlive == 0) { /* the last client gone: nothing kept for the process */
+        bkoauth__free(live_ids);
+        live_ids = NULL;
+        live_cap = 0;
+    }
+    atomic_fetch_add(&cache_frees, 1);
+    pthread_mutex_unlock(&live_mu);
+    /* this thread's copies go at once; every other thread's at its next use of the cache, or
+     * when it ends */
+    table *t = thread_table(0);
+    if (t != NULL) sweep(t);
     bkoauth__free(c);
 }
 
@@ -116,7 +183,8 @@ bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, in
     if (c == NULL) return NULL;
     table *t = thread_table(0);
     if (t == NULL) return NULL;
-    uint64_t h = key_hash(env_name, user_id);
+    sweep_if_freed(t);
+    uint64_t h = slot_hash(env_name, user_id);
     slot *s = &t->slots[h % CACHE_SLOTS];
     if (s->token == NULL || s->cache_id != c->id || s->hash != h || now - s->stored_at >= c->ttl ||
         s->gen != atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire) ||
@@ -135,7 +203,7 @@ static size_t token_bytes(const bkoauth_token *tok)
 uint64_t cache_generation(cache *c, const char *env_name, const char *user_id)
 {
     if (c == NULL) return 0;
-    uint64_t h = key_hash(env_name, user_id);
+    uint64_t h = slot_hash(env_name, user_id);
     return atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire);
 }
 
@@ -144,7 +212,8 @@ void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now)
     if (c == NULL || token == NULL) return;
     table *t = thread_table(1);
     if (t == NULL) return;
-    uint64_t h = key_hash(token->env_name, token->user_id);
+    sweep_if_freed(t);
+    uint64_t h = slot_hash(token->env_name, token->user_id);
     bkoauth_token *copy = bkoauth_token_dup(token);
     if (copy == NULL) return;
     slot *s = &t->slots[h % CACHE_SLOTS];
@@ -164,7 +233,7 @@ void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now)
 void cache_invalidate(cache *c, const char *env_name, const char *user_id)
 {
     if (c == NULL) return;
-    uint64_t h = key_hash(env_name, user_id);
+    uint64_t h = slot_hash(env_name, user_id);
     atomic_fetch_add_explicit(&generations[h % CACHE_GENERATIONS], 1, memory_order_acq_rel);
 }
 

@@ -6,7 +6,8 @@
  * unseen. Renewals in this process bump a per-key generation counter shared by all threads and
  * clients (read-mostly atomics), so no thread serves a token older than this process's last
  * renewal.
- * Memory is bounded: CACHE_SLOTS tokens per thread that used the cache, freed at thread exit. */
+ * Memory is bounded: CACHE_SLOTS tokens per thread that used the cache, freed at thread exit;
+ * a freed client's copies go at each thread's next use of the cache. */
 #ifndef BKOAUTH_CACHE_H
 #define BKOAUTH_CACHE_H
 
@@ -20,6 +21,8 @@ typedef struct cache cache;
 /* A cache whose entries live ttl_seconds; NULL when ttl_seconds is 0 (cache off) or on OOM
  * (every function accepts a NULL cache and then does nothing). */
 cache *cache_new(int ttl_seconds);
+/* Frees c. The copies it left in this thread's table go at once; those in other threads' tables
+ * at their next use of any cache (one read of a global counter tells them), or when they end. */
 void cache_free(cache *c);
 
 /* A copy of the cached token of (env_name, user_id) when this thread has one that is younger

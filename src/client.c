@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Cache hits are counted in stripes (one cache line each, a thread's by its address), so the
  * hot path writes no line that every thread writes. */
@@ -34,9 +33,9 @@ struct bkoauth_client {
     bk_logger logger;
     ssm_client *ssm;
     store *st;
-    cache *cache;    /* NULL when BKOAUTH_CACHE_SECONDS is 0 */
-    keytab *backoff; /* per key: renewal failures and the back-off they impose */
-    atomic_long pid; /* the process the connections belong to (fork) */
+    cache *cache;            /* NULL when BKOAUTH_CACHE_SECONDS is 0 */
+    keytab *backoff;         /* per key: renewal failures and the back-off they impose */
+    atomic_ulong forks_seen; /* the fork count its connections belong to (client_after_fork) */
     atomic_ulong store_reads, renewals, served_meanwhile;
     hit_stripe hits[HIT_STRIPES];
 };
@@ -50,20 +49,35 @@ static void stats_cache_hit(bkoauth_client *c)
 }
 
 /* In a child after fork(): what the client inherited (connections, locks, handles) is the
- * parent's; the first call of the child drops it, without closing, and makes its own. */
+ * parent's; the first call of the child drops it, without closing, and makes its own. A fork is
+ * seen through a process-wide counter that a pthread_atfork child handler bumps, so the check on
+ * every call is one read of a global, not a system call. */
 static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_ulong forks;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    atomic_fetch_add(&forks, 1);
+    pthread_mutex_init(&fork_mu, NULL); /* a parent thread may have held it at the fork */
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
 
 static void client_after_fork(bkoauth_client *c)
 {
-    long me = (long)getpid();
-    if (atomic_load(&c->pid) == me) return;
+    unsigned long now = atomic_load_explicit(&forks, memory_order_relaxed);
+    if (atomic_load_explicit(&c->forks_seen, memory_order_relaxed) == now) return;
     pthread_mutex_lock(&fork_mu);
-    if (atomic_load(&c->pid) != me) {
+    if (atomic_load(&c->forks_seen) != now) {
         store_after_fork(c->st);
         ssm_after_fork(c->ssm);
         keytab *fresh = keytab_new(); /* the parent's may hold locks of threads gone here */
         if (fresh != NULL) c->backoff = fresh;
-        atomic_store(&c->pid, me);
+        atomic_store(&c->forks_seen, now);
     }
     pthread_mutex_unlock(&fork_mu);
 }
@@ -82,7 +96,8 @@ bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *
         err_nomem(err);
         return NULL;
     }
-    atomic_store(&c->pid, (long)getpid());
+    pthread_once(&atfork_once, register_atfork);
+    atomic_store(&c->forks_seen, atomic_load(&forks));
     if ((c->backoff = keytab_new()) == NULL) {
         err_nomem(err);
         bkoauth_client_free(c);

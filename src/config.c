@@ -394,9 +394,17 @@ static bkoauth_code check_value(int i, const char *value, bkoauth_error *err)
         return BKOAUTH_OK;
     }
     case K_DBURL:
-        if ((strncmp(value, "sqlite:", 7) == 0 && value[7] != '\0') ||
-            strncmp(value, "postgresql://", 13) == 0 || strncmp(value, "postgres://", 11) == 0)
+        if (strncmp(value, "sqlite:", 7) == 0 && value[7] != '\0') return BKOAUTH_OK;
+        if (strncmp(value, "postgresql://", 13) == 0 || strncmp(value, "postgres://", 11) == 0) {
+#ifdef BKOAUTH_WITH_POSTGRESQL
             return BKOAUTH_OK;
+#else
+            return err_set(err, BKOAUTH_E_CONFIG,
+                           "%s: a PostgreSQL URL, but this libbkoauth was built without PostgreSQL "
+                           "(BKOAUTH_WITH_POSTGRESQL=OFF); rebuild it with -DBKOAUTH_WITH_POSTGRESQL=ON",
+                           name);
+#endif
+        }
         if (strncmp(value, "mysql://", 8) == 0 || strncmp(value, "mariadb://", 10) == 0) {
 #ifdef BKOAUTH_WITH_MYSQL
             bk_mysql_url u;

@@ -8,9 +8,9 @@
 #define STORE_MAX_USER 64   /* user_id varchar(64): characters */
 #define STORE_MAX_TOKEN 255 /* access_token, refresh_token, env_name varchar(255) */
 
-/* Both backends are always built (postgres.c is in the library). The reference is a strong
- * one on purpose: a weak reference would not pull postgres.o out of the static archive, and a
- * program linked with libbkoauth.a would then have no PostgreSQL store. */
+/* The backends the build has (BKOAUTH_WITH_POSTGRESQL, BKOAUTH_WITH_MYSQL; SQLite always); a
+ * URL of one it lacks is a ConfigError saying so. The references are strong ones on purpose, so
+ * every backend built is in a program linked with the static archive. */
 store *store_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
 {
     if (s == NULL) {
@@ -25,7 +25,13 @@ store *store_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *
     store *st = NULL;
     switch (s->store_kind) {
     case BK_STORE_POSTGRES:
+#ifdef BKOAUTH_WITH_POSTGRESQL
         st = store_postgres_open(s, logger, err);
+#else
+        err_set(err, BKOAUTH_E_CONFIG,
+                "BKOAUTH_DATABASE_URL: a PostgreSQL URL, but this libbkoauth was built without PostgreSQL "
+                "(BKOAUTH_WITH_POSTGRESQL=OFF)");
+#endif
         break;
     case BK_STORE_SQLITE:
         st = store_sqlite_open(s, logger, err);

@@ -464,8 +464,9 @@ static void test_database_restart_during_refresh(void **state)
     bkoauth_token_free(login(c, "bob")); /* every pool of c warm: a save, a lookup */
     bkoauth_token_free(by_user(other, "alice"));
     json_decref(devserver_post(f->dev, "/__dev/reset"));
-    /* the answer comes after the restart: a MariaDB shutdown alone takes about a second */
-    assert_int_equal(devserver_fault(f->dev, "slow", 1, is_mysql() ? 6000 : 1500), 0);
+    /* the answer comes after the restart is over: a restart takes a second or more, and several
+     * on a loaded machine; the grant must reach a server that is up again */
+    assert_int_equal(devserver_fault(f->dev, "slow", 1, 6000), 0);
     refresher r = {.c = c};
     pthread_t th;
     pthread_create(&th, NULL, refresher_main, &r);

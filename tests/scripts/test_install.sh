@@ -22,6 +22,42 @@ cc -std=c11 -Wall -Wextra -Werror "$src/tests/outside/outside.c" -o "$work/outsi
 cc -std=c11 -Wall -Wextra -Werror "$src/tests/outside/outside.c" -o "$work/outside-static" \
    $(pkg-config --cflags bkoauth) "$libdir/libbkoauth.a" \
    $(pkg-config --print-requires-private bkoauth | xargs pkg-config --libs) -lpthread
+# Namespace: every global name the installed libraries define begins with bkoauth_ (internal
+# ones are local), and a program with names of its own like the library's internal ones links
+# the static archive and runs
+for lib in "$libdir/libbkoauth.a" "$libdir/libbkoauth.so"; do
+  if [ "${lib##*.}" = so ]; then names=$(nm -D --defined-only "$lib" | awk '{print $NF}')
+  else names=$(nm -g --defined-only "$lib" | awk 'NF == 3 {print $3}'); fi
+  bad=$(printf '%s\n' "$names" | grep -v -e '^bkoauth_[a-z]' -e '^$' || true)
+  [ -z "$bad" ] || { echo "$(basename "$lib") defines global names outside bkoauth_: $bad" >&2; exit 1; }
+  printf '%s\n' "$names" | grep -q '^bkoauth_get_access_token$' || { echo "$lib: no bkoauth_get_access_token" >&2; exit 1; }
+done
+cat >"$work/clash.c" <<'C'
+#include <bkoauth.h>
+#include <stdio.h>
+/* names the library uses inside: they must not clash with a program's own */
+int log_write(void) { return 1; }
+int cache_new(void) { return 2; }
+int store_open(void) { return 3; }
+int http_new(void) { return 4; }
+int err_set(void) { return 5; }
+int buf_append(void) { return 6; }
+int dt_parse(void) { return 7; }
+int key_hash(void) { return 8; }
+int pool_get(void) { return 9; }
+int main(void)
+{
+    bkoauth_config *c = bkoauth_config_new();
+    int sum = log_write() + cache_new() + store_open() + http_new() + err_set() + buf_append() + dt_parse() +
+              key_hash() + pool_get();
+    bkoauth_config_free(c);
+    printf("%d %s\n", sum, bkoauth_version());
+    return sum == 45 ? 0 : 1;
+}
+C
+cc -std=c11 -Wall -Werror -Wno-missing-prototypes "$work/clash.c" -o "$work/clash" $(pkg-config --cflags bkoauth) \
+   "$libdir/libbkoauth.a" $(pkg-config --print-requires-private bkoauth | xargs pkg-config --libs) -lpthread
+"$work/clash" >/dev/null
 cmake -S "$src/tests/outside" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/cmake-build" >/dev/null
 

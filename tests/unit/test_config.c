@@ -32,6 +32,22 @@ static bkoauth_code load_text(bkoauth_config *c, const char *text, bkoauth_error
     return rc;
 }
 
+/* The version in its three forms agrees, and the codes keep their numbers (ABI). */
+static void test_version_and_codes(void **state)
+{
+    (void)state;
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", BKOAUTH_VERSION_MAJOR, BKOAUTH_VERSION_MINOR, BKOAUTH_VERSION_PATCH);
+    assert_string_equal(BKOAUTH_VERSION_STRING, want);
+    assert_string_equal(bkoauth_version(), want);
+    assert_int_equal(BKOAUTH_VERSION_NUM,
+                     (BKOAUTH_VERSION_MAJOR << 16) | (BKOAUTH_VERSION_MINOR << 8) | BKOAUTH_VERSION_PATCH);
+    assert_int_equal(BKOAUTH_E_TOKEN_API, 1);
+    assert_int_equal(BKOAUTH_E_NOMEM, 7);
+    assert_int_equal(BKOAUTH_LOG_DEBUG, 3);
+    assert_string_equal(bkoauth_code_name((bkoauth_code)7), "OutOfMemory");
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -524,6 +540,7 @@ static void test_parse_text_junk(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_version_and_codes),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_seed_django_snippet_verbatim),
         cmocka_unit_test(test_file_styles),

@@ -729,10 +729,10 @@ static enum MHD_Result dev_ssm_call(struct MHD_Connection *c, const char *method
 
 /* ---- /__dev/ ----------------------------------------------------------------------------------- */
 
+/* The caller holds S.mu. 'last' is a copy: the answer is written out after S.mu is released,
+ * while another call may replace S.last. */
 static json_t *dev_counters(void)
 {
-    /* a copy of S.last: the answer is written out after S.mu is released, while another call may
-     * replace (and free) S.last */
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I}, s:o}", "app_token",
                      (json_int_t)S.app_token, "user_token", (json_int_t)S.user_token, "refresh",
                      (json_int_t)S.refresh, "refresh_failed", (json_int_t)S.refresh_failed, "faulted",

@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# The Debian packages, end to end, without installing anything into the system:
+#  1. builds them with scripts/package.sh (which also runs lintian and fails on any error or
+#     unjustified warning), with DEB_BUILD_OPTIONS=nocheck: the unit tests run in the suite;
+#  2. checks what each package holds (exactly), its Depends against what its binaries need
+#     (each NEEDED library, each pkg-config module bkoauth.pc requires), the soname, and that
+#     the symbols file, the library's exports and the header's BKOAUTH_API functions agree;
+#  3. checks the packages install together on this system (apt-get --simulate);
+#  4. unpacks them into a throwaway root (dpkg-deb -x) and there builds tests/outside/outside.c
+#     against libbkoauth-dev with pkg-config (shared, and the static archive) and with CMake's
+#     find_package, runs each against libbkoauth0 and the packaged bkoauth-devserver on both
+#     protocols, runs the packaged bkoauth command, and reads the packaged man pages.
+#   tests/package/test_packages.sh [OUTDIR]     default OUTDIR: build-test/deb
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:-$src/build-test/deb}
+. "$src/scripts/lib/devserver.sh"
+
+# grep without -q reads all its input, so no command before it in a pipe dies of SIGPIPE
+contains() { grep "$@" >/dev/null; }
+fail() { echo "test_packages: FAIL: $*" >&2; exit 1; }
+checks=0
+ok() { checks=$((checks + 1)); }
+
+DEB_BUILD_OPTIONS="nocheck ${DEB_BUILD_OPTIONS:-}" bash "$src/scripts/package.sh" "$out"
+out=$(cd "$out" && pwd)
+
+work=$(mktemp -d /tmp/bkoauth-package-test.XXXXXX)
+trap 'devserver_stop; rm -rf "$work"' EXIT
+root="$work/root"
+cd "$work" # bkoauth reads ./bkoauth.conf when present: none here
+
+ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+arch=$(dpkg --print-architecture)
+version=$(cd "$src" && dpkg-parsechangelog -S Version)
+upstream=$(sed -n 's/^project(bkoauth VERSION \([0-9][0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
+soname=libbkoauth.so.0
+packages=(libbkoauth0 libbkoauth-dev bkoauth-tools bkoauth-devserver)
+deb() { echo "$out/${1}_${version}_${arch}.deb"; }
+# every function bkoauth.h exports, one a line, sorted
+api=$(sed -n 's/^BKOAUTH_API .*[ *]\(bkoauth_[a-z0-9_]*\)(.*/\1/p' "$src/include/bkoauth.h" | sort)
+[ "$(echo "$api" | wc -l)" -ge 20 ] || fail "found only $(echo "$api" | wc -l) BKOAUTH_API functions in bkoauth.h"
+
+# ---- 1. the four packages, and no others (beside their -dbgsym) ------------------------------
+for p in "${packages[@]}"; do
+  [ -f "$(deb "$p")" ] || fail "package.sh did not make $(deb "$p")"
+done
+for f in "$out"/*.deb; do
+  name=$(dpkg-deb -f "$f" Package)
+  case " ${packages[*]} " in *" ${name%-dbgsym} "*) ;; *) fail "unexpected package $name ($f)" ;; esac
+done
+ok
+
+# ---- 2. contents: exactly these files (directories aside) --------------------------------------
+files_of() { # the regular files and symlinks of a .deb, without the leading ./, sorted
+  dpkg-deb -c "$1" | awk '$1 !~ /^d/ {print $6}' | sed 's|^\./||' | sort
+}
+expect_files() { # package, expected paths (one a line)
+  local p=$1 want got
+  # beside its own files each package has its changelog, copyright and lintian overrides
+  want=$( (printf '%s\n' "$2"; printf 'usr/share/doc/%s/changelog.Debian.gz\nusr/share/doc/%s/copyright\n' "$p" "$p"
+           printf 'usr/share/lintian/overrides/%s\n' "$p") \
+          | sed '/^$/d' | sort)
+  got=$(files_of "$(deb "$p")")
+  if [ "$want" != "$got" ]; then
+    diff -u <(echo "$want") <(echo "$got") | sed 's/^/  /' >&2 || true
+    fail "$p does not hold exactly the expected files (- expected, + in the package)"
+  fi
+  ok
+}
+expect_files libbkoauth0 "usr/lib/$ma/$soname
+usr/lib/$ma/libbkoauth.so.$upstream"
+expect_files libbkoauth-dev "usr/include/bkoauth.h
+usr/lib/$ma/libbkoauth.so
+usr/lib/$ma/libbkoauth.a
+usr/lib/$ma/pkgconfig/bkoauth.pc
+usr/lib/$ma/cmake/bkoauth/bkoauthConfig.cmake
+usr/lib/$ma/cmake/bkoauth/bkoauthConfigVersion.cmake
+usr/lib/$ma/cmake/bkoauth/bkoauthTargets.cmake
+usr/lib/$ma/cmake/bkoauth/bkoauthTargets-none.cmake
+usr/share/man/man3/bkoauth.3.gz
+$(echo "$api" | sed 's|.*|usr/share/man/man3/&.3.gz|')"
+expect_files bkoauth-tools "usr/bin/bkoauth
+usr/share/man/man1/bkoauth.1.gz"
+expect_files bkoauth-devserver "usr/bin/bkoauth-devserver
+usr/share/man/man1/bkoauth-devserver.1.gz"
+
+for p in "${packages[@]}"; do dpkg-deb -x "$(deb "$p")" "$root"; done
+libdir="$root/usr/lib/$ma"
+
+# ---- 2. the runtime library: soname, exports, symbols file -------------------------------------
+[ "$(objdump -p "$libdir/libbkoauth.so.$upstream" | awk '$1 == "SONAME" {print $2}')" = "$soname" ] \
+  || fail "libbkoauth.so.$upstream in libbkoauth0 does not have the soname $soname"
+[ "$(readlink "$libdir/$soname")" = "libbkoauth.so.$upstream" ] || fail "$soname is not a link to libbkoauth.so.$upstream"
+[ "$(readlink "$libdir/libbkoauth.so")" = "$soname" ] || fail "libbkoauth-dev's libbkoauth.so is not a link to $soname"
+exports=$(nm -D --defined-only "$libdir/$soname" | awk '{print $3}' | sort)
+if [ "$exports" != "$api" ]; then
+  diff -u <(echo "$api") <(echo "$exports") | sed 's/^/  /' >&2 || true
+  fail "$soname exports other functions than bkoauth.h declares BKOAUTH_API (- header, + library)"
+fi
+dpkg-deb --ctrl-tarfile "$(deb libbkoauth0)" | tar -xOf - ./symbols >"$work/symbols"
+head -1 "$work/symbols" | contains -x "$soname libbkoauth0 #MINVER#" || fail "the symbols file is not for $soname: $(head -1 "$work/symbols")"
+listed=$(sed -n 's/^ \([^@]*\)@Base .*/\1/p' "$work/symbols" | sort)
+[ "$listed" = "$exports" ] || fail "the packaged symbols file does not list exactly the library's exports"
+unversioned=$(grep '^ ' "$work/symbols" | grep -v '@Base [0-9][0-9A-Za-z.+~-]*$' || true)
+[ -z "$unversioned" ] || fail "symbols without a version in the symbols file: $unversioned"
+dpkg-deb --ctrl-tarfile "$(deb libbkoauth0)" | tar -xOf - ./shlibs | contains -x "libbkoauth 0 libbkoauth0 (>= $upstream)" \
+  || fail "libbkoauth0's shlibs is not 'libbkoauth 0 libbkoauth0 (>= $upstream)'"
+ok
+
+# ---- 2. Depends --------------------------------------------------------------------------------
+depends_of() { # package -> its Depends, one package name a line (alternatives split, versions dropped)
+  dpkg-deb -f "$(deb "$1")" Depends | tr ',|' '\n\n' | sed 's/(.*)//; s/:any//; s/^ *//; s/ *$//' | sed '/^$/d'
+}
+owner_of() { # a file of the system -> the package that holds it (without :arch); tries the path
+  # as given (normalised) and resolved, each also under /lib and /usr/lib (merged /usr: dpkg knows one of them)
+  local p q o
+  for p in "$(realpath -s "$1")" "$(readlink -f "$1")"; do
+    for q in "$p" "${p#/usr}" "/usr$p"; do
+      o=$(dpkg -S "$q" 2>/dev/null | awk -F: 'NR == 1 {print $1}') || true
+      if [ -n "$o" ]; then echo "$o"; return 0; fi
+    done
+  done
+}
+needs_covered() { # package, binary in the root: each NEEDED library's package is in Depends
+  local p=$1 bin=$2 lib path owner
+  for lib in $(objdump -p "$bin" | awk '$1 == "NEEDED" {print $2}'); do
+    [ "$lib" = "$soname" ] && { depends_of "$p" | contains -x libbkoauth0 || fail "$p needs $soname but does not depend on libbkoauth0"; continue; }
+    path=$(ldconfig -p | awk -v l="$lib" '$1 == l && !found {print $NF; found = 1}')
+    [ -n "$path" ] || fail "$bin needs $lib, which is not on this system"
+    owner=$(owner_of "$path")
+    [ -n "$owner" ] || fail "no package holds $path ($lib)"
+    depends_of "$p" | contains -x "$owner" || fail "$p needs $lib (package $owner) but its Depends lack it: $(dpkg-deb -f "$(deb "$p")" Depends)"
+  done
+  ok
+}
+needs_covered libbkoauth0 "$libdir/$soname"
+needs_covered bkoauth-tools "$root/usr/bin/bkoauth"
+needs_covered bkoauth-devserver "$root/usr/bin/bkoauth-devserver"
+for p in bkoauth-tools bkoauth-devserver libbkoauth0; do
+  depends_of "$p" | contains -- '-dev$' && fail "$p depends on a -dev package: $(dpkg-deb -f "$(deb "$p")" Depends)"
+done
+dpkg-deb -f "$(deb libbkoauth-dev)" Depends | contains "libbkoauth0 (= $version)" || fail "libbkoauth-dev does not depend on libbkoauth0 (= $version)"
+# each module of Requires.private: pkg-config reads them even for a shared link, and libbkoauth.a
+# needs their libraries; libbkoauth-dev must bring the package holding each .pc file
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+modules=$(pkg-config --print-requires-private bkoauth | awk '{print $1}')
+[ -n "$modules" ] || fail "bkoauth.pc has no Requires.private"
+for m in $modules; do
+  pc="$(pkg-config --variable=pcfiledir "$m")/$m.pc"
+  owner=$(owner_of "$pc")
+  [ -n "$owner" ] || fail "no package holds $pc (module $m of bkoauth.pc)"
+  depends_of libbkoauth-dev | contains -x "$owner" \
+    || fail "bkoauth.pc requires $m ($owner) but libbkoauth-dev does not depend on $owner"
+done
+# each -lNAME of Libs.private (what libbkoauth.a needs beyond those modules): its package, unless
+# it is the C library's own (libc6-dev is build-essential)
+for l in $(sed -n 's/^Libs\.private://p' "$libdir/pkgconfig/bkoauth.pc"); do
+  case "$l" in -l*) ;; *) continue ;; esac
+  path=$(cc -print-file-name="lib${l#-l}.so")
+  [ "${path#/}" != "$path" ] || path=$(cc -print-file-name="lib${l#-l}.a")
+  [ "${path#/}" != "$path" ] || fail "bkoauth.pc's Libs.private names $l, which the compiler cannot find"
+  owner=$(owner_of "$path")
+  [ -n "$owner" ] || fail "no package holds $path ($l of bkoauth.pc)"
+  [ "$owner" = libc6-dev ] || depends_of libbkoauth-dev | contains -x "$owner" \
+    || fail "bkoauth.pc's Libs.private needs $l ($owner) but libbkoauth-dev does not depend on $owner"
+done
+# the CMake package file runs find_dependency(PkgConfig): pkg-config must come with it
+depends_of libbkoauth-dev | contains -x "pkgconf\|pkg-config" || fail "libbkoauth-dev does not depend on pkgconf"
+ok
+
+# ---- 3. they install together here (simulated: nothing is installed) ---------------------------
+pkgs=()
+for p in "${packages[@]}"; do pkgs+=("$(deb "$p")"); done
+apt-get -s -o Debug::NoLocking=1 install "${pkgs[@]}" >"$work/apt.log" 2>&1 \
+  || { cat "$work/apt.log" >&2; fail "apt-get --simulate install of the four packages failed"; }
+for p in "${packages[@]}"; do
+  grep -q -e "^Conf $p " -e "^$p is already the newest version" "$work/apt.log" || fail "apt would not install $p: $(cat "$work/apt.log")"
+done
+ok
+
+# ---- 4. an outside program against the unpacked libbkoauth-dev ---------------------------------
+# bkoauth.pc is relocatable (its prefix comes from its own place), so PKG_CONFIG_PATH alone
+# points pkg-config at the unpacked root; PKG_CONFIG_SYSROOT_DIR would also move the system's
+# own modules (libpq's -I/usr/include/postgresql) into the root, where they are not.
+[ "$(pkg-config --variable=includedir bkoauth | xargs realpath)" = "$root/usr/include" ] \
+  || fail "pkg-config finds bkoauth.h in $(pkg-config --variable=includedir bkoauth), not in the unpacked root"
+cc -std=c11 -Wall -Wextra -Werror "$src/tests/outside/outside.c" -o "$work/outside-pc" $(pkg-config --cflags --libs bkoauth)
+cc -std=c11 -M $(pkg-config --cflags bkoauth) "$src/tests/outside/outside.c" | tr ' \\' '\n\n' | grep '/bkoauth\.h$' \
+  | xargs realpath | contains -x "$root/usr/include/bkoauth.h" || fail "outside.c was not compiled with the packaged bkoauth.h"
+cc -std=c11 -Wall -Wextra -Werror "$src/tests/outside/outside.c" -o "$work/outside-static" \
+   $(pkg-config --cflags bkoauth) "$(pkg-config --variable=libdir bkoauth)/libbkoauth.a" \
+   $(pkg-config --print-requires-private bkoauth | awk '{print $1}' | xargs pkg-config --libs) -lpthread
+objdump -p "$work/outside-static" | contains "NEEDED *$soname" && fail "outside-static links $soname"
+cmake -S "$src/tests/outside" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$root/usr" >/dev/null
+cmake --build "$work/cmake-build" >/dev/null
+for prog in "$work/outside-pc" "$work/cmake-build/outside"; do
+  objdump -p "$prog" | contains "NEEDED *$soname" || fail "$prog does not link $soname"
+  LD_LIBRARY_PATH="$libdir" ldd "$prog" | contains "$soname => $libdir/$soname" \
+    || fail "$prog does not load $soname from the unpacked libbkoauth0"
+done
+ok
+
+devserver_start "$root/usr/bin/bkoauth-devserver" --app-code pkg-app --app-secret pkg-secret --user "cred-paula=paula"
+for backend in "" bk_token; do
+  for prog in "$work/outside-pc" "$work/outside-static" "$work/cmake-build/outside"; do
+    db="$work/$(basename "$prog")-${backend:-ieod}.db"
+    env -i PATH="$PATH" LD_LIBRARY_PATH="$libdir" OAUTH_API_URL="$DEV_URL" APP_CODE=pkg-app \
+      SECRET_KEY=pkg-secret OAUTH_COOKIES_PARAMS='{"bk_token": "bk_token"}' BKAUTH_BACKEND_TYPE="$backend" \
+      BKOAUTH_DATABASE_URL="sqlite:$db" OUTSIDE_USER=paula OUTSIDE_COOKIE="bk_token=cred-paula" "$prog" \
+      || fail "$prog failed against the packaged library and devserver (${backend:-ieod})"
+    ok
+  done
+done
+
+# ---- 4. the packaged command line --------------------------------------------------------------
+cli() {
+  env -i PATH="$PATH" OAUTH_API_URL="$DEV_URL" APP_CODE=pkg-app SECRET_KEY=pkg-secret \
+    OAUTH_COOKIES_PARAMS='{"bk_token": "bk_token"}' "$root/usr/bin/bkoauth" -D "sqlite:$work/cli.db" "$@"
+}
+app=$(cli app-token) || fail "the packaged bkoauth app-token failed"
+[ ${#app} -ge 16 ] || fail "bkoauth app-token printed '$app', not a token"
+user=$(cli user-token paula --cookie 'bk_token=cred-paula') || fail "the packaged bkoauth user-token failed"
+[ "$(cli token paula)" = "$user" ] || fail "bkoauth token paula did not give the saved token"
+cli list | contains '^paula ' || fail "bkoauth list does not show paula"
+set +e; cli token nobody >/dev/null 2>&1; rc=$?; set -e
+[ "$rc" = 4 ] || fail "bkoauth token nobody exited $rc, not 4 (TokenNotExist)"
+ok
+
+# ---- 4. the packaged man pages -------------------------------------------------------------------
+export MANPATH="$root/usr/share/man" MANWIDTH=80 LC_ALL=C.UTF-8
+for page in "1 bkoauth" "1 bkoauth-devserver" "3 bkoauth"; do
+  set -- $page
+  man -w "$1" "$2" | contains "^$root/usr/share/man/man$1/$2.$1.gz$" || fail "man -w $1 $2 does not find the packaged page"
+  warnings=$(MANROFFSEQ='' man --warnings -E UTF-8 -Tutf8 -Z "$1" "$2" 2>&1 >/dev/null || true)
+  [ -z "$warnings" ] || fail "man $1 $2 renders with warnings: $warnings"
+done
+for fn in $api; do
+  man 3 "$fn" 2>/dev/null | contains "$fn(" || fail "man 3 $fn does not show the synopsis of $fn"
+done
+ok
+echo "test_packages: $checks checks passed: 4 packages in $out, installed into a throwaway root," \
+     "outside program built against libbkoauth-dev (pkg-config shared and static, CMake) and run against libbkoauth0"
