@@ -22,8 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(why != NULL);
         return 0;
     }
-    static const int64_t moments[] = {INT64_MIN / 4, -62135596800LL, -1, 0, 1900000000, 4102444800LL,
-                                      253402300799LL, INT64_MAX / 4};
+    static const int64_t moments[] = {INT64_MIN / 4, -62135596800LL, -1,           0, 1900000000,
+                                      4102444800LL,  253402300799LL, INT64_MAX / 4};
     for (size_t i = 0; i < sizeof moments / sizeof moments[0]; i++) {
         int32_t off = zone_offset(z, moments[i]);
         check(off > -86400 && off < 86400);

@@ -37,7 +37,8 @@ static void test_version_and_codes(void **state)
 {
     (void)state;
     char want[32];
-    snprintf(want, sizeof want, "%d.%d.%d", BKOAUTH_VERSION_MAJOR, BKOAUTH_VERSION_MINOR, BKOAUTH_VERSION_PATCH);
+    snprintf(want, sizeof want, "%d.%d.%d", BKOAUTH_VERSION_MAJOR, BKOAUTH_VERSION_MINOR,
+             BKOAUTH_VERSION_PATCH);
     assert_string_equal(BKOAUTH_VERSION_STRING, want);
     assert_string_equal(bkoauth_version(), want);
     assert_int_equal(BKOAUTH_VERSION_NUM,
