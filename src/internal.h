@@ -324,6 +324,12 @@ int bk_token_text_ok(const char *s, size_t max_len, int may_be_empty);
 const char *bk_token_text_problem(const char *s, size_t len);
 /* 1 when s is valid UTF-8 (shortest forms, no surrogates). */
 int bk_utf8_ok(const char *s);
+/* The code point of the UTF-8 sequence at p (valid, shortest form, no surrogates; p holds it
+ * whole or ends with a NUL), its length in *len; -1 when p does not start one. */
+long bk_utf8_next(const unsigned char *p, int *len);
+/* 1 for the code points that reorder or break a line as a person sees it (direction marks and
+ * overrides, line and paragraph separators, the byte order mark). */
+int bk_is_hidden_mark(long cp);
 /* url with the password of its user info replaced by *** ("ftp://user:***@host/"), for a
  * message; out (size bytes) is returned. */
 char *bk_url_hide_password(const char *url, char *out, size_t size);

@@ -62,33 +62,6 @@ static long hex4(const unsigned char *p, size_t left)
     return v;
 }
 
-/* The code point of the UTF-8 sequence at s (valid, shortest form), its length in *n; -1 when
- * s does not start one. */
-static long utf8_cp(const unsigned char *s, int *n)
-{
-    unsigned char c = s[0];
-    int len = c < 0x80                 ? 1
-              : c >= 0xc2 && c <= 0xdf ? 2
-              : c >= 0xe0 && c <= 0xef ? 3
-              : c >= 0xf0 && c <= 0xf4 ? 4
-                                       : 0;
-    if (len == 0) return -1;
-    if (len == 1) {
-        *n = 1;
-        return c;
-    }
-    long cp = c & (0x7f >> len);
-    for (int i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return -1;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return -1;
-    *n = len;
-    return cp;
-}
-
 /* How many bytes of in (from k, left bytes) spell the secret's next character(s) at s in one of
  * the forms; *adv how many bytes of the secret they stand for. 0 when none does. */
 static size_t match_one(const unsigned char *in, size_t left, const unsigned char *s, size_t *adv)
@@ -113,7 +86,7 @@ static size_t match_one(const unsigned char *in, size_t left, const unsigned cha
     long u = hex4(in + 2, left - 2);
     if (u < 0) return 0;
     int n = 0;
-    long cp = utf8_cp(s, &n);
+    long cp = bk_utf8_next(s, &n);
     if (cp < 0) return 0;
     if (cp < 0x10000) {
         if (u != cp) return 0;
@@ -175,13 +148,6 @@ static void put(sink *k, const char *p, size_t n)
     if (k->used + 3 <= k->cap) k->safe = k->used;
 }
 
-/* 1 for the code points that reorder or break a line as a person sees it. */
-static int is_hidden_mark(long cp)
-{
-    return (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f ||
-           cp == 0x061c || cp == 0x2028 || cp == 0x2029 || cp == 0xfeff;
-}
-
 /* Writes the character at in (left bytes) escaped when it must be; returns the bytes used. */
 static size_t put_char(sink *k, const unsigned char *in, size_t left, unsigned flags)
 {
@@ -210,14 +176,14 @@ static size_t put_char(sink *k, const unsigned char *in, size_t left, unsigned f
     size_t want = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
     if (want <= left) {
         memcpy(tmp, in, want);
-        cp = utf8_cp(tmp, &n);
+        cp = bk_utf8_next(tmp, &n);
     }
     if (cp < 0) {
         snprintf(esc, sizeof esc, "\\x%02x", c);
         put(k, esc, 4);
         return 1;
     }
-    if ((cp >= 0x80 && cp <= 0x9f) || is_hidden_mark(cp)) {
+    if ((cp >= 0x80 && cp <= 0x9f) || bk_is_hidden_mark(cp)) {
         snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp & 0xffffu);
         put(k, esc, 6);
     } else {

@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static long utf8_next(const unsigned char *p, int *len);
-
 int bk_token_text_ok(const char *s, size_t max_len, int may_be_empty)
 {
     if (s == NULL) return may_be_empty;
@@ -34,15 +32,13 @@ int bk_utf8_ok(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
         int len = 0;
-        if (utf8_next(p, &len) < 0) return 0;
+        if (bk_utf8_next(p, &len) < 0) return 0;
         p += len;
     }
     return 1;
 }
 
-/* The code point starting at p (valid UTF-8, shortest form, no surrogates), its length in
- * *len; -1 when p does not start a valid sequence. */
-static long utf8_next(const unsigned char *p, int *len)
+long bk_utf8_next(const unsigned char *p, int *len)
 {
     if (p[0] < 0x80) {
         *len = 1;
@@ -62,16 +58,20 @@ static long utf8_next(const unsigned char *p, int *len)
     return cp;
 }
 
+int bk_is_hidden_mark(long cp)
+{
+    return (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f ||
+           cp == 0x061c || cp == 0x2028 || cp == 0x2029 || cp == 0xfeff;
+}
+
 const char *bk_name_problem(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
         int len = 0;
-        long cp = utf8_next(p, &len);
+        long cp = bk_utf8_next(p, &len);
         if (cp < 0) return "is not valid UTF-8";
         if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) return "contains a control character";
-        if ((cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e ||
-            cp == 0x200f || cp == 0x061c)
-            return "contains a text-direction mark";
+        if (bk_is_hidden_mark(cp)) return "contains a text-direction mark or line separator";
         p += len;
     }
     return NULL;

@@ -11,6 +11,8 @@
  * library, in Jansson or in libcurl, is reported as "bkoauth: OutOfMemory: ..."). */
 #include <bkoauth.h>
 
+#include "internal.h" /* bk_scrub, bk_utf8_next: the library's own escaping */
+
 #include <jansson.h>
 
 #include <errno.h>
@@ -209,65 +211,13 @@ static int cli_exit_status(bkoauth_code code)
     }
 }
 
-/* The code point of the UTF-8 sequence at s (shortest form, no surrogates), its length in *n;
- * -1 when s does not start one. */
-static long cli_utf8(const unsigned char *s, int *n)
-{
-    unsigned char c = s[0];
-    int len = c < 0x80                 ? 1
-              : c >= 0xc2 && c <= 0xdf ? 2
-              : c >= 0xe0 && c <= 0xef ? 3
-              : c >= 0xf0 && c <= 0xf4 ? 4
-                                       : 0;
-    if (len == 0) return -1;
-    long cp = len == 1 ? c : c & (0x7f >> len);
-    for (int i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return -1;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return -1;
-    *n = len;
-    return cp;
-}
-
-/* s made fit for one line of a terminal or a log, into out (size bytes): control characters as
- * \n, \r, \t or \xNN, bytes that are not UTF-8 as \xNN, C1 controls, text-direction marks and
- * line separators as \uNNNN; cut with "..." when it does not fit. What the library writes is so
- * already; this covers what the command line writes itself (an argument it quotes back). */
+/* s made fit for one line of a terminal or a log (the library's scrub: control characters,
+ * bytes that are not UTF-8, C1 controls, direction marks and line separators escaped; cut with
+ * "..." when it does not fit). What the library writes is so already; this covers what the
+ * command line writes itself (an argument it quotes back). */
 static const char *cli_escape(const char *s, char *out, size_t size)
 {
-    size_t used = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        char piece[16];
-        size_t n = 0;
-        int len = 1;
-        long cp = cli_utf8(p, &len);
-        if (cp < 0) {
-            n = (size_t)snprintf(piece, sizeof piece, "\\x%02x", *p);
-            len = 1;
-        } else if (cp == '\n' || cp == '\r' || cp == '\t') {
-            n = (size_t)snprintf(piece, sizeof piece, "\\%c", cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't');
-        } else if (cp < 0x20 || cp == 0x7f) {
-            n = (size_t)snprintf(piece, sizeof piece, "\\x%02x", (unsigned)cp);
-        } else if ((cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
-                   (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f || cp == 0x061c ||
-                   cp == 0x2028 || cp == 0x2029 || cp == 0xfeff) {
-            n = (size_t)snprintf(piece, sizeof piece, "\\u%04x", (unsigned)cp);
-        } else {
-            memcpy(piece, p, (size_t)len);
-            n = (size_t)len;
-        }
-        if (used + n + 4 > size) {
-            if (used + 4 <= size) memcpy(out + used, "...", 3), used += 3;
-            break;
-        }
-        memcpy(out + used, piece, n);
-        used += n;
-        p += len;
-    }
-    out[used] = '\0';
+    bk_scrub(out, size, s, strlen(s), 0);
     return out;
 }
 
@@ -372,7 +322,7 @@ static json_t *cli_json_str(const char *s)
     size_t k = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
         int len = 1;
-        if (cli_utf8(p, &len) < 0) {
+        if (bk_utf8_next(p, &len) < 0) {
             k += (size_t)snprintf(copy + k, 5, "\\x%02x", *p);
             len = 1;
         } else {
