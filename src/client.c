@@ -4,7 +4,7 @@
  * called through ssm/ssm.h. No SQL, no HTTP, no JSON here.
  *
  * Renewal protocol (one renewal per expiry): a caller that finds a token missing or expiring
- * calls store_renew_keep(), which locks the token's key against the other threads, processes
+ * calls store_renew_if(), which locks the token's key against the other threads, processes
  * and hosts (no database lock: see store.h) and hands the row as it is *now* to a renew
  * function. That function renews only when the row still needs it; a caller that waited finds
  * the row renewed and returns it. A grant the store could not save is still the caller's: the

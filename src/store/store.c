@@ -397,12 +397,6 @@ bkoauth_code store_renew(store *st, const char *env_name, const char *user_id, s
     return renew(st, env_name, user_id, NULL, fn, ctx, 0, 0, out, err);
 }
 
-bkoauth_code store_renew_keep(store *st, const char *env_name, const char *user_id, store_renew_fn fn,
-                              void *ctx, bkoauth_token **out, bkoauth_error *err)
-{
-    return renew(st, env_name, user_id, NULL, fn, ctx, 1, 0, out, err);
-}
-
 bkoauth_code store_renew_if(store *st, const char *env_name, const char *user_id,
                             store_current_ok_fn current_ok, store_renew_fn fn, void *ctx, int64_t patience_ms,
                             bkoauth_token **out, bkoauth_error *err)

@@ -84,7 +84,7 @@ store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoaut
 store *store_mysql_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
 
 /* The saved token of (env_name, user_id); user_id NULL or "" is the APP token. A grant this
- * process could not save yet (store_renew_keep) wins over an older row. None:
+ * process could not save yet (store_renew_if) wins over an older row. None:
  * BKOAUTH_E_TOKEN_NOT_EXIST. */
 bkoauth_code store_get(store *st, const char *env_name, const char *user_id, bkoauth_token **out,
                        bkoauth_error *err);
@@ -99,11 +99,9 @@ bkoauth_code store_renew(store *st, const char *env_name, const char *user_id, s
                          bkoauth_token **out, bkoauth_error *err);
 /* store_renew for grants from the SSM service, which must never be lost: a grant that cannot be
  * saved is also kept in the process, served by store_get and store_renew of its key, and saved
- * at the next chance (the next renewal of the key, or a read at most once a second). */
-bkoauth_code store_renew_keep(store *st, const char *env_name, const char *user_id, store_renew_fn fn,
-                              void *ctx, bkoauth_token **out, bkoauth_error *err);
-/* store_renew_keep, and when current_ok accepts the row read after the key's in-process lock
- * was taken, that row is the answer (fn is not called). With patience_ms > 0 the caller has a
+ * at the next chance (the next renewal of the key, or a read at most once a second). When
+ * current_ok (may be NULL) accepts the row read after the key's in-process lock was taken, that
+ * row is the answer (fn is not called). With patience_ms > 0 the caller has a
  * token that will do meanwhile: when the key's renewal in this process has been calling for
  * longer than patience_ms, or another process holds the key for longer than twice that, it
  * returns BKOAUTH_OK with *out NULL instead of waiting on. */
