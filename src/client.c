@@ -21,9 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Cache hits are counted in stripes (one cache line each, a thread's by its address), so the
- * hot path writes no line that every thread writes. */
-#define HIT_STRIPES 16
+/* Cache hits are counted in stripes, one cache line each; a thread takes its own stripe the
+ * first time (up to HIT_STRIPES threads never share one), so the hot path writes no line another
+ * thread writes, and needs no locked instruction: the owner alone adds (a plain load and store);
+ * threads past HIT_STRIPES share stripes and may then lose a count. */
+#define HIT_STRIPES 64
 typedef struct hit_stripe {
     _Alignas(64) atomic_ulong n;
 } hit_stripe;
@@ -40,12 +42,14 @@ struct bkoauth_client {
     hit_stripe hits[HIT_STRIPES];
 };
 
-static _Thread_local char thread_marker;
+static atomic_uint next_stripe;
+static _Thread_local int my_stripe = -1;
 
 static void stats_cache_hit(bkoauth_client *c)
 {
-    uintptr_t a = (uintptr_t)&thread_marker;
-    atomic_fetch_add_explicit(&c->hits[(a >> 12) % HIT_STRIPES].n, 1, memory_order_relaxed);
+    if (my_stripe < 0) my_stripe = (int)(atomic_fetch_add(&next_stripe, 1) % HIT_STRIPES);
+    atomic_ulong *n = &c->hits[my_stripe].n;
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1, memory_order_relaxed);
 }
 
 /* In a child after fork(): what the client inherited (connections, locks, handles) is the
@@ -441,20 +445,24 @@ static bkoauth_code renew_or_serve(bkoauth_client *c, renew_ctx *r, store_curren
     return rc;
 }
 
-/* The saved token of (env_name, user_id), fresh from this thread's cache or read from the store
- * (and then cached when fresh). It may be expiring. None: BKOAUTH_E_TOKEN_NOT_EXIST. */
-static bkoauth_code saved(bkoauth_client *c, const char *env_name, const char *user_id, bkoauth_token **out,
-                          bkoauth_error *err)
+/* The hot path: a fresh copy of the saved token of (the client's env, user_id) from this
+ * thread's cache, or NULL. Only a key that passed every check was ever cached, so the caller
+ * checks nothing before it. */
+static bkoauth_token *cached(bkoauth_client *c, const char *user_id)
+{
+    bkoauth_token *t = cache_get(c->cache, c->s.env_name, user_id, c->s.expires_seconds, bk_now());
+    if (t != NULL) stats_cache_hit(c);
+    return t;
+}
+
+/* The saved token of (the client's env, user_id) read from the store (and then cached when
+ * fresh), after a cache miss. It may be expiring. None: BKOAUTH_E_TOKEN_NOT_EXIST. */
+static bkoauth_code stored(bkoauth_client *c, const char *user_id, bkoauth_token **out, bkoauth_error *err)
 {
     int64_t now = bk_now();
-    *out = cache_get(c->cache, env_name, user_id, c->s.expires_seconds, now);
-    if (*out != NULL) {
-        stats_cache_hit(c);
-        return BKOAUTH_OK;
-    }
-    uint64_t gen = cache_generation(c->cache, env_name, user_id);
+    uint64_t gen = cache_generation(c->cache, c->s.env_name, user_id);
     atomic_fetch_add(&c->store_reads, 1);
-    bkoauth_code rc = store_get(c->st, env_name, user_id, out, err);
+    bkoauth_code rc = store_get(c->st, c->s.env_name, user_id, out, err);
     if (rc == BKOAUTH_OK && !token_expiring(*out, c->s.expires_seconds, now))
         cache_put(c->cache, *out, gen, now);
     return rc;
@@ -466,7 +474,7 @@ static bkoauth_code saved(bkoauth_client *c, const char *env_name, const char *u
 static bkoauth_code saved_or_none(bkoauth_client *c, const char *user_id, bkoauth_token **out,
                                   bkoauth_error *err)
 {
-    bkoauth_code rc = saved(c, c->s.env_name, user_id, out, err);
+    bkoauth_code rc = stored(c, user_id, out, err);
     if (rc == BKOAUTH_E_TOKEN_NOT_EXIST) return err_ok(err);
     if (rc == BKOAUTH_E_STORE) {
         log_write(&c->logger, BKOAUTH_LOG_WARNING,
@@ -497,6 +505,7 @@ bkoauth_code bkoauth_get_app_access_token(bkoauth_client *client, bkoauth_token 
     if (client == NULL || out == NULL)
         return err_set(err, BKOAUTH_E_INVALID,
                        "bkoauth_get_app_access_token: client and out must not be NULL");
+    if ((*out = cached(client, NULL)) != NULL) return err_ok(err);
     client_after_fork(client);
     bkoauth_token *t = NULL;
     bkoauth_code rc = saved_or_none(client, NULL, &t, err);
@@ -521,6 +530,7 @@ bkoauth_code bkoauth_get_access_token(bkoauth_client *client, const bkoauth_requ
         return err_set(err, BKOAUTH_E_INVALID,
                        "get_access_token: the request is anonymous (no logged-in user); a user token needs a "
                        "logged-in user - use bkoauth_get_app_access_token() for the APP token");
+    if ((*out = cached(client, req->username)) != NULL) return err_ok(err);
     bkoauth_code rc = check_user_id(req->username, err);
     if (rc != BKOAUTH_OK) return rc;
     client_after_fork(client);
@@ -610,11 +620,12 @@ bkoauth_code bkoauth_get_access_token_by_user(bkoauth_client *client, const char
     if (client == NULL || out == NULL)
         return err_set(err, BKOAUTH_E_INVALID,
                        "bkoauth_get_access_token_by_user: client and out must not be NULL");
+    if (!bk_empty(user_id) && (*out = cached(client, user_id)) != NULL) return err_ok(err);
     bkoauth_code rc = check_user_id(user_id, err);
     if (rc != BKOAUTH_OK) return rc;
     client_after_fork(client);
     bkoauth_token *t = NULL;
-    rc = saved(client, client->s.env_name, user_id, &t, err);
+    rc = stored(client, user_id, &t, err);
     if (rc == BKOAUTH_E_TOKEN_NOT_EXIST) {
         return err_set(
             err, BKOAUTH_E_TOKEN_NOT_EXIST,
