@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -763,8 +764,6 @@ static bkoauth_config *cli_settings(const cli_args *a, bkoauth_error *e)
     return config;
 }
 
-/* ---- argument parsing -------------------------------------------------------------------- */
-
 /* ---- check -------------------------------------------------------------------------------- */
 
 typedef struct cli_checks {
@@ -808,90 +807,115 @@ static void cli_check_skipped(cli_checks *k, const char *name, const char *messa
     printf("%s: skipped: %s\n", name, message);
 }
 
+/* The database URL as shown: it may carry a password, so only its scheme and what follows '@'. */
+static void cli_shown_db(const char *db, char *out, size_t size)
+{
+    const char *at = db ? strrchr(db, '@') : NULL, *colon = db ? strchr(db, ':') : NULL;
+    if (at != NULL && colon != NULL)
+        snprintf(out, size, "%.*s://...@%.120s", (int)(colon - db), db, at + 1);
+    else
+        snprintf(out, size, "%.180s", db ? db : "(default)");
+}
+
+/* OAUTH_API_URL as shown: a user:password@ in it is shown as user:***@. */
+static void cli_shown_url(const char *url, char *out, size_t size)
+{
+    const char *uat = url ? strrchr(url, '@') : NULL, *ucolon = NULL;
+    const char *uauth = url && strstr(url, "://") ? strstr(url, "://") + 3 : url;
+    if (uat != NULL && uauth != NULL && uat > uauth) ucolon = memchr(uauth, ':', (size_t)(uat - uauth));
+    if (ucolon != NULL)
+        snprintf(out, size, "%.*s:***%.150s", (int)(ucolon - url < 60 ? ucolon - url : 60), url, uat);
+    else
+        snprintf(out, size, "%.200s", url ? url : "(not set)");
+}
+
+/* The settings' check, and the client made with them (NULL when it could not be made: the
+ * settings' or the store's line says why). */
+static bkoauth_client *cli_check_settings(cli_checks *k, const cli_args *a)
+{
+    bkoauth_error e;
+    memset(&e, 0, sizeof e);
+    bkoauth_config *config = cli_settings(a, &e);
+    if (config == NULL) {
+        cli_check_line(k, "settings", e.code, e.message);
+        cli_check_skipped(k, "store", "the settings are not usable");
+        return NULL;
+    }
+    bkoauth_client *client = bkoauth_client_new(config, &e);
+    if (client == NULL && e.code == BKOAUTH_E_CONFIG) {
+        cli_check_line(k, "settings", e.code, e.message);
+        cli_check_skipped(k, "store", "the settings are not usable");
+    } else {
+        const char *backend = bkoauth_config_get(config, "BKAUTH_BACKEND_TYPE");
+        char shown_url[220], shown_db[200], line[700];
+        cli_shown_url(bkoauth_config_get(config, "OAUTH_API_URL"), shown_url, sizeof shown_url);
+        cli_shown_db(bkoauth_config_get(config, "BKOAUTH_DATABASE_URL"), shown_db, sizeof shown_db);
+        snprintf(line, sizeof line, "OAUTH_API_URL %s, %s protocol, store %s", shown_url,
+                 backend && strcmp(backend, "bk_token") == 0 ? "ee" : "ieod", shown_db);
+        cli_check_line(k, "settings", BKOAUTH_OK, line);
+        if (client == NULL) cli_check_line(k, "store", e.code, e.message);
+    }
+    bkoauth_config_free(config);
+    return client;
+}
+
+/* The store's and the SSM service's checks, with a client. */
+static void cli_check_client(cli_checks *k, bkoauth_client *client)
+{
+    bkoauth_error e;
+    memset(&e, 0, sizeof e);
+    char line[700];
+    bkoauth_client_set_logger(client, cli_logger, NULL);
+    cli_log.n = 0; /* told again what is on stderr already */
+    bkoauth_token **all = NULL;
+    size_t n = 0;
+    if (bkoauth_list_tokens(client, &all, &n, &e) == BKOAUTH_OK) {
+        snprintf(line, sizeof line, "the table bkoauth_access_token has Django's columns; %zu token%s saved",
+                 n, n == 1 ? "" : "s");
+        cli_check_line(k, "store", BKOAUTH_OK, line);
+        bkoauth_tokens_free(all, n);
+    } else {
+        cli_check_line(k, "store", e.code, e.message);
+    }
+    long status = 0;
+    if (bkoauth_check_service(client, &status, &e) == BKOAUTH_OK) {
+        snprintf(line, sizeof line, "reached: HTTP %ld to a plain GET of OAUTH_API_URL (no token asked for)",
+                 status);
+        cli_check_line(k, "SSM service", BKOAUTH_OK, line);
+    } else {
+        cli_check_line(k, "SSM service", e.code, e.message);
+    }
+}
+
+/* --json: {"ok": bool, "checks": [...]} on stdout. Takes k->list. 0 or an exit status. */
+static int cli_check_print_json(cli_checks *k)
+{
+    json_t *o = json_object();
+    if (o == NULL || cli_json_set(o, "ok", json_boolean(k->status == 0)) != 0 ||
+        json_object_set(o, "checks", k->list) != 0) {
+        json_decref(o);
+        json_decref(k->list);
+        fputs("bkoauth: OutOfMemory: cannot build the JSON output\n", stderr);
+        return CLI_EXIT_OTHER;
+    }
+    json_decref(k->list);
+    return cli_print_json(o);
+}
+
 /* bkoauth check: runs without a client first, so that a failure to make one is a line too. */
 static int cli_run_check(const cli_args *a)
 {
     cli_checks k = {a->json ? json_array() : NULL, 0};
-    char line[700];
-    bkoauth_error e;
-    memset(&e, 0, sizeof e);
-    bkoauth_config *config = cli_settings(a, &e);
-    bkoauth_client *client = NULL;
-    if (config == NULL) {
-        cli_check_line(&k, "settings", e.code, e.message);
-        cli_check_skipped(&k, "store", "the settings are not usable");
-    } else {
-        const char *url = bkoauth_config_get(config, "OAUTH_API_URL");
-        const char *db = bkoauth_config_get(config, "BKOAUTH_DATABASE_URL");
-        const char *backend = bkoauth_config_get(config, "BKAUTH_BACKEND_TYPE");
-        char shown_db[200];
-        /* the database URL may carry a password: only its scheme and what follows '@' */
-        const char *at = db ? strrchr(db, '@') : NULL, *colon = db ? strchr(db, ':') : NULL;
-        if (at != NULL && colon != NULL)
-            snprintf(shown_db, sizeof shown_db, "%.*s://...@%.120s", (int)(colon - db), db, at + 1);
-        else
-            snprintf(shown_db, sizeof shown_db, "%.180s", db ? db : "(default)");
-        client = bkoauth_client_new(config, &e);
-        if (client == NULL && e.code == BKOAUTH_E_CONFIG) {
-            cli_check_line(&k, "settings", e.code, e.message);
-            cli_check_skipped(&k, "store", "the settings are not usable");
-        } else {
-            /* a user:password@ in the URL is shown as user:***@ */
-            char shown_url[220];
-            const char *uat = url ? strrchr(url, '@') : NULL, *ucolon = NULL;
-            const char *uauth = url && strstr(url, "://") ? strstr(url, "://") + 3 : url;
-            if (uat != NULL && uauth != NULL && uat > uauth)
-                ucolon = memchr(uauth, ':', (size_t)(uat - uauth));
-            if (ucolon != NULL)
-                snprintf(shown_url, sizeof shown_url, "%.*s:***%.150s",
-                         (int)(ucolon - url < 60 ? ucolon - url : 60), url, uat);
-            else
-                snprintf(shown_url, sizeof shown_url, "%.200s", url ? url : "(not set)");
-            snprintf(line, sizeof line, "OAUTH_API_URL %s, %s protocol, store %s", shown_url,
-                     backend && strcmp(backend, "bk_token") == 0 ? "ee" : "ieod", shown_db);
-            cli_check_line(&k, "settings", BKOAUTH_OK, line);
-            if (client == NULL) cli_check_line(&k, "store", e.code, e.message);
-        }
-        bkoauth_config_free(config);
-    }
+    bkoauth_client *client = cli_check_settings(&k, a);
     if (client != NULL) {
-        bkoauth_client_set_logger(client, cli_logger, NULL);
-        cli_log.n = 0; /* told again what is on stderr already */
-        bkoauth_token **all = NULL;
-        size_t n = 0;
-        if (bkoauth_list_tokens(client, &all, &n, &e) == BKOAUTH_OK) {
-            snprintf(line, sizeof line,
-                     "the table bkoauth_access_token has Django's columns; %zu token%s saved", n,
-                     n == 1 ? "" : "s");
-            cli_check_line(&k, "store", BKOAUTH_OK, line);
-            bkoauth_tokens_free(all, n);
-        } else {
-            cli_check_line(&k, "store", e.code, e.message);
-        }
-        long status = 0;
-        if (bkoauth_check_service(client, &status, &e) == BKOAUTH_OK) {
-            snprintf(line, sizeof line,
-                     "reached: HTTP %ld to a plain GET of OAUTH_API_URL (no token asked for)", status);
-            cli_check_line(&k, "SSM service", BKOAUTH_OK, line);
-        } else {
-            cli_check_line(&k, "SSM service", e.code, e.message);
-        }
+        cli_check_client(&k, client);
         bkoauth_client_free(client);
     } else {
         cli_check_skipped(&k, "SSM service", "no client could be made (see above)");
     }
     cli_log_flush(NULL);
     if (k.list != NULL) {
-        json_t *o = json_object();
-        if (o == NULL || cli_json_set(o, "ok", json_boolean(k.status == 0)) != 0 ||
-            json_object_set(o, "checks", k.list) != 0) {
-            json_decref(o);
-            json_decref(k.list);
-            fputs("bkoauth: OutOfMemory: cannot build the JSON output\n", stderr);
-            return CLI_EXIT_OTHER;
-        }
-        json_decref(k.list);
-        int rc = cli_print_json(o);
+        int rc = cli_check_print_json(&k);
         if (rc != 0) return rc;
     }
     return k.status;
@@ -903,6 +927,8 @@ static int cmd_check(bkoauth_client *client, const cli_args *a)
     return cli_run_check(a);
 }
 
+/* ---- argument parsing -------------------------------------------------------------------- */
+
 static const cli_command *cli_find(const char *name)
 {
     for (size_t i = 0; i < CLI_NCOMMANDS; i++)
@@ -910,110 +936,104 @@ static const cli_command *cli_find(const char *name)
     return NULL;
 }
 
-/* Matches "--long VALUE", "--long=VALUE", "-s VALUE" and "-sVALUE". Returns 1 and sets *value
- * when arg is that option (advancing *i past a separate value), 0 when it is not, -1 when the
- * value is missing. */
-static int cli_opt_value(int argc, char **argv, int *i, const char *shortname, const char *longname,
-                         const char **value)
+/* The options, global and per command; getopt_long() matches them (a unique prefix of a long
+ * name too) and takes a value as "--long VALUE", "--long=VALUE", "-s VALUE" or "-sVALUE". */
+enum { CLI_LONG_JSON = 256, CLI_LONG_VERSION, CLI_LONG_APP, CLI_LONG_COOKIE, CLI_LONG_CLIENT_IP };
+
+static const struct option cli_options[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"database", required_argument, NULL, 'D'},
+    {"help", no_argument, NULL, 'h'},
+    {"json", no_argument, NULL, CLI_LONG_JSON},
+    {"version", no_argument, NULL, CLI_LONG_VERSION},
+    {"app", no_argument, NULL, CLI_LONG_APP},
+    {"cookie", required_argument, NULL, CLI_LONG_COOKIE},
+    {"client-ip", required_argument, NULL, CLI_LONG_CLIENT_IP},
+    {NULL, 0, NULL, 0},
+};
+
+/* "-": every non-option comes back in order as option 1, so options may come before or after the
+ * command whatever POSIXLY_CORRECT says; ":": a missing value is ':', and getopt prints nothing. */
+static const char cli_optstring[] = "-:c:D:h";
+
+/* The command or a positional argument, in the order given. 0 or exit status 2. */
+static int cli_positional(cli_args *a, const char *arg)
 {
-    const char *arg = argv[*i];
-    size_t ln = strlen(longname);
-    if (strncmp(arg, longname, ln) == 0 && arg[ln] == '=') {
-        *value = arg + ln + 1;
-        return 1;
-    }
-    int match = strcmp(arg, longname) == 0 || (shortname != NULL && strcmp(arg, shortname) == 0);
-    if (!match && shortname != NULL && strncmp(arg, shortname, 2) == 0 && arg[2] != '\0') {
-        *value = arg + 2;
-        return 1;
-    }
-    if (!match) return 0;
-    if (*i + 1 >= argc) return -1;
-    *value = argv[++*i];
-    return 1;
+    if (a->command == NULL)
+        a->command = arg;
+    else if (a->npositional < (int)(sizeof a->positional / sizeof a->positional[0]))
+        a->positional[a->npositional++] = arg;
+    else
+        return cli_usage_error(cli_find(a->command), "too many arguments");
+    return 0;
 }
 
-/* Parses argv into a; returns 0, or an exit status after printing the problem. Global options
- * may come before or after the command. */
+/* An option getopt_long() did not take: unknown, or a value where none is taken. getopt says which
+ * in optopt: 0 for an unknown long option, the option's value for a long one given a value (the
+ * long-only options are >= 256; 'h' is "--help=..."), else a short option's letter, which may sit
+ * in a bundle ("-xh"), so only the letter is named. arg (argv[optind - 1]) is a long option's
+ * element. Never echoes a value whole: it may be a secret given in the wrong place. */
+static int cli_unknown_option(const cli_args *a, const char *arg, int optopt_value)
+{
+    const cli_command *c = a->command ? cli_find(a->command) : NULL;
+    if (optopt_value > 0 && optopt_value < 256 && optopt_value != 'h')
+        return cli_usage_error(c, "unknown option -%c", optopt_value);
+    char masked[CLI_MASK_SIZE];
+    const char *eq = strchr(arg, '=');
+    if (eq != NULL)
+        return cli_usage_error(c, "unknown option %.*s=%s", (int)(eq - arg < 64 ? eq - arg : 64), arg,
+                               bkoauth_mask(eq + 1, masked, sizeof masked));
+    return cli_usage_error(c, "unknown option %.64s", arg);
+}
+
+/* Parses argv into a (getopt_long); returns 0, or an exit status after printing the problem.
+ * Global options may come before or after the command; "--" ends the options. */
 static int cli_parse(int argc, char **argv, cli_args *a)
 {
-    static const struct {
-        const char *shortname, *longname;
-        unsigned flag; /* 0: global */
-    } valued[] = {
-        {"-c", "--config", 0},
-        {"-D", "--database", 0},
-        {NULL, "--cookie", CLI_OPT_COOKIE},
-        {NULL, "--client-ip", CLI_OPT_CLIENT_IP},
-    };
-    int options_done = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (options_done || arg[0] != '-' || arg[1] == '\0') {
-            if (a->command == NULL)
-                a->command = arg;
-            else if (a->npositional < (int)(sizeof a->positional / sizeof a->positional[0]))
-                a->positional[a->npositional++] = arg;
-            else
-                return cli_usage_error(cli_find(a->command), "too many arguments");
-            continue;
-        }
-        if (strcmp(arg, "--") == 0) {
-            options_done = 1;
-            continue;
-        }
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+    opterr = 0;
+    optind = 1;
+    int opt, status = 0;
+    while (status == 0 && (opt = getopt_long(argc, argv, cli_optstring, cli_options, NULL)) != -1) {
+        switch (opt) {
+        case 1:
+            status = cli_positional(a, optarg);
+            break;
+        case 'c':
+            a->config_file = optarg;
+            break;
+        case 'D':
+            a->database_url = optarg;
+            break;
+        case 'h':
             a->help = 1;
-            continue;
-        }
-        if (strcmp(arg, "--version") == 0) {
-            a->version = 1;
-            continue;
-        }
-        if (strcmp(arg, "--json") == 0) {
+            break;
+        case CLI_LONG_JSON:
             a->json = 1;
-            continue;
-        }
-        if (strcmp(arg, "--app") == 0) {
+            break;
+        case CLI_LONG_VERSION:
+            a->version = 1;
+            break;
+        case CLI_LONG_APP:
             a->app = 1;
-            continue;
-        }
-        int matched = 0;
-        for (size_t k = 0; k < sizeof valued / sizeof valued[0] && !matched; k++) {
-            const char *value = NULL;
-            int r = cli_opt_value(argc, argv, &i, valued[k].shortname, valued[k].longname, &value);
-            if (r < 0)
-                return cli_usage_error(a->command ? cli_find(a->command) : NULL, "option %s needs a value",
-                                       arg);
-            if (r == 0) continue;
-            matched = 1;
-            switch (k) {
-            case 0:
-                a->config_file = value;
-                break;
-            case 1:
-                a->database_url = value;
-                break;
-            case 2:
-                a->cookie = value;
-                break;
-            default:
-                a->client_ip = value;
-                break;
-            }
-        }
-        if (!matched) {
-            /* never echo the whole argument: it may be a secret given in the wrong place */
-            char masked[CLI_MASK_SIZE];
-            const char *eq = strchr(arg, '=');
-            if (eq != NULL)
-                return cli_usage_error(a->command ? cli_find(a->command) : NULL, "unknown option %.*s=%s",
-                                       (int)(eq - arg < 64 ? eq - arg : 64), arg,
-                                       bkoauth_mask(eq + 1, masked, sizeof masked));
-            return cli_usage_error(a->command ? cli_find(a->command) : NULL, "unknown option %.64s", arg);
+            break;
+        case CLI_LONG_COOKIE:
+            a->cookie = optarg;
+            break;
+        case CLI_LONG_CLIENT_IP:
+            a->client_ip = optarg;
+            break;
+        case ':':
+            status = cli_usage_error(a->command ? cli_find(a->command) : NULL, "option %.64s needs a value",
+                                     argv[optind - 1]);
+            break;
+        default:
+            status = cli_unknown_option(a, argv[optind - 1], optopt);
+            break;
         }
     }
-    return 0;
+    for (int i = optind; status == 0 && i < argc; i++) /* after "--" */
+        status = cli_positional(a, argv[i]);
+    return status;
 }
 
 /* Checks the arguments against the command: counts and options. 0 or exit status 2. */

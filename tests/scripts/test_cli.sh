@@ -232,6 +232,15 @@ sqlite3 "$work/main.db" "UPDATE bkoauth_access_token SET expires='2001-01-01 00:
 run -- list; expect_out $'\nalice +test +2001-01-01 00:00:00 +expired ' "list shows expired"
 run -- -D "sqlite:$work/empty.db" list; expect_rc 0 "list of an empty store"; expect_out "no saved tokens" "empty list"
 run -- -D "sqlite:$work/empty.db" --json list; expect_eq "$OUT" "[]" "empty list --json"
+# every spelling of an option getopt_long takes: "--long=V", "-sV", a unique prefix, after the command
+run -- --database="sqlite:$work/empty.db" list; expect_rc 0 "--database=URL"; expect_out "no saved tokens" "--database=URL"
+run -- "-Dsqlite:$work/empty.db" list --json; expect_eq "$OUT" "[]" "-DURL, --json after the command"
+run -- list --js --data "sqlite:$work/empty.db"; expect_eq "$OUT" "[]" "unique prefixes of long options"
+POSIXLY_CORRECT=1 run -- list --json -D "sqlite:$work/empty.db"; expect_eq "$OUT" "[]" "options after the command under POSIXLY_CORRECT"
+run -- -D "sqlite:$work/empty.db" token -- -alice; expect_rc 4 "-- then a USER starting with '-'"
+expect_err "TokenNotExist" "-- then a USER starting with '-'"
+run -- --json="$APP_SECRET_V" list; expect_rc 2 "a value given to --json"; expect_err "unknown option --json=" "--json=VALUE"
+run -- -x list; expect_rc 2 "unknown short option"; expect_err "unknown option -x" "unknown short option"
 
 # ---- delete ----------------------------------------------------------------------------------
 run -- delete alice; expect_rc 0 "delete alice"; expect_out "deleted" "delete alice"
