@@ -7,6 +7,8 @@
 #include "bkoauth.h"
 #include "devserver.h"
 #include "herd.h"
+#include "testsettings.h"
+#include "teststore.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -14,37 +16,14 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The store a DATABASE_URL names, for the report. */
-static const char *store_label(const char *db_url)
-{
-    if (strncmp(db_url, "sqlite:", 7) == 0) return "SQLite";
-    if (strncmp(db_url, "mysql://", 8) == 0 || strncmp(db_url, "mariadb://", 10) == 0) return "MySQL";
-    return "PostgreSQL";
-}
-
 static devserver *dev;
 static char db_url[512];
 
 static const char *const *settings(const char *expires_seconds)
 {
-    static const char *kv[17];
-    const char *v[] = {"OAUTH_API_URL",
-                       dev->url,
-                       "APP_CODE",
-                       "herd-app",
-                       "SECRET_KEY",
-                       "herd-secret",
-                       "OAUTH_COOKIES_PARAMS",
-                       "{\"bk_token\": \"bk_token\"}",
-                       "BKOAUTH_DATABASE_URL",
-                       db_url,
-                       "BKOAUTH_LOG_LEVEL",
-                       "error",
-                       "EXPIRES_SECONDS",
-                       expires_seconds,
-                       NULL};
-    memcpy(kv, v, sizeof v);
-    return kv;
+    static test_settings s;
+    test_settings_base(&s, dev->url, "herd-app", "herd-secret", db_url);
+    return test_settings_set(&s, "EXPIRES_SECONDS", expires_seconds);
 }
 
 static int set_ttl(int ttl)
@@ -93,7 +72,7 @@ int main(int argc, char **argv)
     dev = devserver_start(args);
     if (dev == NULL) return 1;
     printf("herd: %d processes x %d threads on one expiring token, store %s\n", procs, threads,
-           store_label(db_url));
+           teststore_label(db_url));
     struct {
         herd_op op;
         const char *name, *counter;

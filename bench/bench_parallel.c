@@ -12,6 +12,8 @@
 #include "bkoauth.h"
 #include "devserver.h"
 #include "herd.h"
+#include "testsettings.h"
+#include "teststore.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -24,14 +26,6 @@
 #include <unistd.h>
 
 #define MAX_USERS 64
-
-/* The store a DATABASE_URL names, for the report. */
-static const char *store_label(const char *db_url)
-{
-    if (strncmp(db_url, "sqlite:", 7) == 0) return "SQLite";
-    if (strncmp(db_url, "mysql://", 8) == 0 || strncmp(db_url, "mariadb://", 10) == 0) return "MySQL";
-    return "PostgreSQL";
-}
 
 static devserver *dev;
 static char db_url[512];
@@ -52,26 +46,10 @@ static void sleep_ms(long ms)
 
 static const char *const *settings(void)
 {
-    static const char *kv[17];
-    const char *v[] = {"OAUTH_API_URL",
-                       dev->url,
-                       "APP_CODE",
-                       "par-app",
-                       "SECRET_KEY",
-                       "par-secret",
-                       "OAUTH_COOKIES_PARAMS",
-                       "{\"bk_token\": \"bk_token\"}",
-                       "BKOAUTH_DATABASE_URL",
-                       db_url,
-                       "BKOAUTH_LOG_LEVEL",
-                       "error",
-                       "BKOAUTH_CACHE_SECONDS",
-                       "0",
-                       "BKOAUTH_TIMEOUT_MS",
-                       "30000",
-                       NULL};
-    memcpy(kv, v, sizeof v);
-    return kv;
+    static test_settings s;
+    test_settings_base(&s, dev->url, "par-app", "par-secret", db_url);
+    test_settings_set(&s, "BKOAUTH_CACHE_SECONDS", "0");
+    return test_settings_set(&s, "BKOAUTH_TIMEOUT_MS", "30000");
 }
 
 static int login(bkoauth_client *c, int user)
@@ -270,25 +248,10 @@ int main(int argc, char **argv)
         snprintf(db_url, sizeof db_url, "sqlite:%s/par.db", dir);
     if (argc > 2) delay_ms = atol(argv[2]);
     if (delay_ms < 1) return 2;
-    static char creds[MAX_USERS + 1][32];
-    const char *args[2 * (MAX_USERS + 1) + 8];
-    int n = 0;
-    args[n++] = "--app-code";
-    args[n++] = "par-app";
-    args[n++] = "--app-secret";
-    args[n++] = "par-secret";
-    for (int i = 0; i < 16; i++) {
-        snprintf(creds[i], sizeof creds[i], "cred-u%d=u%d", i, i);
-        args[n++] = "--user";
-        args[n++] = creds[i];
-    }
-    args[n++] = "--user";
-    args[n++] = "cred-bob=bob";
-    args[n] = NULL;
-    dev = devserver_start(args);
+    dev = devserver_start_users("par-app", "par-secret", 16);
     if (dev == NULL) return 1;
     printf("parallel renewals: distinct users logging in at once, every SSM answer after %ld ms; store %s\n",
-           delay_ms, store_label(db_url));
+           delay_ms, teststore_label(db_url));
     int status = 0;
     if (scenario(1, 16) != 0) status = 1;
     if (scenario(4, 4) != 0) status = 1;

@@ -19,6 +19,7 @@
 #include "devserver.h"
 #include "herd.h"
 #include "teststore.h"
+#include "testsettings.h"
 
 #define PROCS 4
 #define THREADS 16
@@ -59,26 +60,10 @@ static void set_ttl(fixture *f, int ttl)
 
 static const char *const *settings(fixture *f, const char *expires_seconds, const char *cache_seconds)
 {
-    static const char *kv[19];
-    const char *v[] = {"OAUTH_API_URL",
-                       f->dev->url,
-                       "APP_CODE",
-                       "herd-app",
-                       "SECRET_KEY",
-                       SECRET,
-                       "OAUTH_COOKIES_PARAMS",
-                       "{\"bk_token\": \"bk_token\"}",
-                       "BKOAUTH_DATABASE_URL",
-                       f->db_url,
-                       "BKOAUTH_LOG_LEVEL",
-                       "error",
-                       "EXPIRES_SECONDS",
-                       expires_seconds,
-                       "BKOAUTH_CACHE_SECONDS",
-                       cache_seconds,
-                       NULL};
-    memcpy(kv, v, sizeof v);
-    return kv;
+    static test_settings s;
+    test_settings_base(&s, f->dev->url, "herd-app", SECRET, f->db_url);
+    test_settings_set(&s, "EXPIRES_SECONDS", expires_seconds);
+    return test_settings_set(&s, "BKOAUTH_CACHE_SECONDS", cache_seconds);
 }
 
 static bkoauth_client *make_client(fixture *f, const char *expires_seconds, const char *cache_seconds)

@@ -23,6 +23,7 @@
 #include "internal.h"
 #include "store/store.h"
 #include "teststore.h"
+#include "testsettings.h"
 
 #define SECRET "faults-secret-0123456789"
 
@@ -71,29 +72,13 @@ static bkoauth_client *client(const char *expires_seconds, const char *const *ex
 {
     bkoauth_config *cfg = bkoauth_config_new();
     bkoauth_error e;
-    const char *base[] = {"OAUTH_API_URL",
-                          F->dev->url,
-                          "APP_CODE",
-                          "faults-app",
-                          "SECRET_KEY",
-                          SECRET,
-                          "OAUTH_COOKIES_PARAMS",
-                          "{'bk_token': 'bk_token'}",
-                          "BKOAUTH_DATABASE_URL",
-                          F->db_url,
-                          "BKOAUTH_LOG_LEVEL",
-                          "error",
-                          "BKOAUTH_CACHE_SECONDS",
-                          "0",
-                          "EXPIRES_SECONDS",
-                          expires_seconds,
-                          NULL};
-    for (int i = 0; base[i]; i += 2)
-        if (bkoauth_config_set(cfg, base[i], base[i + 1], &e) != BKOAUTH_OK)
-            fail_msg("%s: %s", base[i], e.message);
-    for (int i = 0; extra && extra[i]; i += 2)
-        if (bkoauth_config_set(cfg, extra[i], extra[i + 1], &e) != BKOAUTH_OK)
-            fail_msg("%s: %s", extra[i], e.message);
+    test_settings s;
+    test_settings_base(&s, F->dev->url, "faults-app", SECRET, F->db_url);
+    test_settings_set(&s, "BKOAUTH_CACHE_SECONDS", "0");
+    test_settings_set(&s, "EXPIRES_SECONDS", expires_seconds);
+    const char *const *kv = test_settings_set_all(&s, extra);
+    for (int i = 0; kv[i]; i += 2)
+        if (bkoauth_config_set(cfg, kv[i], kv[i + 1], &e) != BKOAUTH_OK) fail_msg("%s: %s", kv[i], e.message);
     bkoauth_client *c = bkoauth_client_new(cfg, &e);
     if (c == NULL) fail_msg("client_new: %s", e.message);
     bkoauth_config_free(cfg);

@@ -26,6 +26,7 @@
 #include "devserver.h"
 #include "herd.h"
 #include "teststore.h"
+#include "testsettings.h"
 
 #define USERS 16
 #define SLOW_MS 4000
@@ -39,22 +40,7 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    static char creds[USERS + 1][32];
-    const char *args[2 * (USERS + 1) + 8];
-    int n = 0;
-    args[n++] = "--app-code";
-    args[n++] = "par-app";
-    args[n++] = "--app-secret";
-    args[n++] = SECRET;
-    for (int i = 0; i < USERS; i++) {
-        snprintf(creds[i], sizeof creds[i], "cred-u%d=u%d", i, i);
-        args[n++] = "--user";
-        args[n++] = creds[i];
-    }
-    args[n++] = "--user";
-    args[n++] = "cred-bob=bob";
-    args[n] = NULL;
-    f->dev = devserver_start(args);
+    f->dev = devserver_start_users("par-app", SECRET, USERS);
     if (f->dev == NULL) return -1;
     *state = f;
     return 0;
@@ -78,26 +64,10 @@ static int fresh_store(void **state)
 
 static const char *const *settings(fixture *f)
 {
-    static const char *kv[17];
-    const char *v[] = {"OAUTH_API_URL",
-                       f->dev->url,
-                       "APP_CODE",
-                       "par-app",
-                       "SECRET_KEY",
-                       SECRET,
-                       "OAUTH_COOKIES_PARAMS",
-                       "{\"bk_token\": \"bk_token\"}",
-                       "BKOAUTH_DATABASE_URL",
-                       f->db_url,
-                       "BKOAUTH_LOG_LEVEL",
-                       "error",
-                       "BKOAUTH_CACHE_SECONDS",
-                       "0", /* every lookup reads the store */
-                       "BKOAUTH_TIMEOUT_MS",
-                       "20000",
-                       NULL};
-    memcpy(kv, v, sizeof v);
-    return kv;
+    static test_settings s;
+    test_settings_base(&s, f->dev->url, "par-app", SECRET, f->db_url);
+    test_settings_set(&s, "BKOAUTH_CACHE_SECONDS", "0"); /* every lookup reads the store */
+    return test_settings_set(&s, "BKOAUTH_TIMEOUT_MS", "20000");
 }
 
 static void sleep_ms(long ms)

@@ -136,6 +136,27 @@ devserver *devserver_start(const char *const *extra_args)
     return NULL;
 }
 
+devserver *devserver_start_users(const char *app_code, const char *secret, int users)
+{
+    char creds[20][32];
+    const char *args[2 * 20 + 8];
+    int n = 0;
+    if (users < 0 || users > 20) return NULL;
+    args[n++] = "--app-code";
+    args[n++] = app_code;
+    args[n++] = "--app-secret";
+    args[n++] = secret;
+    for (int i = 0; i < users; i++) {
+        snprintf(creds[i], sizeof creds[i], "cred-u%d=u%d", i, i);
+        args[n++] = "--user";
+        args[n++] = creds[i];
+    }
+    args[n++] = "--user";
+    args[n++] = "cred-bob=bob";
+    args[n] = NULL;
+    return devserver_start(args);
+}
+
 int devserver_stop(devserver *d)
 {
     if (d == NULL) return -1;

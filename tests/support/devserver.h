@@ -25,6 +25,10 @@ typedef struct devserver {
  * server behind): call it from a thread that outlives the server, e.g. the main thread. */
 devserver *devserver_start(const char *const *extra_args);
 
+/* devserver_start() with an APP (app_code, secret), users u0 .. u<users-1> logging in with the
+ * credentials cred-u0 .. and bob with cred-bob (users: at most 20). */
+devserver *devserver_start_users(const char *app_code, const char *secret, int users);
+
 /* Stops the server (SIGTERM, waitpid; SIGKILL after 5 s), removes its temporary files and
  * frees d. Returns the server's exit status (0 for a clean stop), 128+N when it died of signal
  * N, or -1 when d is NULL. */

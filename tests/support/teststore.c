@@ -190,3 +190,10 @@ int teststore_exec(const char *url, const char *sql)
     }
     return ok ? 0 : -1;
 }
+
+const char *teststore_label(const char *db_url)
+{
+    if (strncmp(db_url, "sqlite:", 7) == 0) return "SQLite";
+    if (strncmp(db_url, "mysql://", 8) == 0 || strncmp(db_url, "mariadb://", 10) == 0) return "MySQL";
+    return "PostgreSQL";
+}

@@ -21,6 +21,9 @@ char *teststore_fresh_url(const char *tag, char *buf, size_t size);
  * empty sql_mode). 0 on success, -1 with a message on stderr. */
 int teststore_exec(const char *url, const char *sql);
 
+/* "SQLite", "PostgreSQL" or "MySQL": the store a BKOAUTH_DATABASE_URL names, for a report. */
+const char *teststore_label(const char *db_url);
+
 /* Removes every store made by teststore_fresh_url() (files, databases). */
 void teststore_cleanup(void);
 
