@@ -4,29 +4,12 @@
 # the settings lookup order, bad arguments and --help.
 #   usage: test_cli.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
-build=$(cd "$1" && pwd)
-src=$(cd "$2" && pwd)
-CLI="$build/tools/bkoauth"
-DEVSERVER="$build/tools/bkoauth-devserver"
-PY=/usr/bin/python3
-for f in "$CLI" "$DEVSERVER"; do
-  [ -x "$f" ] || { echo "test_cli: not built: $f" >&2; exit 1; }
-done
-. "$src/scripts/lib/devserver.sh"
-
-work=$(mktemp -d /tmp/bkoauth-cli-test.XXXXXX)
-trap 'devserver_stop; rm -rf "$work"' EXIT
-cd "$work" || exit 1
+. "$(dirname "$0")/cli_common.sh" test_cli "$1" "$2"
 
 APP_CODE_V=cli-app
 APP_SECRET_V=cli-secret-0123456789abcdef
 devserver_start "$DEVSERVER" --app-code "$APP_CODE_V" --app-secret "$APP_SECRET_V" \
   --user cred-alice-0123456789=alice --user cred-bob-0123456789=bob || exit 1
-
-failures=0
-checks=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-ok() { checks=$((checks + 1)); }
 
 # Every secret that has been seen; no stderr and no list output may ever hold one whole.
 SECRETS=("$APP_SECRET_V" cred-alice-0123456789 cred-bob-0123456789)
@@ -62,21 +45,6 @@ check_no_secret() {
   for s in "${SECRETS[@]}"; do
     if [[ "$ERR" == *"$s"* ]]; then fail "[$1] stderr holds a whole secret (${s:0:4}...): $ERR"; fi
   done
-}
-expect_rc() { # status, what
-  if [ "$RC" -eq "$1" ]; then ok; else fail "$2: exit status $RC, expected $1; stdout: $OUT; stderr: $ERR"; fi
-}
-expect_err() { # regex, what
-  if [[ "$ERR" =~ $1 ]]; then ok; else fail "$2: stderr does not match /$1/: $ERR"; fi
-}
-expect_out() { # regex, what
-  if [[ "$OUT" =~ $1 ]]; then ok; else fail "$2: stdout does not match /$1/: $OUT"; fi
-}
-expect_eq() { # actual, expected, what
-  if [ "$1" = "$2" ]; then ok; else fail "$3: got '$1', expected '$2'"; fi
-}
-expect_ne() {
-  if [ "$1" != "$2" ]; then ok; else fail "$3: both are '$1'"; fi
 }
 dev() { curl -sf -X "${2:-GET}" "$DEV_URL$1"; }
 # calls: how many SSM calls reached the devserver so far (fails the test when it cannot tell)
@@ -356,5 +324,4 @@ expect_out "SSM service: skipped" "check: service skipped without a client"
 run BKOAUTH_TIMEOUT_MS=abc -- check; expect_rc 5 "check with a bad setting"
 expect_out "^settings: ConfigError: .*BKOAUTH_TIMEOUT_MS" "check: the bad setting named"
 
-echo "test_cli: $checks checks, $failures failures"
-[ "$failures" -eq 0 ]
+finish

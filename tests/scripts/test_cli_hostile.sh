@@ -5,28 +5,11 @@
 # control characters is refused and not saved; non-literal settings are refused.
 #   usage: test_cli_hostile.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
-build=$(cd "$1" && pwd)
-src=$(cd "$2" && pwd)
-CLI="$build/tools/bkoauth"
-DEVSERVER="$build/tools/bkoauth-devserver"
-PY=/usr/bin/python3
-for f in "$CLI" "$DEVSERVER"; do
-  [ -x "$f" ] || { echo "test_cli_hostile: not built: $f" >&2; exit 1; }
-done
-. "$src/scripts/lib/devserver.sh"
-
-work=$(mktemp -d /tmp/bkoauth-cli-hostile.XXXXXX)
-trap 'devserver_stop; rm -rf "$work"' EXIT
-cd "$work" || exit 1
+. "$(dirname "$0")/cli_common.sh" test_cli_hostile "$1" "$2"
 
 SECRET='s3cr3t/Key+2024=='
 CRED='cred alice/+x'
 devserver_start "$DEVSERVER" --app-code host-app --app-secret "$SECRET" --user "$CRED=alice" || exit 1
-
-failures=0
-checks=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-ok() { checks=$((checks + 1)); }
 
 BASE=(OAUTH_API_URL="$DEV_URL" APP_CODE=host-app SECRET_KEY="$SECRET"
       "OAUTH_COOKIES_PARAMS={'bk_token': 'bk_token'}" BKOAUTH_DATABASE_URL=sqlite:"$work/t.db")
@@ -40,8 +23,6 @@ run() {
   OUT=$(cat "$work/out")
   ERR=$(cat "$work/err")
 }
-expect_rc() { if [ "$RC" -eq "$1" ]; then ok; else fail "$2: exit status $RC, expected $1; stderr: $ERR"; fi; }
-expect_err() { if [[ "$ERR" =~ $1 ]]; then ok; else fail "$2: stderr does not match /$1/: $ERR"; fi; }
 # Every line of stderr starts with "bkoauth: ", none holds a control character, nothing forged.
 expect_clean() {
   if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$work/err" "$work/out"; then
@@ -164,5 +145,4 @@ run -- token eve; expect_rc 6 "token of a junk row"; expect_clean "token of a ju
 [ -z "$OUT" ] && ok || fail "token of a junk row printed: $OUT"
 run -- --json list; expect_rc 0 "list --json with junk rows"; expect_clean "list --json"
 
-echo "test_cli_hostile: $checks checks, $failures failures"
-[ "$failures" -eq 0 ]
+finish
