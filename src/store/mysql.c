@@ -714,39 +714,22 @@ static bkoauth_code list_work(my_store *ms, mconn *c, void *arg, bkoauth_error *
         bkoauth__free(r);
         return rc;
     }
-    size_t n = (size_t)mysql_stmt_num_rows(st), got = 0, seen = 0;
-    bkoauth_token **items = bkoauth__calloc(n + 1, sizeof *items);
-    int64_t *ids = bkoauth__calloc(n + 1, sizeof *ids);
-    if (items == NULL || ids == NULL) rc = err_nomem(err);
+    size_t n = (size_t)mysql_stmt_num_rows(st), seen = 0;
+    store_rows rows = {0};
     int f = MYSQL_NO_DATA;
-    while (rc == BKOAUTH_OK && seen < n && ((f = mysql_stmt_fetch(st)) == 0 || f == MYSQL_DATA_TRUNCATED)) {
+    while (rc == BKOAUTH_OK && seen < n && (rc = store_rows_room(&rows, err)) == BKOAUTH_OK &&
+           ((f = mysql_stmt_fetch(st)) == 0 || f == MYSQL_DATA_TRUNCATED)) {
         seen++;
         int row_bad = 0;
         bkoauth_error why;
-        ids[got] = r->id;
-        rc = row_token(ms, c, st, r, &items[got], &row_bad, &why);
-        if (rc == BKOAUTH_OK) {
-            got++;
-        } else if (row_bad) { /* one unreadable row does not hide the others */
-            log_write(ms->base.logger, BKOAUTH_LOG_WARNING, "listing tokens: %s; that row is left out",
-                      why.message);
-            rc = BKOAUTH_OK;
-        } else if (err != NULL) {
-            *err = why;
-        }
+        rows.ids[rows.count] = r->id;
+        rc = row_token(ms, c, st, r, &rows.items[rows.count], &row_bad, &why);
+        rc = store_rows_keep(&rows, ms->base.logger, rc, row_bad, &why, err);
     }
     if (rc == BKOAUTH_OK && seen < n) rc = stmt_error(ms, c, st, "listing tokens", err);
     mysql_stmt_free_result(st);
     bkoauth__free(r);
-    if (rc != BKOAUTH_OK) {
-        bkoauth_tokens_free(items, got);
-        bkoauth__free(ids);
-        return rc;
-    }
-    *a->out = items;
-    *a->ids = ids;
-    *a->count = got;
-    return BKOAUTH_OK;
+    return store_rows_finish(&rows, rc, a->out, a->ids, a->count);
 }
 
 static bkoauth_code my_list(store *base, bkoauth_token ***out, int64_t **ids, size_t *count,

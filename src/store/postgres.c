@@ -464,34 +464,16 @@ static bkoauth_code list_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *
             "user_id, env_name, id",
             0, NULL, PGRES_TUPLES_OK, "listing tokens", err);
     if (r == NULL) return BKOAUTH_E_STORE;
-    int n = PQntuples(r);
-    bkoauth_token **items = bkoauth__calloc((size_t)n + 1, sizeof *items);
-    int64_t *ids = bkoauth__calloc((size_t)n + 1, sizeof *ids);
-    bkoauth_code rc = items && ids ? BKOAUTH_OK : err_nomem(err);
-    size_t got = 0;
-    for (int i = 0; rc == BKOAUTH_OK && i < n; i++) {
+    store_rows rows = {0};
+    bkoauth_code rc = BKOAUTH_OK;
+    for (int i = 0; rc == BKOAUTH_OK && i < PQntuples(r); i++) {
         bkoauth_error why;
-        rc = read_row(ps, r, i, &items[got], &ids[got], &why);
-        if (rc == BKOAUTH_OK) {
-            got++;
-        } else if (rc == BKOAUTH_E_STORE) { /* one unreadable row does not hide the others */
-            log_write(a->logger, BKOAUTH_LOG_WARNING, "listing tokens: %s; that row is left out",
-                      why.message);
-            rc = BKOAUTH_OK;
-        } else if (err != NULL) {
-            *err = why;
-        }
+        if ((rc = store_rows_room(&rows, err)) != BKOAUTH_OK) break;
+        rc = read_row(ps, r, i, &rows.items[rows.count], &rows.ids[rows.count], &why);
+        rc = store_rows_keep(&rows, a->logger, rc, rc == BKOAUTH_E_STORE, &why, err);
     }
     PQclear(r);
-    if (rc != BKOAUTH_OK) {
-        bkoauth_tokens_free(items, got);
-        bkoauth__free(ids);
-        return rc;
-    }
-    *a->out = items;
-    *a->ids = ids;
-    *a->count = got;
-    return BKOAUTH_OK;
+    return store_rows_finish(&rows, rc, a->out, a->ids, a->count);
 }
 
 static bkoauth_code pg_list(store *base, bkoauth_token ***out, int64_t **ids, size_t *count,

@@ -512,47 +512,18 @@ static bkoauth_code sq_list(store *base, bkoauth_token ***out, int64_t **out_ids
     if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
     sqlite3_stmt *st = stmt(ss, c, Q_LIST, err);
     bkoauth_code r = st ? BKOAUTH_OK : BKOAUTH_E_STORE;
-    bkoauth_token **items = NULL;
-    int64_t *ids = NULL;
-    size_t n = 0, cap = 0;
+    store_rows rows = {0};
     int rc = SQLITE_DONE;
-    while (r == BKOAUTH_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            bkoauth_token **p = bkoauth__realloc(items, ncap * sizeof *p);
-            if (p != NULL) items = p;
-            int64_t *q = p != NULL ? bkoauth__realloc(ids, ncap * sizeof *q) : NULL;
-            if (q != NULL) ids = q;
-            if (p == NULL || q == NULL) {
-                r = err_nomem(err);
-                break;
-            }
-            cap = ncap;
-        }
+    while (r == BKOAUTH_OK && (r = store_rows_room(&rows, err)) == BKOAUTH_OK &&
+           (rc = sqlite3_step(st)) == SQLITE_ROW) {
         bkoauth_error why;
-        r = read_row(ss, st, &items[n], &ids[n], &why);
-        if (r == BKOAUTH_OK) {
-            n++;
-        } else if (r == BKOAUTH_E_STORE) { /* one unreadable row does not hide the others */
-            log_write(ss->base.logger, BKOAUTH_LOG_WARNING, "listing tokens: %s; that row is left out",
-                      why.message);
-            r = BKOAUTH_OK;
-        } else {
-            if (err) *err = why;
-        }
+        r = read_row(ss, st, &rows.items[rows.count], &rows.ids[rows.count], &why);
+        r = store_rows_keep(&rows, ss->base.logger, r, r == BKOAUTH_E_STORE, &why, err);
     }
     if (r == BKOAUTH_OK && rc != SQLITE_DONE) r = db_error(ss, c->db, rc, "listing tokens", err);
     if (st) sqlite3_reset(st);
     release(&ss->readers, c);
-    if (r != BKOAUTH_OK) {
-        bkoauth_tokens_free(items, n);
-        bkoauth__free(ids);
-        return r;
-    }
-    *out = items;
-    *out_ids = ids;
-    *count = n;
-    return BKOAUTH_OK;
+    return store_rows_finish(&rows, r, out, out_ids, count);
 }
 
 static void sq_close(store *base)

@@ -434,6 +434,50 @@ bkoauth_code store_remove(store *st, const char *env_name, const char *user_id, 
     return st->ops->remove(st, env_name, user_id, err);
 }
 
+bkoauth_code store_rows_room(store_rows *rows, bkoauth_error *err)
+{
+    if (rows->count < rows->cap) return BKOAUTH_OK;
+    size_t cap = rows->cap ? rows->cap * 2 : 16;
+    bkoauth_token **items = bkoauth__realloc(rows->items, cap * sizeof *items);
+    if (items == NULL) return err_nomem(err);
+    rows->items = items;
+    int64_t *ids = bkoauth__realloc(rows->ids, cap * sizeof *ids);
+    if (ids == NULL) return err_nomem(err);
+    rows->ids = ids;
+    rows->cap = cap;
+    return BKOAUTH_OK;
+}
+
+bkoauth_code store_rows_keep(store_rows *rows, const bk_logger *logger, bkoauth_code rc, int bad_row,
+                             const bkoauth_error *why, bkoauth_error *err)
+{
+    if (rc == BKOAUTH_OK) {
+        rows->count++;
+        return BKOAUTH_OK;
+    }
+    if (bad_row) { /* one unreadable row does not hide the others */
+        log_write(logger, BKOAUTH_LOG_WARNING, "listing tokens: %s; that row is left out", why->message);
+        return BKOAUTH_OK;
+    }
+    if (err != NULL) *err = *why;
+    return rc;
+}
+
+bkoauth_code store_rows_finish(store_rows *rows, bkoauth_code rc, bkoauth_token ***out, int64_t **ids,
+                               size_t *count)
+{
+    if (rc != BKOAUTH_OK) {
+        bkoauth_tokens_free(rows->items, rows->count);
+        bkoauth__free(rows->ids);
+    } else {
+        *out = rows->items;
+        *ids = rows->ids;
+        *count = rows->count;
+    }
+    memset(rows, 0, sizeof *rows);
+    return rc;
+}
+
 bkoauth_code store_list(store *st, bkoauth_token ***out, size_t *count, bkoauth_error *err)
 {
     *out = NULL;

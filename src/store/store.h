@@ -69,6 +69,28 @@ struct store {
     atomic_int fail_saves;   /* tests: saves still to fail (store_fail_next_saves) */
 };
 
+/* The rows a backend's list collects, grown as they are read: the tokens and their ids, in the
+ * same order. Shared by the backends so that every list treats a row alike. */
+typedef struct store_rows {
+    bkoauth_token **items;
+    int64_t *ids;
+    size_t count, cap;
+} store_rows;
+
+/* Makes room for one more row at items[count] and ids[count]: BKOAUTH_OK or out of memory. */
+bkoauth_code store_rows_room(store_rows *rows, bkoauth_error *err);
+
+/* The row read into items[count] / ids[count] with outcome rc: kept when BKOAUTH_OK; a row that
+ * cannot be read (bad_row) is left out with a warning, and the others are still listed
+ * (BKOAUTH_OK); any other failure is returned, with why copied into err. */
+bkoauth_code store_rows_keep(store_rows *rows, const bk_logger *logger, bkoauth_code rc, int bad_row,
+                             const bkoauth_error *why, bkoauth_error *err);
+
+/* The list's end: with rc BKOAUTH_OK the rows go to the caller (*out, *ids, *count), otherwise
+ * they are freed. Returns rc. */
+bkoauth_code store_rows_finish(store_rows *rows, bkoauth_code rc, bkoauth_token ***out, int64_t **ids,
+                               size_t *count);
+
 /* BKOAUTH_DB_CONNECTIONS of s (its default when s was not made by settings_from_config). */
 static inline int store_connections(const bk_settings *s)
 {
