@@ -291,84 +291,97 @@ static size_t block_size(const tz_counts *c, size_t tsize)
            (size_t)c->leap * (tsize + 4) + c->isstd + c->isut;
 }
 
+/* Finds the data block to read: the 64-bit one of version 2 and later (after the 32-bit block
+ * and its own header), else the 32-bit one. Sets *c, *at (the block's offset) and *tsize (the
+ * size of a time). 0, or -1 with *why. */
+static int locate_block(const unsigned char *data, size_t len, tz_counts *c, size_t *at, size_t *tsize,
+                        const char **why)
+{
+    char version;
+    *why = "not a TZif zone file";
+    if (read_header(data, len, c, &version) != 0) return -1;
+    *tsize = 4;
+    *at = 44;
+    if (version >= '2') {
+        size_t skip = block_size(c, 4);
+        if (len - *at < skip) return -1;
+        *at += skip;
+        if (read_header(data + *at, len - *at, c, &version) != 0) return -1;
+        *at += 44;
+        *tsize = 8;
+    }
+    if (len - *at < block_size(c, *tsize)) {
+        *why = "the zone file is truncated";
+        return -1;
+    }
+    if (c->leap != 0) {
+        *why = "the zone counts leap seconds (a right/ zone); use the zone without right/";
+        return -1;
+    }
+    return 0;
+}
+
+/* The block's local time types and transitions into z, every index and offset checked. 0 or -1. */
+static int read_transitions(bk_zone *z, const unsigned char *block, const tz_counts *c, size_t tsize)
+{
+    const unsigned char *times = block, *idx = times + (size_t)c->time * tsize, *types = idx + c->time;
+    for (uint32_t i = 0; i < c->type; i++) {
+        int32_t off = (int32_t)be32(types + i * 6);
+        if (off <= -TZ_MAX_OFFSET || off >= TZ_MAX_OFFSET || types[i * 6 + 4] > 1) return -1;
+    }
+    z->first = (int32_t)be32(types);
+    for (uint32_t i = 0; i < c->time; i++) {
+        z->trans[i] = tsize == 8 ? be64(times + i * 8) : (int64_t)(int32_t)be32(times + i * 4);
+        if (idx[i] >= c->type || (i > 0 && z->trans[i] <= z->trans[i - 1])) return -1;
+        z->offs[i] = (int32_t)be32(types + idx[i] * 6);
+    }
+    return 0;
+}
+
+/* The footer of version 2 and later at data[at..len): "\n" TZ-string "\n", the POSIX rule for
+ * times after the last transition (none when empty or absent). 0, or -1 with *why. */
+static int read_footer(bk_zone *z, const unsigned char *data, size_t len, size_t at, const char **why)
+{
+    if (at >= len || data[at] != '\n') return 0;
+    const unsigned char *nl = memchr(data + at + 1, '\n', len - at - 1);
+    char tz[128];
+    size_t n = nl ? (size_t)(nl - (data + at + 1)) : 0;
+    if (nl == NULL || n >= sizeof tz || memchr(data + at + 1, '\0', n) != NULL) return -1;
+    memcpy(tz, data + at + 1, n);
+    tz[n] = '\0';
+    if (n == 0) return 0;
+    if (parse_rule(tz, &z->rule) != 0) {
+        *why = "the zone file's rule for future times cannot be read";
+        return -1;
+    }
+    z->has_rule = 1;
+    return 0;
+}
+
 bk_zone *zone_parse(const unsigned char *data, size_t len, const char *name, const char **why)
 {
     tz_counts c;
-    char version;
-    *why = "not a TZif zone file";
-    if (read_header(data, len, &c, &version) != 0) return NULL;
-    size_t tsize = 4, at = 44;
-    if (version >= '2') { /* skip the 32-bit block: the 64-bit one follows with its own header */
-        size_t skip = block_size(&c, 4);
-        if (len - at < skip) return NULL;
-        at += skip;
-        if (read_header(data + at, len - at, &c, &version) != 0) return NULL;
-        at += 44;
-        tsize = 8;
-    }
-    size_t need = block_size(&c, tsize);
-    if (len - at < need) {
-        *why = "the zone file is truncated";
-        return NULL;
-    }
-    if (c.leap != 0) {
-        *why = "the zone counts leap seconds (a right/ zone); use the zone without right/";
-        return NULL;
-    }
-    const unsigned char *times = data + at, *idx = times + (size_t)c.time * tsize, *types = idx + c.time;
+    size_t at, tsize;
+    if (locate_block(data, len, &c, &at, &tsize, why) != 0) return NULL;
     bk_zone *z = bkoauth__calloc(1, sizeof *z);
-    if (z == NULL) {
+    if (z != NULL) {
+        snprintf(z->name, sizeof z->name, "%s", name ? name : "");
+        z->ntrans = c.time;
+    }
+    if (z != NULL && c.time > 0) {
+        z->trans = bkoauth__malloc(c.time * sizeof *z->trans);
+        z->offs = bkoauth__malloc(c.time * sizeof *z->offs);
+    }
+    if (z == NULL || (c.time > 0 && (z->trans == NULL || z->offs == NULL))) {
+        zone_free(z);
         *why = "out of memory";
         return NULL;
     }
-    snprintf(z->name, sizeof z->name, "%s", name ? name : "");
-    z->ntrans = c.time;
-    if (c.time > 0) {
-        z->trans = bkoauth__malloc(c.time * sizeof *z->trans);
-        z->offs = bkoauth__malloc(c.time * sizeof *z->offs);
-        if (z->trans == NULL || z->offs == NULL) {
-            zone_free(z);
-            *why = "out of memory";
-            return NULL;
-        }
-    }
     *why = "the zone file does not hold together";
-    for (uint32_t i = 0; i < c.type; i++) {
-        int32_t off = (int32_t)be32(types + i * 6);
-        if (off <= -TZ_MAX_OFFSET || off >= TZ_MAX_OFFSET || types[i * 6 + 4] > 1) {
-            zone_free(z);
-            return NULL;
-        }
-    }
-    z->first = (int32_t)be32(types);
-    for (uint32_t i = 0; i < c.time; i++) {
-        z->trans[i] = tsize == 8 ? be64(times + i * 8) : (int64_t)(int32_t)be32(times + i * 4);
-        if (idx[i] >= c.type || (i > 0 && z->trans[i] <= z->trans[i - 1])) {
-            zone_free(z);
-            return NULL;
-        }
-        z->offs[i] = (int32_t)be32(types + idx[i] * 6);
-    }
-    at += need;
-    /* the footer: "\n" TZ-string "\n" (version 2 and later) */
-    if (tsize == 8 && at < len && data[at] == '\n') {
-        const unsigned char *nl = memchr(data + at + 1, '\n', len - at - 1);
-        char tz[128];
-        size_t n = nl ? (size_t)(nl - (data + at + 1)) : 0;
-        if (nl == NULL || n >= sizeof tz || memchr(data + at + 1, '\0', n) != NULL) {
-            zone_free(z);
-            return NULL;
-        }
-        memcpy(tz, data + at + 1, n);
-        tz[n] = '\0';
-        if (n > 0) {
-            if (parse_rule(tz, &z->rule) != 0) {
-                zone_free(z);
-                *why = "the zone file's rule for future times cannot be read";
-                return NULL;
-            }
-            z->has_rule = 1;
-        }
+    if (read_transitions(z, data + at, &c, tsize) != 0 ||
+        (tsize == 8 && read_footer(z, data, len, at + block_size(&c, tsize), why) != 0)) {
+        zone_free(z);
+        return NULL;
     }
     *why = NULL;
     return z;
