@@ -463,15 +463,14 @@ static int exact_raw(row_buf *r, const char *env_name, const char *user_id)
  * count. A row that cannot be read (another program wrote it) is passed over when a readable
  * one is there; when none is, a read (overwrite 0) reports it, a save (overwrite 1) gets its id
  * in *id, to replace it in place. */
-static bkoauth_code find(my_store *ms, mconn *c, const char *env_name, const char *user_id,
-                         bkoauth_token **out, int64_t *id, int64_t *ids, size_t max_ids, size_t *nids,
-                         int overwrite, bkoauth_error *err)
+/* Runs the lookup of (env_name, user_id) on c: *st the statement to fetch from, *r (allocated,
+ * freed by the caller) the buffer its rows are fetched into. */
+static bkoauth_code query_key(my_store *ms, mconn *c, const char *env_name, const char *user_id,
+                              MYSQL_STMT **st, row_buf **r, bkoauth_error *err)
 {
-    *out = NULL;
-    *id = -1;
-    if (nids) *nids = 0;
-    MYSQL_STMT *st = stmt(ms, c, user_id ? Q_GET_USER : Q_GET_APP, err);
-    if (st == NULL) return BKOAUTH_E_STORE;
+    *r = NULL;
+    *st = stmt(ms, c, user_id ? Q_GET_USER : Q_GET_APP, err);
+    if (*st == NULL) return BKOAUTH_E_STORE;
     MYSQL_BIND p[2];
     param_text pt[2];
     if (user_id) {
@@ -480,10 +479,35 @@ static bkoauth_code find(my_store *ms, mconn *c, const char *env_name, const cha
     } else {
         bind_text(&p[0], &pt[0], env_name);
     }
-    row_buf *r = bkoauth__malloc(sizeof *r);
-    if (r == NULL) return err_nomem(err);
-    memset(r->big, 0, sizeof r->big);
-    bkoauth_code rc = execute(ms, c, st, p, r, "reading a token", err);
+    *r = bkoauth__malloc(sizeof **r);
+    if (*r == NULL) return err_nomem(err);
+    memset((*r)->big, 0, sizeof(*r)->big);
+    return execute(ms, c, *st, p, *r, "reading a token", err);
+}
+
+/* Keeps t (row id tid) in *out / *id when it expires later than the one kept (or as late, with a
+ * higher id); frees the other. */
+static void keep_latest(bkoauth_token **out, int64_t *id, bkoauth_token *t, int64_t tid)
+{
+    if (*out == NULL || t->expires > (*out)->expires || (t->expires == (*out)->expires && tid > *id)) {
+        bkoauth_token_free(*out);
+        *out = t;
+        *id = tid;
+    } else {
+        bkoauth_token_free(t);
+    }
+}
+
+static bkoauth_code find(my_store *ms, mconn *c, const char *env_name, const char *user_id,
+                         bkoauth_token **out, int64_t *id, int64_t *ids, size_t max_ids, size_t *nids,
+                         int overwrite, bkoauth_error *err)
+{
+    *out = NULL;
+    *id = -1;
+    if (nids) *nids = 0;
+    MYSQL_STMT *st;
+    row_buf *r;
+    bkoauth_code rc = query_key(ms, c, env_name, user_id, &st, &r, err);
     if (rc != BKOAUTH_OK) {
         bkoauth__free(r);
         return rc;
@@ -514,13 +538,7 @@ static bkoauth_code find(my_store *ms, mconn *c, const char *env_name, const cha
             continue;
         }
         if (ids != NULL && *nids < max_ids) ids[(*nids)++] = tid;
-        if (*out == NULL || t->expires > (*out)->expires || (t->expires == (*out)->expires && tid > *id)) {
-            bkoauth_token_free(*out);
-            *out = t;
-            *id = tid;
-        } else {
-            bkoauth_token_free(t);
-        }
+        keep_latest(out, id, t, tid);
     }
     if (rc == BKOAUTH_OK && f != MYSQL_NO_DATA) rc = stmt_error(ms, c, st, "reading a token", err);
     mysql_stmt_free_result(st);
