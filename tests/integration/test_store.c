@@ -55,6 +55,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
+    if (f == NULL) return 0; /* the group set-up failed: nothing to undo */
     store_close(f->st);
     settings_clear(&f->s);
     bkoauth_config_free(f->cfg);
