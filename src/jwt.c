@@ -157,27 +157,24 @@ static int jwt_openssl_oom(void)
     return oom;
 }
 
-/* Parses a PEM public key into *out (the caller's reference). BKOAUTH_OK; BKOAUTH_E_JWT with
- * why filled when the key is unusable; BKOAUTH_E_NOMEM when out of memory (ours or OpenSSL's,
- * as far as OpenSSL tells). */
-static bkoauth_code jwt_parse_key(const char *setting, EVP_PKEY **out, char *why, size_t why_size)
+/* The setting as PEM text to decode: an owned copy, trimmed, with literal "\n" turned into line
+ * breaks when it was written on one line (an environment variable or a one-line settings value).
+ * *len its length; NULL when out of memory. */
+static char *jwt_pem_text(const char *setting, size_t *len)
 {
-    *out = NULL;
-    /* Work on a copy: trimmed, and with literal "\n" turned into line breaks when the PEM was
-     * written on one line (an environment variable or a one-line settings value). */
-    size_t len = strlen(setting);
-    while (len > 0 && isspace((unsigned char)setting[len - 1]))
-        len--;
-    while (len > 0 && isspace((unsigned char)*setting)) {
+    size_t n = strlen(setting);
+    while (n > 0 && isspace((unsigned char)setting[n - 1]))
+        n--;
+    while (n > 0 && isspace((unsigned char)*setting)) {
         setting++;
-        len--;
+        n--;
     }
-    char *pem = bkoauth__malloc(len + 1);
-    if (pem == NULL) return BKOAUTH_E_NOMEM;
-    int has_newline = memchr(setting, '\n', len) != NULL;
+    char *pem = bkoauth__malloc(n + 1);
+    if (pem == NULL) return NULL;
+    int has_newline = memchr(setting, '\n', n) != NULL;
     size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (!has_newline && setting[i] == '\\' && i + 1 < len && setting[i + 1] == 'n') {
+    for (size_t i = 0; i < n; i++) {
+        if (!has_newline && setting[i] == '\\' && i + 1 < n && setting[i + 1] == 'n') {
             pem[o++] = '\n';
             i++;
         } else {
@@ -185,16 +182,19 @@ static bkoauth_code jwt_parse_key(const char *setting, EVP_PKEY **out, char *why
         }
     }
     pem[o] = '\0';
+    *len = o;
+    return pem;
+}
 
-    bkoauth_code rc = BKOAUTH_E_JWT;
-    EVP_PKEY *pkey = NULL;
-    ERR_clear_error();
+/* BKOAUTH_OK when pem begins a public key block; else BKOAUTH_E_JWT with why filled. */
+static bkoauth_code jwt_pem_label(const char *pem, char *why, size_t why_size)
+{
     const char *label_start = pem + strlen("-----BEGIN ");
     if (strncmp(pem, "-----BEGIN ", strlen("-----BEGIN ")) != 0) {
         snprintf(why, why_size,
                  "APIGW_PUBLIC_KEY is not a PEM public key (it does not start with \"-----BEGIN PUBLIC "
                  "KEY-----\"); set it to the API gateway's public key as the gateway shows it");
-        goto out;
+        return BKOAUTH_E_JWT;
     }
     if (strncmp(label_start, "PUBLIC KEY-----", 15) != 0 &&
         strncmp(label_start, "RSA PUBLIC KEY-----", 19) != 0) {
@@ -205,50 +205,69 @@ static bkoauth_code jwt_parse_key(const char *setting, EVP_PKEY **out, char *why
                  "APIGW_PUBLIC_KEY holds a PEM \"%s\", not a public key; set it to the API gateway's "
                  "\"BEGIN PUBLIC KEY\" block",
                  label);
-        goto out;
+        return BKOAUTH_E_JWT;
     }
+    return BKOAUTH_OK;
+}
+
+/* Decodes the PEM text (len bytes) as an RSA public key into *pkey. BKOAUTH_OK; BKOAUTH_E_JWT
+ * with why filled; BKOAUTH_E_NOMEM as far as OpenSSL tells. */
+static bkoauth_code jwt_pem_decode(const char *pem, size_t len, EVP_PKEY **pkey, char *why, size_t why_size)
+{
     OSSL_DECODER_CTX *dctx =
-        OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, "RSA", EVP_PKEY_PUBLIC_KEY, NULL, NULL);
+        OSSL_DECODER_CTX_new_for_pkey(pkey, "PEM", NULL, "RSA", EVP_PKEY_PUBLIC_KEY, NULL, NULL);
     if (dctx == NULL) {
-        if (jwt_openssl_oom()) {
-            rc = BKOAUTH_E_NOMEM;
-            goto out;
-        }
+        if (jwt_openssl_oom()) return BKOAUTH_E_NOMEM;
         snprintf(why, why_size, "OpenSSL could not set up a PEM decoder for RSA public keys");
-        goto out;
+        return BKOAUTH_E_JWT;
     }
     const unsigned char *data = (const unsigned char *)pem;
-    size_t data_len = o;
+    size_t data_len = len;
     int ok = OSSL_DECODER_from_data(dctx, &data, &data_len);
     OSSL_DECODER_CTX_free(dctx);
-    if (!ok || pkey == NULL) {
-        EVP_PKEY_free(pkey);
-        pkey = NULL;
-        if (jwt_openssl_oom()) {
-            rc = BKOAUTH_E_NOMEM;
-            goto out;
-        }
-        snprintf(why, why_size,
-                 "APIGW_PUBLIC_KEY could not be read as an RSA public key (bad base64 or not RSA); copy "
-                 "the API gateway's public key again, with its BEGIN and END lines");
-        goto out;
-    }
+    if (ok && *pkey != NULL) return BKOAUTH_OK;
+    EVP_PKEY_free(*pkey);
+    *pkey = NULL;
+    if (jwt_openssl_oom()) return BKOAUTH_E_NOMEM;
+    snprintf(why, why_size,
+             "APIGW_PUBLIC_KEY could not be read as an RSA public key (bad base64 or not RSA); copy "
+             "the API gateway's public key again, with its BEGIN and END lines");
+    return BKOAUTH_E_JWT;
+}
+
+/* BKOAUTH_OK when pkey is an RSA key strong enough for RS256; else BKOAUTH_E_JWT with why filled. */
+static bkoauth_code jwt_key_usable(EVP_PKEY *pkey, char *why, size_t why_size)
+{
     if (!EVP_PKEY_is_a(pkey, "RSA")) {
         snprintf(why, why_size, "APIGW_PUBLIC_KEY is not an RSA key; RS256 needs the gateway's RSA key");
-        EVP_PKEY_free(pkey);
-        pkey = NULL;
-        goto out;
+        return BKOAUTH_E_JWT;
     }
     if (EVP_PKEY_get_bits(pkey) < JWT_MIN_RSA_BITS) {
         snprintf(why, why_size, "APIGW_PUBLIC_KEY is an RSA key of %d bits, under the minimum of %d",
                  EVP_PKEY_get_bits(pkey), JWT_MIN_RSA_BITS);
-        EVP_PKEY_free(pkey);
-        pkey = NULL;
-        goto out;
+        return BKOAUTH_E_JWT;
     }
-    rc = BKOAUTH_OK;
-    *out = pkey;
-out:
+    return BKOAUTH_OK;
+}
+
+/* Parses a PEM public key into *out (the caller's reference). BKOAUTH_OK; BKOAUTH_E_JWT with
+ * why filled when the key is unusable; BKOAUTH_E_NOMEM when out of memory (ours or OpenSSL's,
+ * as far as OpenSSL tells). */
+static bkoauth_code jwt_parse_key(const char *setting, EVP_PKEY **out, char *why, size_t why_size)
+{
+    *out = NULL;
+    size_t len = 0;
+    char *pem = jwt_pem_text(setting, &len);
+    if (pem == NULL) return BKOAUTH_E_NOMEM;
+    EVP_PKEY *pkey = NULL;
+    ERR_clear_error();
+    bkoauth_code rc = jwt_pem_label(pem, why, why_size);
+    if (rc == BKOAUTH_OK) rc = jwt_pem_decode(pem, len, &pkey, why, why_size);
+    if (rc == BKOAUTH_OK) rc = jwt_key_usable(pkey, why, why_size);
+    if (rc == BKOAUTH_OK)
+        *out = pkey;
+    else
+        EVP_PKEY_free(pkey);
     ERR_clear_error();
     bkoauth__free(pem);
     return rc;
@@ -374,6 +393,248 @@ void bkoauth_jwt_free(bkoauth_jwt *jwt)
     bkoauth__free(jwt);
 }
 
+/* 1. presence and size: *jwt and *len become the token without the blanks around it (as a
+ * server may leave them). */
+static bkoauth_code jwt_trim(const char **jwt, size_t *len, bkoauth_error *err)
+{
+    const char *t = *jwt;
+    size_t n = t != NULL ? strnlen(t, (size_t)BKOAUTH_JWT_MAX_LENGTH + 1) : 0;
+    if (n > BKOAUTH_JWT_MAX_LENGTH)
+        return err_set(err, BKOAUTH_E_JWT,
+                       "malformed token: X-Bkapi-Jwt is longer than %d bytes; refused unread",
+                       BKOAUTH_JWT_MAX_LENGTH);
+    while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t' || t[n - 1] == '\r' || t[n - 1] == '\n'))
+        n--;
+    while (n > 0 && (*t == ' ' || *t == '\t')) {
+        t++;
+        n--;
+    }
+    if (n == 0)
+        return err_set(err, BKOAUTH_E_JWT,
+                       "X-Bkapi-Jwt header is missing or empty: call this service through the BlueKing API "
+                       "gateway, which adds it");
+    *jwt = t;
+    *len = n;
+    return BKOAUTH_OK;
+}
+
+/* 3. the key (before the token: a service with a bad key should hear about the key), into *pkey
+ * (the caller's reference). An unusable key is logged as an error. */
+static bkoauth_code jwt_client_key(bkoauth_client *client, EVP_PKEY **pkey, bkoauth_error *err)
+{
+    const bk_settings *s = client_settings(client);
+    if (s == NULL || bk_empty(s->apigw_public_key))
+        return err_set(err, BKOAUTH_E_JWT,
+                       "public key unusable: APIGW_PUBLIC_KEY is not set; set it to the API gateway's PEM "
+                       "public key (\"-----BEGIN PUBLIC KEY-----...\")");
+    char why[256] = "";
+    bkoauth_code rc = jwt_key_get(s->apigw_public_key, pkey, why, sizeof why);
+    if (rc == BKOAUTH_E_NOMEM) return err_set(err, BKOAUTH_E_NOMEM, "out of memory reading APIGW_PUBLIC_KEY");
+    if (rc != BKOAUTH_OK) {
+        log_write(client_logger(client), BKOAUTH_LOG_ERROR, "X-Bkapi-Jwt refused: public key unusable: %s",
+                  why);
+        return err_set(err, BKOAUTH_E_JWT, "public key unusable: %s", why);
+    }
+    return BKOAUTH_OK;
+}
+
+/* One token as it is taken apart; everything owned is freed by jwt_parts_clear(). */
+typedef struct jwt_parts {
+    const char *text; /* the token, len bytes, blanks around it left out */
+    size_t len;
+    const char *dot1, *dot2; /* the dots after the header and after the payload */
+    unsigned char *header_raw, *payload_raw, *sig;
+    size_t header_len, payload_len, sig_len;
+    json_t *header, *payload;
+    const json_t *alg; /* the header's, a string */
+    int64_t exp_at;
+} jwt_parts;
+
+static void jwt_parts_clear(jwt_parts *p)
+{
+    json_decref(p->header);
+    json_decref(p->payload);
+    bkoauth__free(p->header_raw);
+    bkoauth__free(p->payload_raw);
+    bkoauth__free(p->sig);
+}
+
+/* Decodes one base64url part of the token (what: "header", "payload", "signature"); a JSON part
+ * (json 1) must not be empty nor hold a NUL byte (JSON text has none, and Jansson's json_loadb()
+ * would skip it). */
+static bkoauth_code jwt_decode_part(const char *s, size_t n, const char *what, int json, unsigned char **out,
+                                    size_t *outlen, bkoauth_error *err)
+{
+    int d = jwt_b64url_decode(s, n, out, outlen);
+    if (d == -2) return err_nomem(err);
+    if (d != 0 || (json && *outlen == 0))
+        return err_set(err, BKOAUTH_E_JWT, "malformed token: the JWT %s is not valid base64url", what);
+    if (json && memchr(*out, '\0', *outlen) != NULL)
+        return err_set(err, BKOAUTH_E_JWT, "malformed token: the JWT %s holds a NUL byte", what);
+    return BKOAUTH_OK;
+}
+
+/* The decoded header: a JSON object with a string "alg" and no "crit". */
+static bkoauth_code jwt_read_header(jwt_parts *p, bkoauth_error *err)
+{
+    json_error_t jerr;
+    int oom = 0;
+    p->header =
+        bkoauth__json_loadb((const char *)p->header_raw, p->header_len, JSON_REJECT_DUPLICATES, &jerr, &oom);
+    if (oom) return err_nomem(err);
+    if (!json_is_object(p->header))
+        return err_set(err, BKOAUTH_E_JWT, "malformed token: the JWT header is not a JSON object");
+    p->alg = json_object_get(p->header, "alg");
+    if (!json_is_string(p->alg))
+        return err_set(err, BKOAUTH_E_JWT, "malformed token: the JWT header has no \"alg\" string");
+    if (json_object_get(p->header, "crit") != NULL)
+        return err_set(err, BKOAUTH_E_JWT,
+                       "malformed token: the JWT header has a \"crit\" extension, which is not supported");
+    return BKOAUTH_OK;
+}
+
+/* 4. shape: three base64url parts, the header read. */
+static bkoauth_code jwt_split(jwt_parts *p, bkoauth_error *err)
+{
+    const char *t = p->text;
+    size_t len = p->len;
+    p->dot1 = memchr(t, '.', len);
+    p->dot2 = p->dot1 ? memchr(p->dot1 + 1, '.', len - (size_t)(p->dot1 + 1 - t)) : NULL;
+    if (p->dot1 == NULL || p->dot2 == NULL ||
+        memchr(p->dot2 + 1, '.', len - (size_t)(p->dot2 + 1 - t)) != NULL)
+        return err_set(
+            err, BKOAUTH_E_JWT,
+            "malformed token: X-Bkapi-Jwt is not three dot-separated parts (header.payload.signature)");
+    bkoauth_code rc =
+        jwt_decode_part(t, (size_t)(p->dot1 - t), "header", 1, &p->header_raw, &p->header_len, err);
+    if (rc == BKOAUTH_OK) rc = jwt_read_header(p, err);
+    if (rc == BKOAUTH_OK)
+        rc = jwt_decode_part(p->dot1 + 1, (size_t)(p->dot2 - p->dot1 - 1), "payload", 1, &p->payload_raw,
+                             &p->payload_len, err);
+    if (rc == BKOAUTH_OK)
+        rc = jwt_decode_part(p->dot2 + 1, len - (size_t)(p->dot2 + 1 - t), "signature", 0, &p->sig,
+                             &p->sig_len, err);
+    return rc;
+}
+
+/* 5. the algorithm, pinned. */
+static bkoauth_code jwt_check_alg(const json_t *alg, bkoauth_error *err)
+{
+    if (strcmp(json_string_value(alg), JWT_ALG) == 0 && json_string_length(alg) == strlen(JWT_ALG))
+        return BKOAUTH_OK;
+    char shown[48];
+    jwt_show(json_string_value(alg), json_string_length(alg), shown, sizeof shown);
+    return err_set(err, BKOAUTH_E_JWT,
+                   "algorithm not allowed: the JWT header names \"%s\"; only RS256 is accepted", shown);
+}
+
+/* 6. the signature over "header.payload" as sent. */
+static bkoauth_code jwt_check_signature(EVP_PKEY *pkey, const jwt_parts *p, bkoauth_error *err)
+{
+    int good = jwt_signature_ok(pkey, p->text, (size_t)(p->dot2 - p->text), p->sig, p->sig_len);
+    if (good == JWT_SIG_OOM) return err_nomem(err);
+    if (good == JWT_SIG_ERROR)
+        return err_set(err, BKOAUTH_E_JWT,
+                       "the signature could not be checked: OpenSSL failed to set up RS256 verification with "
+                       "APIGW_PUBLIC_KEY; retry, and check the OpenSSL installation if it persists");
+    if (good != JWT_SIG_GOOD)
+        return err_set(err, BKOAUTH_E_JWT,
+                       "bad signature: X-Bkapi-Jwt was not signed by the key in APIGW_PUBLIC_KEY, or was "
+                       "altered; check that APIGW_PUBLIC_KEY is this gateway's key");
+    return BKOAUTH_OK;
+}
+
+/* 7. the payload, a JSON object. */
+static bkoauth_code jwt_read_payload(jwt_parts *p, bkoauth_error *err)
+{
+    json_error_t jerr;
+    int oom = 0;
+    p->payload = bkoauth__json_loadb((const char *)p->payload_raw, p->payload_len, JSON_REJECT_DUPLICATES,
+                                     &jerr, &oom);
+    if (oom) return err_nomem(err);
+    if (!json_is_object(p->payload))
+        return err_set(err, BKOAUTH_E_JWT, "malformed token: the JWT payload is not a JSON object");
+    return BKOAUTH_OK;
+}
+
+/* 8. issuer. */
+static bkoauth_code jwt_check_issuer(const json_t *payload, bkoauth_error *err)
+{
+    const json_t *iss = json_object_get(payload, "iss");
+    if (iss == NULL || json_is_null(iss))
+        return err_set(err, BKOAUTH_E_JWT,
+                       "missing issuer: the JWT has no \"iss\"; only tokens issued by APIGW are accepted");
+    if (json_is_string(iss) && strcmp(json_string_value(iss), JWT_ISSUER) == 0 &&
+        json_string_length(iss) == strlen(JWT_ISSUER))
+        return BKOAUTH_OK;
+    char shown[48] = "(not a string)";
+    if (json_is_string(iss)) jwt_show(json_string_value(iss), json_string_length(iss), shown, sizeof shown);
+    return err_set(err, BKOAUTH_E_JWT, "wrong issuer: the JWT was issued by \"%s\"; only APIGW is accepted",
+                   shown);
+}
+
+/* 9. time: exp present and not past (*exp_at), nbf not ahead, with the leeway. */
+static bkoauth_code jwt_check_time(const json_t *payload, int64_t *exp_at, bkoauth_error *err)
+{
+    int64_t now = bk_now(), nbf_at = 0;
+    const json_t *exp = json_object_get(payload, "exp");
+    if (exp == NULL)
+        return err_set(err, BKOAUTH_E_JWT,
+                       "malformed token: the JWT has no \"exp\" (expiry); the gateway always sets one");
+    if (jwt_claim_seconds(exp, exp_at) != 0)
+        return err_set(err, BKOAUTH_E_JWT, "malformed token: the JWT \"exp\" is not a number of seconds");
+    if (*exp_at <= now - BKOAUTH_JWT_LEEWAY_SECONDS)
+        return err_set(err, BKOAUTH_E_JWT,
+                       "token expired: the JWT expired %llu seconds ago (leeway %d s); send a fresh one",
+                       (unsigned long long)((uint64_t)now - (uint64_t)*exp_at), BKOAUTH_JWT_LEEWAY_SECONDS);
+    const json_t *nbf = json_object_get(payload, "nbf");
+    if (nbf == NULL) return BKOAUTH_OK;
+    if (jwt_claim_seconds(nbf, &nbf_at) != 0)
+        return err_set(err, BKOAUTH_E_JWT, "malformed token: the JWT \"nbf\" is not a number of seconds");
+    if (nbf_at > now + BKOAUTH_JWT_LEEWAY_SECONDS)
+        return err_set(
+            err, BKOAUTH_E_JWT,
+            "token not yet valid: the JWT is valid only in %lld seconds (leeway %d s); check the clocks "
+            "of this host and the gateway",
+            (long long)(nbf_at - now), BKOAUTH_JWT_LEEWAY_SECONDS);
+    return BKOAUTH_OK;
+}
+
+/* The name (member name, or else fallback) and the verified flag of a party of the payload (app,
+ * user). Returns 0, or -1 when out of memory. */
+static int jwt_party(const json_t *party, const char *name, const char *fallback, char **name_out,
+                     int *verified)
+{
+    *name_out = jwt_dup_string_member(party, name, fallback);
+    if (*name_out == NULL &&
+        (json_is_string(json_object_get(party, name)) || json_is_string(json_object_get(party, fallback))))
+        return -1;
+    *verified = jwt_flag_member(party, "verified");
+    return 0;
+}
+
+/* The accepted token's app and user into a new *out. */
+static bkoauth_code jwt_accept(const jwt_parts *p, bkoauth_jwt **out, bkoauth_error *err)
+{
+    bkoauth_jwt *result = bkoauth__calloc(1, sizeof *result);
+    if (result == NULL) return err_nomem(err);
+    result->expires = p->exp_at;
+    result->payload_json = bkoauth__strndup((const char *)p->payload_raw, p->payload_len);
+    int oom = result->payload_json == NULL;
+    const json_t *app = json_object_get(p->payload, "app");
+    if (!oom && json_is_object(app))
+        oom = jwt_party(app, "app_code", "bk_app_code", &result->app_code, &result->app_verified) != 0;
+    const json_t *user = json_object_get(p->payload, "user");
+    if (!oom && json_is_object(user))
+        oom = jwt_party(user, "username", "bk_username", &result->username, &result->user_verified) != 0;
+    if (oom) {
+        bkoauth_jwt_free(result);
+        return err_nomem(err);
+    }
+    *out = result;
+    return err_ok(err);
+}
+
 bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth_jwt **out,
                                 bkoauth_error *err)
 {
@@ -381,223 +642,25 @@ bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth
     if (client == NULL || out == NULL)
         return err_set(err, BKOAUTH_E_INVALID, "bkoauth_jwt_verify: %s is NULL",
                        client == NULL ? "client" : "out");
-
-    /* 1. presence; surrounding blanks (as a server may leave them) are ignored */
-    if (jwt == NULL)
-        return err_set(err, BKOAUTH_E_JWT,
-                       "X-Bkapi-Jwt header is missing or empty: call this service through the BlueKing API "
-                       "gateway, which adds it");
-    size_t len = strnlen(jwt, (size_t)BKOAUTH_JWT_MAX_LENGTH + 1);
-    if (len > BKOAUTH_JWT_MAX_LENGTH)
-        return err_set(err, BKOAUTH_E_JWT,
-                       "malformed token: X-Bkapi-Jwt is longer than %d bytes; refused unread",
-                       BKOAUTH_JWT_MAX_LENGTH);
-    while (len > 0 &&
-           (jwt[len - 1] == ' ' || jwt[len - 1] == '\t' || jwt[len - 1] == '\r' || jwt[len - 1] == '\n'))
-        len--;
-    while (len > 0 && (*jwt == ' ' || *jwt == '\t')) {
-        jwt++;
-        len--;
-    }
-    if (len == 0)
-        return err_set(err, BKOAUTH_E_JWT,
-                       "X-Bkapi-Jwt header is missing or empty: call this service through the BlueKing API "
-                       "gateway, which adds it");
-
-    /* 3. the key (before the token: a service with a bad key should hear about the key) */
-    const bk_settings *s = client_settings(client);
-    if (s == NULL || bk_empty(s->apigw_public_key))
-        return err_set(err, BKOAUTH_E_JWT,
-                       "public key unusable: APIGW_PUBLIC_KEY is not set; set it to the API gateway's PEM "
-                       "public key (\"-----BEGIN PUBLIC KEY-----...\")");
-    char why[256] = "";
+    jwt_parts p = {0};
+    p.text = jwt;
+    bkoauth_code rc = jwt_trim(&p.text, &p.len, err);
+    if (rc != BKOAUTH_OK) return rc;
     EVP_PKEY *pkey = NULL;
-    bkoauth_code krc = jwt_key_get(s->apigw_public_key, &pkey, why, sizeof why);
-    if (krc == BKOAUTH_E_NOMEM)
-        return err_set(err, BKOAUTH_E_NOMEM, "out of memory reading APIGW_PUBLIC_KEY");
-    if (krc != BKOAUTH_OK) {
-        log_write(client_logger(client), BKOAUTH_LOG_ERROR, "X-Bkapi-Jwt refused: public key unusable: %s",
-                  why);
-        return err_set(err, BKOAUTH_E_JWT, "public key unusable: %s", why);
-    }
+    rc = jwt_client_key(client, &pkey, err);
+    if (rc != BKOAUTH_OK) return rc;
 
-    bkoauth_code rc = BKOAUTH_E_JWT;
-    unsigned char *header_raw = NULL, *payload_raw = NULL, *sig = NULL;
-    size_t header_len = 0, payload_len = 0, sig_len = 0;
-    json_t *header = NULL, *payload = NULL;
-    bkoauth_jwt *result = NULL;
-
-    /* 4. shape */
-    const char *dot1 = memchr(jwt, '.', len);
-    const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - jwt)) : NULL;
-    if (dot1 == NULL || dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - jwt)) != NULL) {
-        err_set(err, rc,
-                "malformed token: X-Bkapi-Jwt is not three dot-separated parts (header.payload.signature)");
-        goto out;
-    }
-    int d = jwt_b64url_decode(jwt, (size_t)(dot1 - jwt), &header_raw, &header_len);
-    if (d == -2) goto oom;
-    if (d != 0 || header_len == 0) {
-        err_set(err, rc, "malformed token: the JWT header is not valid base64url");
-        goto out;
-    }
-    /* Jansson's json_loadb() skips NUL bytes: refuse them before parsing (JSON text has none) */
-    if (memchr(header_raw, '\0', header_len) != NULL) {
-        err_set(err, rc, "malformed token: the JWT header holds a NUL byte");
-        goto out;
-    }
-    json_error_t jerr;
-    int oom = 0;
-    header = bkoauth__json_loadb((const char *)header_raw, header_len, JSON_REJECT_DUPLICATES, &jerr, &oom);
-    if (oom) goto oom;
-    if (!json_is_object(header)) {
-        err_set(err, rc, "malformed token: the JWT header is not a JSON object");
-        goto out;
-    }
-    const json_t *alg = json_object_get(header, "alg");
-    if (!json_is_string(alg)) {
-        err_set(err, rc, "malformed token: the JWT header has no \"alg\" string");
-        goto out;
-    }
-    if (json_object_get(header, "crit") != NULL) {
-        err_set(err, rc, "malformed token: the JWT header has a \"crit\" extension, which is not supported");
-        goto out;
-    }
-    d = jwt_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload_raw, &payload_len);
-    if (d == -2) goto oom;
-    if (d != 0 || payload_len == 0) {
-        err_set(err, rc, "malformed token: the JWT payload is not valid base64url");
-        goto out;
-    }
-    if (memchr(payload_raw, '\0', payload_len) != NULL) {
-        err_set(err, rc, "malformed token: the JWT payload holds a NUL byte");
-        goto out;
-    }
-    d = jwt_b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - jwt), &sig, &sig_len);
-    if (d == -2) goto oom;
-    if (d != 0) {
-        err_set(err, rc, "malformed token: the JWT signature is not valid base64url");
-        goto out;
-    }
-
-    /* 5. the algorithm, pinned */
-    if (strcmp(json_string_value(alg), JWT_ALG) != 0 || json_string_length(alg) != strlen(JWT_ALG)) {
-        char shown[48];
-        jwt_show(json_string_value(alg), json_string_length(alg), shown, sizeof shown);
-        err_set(err, rc, "algorithm not allowed: the JWT header names \"%s\"; only RS256 is accepted", shown);
-        goto out;
-    }
-
-    /* 6. the signature over "header.payload" as sent */
-    int good = jwt_signature_ok(pkey, jwt, (size_t)(dot2 - jwt), sig, sig_len);
-    if (good == JWT_SIG_OOM) goto oom;
-    if (good == JWT_SIG_ERROR) {
-        err_set(err, rc,
-                "the signature could not be checked: OpenSSL failed to set up RS256 verification with "
-                "APIGW_PUBLIC_KEY; retry, and check the OpenSSL installation if it persists");
-        goto out;
-    }
-    if (good != JWT_SIG_GOOD) {
-        err_set(err, rc,
-                "bad signature: X-Bkapi-Jwt was not signed by the key in APIGW_PUBLIC_KEY, or was altered; "
-                "check that APIGW_PUBLIC_KEY is this gateway's key");
-        goto out;
-    }
-
-    /* 7. the payload */
-    payload =
-        bkoauth__json_loadb((const char *)payload_raw, payload_len, JSON_REJECT_DUPLICATES, &jerr, &oom);
-    if (oom) goto oom;
-    if (!json_is_object(payload)) {
-        err_set(err, rc, "malformed token: the JWT payload is not a JSON object");
-        goto out;
-    }
-
-    /* 8. issuer */
-    const json_t *iss = json_object_get(payload, "iss");
-    if (iss == NULL || json_is_null(iss)) {
-        err_set(err, rc, "missing issuer: the JWT has no \"iss\"; only tokens issued by APIGW are accepted");
-        goto out;
-    }
-    if (!json_is_string(iss) || strcmp(json_string_value(iss), JWT_ISSUER) != 0 ||
-        json_string_length(iss) != strlen(JWT_ISSUER)) {
-        char shown[48] = "(not a string)";
-        if (json_is_string(iss))
-            jwt_show(json_string_value(iss), json_string_length(iss), shown, sizeof shown);
-        err_set(err, rc, "wrong issuer: the JWT was issued by \"%s\"; only APIGW is accepted", shown);
-        goto out;
-    }
-
-    /* 9. time */
-    int64_t now = bk_now(), exp_at = 0, nbf_at = 0;
-    const json_t *exp = json_object_get(payload, "exp");
-    if (exp == NULL) {
-        err_set(err, rc, "malformed token: the JWT has no \"exp\" (expiry); the gateway always sets one");
-        goto out;
-    }
-    if (jwt_claim_seconds(exp, &exp_at) != 0) {
-        err_set(err, rc, "malformed token: the JWT \"exp\" is not a number of seconds");
-        goto out;
-    }
-    if (exp_at <= now - BKOAUTH_JWT_LEEWAY_SECONDS) {
-        err_set(err, rc, "token expired: the JWT expired %llu seconds ago (leeway %d s); send a fresh one",
-                (unsigned long long)((uint64_t)now - (uint64_t)exp_at), BKOAUTH_JWT_LEEWAY_SECONDS);
-        goto out;
-    }
-    const json_t *nbf = json_object_get(payload, "nbf");
-    if (nbf != NULL) {
-        if (jwt_claim_seconds(nbf, &nbf_at) != 0) {
-            err_set(err, rc, "malformed token: the JWT \"nbf\" is not a number of seconds");
-            goto out;
-        }
-        if (nbf_at > now + BKOAUTH_JWT_LEEWAY_SECONDS) {
-            err_set(
-                err, rc,
-                "token not yet valid: the JWT is valid only in %lld seconds (leeway %d s); check the clocks "
-                "of this host and the gateway",
-                (long long)(nbf_at - now), BKOAUTH_JWT_LEEWAY_SECONDS);
-            goto out;
-        }
-    }
-
-    /* accepted: app and user */
-    result = bkoauth__calloc(1, sizeof *result);
-    if (result == NULL) goto oom;
-    result->expires = exp_at;
-    result->payload_json = bkoauth__strndup((const char *)payload_raw, payload_len);
-    if (result->payload_json == NULL) goto oom;
-    const json_t *app = json_object_get(payload, "app");
-    if (json_is_object(app)) {
-        result->app_code = jwt_dup_string_member(app, "app_code", "bk_app_code");
-        if (result->app_code == NULL && (json_is_string(json_object_get(app, "app_code")) ||
-                                         json_is_string(json_object_get(app, "bk_app_code"))))
-            goto oom;
-        result->app_verified = jwt_flag_member(app, "verified");
-    }
-    const json_t *user = json_object_get(payload, "user");
-    if (json_is_object(user)) {
-        result->username = jwt_dup_string_member(user, "username", "bk_username");
-        if (result->username == NULL && (json_is_string(json_object_get(user, "username")) ||
-                                         json_is_string(json_object_get(user, "bk_username"))))
-            goto oom;
-        result->user_verified = jwt_flag_member(user, "verified");
-    }
-    *out = result;
-    result = NULL;
-    rc = err_ok(err);
-    goto out;
-
-oom:
-    rc = err_nomem(err);
-out:
+    /* nothing of the payload is believed before the signature is checked */
+    rc = jwt_split(&p, err);
+    if (rc == BKOAUTH_OK) rc = jwt_check_alg(p.alg, err);
+    if (rc == BKOAUTH_OK) rc = jwt_check_signature(pkey, &p, err);
+    if (rc == BKOAUTH_OK) rc = jwt_read_payload(&p, err);
+    if (rc == BKOAUTH_OK) rc = jwt_check_issuer(p.payload, err);
+    if (rc == BKOAUTH_OK) rc = jwt_check_time(p.payload, &p.exp_at, err);
+    if (rc == BKOAUTH_OK) rc = jwt_accept(&p, out, err);
     if (rc != BKOAUTH_OK && rc != BKOAUTH_E_NOMEM && err != NULL)
         log_write(client_logger(client), BKOAUTH_LOG_INFO, "X-Bkapi-Jwt refused: %s", err->message);
-    bkoauth_jwt_free(result);
-    json_decref(header);
-    json_decref(payload);
-    bkoauth__free(header_raw);
-    bkoauth__free(payload_raw);
-    bkoauth__free(sig);
+    jwt_parts_clear(&p);
     EVP_PKEY_free(pkey);
     return rc;
 }

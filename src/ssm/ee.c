@@ -4,6 +4,7 @@
 #include "../json.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -200,10 +201,30 @@ bkoauth_code ee_build_refresh(const bk_settings *s, const char *env_name, const 
     return rc == BKOAUTH_OK ? err_ok(err) : rc;
 }
 
-int ee_succeeded(const json_t *root)
+static int ee_succeeded(const json_t *root)
 {
     const json_t *code = json_is_object(root) ? json_object_get(root, "code") : NULL;
     if (json_is_integer(code)) return json_integer_value(code) == 0;
     if (json_is_real(code)) return json_real_value(code) == 0.0;
     return 0;
 }
+
+/* A "code" that is a number other than 0 is a refusal; any other value is a malformed answer. */
+static int ee_refused(const json_t *f, long api_code, char *buf, size_t size)
+{
+    if (!json_is_number(f)) return 0;
+    snprintf(buf, size, "code %ld", api_code);
+    return 1;
+}
+
+const ssm_proto ssm_proto_ee = {
+    .name = "ee",
+    .refresh_sends_secret = 1,
+    .build_app = ee_build_app,
+    .build_user = ee_build_user,
+    .build_refresh = ee_build_refresh,
+    .flag = "code",
+    .flag_wanted = "the number 0",
+    .succeeded = ee_succeeded,
+    .refused = ee_refused,
+};

@@ -231,172 +231,225 @@ static int http_is_tls_error(CURLcode rc)
     }
 }
 
-/* Turns a failed transfer into a message a person can act on. oom: an allocation failed
- * during the transfer (libcurl may report that under another code). */
 /* 1 when url's scheme is http or https (any case). */
 static int http_scheme_ok(const char *url)
 {
     return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
 }
 
+/* A failed transfer, as the messages name it. */
+typedef struct http_failure {
+    CURLcode rc;
+    long status;        /* of the status line that arrived, else 0 */
+    const char *url;    /* may hold secrets: never in a message */
+    char hp[300];       /* host:port */
+    const char *detail; /* libcurl's own words */
+} http_failure;
+
+/* The answer was larger than a limit (ours, or libcurl's). BKOAUTH_OK when f is not that. */
+static bkoauth_code http_fail_size(const http_failure *f, const http_sink *sink, bkoauth_error *err)
+{
+    if (f->rc == CURLE_OUT_OF_MEMORY) /* no allocation failed (libcurl's are counted) */
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "the answer of %s (HTTP %ld) has a header line larger than libcurl accepts (100 KB); "
+                       "is OAUTH_API_URL pointing at the SSM service?",
+                       f->hp, f->status);
+    if (sink->headers_too_large)
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "the answer of %s has more than %d bytes of headers, more than any SSM answer; is "
+                       "OAUTH_API_URL pointing at the SSM service?",
+                       f->hp, HTTP_MAX_HEADERS);
+    if (sink->too_large || f->rc == CURLE_FILESIZE_EXCEEDED)
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "the response from %s is larger than the %ld-byte limit; is OAUTH_API_URL pointing at "
+                       "the SSM service?",
+                       f->hp, HTTP_MAX_RESPONSE);
+    return BKOAUTH_OK;
+}
+
+/* No connection could be made: why, as the system said it. */
+static bkoauth_code http_fail_connect(CURL *c, const http_failure *f, const http_sink *sink,
+                                      bkoauth_error *err)
+{
+    long oserr = sink->socket_errno;
+    if (oserr == 0) curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr);
+    if (oserr == ECONNREFUSED)
+        return err_set(
+            err, BKOAUTH_E_TOKEN_API,
+            "connection refused by %s: is the SSM service running there, and is OAUTH_API_URL right?", f->hp);
+    if (oserr == EMFILE || oserr == ENFILE)
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "cannot open a connection to %s: %s (%s); raise the limit (ulimit -n) or find what "
+                       "keeps descriptors open",
+                       f->hp,
+                       oserr == EMFILE ? "this process has run out of file descriptors"
+                                       : "the system has run out of file descriptors",
+                       oserr == EMFILE ? "EMFILE" : "ENFILE");
+    return err_set(err, BKOAUTH_E_TOKEN_API, "cannot connect to %s (%s): check OAUTH_API_URL and the network",
+                   f->hp, f->detail);
+}
+
+/* The service could not be reached (connection, name, proxy, time, TLS). BKOAUTH_OK when f is
+ * not that. */
+static bkoauth_code http_fail_reach(const http_client *h, CURL *c, const http_failure *f,
+                                    const http_sink *sink, bkoauth_error *err)
+{
+    if (f->rc == CURLE_COULDNT_CONNECT) return http_fail_connect(c, f, sink, err);
+    if (f->rc == CURLE_COULDNT_RESOLVE_HOST)
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "cannot resolve the host of %s (%s): check OAUTH_API_URL and DNS", f->hp, f->detail);
+    if (f->rc == CURLE_COULDNT_RESOLVE_PROXY)
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "cannot resolve the proxy (%s): check the http_proxy/https_proxy environment",
+                       f->detail);
+    if (f->rc == CURLE_OPERATION_TIMEDOUT)
+        return err_set(
+            err, BKOAUTH_E_TOKEN_API,
+            "timeout: %s gave no complete answer within %ld ms (BKOAUTH_TIMEOUT_MS); retry later, or "
+            "raise BKOAUTH_TIMEOUT_MS if the service is just slow",
+            f->hp, h->s->timeout_ms);
+    if (http_is_tls_error(f->rc))
+        return err_set(
+            err, BKOAUTH_E_TOKEN_API,
+            "TLS failure with %s (%s): check the CA bundle given in BKOAUTH_CA_FILE, or, for testing "
+            "only, set BKOAUTH_TLS_VERIFY=false",
+            f->hp, f->detail);
+    return BKOAUTH_OK;
+}
+
+/* The connection broke, or closed before a whole answer. BKOAUTH_OK when f is not that. */
+static bkoauth_code http_fail_transfer(const http_failure *f, bkoauth_error *err)
+{
+    if (f->rc == CURLE_PARTIAL_FILE)
+        return err_set(
+            err, BKOAUTH_E_TOKEN_API,
+            "the response from %s was truncated: the connection closed before the whole body arrived "
+            "(%s); retry later",
+            f->hp, f->detail);
+    if (f->rc == CURLE_GOT_NOTHING && f->status >= 100 && f->status < 200)
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "%s answered only with the interim status HTTP %ld and then closed the connection; is "
+                       "OAUTH_API_URL pointing at the SSM service?",
+                       f->hp, f->status);
+    if (f->rc == CURLE_GOT_NOTHING)
+        return err_set(err, BKOAUTH_E_TOKEN_API, "%s closed the connection without answering; retry later",
+                       f->hp);
+    if (f->rc == CURLE_RECV_ERROR || f->rc == CURLE_SEND_ERROR)
+        return err_set(err, BKOAUTH_E_TOKEN_API, "the connection to %s broke (%s); retry later", f->hp,
+                       f->detail);
+    return BKOAUTH_OK;
+}
+
+/* The URL, or the answer, is not HTTP/1.x as libcurl takes it. BKOAUTH_OK when f is not that. */
+static bkoauth_code http_fail_protocol(const http_failure *f, bkoauth_error *err)
+{
+    if (f->rc == CURLE_UNSUPPORTED_PROTOCOL && http_scheme_ok(f->url)) {
+        /* the URL is http(s): what libcurl refused is the answer (HTTP/0.9, HTTP/1.2, a status
+         * line that is not one) */
+        if (f->status >= 100 && f->status < 200)
+            return err_set(err, BKOAUTH_E_TOKEN_API,
+                           "%s answered HTTP %ld, an interim status, and then something that is not an HTTP "
+                           "answer (%s); is OAUTH_API_URL pointing at the SSM service?",
+                           f->hp, f->status, f->detail);
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "%s did not answer in HTTP/1.x (%s); is OAUTH_API_URL pointing at the SSM service?",
+                       f->hp, f->detail);
+    }
+    if (f->rc == CURLE_UNSUPPORTED_PROTOCOL)
+        return err_set(err, BKOAUTH_E_TOKEN_API, "OAUTH_API_URL must start with http:// or https:// (%s)",
+                       f->detail);
+    if (f->rc == CURLE_URL_MALFORMAT)
+        return err_set(err, BKOAUTH_E_TOKEN_API, "OAUTH_API_URL is not a valid URL (%s)", f->detail);
+    return BKOAUTH_OK;
+}
+
+/* Turns a failed transfer into a message a person can act on. oom: an allocation failed
+ * during the transfer (libcurl may report that under another code). */
 static bkoauth_code http_fail(http_client *h, CURL *c, CURLcode rc, const http_sink *sink, const char *url,
                               const char *errbuf, int oom, bkoauth_error *err)
 {
-    char hp[300];
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    http_failure f = {rc, 0, url, "", errbuf[0] ? errbuf : curl_easy_strerror(rc)};
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &f.status);
     if (oom || sink->buf.oom)
         return err_set(err, BKOAUTH_E_NOMEM, "out of memory during the HTTP request to the SSM service");
-    if (rc == CURLE_OUT_OF_MEMORY && !(bkoauth__curl_allocations_counted() && status > 0))
+    if (rc == CURLE_OUT_OF_MEMORY && !(bkoauth__curl_allocations_counted() && f.status > 0))
         return err_set(
             err, BKOAUTH_E_NOMEM,
             bkoauth__curl_allocations_counted()
                 ? "out of memory during the HTTP request to the SSM service"
                 : "out of memory during the HTTP request to the SSM service (or an answer past one of "
                   "libcurl's size limits, such as a header line over 100 KB)");
-    http_host_port(url, hp, sizeof hp);
-    const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-    bkoauth_code code = BKOAUTH_E_TOKEN_API;
-
-    if (rc == CURLE_OUT_OF_MEMORY) {
-        /* no allocation failed (libcurl's are counted): one of libcurl's own size limits */
-        err_set(err, code,
-                "the answer of %s (HTTP %ld) has a header line larger than libcurl accepts (100 KB); is "
-                "OAUTH_API_URL pointing at the SSM service?",
-                hp, status);
-    } else if (sink->headers_too_large) {
-        err_set(
-            err, code,
-            "the answer of %s has more than %d bytes of headers, more than any SSM answer; is OAUTH_API_URL "
-            "pointing at the SSM service?",
-            hp, HTTP_MAX_HEADERS);
-    } else if (sink->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-        err_set(
-            err, code,
-            "the response from %s is larger than the %ld-byte limit; is OAUTH_API_URL pointing at the SSM "
-            "service?",
-            hp, HTTP_MAX_RESPONSE);
-    } else if (rc == CURLE_COULDNT_CONNECT) {
-        long oserr = sink->socket_errno;
-        if (oserr == 0) curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr);
-        if (oserr == ECONNREFUSED)
-            err_set(err, code,
-                    "connection refused by %s: is the SSM service running there, and is OAUTH_API_URL right?",
-                    hp);
-        else if (oserr == EMFILE || oserr == ENFILE)
-            err_set(err, code,
-                    "cannot open a connection to %s: %s (%s); raise the limit (ulimit -n) or find what "
-                    "keeps descriptors open",
-                    hp,
-                    oserr == EMFILE ? "this process has run out of file descriptors"
-                                    : "the system has run out of file descriptors",
-                    oserr == EMFILE ? "EMFILE" : "ENFILE");
-        else
-            err_set(err, code, "cannot connect to %s (%s): check OAUTH_API_URL and the network", hp, detail);
-    } else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
-        err_set(err, code, "cannot resolve the host of %s (%s): check OAUTH_API_URL and DNS", hp, detail);
-    } else if (rc == CURLE_COULDNT_RESOLVE_PROXY) {
-        err_set(err, code, "cannot resolve the proxy (%s): check the http_proxy/https_proxy environment",
-                detail);
-    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
-        err_set(
-            err, code,
-            "timeout: %s gave no complete answer within %ld ms (BKOAUTH_TIMEOUT_MS); retry later, or raise "
-            "BKOAUTH_TIMEOUT_MS if the service is just slow",
-            hp, h->s->timeout_ms);
-    } else if (http_is_tls_error(rc)) {
-        err_set(
-            err, code,
-            "TLS failure with %s (%s): check the CA bundle given in BKOAUTH_CA_FILE, or, for testing only, "
-            "set BKOAUTH_TLS_VERIFY=false",
-            hp, detail);
-    } else if (rc == CURLE_PARTIAL_FILE) {
-        err_set(
-            err, code,
-            "the response from %s was truncated: the connection closed before the whole body arrived (%s); "
-            "retry later",
-            hp, detail);
-    } else if (rc == CURLE_GOT_NOTHING && status >= 100 && status < 200) {
-        err_set(err, code,
-                "%s answered only with the interim status HTTP %ld and then closed the connection; is "
-                "OAUTH_API_URL pointing at the SSM service?",
-                hp, status);
-    } else if (rc == CURLE_GOT_NOTHING) {
-        err_set(err, code, "%s closed the connection without answering; retry later", hp);
-    } else if (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) {
-        err_set(err, code, "the connection to %s broke (%s); retry later", hp, detail);
-    } else if (rc == CURLE_UNSUPPORTED_PROTOCOL && http_scheme_ok(url)) {
-        /* the URL is http(s): what libcurl refused is the answer (HTTP/0.9, HTTP/1.2, a status
-         * line that is not one) */
-        if (status >= 100 && status < 200)
-            err_set(err, code,
-                    "%s answered HTTP %ld, an interim status, and then something that is not an HTTP answer "
-                    "(%s); is OAUTH_API_URL pointing at the SSM service?",
-                    hp, status, detail);
-        else
-            err_set(err, code,
-                    "%s did not answer in HTTP/1.x (%s); is OAUTH_API_URL pointing at the SSM service?", hp,
-                    detail);
-    } else if (rc == CURLE_UNSUPPORTED_PROTOCOL) {
-        err_set(err, code, "OAUTH_API_URL must start with http:// or https:// (%s)", detail);
-    } else if (rc == CURLE_URL_MALFORMAT) {
-        err_set(err, code, "OAUTH_API_URL is not a valid URL (%s)", detail);
-    } else {
-        err_set(err, code, "HTTP request to %s failed: %s (curl error %d)", hp, detail, (int)rc);
-    }
-    if (err != NULL && code == BKOAUTH_E_TOKEN_API && status > 0) err->http_status = (int)status;
+    http_host_port(url, f.hp, sizeof f.hp);
+    bkoauth_code code = http_fail_size(&f, sink, err);
+    if (code == BKOAUTH_OK) code = http_fail_reach(h, c, &f, sink, err);
+    if (code == BKOAUTH_OK) code = http_fail_transfer(&f, err);
+    if (code == BKOAUTH_OK) code = http_fail_protocol(&f, err);
+    if (code == BKOAUTH_OK)
+        code = err_set(err, BKOAUTH_E_TOKEN_API, "HTTP request to %s failed: %s (curl error %d)", f.hp,
+                       f.detail, (int)rc);
+    if (err != NULL && f.status > 0) err->http_status = (int)f.status;
     return code;
 }
 
-bkoauth_code http_perform(http_client *h, const http_request *req, http_response *resp, bkoauth_error *err)
+/* Appends line to *list. Returns 0, or -1 when out of memory (*list unchanged). */
+static int http_slist_add(struct curl_slist **list, const char *line)
 {
-    resp->status = 0;
-    resp->body = NULL;
-    resp->len = 0;
-    resp->alloc_failed = 0;
+    struct curl_slist *n = curl_slist_append(*list, line);
+    if (n == NULL) return -1;
+    *list = n;
+    return 0;
+}
 
-    unsigned long failed = bkoauth__alloc_failures();
-    CURL *c = http_acquire(h);
-    if (c == NULL) return err_nomem(err);
-
-    char errbuf[CURL_ERROR_SIZE];
-    errbuf[0] = '\0';
-    http_sink sink = {{NULL, 0, 0, 0, 1}, 0, 0, 0, 0}; /* the answer holds tokens */
+/* req's header lines as a libcurl list in *out. Returns 0, or -1 when out of memory (*out then
+ * NULL). */
+static int http_header_list(const http_request *req, struct curl_slist **out)
+{
     struct curl_slist *headers = NULL;
     int oom = 0;
-    for (size_t i = 0; i < req->header_count && !oom; i++) {
-        struct curl_slist *n = curl_slist_append(headers, req->headers[i]);
-        if (n == NULL)
-            oom = 1;
-        else
-            headers = n;
-    }
-    if (!oom && req->body != NULL) {
-        /* no "Expect: 100-continue" round trip for larger bodies */
-        struct curl_slist *n = curl_slist_append(headers, "Expect:");
-        if (n == NULL)
-            oom = 1;
-        else
-            headers = n;
-    }
+    for (size_t i = 0; i < req->header_count && !oom; i++)
+        oom = http_slist_add(&headers, req->headers[i]) != 0;
+    /* no "Expect: 100-continue" round trip for larger bodies */
+    if (!oom && req->body != NULL) oom = http_slist_add(&headers, "Expect:") != 0;
     if (oom) {
         http_slist_wipe_free(headers);
-        http_release(h, c, 1);
-        return err_nomem(err);
+        headers = NULL;
     }
+    *out = headers;
+    return oom ? -1 : 0;
+}
 
-    /* Options that libcurl copies allocate: one that could not be set (the CA bundle, the
-     * allowed protocols) must never pass silently, so their results are checked. */
+/* Sets the method and the body of req on c. Returns 1 when an option could not be set for
+ * want of memory. */
+static int http_set_method(CURL *c, const http_request *req)
+{
+    if (req->body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        if (strcmp(req->method, "POST") == 0) return 0;
+    } else if (strcmp(req->method, "GET") == 0) {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        return 0;
+    }
+    return curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method) == CURLE_OUT_OF_MEMORY;
+}
+
+/* Sets every option of one transfer of req on c. Options that libcurl copies allocate: one that
+ * could not be set (the CA bundle, the allowed protocols) must never pass silently, so their
+ * results are checked. Returns 1 when one could not be set for want of memory. */
+static int http_set_options(const http_client *h, CURL *c, const http_request *req,
+                            struct curl_slist *headers, http_sink *sink, char *errbuf)
+{
     long timeout = h->s->timeout_ms > 0 ? h->s->timeout_ms : 10000;
-    int setopt_oom = curl_easy_setopt(c, CURLOPT_URL, req->url) == CURLE_OUT_OF_MEMORY;
+    int oom = curl_easy_setopt(c, CURLOPT_URL, req->url) == CURLE_OUT_OF_MEMORY;
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 #if LIBCURL_VERSION_NUM >= 0x075500
-    setopt_oom |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OUT_OF_MEMORY;
-    setopt_oom |= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OUT_OF_MEMORY;
+    oom |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OUT_OF_MEMORY;
+    oom |= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OUT_OF_MEMORY;
 #else
     curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
@@ -404,52 +457,63 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, h->s->tls_verify ? 1L : 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, h->s->tls_verify ? 2L : 0L);
     if (!bk_empty(h->s->ca_file))
-        setopt_oom |= curl_easy_setopt(c, CURLOPT_CAINFO, h->s->ca_file) == CURLE_OUT_OF_MEMORY;
+        oom |= curl_easy_setopt(c, CURLOPT_CAINFO, h->s->ca_file) == CURLE_OUT_OF_MEMORY;
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_MAX_RESPONSE);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, http_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &sink);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, sink);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, http_open_socket);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &sink);
-    setopt_oom |=
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, sink);
+    oom |=
         curl_easy_setopt(c, CURLOPT_USERAGENT, "libbkoauth/" BKOAUTH_VERSION_STRING) == CURLE_OUT_OF_MEMORY;
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (req->body != NULL) {
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        if (strcmp(req->method, "POST") != 0)
-            setopt_oom |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method) == CURLE_OUT_OF_MEMORY;
-    } else if (strcmp(req->method, "GET") == 0) {
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    } else {
-        setopt_oom |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method) == CURLE_OUT_OF_MEMORY;
+    return oom | http_set_method(c, req);
+}
+
+/* A complete answer: its status and body into resp (the body taken from sink). failed: the
+ * count of allocation failures before the transfer. */
+static bkoauth_code http_take_answer(CURL *c, http_sink *sink, unsigned long failed, http_response *resp,
+                                     bkoauth_error *err)
+{
+    if (sink->buf.oom) return err_set(err, BKOAUTH_E_NOMEM, "out of memory reading the SSM service's answer");
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+    resp->alloc_failed = bkoauth__alloc_failures() != failed;
+    if (sink->buf.data == NULL) { /* empty body: still a string */
+        sink->buf.data = bkoauth__calloc(1, 1);
+        if (sink->buf.data == NULL) return err_nomem(err);
+    }
+    resp->body = sink->buf.data;
+    resp->len = sink->buf.len;
+    sink->buf.data = NULL;
+    return BKOAUTH_OK;
+}
+
+bkoauth_code http_perform(http_client *h, const http_request *req, http_response *resp, bkoauth_error *err)
+{
+    memset(resp, 0, sizeof *resp);
+    unsigned long failed = bkoauth__alloc_failures();
+    CURL *c = http_acquire(h);
+    if (c == NULL) return err_nomem(err);
+    struct curl_slist *headers = NULL;
+    if (http_header_list(req, &headers) != 0) {
+        http_release(h, c, 1);
+        return err_nomem(err);
     }
 
-    bkoauth_code code = BKOAUTH_OK;
-    if (setopt_oom || bkoauth__alloc_failures() != failed) {
+    char errbuf[CURL_ERROR_SIZE];
+    errbuf[0] = '\0';
+    http_sink sink = {{NULL, 0, 0, 0, 1}, 0, 0, 0, 0}; /* the answer holds tokens */
+    bkoauth_code code;
+    if (http_set_options(h, c, req, headers, &sink, errbuf) || bkoauth__alloc_failures() != failed) {
         code = err_set(err, BKOAUTH_E_NOMEM, "out of memory preparing the HTTP request to the SSM service");
     } else {
         CURLcode rc = curl_easy_perform(c);
-        if (rc != CURLE_OK) {
+        if (rc != CURLE_OK)
             code = http_fail(h, c, rc, &sink, req->url, errbuf, bkoauth__alloc_failures() != failed, err);
-        } else if (sink.buf.oom) {
-            code = err_set(err, BKOAUTH_E_NOMEM, "out of memory reading the SSM service's answer");
-        } else {
-            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
-            resp->alloc_failed = bkoauth__alloc_failures() != failed;
-            if (sink.buf.data == NULL) { /* empty body: still a string */
-                sink.buf.data = bkoauth__calloc(1, 1);
-                if (sink.buf.data == NULL) code = err_nomem(err);
-            }
-            if (code == BKOAUTH_OK) {
-                resp->body = sink.buf.data;
-                resp->len = sink.buf.len;
-                sink.buf.data = NULL;
-            }
-        }
+        else
+            code = http_take_answer(c, &sink, failed, resp, err);
     }
     buf_free(&sink.buf);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);

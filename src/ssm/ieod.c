@@ -2,6 +2,8 @@
  * string, parameters in the order the Python client sent them (PROTOCOL.md "Protocol ieod"). */
 #include "ssm_int.h"
 
+#include <stdio.h>
+
 #define IEOD_TOKEN_PATH "/auth_api/token/"
 #define IEOD_REFRESH_PATH "/auth_api/refresh_token/"
 
@@ -78,7 +80,28 @@ bkoauth_code ieod_build_refresh(const bk_settings *s, const char *env_name, cons
     return ieod_done(call, err);
 }
 
-int ieod_succeeded(const json_t *root)
+static int ieod_succeeded(const json_t *root)
 {
     return json_is_object(root) && json_is_true(json_object_get(root, "result"));
 }
+
+/* "result": false is a refusal; any other value is a malformed answer. */
+static int ieod_refused(const json_t *f, long api_code, char *buf, size_t size)
+{
+    (void)api_code;
+    if (!json_is_false(f)) return 0;
+    snprintf(buf, size, "result false");
+    return 1;
+}
+
+const ssm_proto ssm_proto_ieod = {
+    .name = "ieod",
+    .refresh_sends_secret = 0,
+    .build_app = ieod_build_app,
+    .build_user = ieod_build_user,
+    .build_refresh = ieod_build_refresh,
+    .flag = "result",
+    .flag_wanted = "the boolean true",
+    .succeeded = ieod_succeeded,
+    .refused = ieod_refused,
+};

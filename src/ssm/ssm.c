@@ -25,6 +25,7 @@
 
 struct ssm_client {
     const bk_settings *s;    /* borrowed */
+    const ssm_proto *proto;  /* s->protocol's */
     const bk_logger *logger; /* borrowed */
     http_client *http;       /* owned */
     atomic_ulong calls;      /* calls sent (or attempted) */
@@ -325,90 +326,124 @@ static const char *ssm_status_hint(long status)
     return "check the request settings";
 }
 
-bkoauth_code ssm_parse_response(int protocol, long status, const char *body, size_t len, ssm_grant *out,
-                                bkoauth_error *err)
+/* One answer as read: its body as JSON (root NULL when it is not) and what it says of itself. */
+typedef struct ssm_answer {
+    long status;
+    const char *body;
+    size_t len;
+    json_t *root;
+    json_error_t jerr;
+    int truncated;                 /* JSON that ends early */
+    int overflow;                  /* JSON holding a number out of any range */
+    char msg[SSM_MESSAGE_MAX + 1]; /* the service's own "message", scrubbed; "" when none */
+    long api_code;
+    int has_code;
+} ssm_answer;
+
+/* Reads a's body as JSON. Returns 0, or -1 when out of memory. */
+static int ssm_answer_read(ssm_answer *a)
+{
+    if (a->body == NULL || a->len == 0) return 0;
+    int oom = 0;
+    /* a \u0000 is read, so that the field holding it is named (a token with a NUL is refused) */
+    a->root = bkoauth__json_loadb(a->body, a->len, JSON_ALLOW_NUL, &a->jerr, &oom);
+#if JANSSON_VERSION_HEX >= 0x020b00
+    if (!oom && a->root == NULL && json_error_code(&a->jerr) == json_error_numeric_overflow) {
+        /* an integer past 64 bits (expires_in = 10^30): read the numbers as reals, so that
+         * the field it is in is named; a real past the double range stays unreadable */
+        a->root =
+            bkoauth__json_loadb(a->body, a->len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &a->jerr, &oom);
+        a->overflow = a->root == NULL && json_error_code(&a->jerr) == json_error_numeric_overflow;
+    }
+    if (!oom && a->root == NULL && json_error_code(&a->jerr) == json_error_premature_end_of_input)
+        a->truncated = 1;
+#endif
+    return oom ? -1 : 0;
+}
+
+/* An answer whose HTTP status is not 2xx. */
+static bkoauth_code ssm_http_error(const ssm_answer *a, bkoauth_error *err)
+{
+    last_failure = SSM_FAIL_SERVER;
+    const char *hint = ssm_status_hint(a->status);
+    if (a->msg[0] != '\0')
+        return err_set(err, BKOAUTH_E_TOKEN_API, "the service answered HTTP %ld, saying \"%s\" (%s)",
+                       a->status, a->msg, hint);
+    if (a->root != NULL)
+        return err_set(err, BKOAUTH_E_TOKEN_API, "the service answered HTTP %ld (%s)", a->status, hint);
+    return err_set(err, BKOAUTH_E_TOKEN_API, "the service answered HTTP %ld with %s (%s)", a->status,
+                   a->truncated  ? "a truncated JSON body"
+                   : a->overflow ? "JSON holding a number out of range"
+                                 : ssm_describe_body(a->body, a->len),
+                   hint);
+}
+
+/* A 2xx answer that is not JSON. */
+static bkoauth_code ssm_unreadable(const ssm_answer *a, bkoauth_error *err)
+{
+    if (a->overflow)
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "the answer is JSON holding a number out of any range (line %d, column %d), so it "
+                       "cannot be read; is OAUTH_API_URL pointing at the SSM service?",
+                       a->jerr.line, a->jerr.column);
+    if (a->truncated)
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "the answer is truncated JSON (it ends after %zu bytes); retry later", a->len);
+    return err_set(err, BKOAUTH_E_TOKEN_API,
+                   "the answer is not JSON but %s: is OAUTH_API_URL pointing at the SSM service?",
+                   ssm_describe_body(a->body, a->len));
+}
+
+/* A JSON object whose success flag (p->flag) does not say success: the service's refusal, or an
+ * answer without a usable flag. */
+static bkoauth_code ssm_not_succeeded(const ssm_proto *p, const ssm_answer *a, bkoauth_error *err)
+{
+    const json_t *f = json_object_get(a->root, p->flag);
+    char refusal[48];
+    int refused = f != NULL && p->refused(f, a->api_code, refusal, sizeof refusal);
+    last_failure = refused ? SSM_FAIL_REFUSED : SSM_FAIL_ANSWER;
+    char detail[SSM_MESSAGE_MAX + 32];
+    if (a->msg[0] != '\0')
+        snprintf(detail, sizeof detail, ": \"%s\"", a->msg);
+    else
+        snprintf(detail, sizeof detail, " (no message given)");
+    if (f == NULL)
+        return err_set(err, BKOAUTH_E_TOKEN_API, "the answer has no \"%s\" field%s", p->flag, detail);
+    if (refused)
+        return err_set(err, BKOAUTH_E_TOKEN_API, "the service refused the request (%s)%s", refusal, detail);
+    return err_set(err, BKOAUTH_E_TOKEN_API, "the answer's \"%s\" is %s, not %s%s", p->flag, ssm_json_type(f),
+                   p->flag_wanted, detail);
+}
+
+/* Judges a read answer: the grant into *out, or what is wrong with the answer. */
+static bkoauth_code ssm_judge(const ssm_proto *p, const ssm_answer *a, ssm_grant *out, bkoauth_error *err)
+{
+    last_failure = SSM_FAIL_ANSWER;
+    if (a->status < 200 || a->status > 299) return ssm_http_error(a, err);
+    if (a->root == NULL) return ssm_unreadable(a, err);
+    if (!json_is_object(a->root))
+        return err_set(err, BKOAUTH_E_TOKEN_API, "the answer is JSON but %s, not an object",
+                       ssm_json_type(a->root));
+    if (!p->succeeded(a->root)) return ssm_not_succeeded(p, a, err);
+    const json_t *data = json_object_get(a->root, "data");
+    if (!json_is_object(data))
+        return err_set(err, BKOAUTH_E_TOKEN_API, "the answer has no \"data\" object (%s)",
+                       data == NULL ? "missing" : ssm_json_type(data));
+    return ssm_grant_from(data, out, err);
+}
+
+/* ssm_parse_response() for the protocol p. */
+static bkoauth_code ssm_parse_answer(const ssm_proto *p, long status, const char *body, size_t len,
+                                     ssm_grant *out, bkoauth_error *err)
 {
     memset(out, 0, sizeof *out);
-    json_error_t jerr;
-    json_t *root = NULL;
-    int truncated = 0, overflow = 0;
-    if (body != NULL && len > 0) {
-        int oom = 0;
-        /* a \u0000 is read, so that the field holding it is named (a token with a NUL is refused) */
-        root = bkoauth__json_loadb(body, len, JSON_ALLOW_NUL, &jerr, &oom);
-#if JANSSON_VERSION_HEX >= 0x020b00
-        if (!oom && root == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
-            /* an integer past 64 bits (expires_in = 10^30): read the numbers as reals, so that
-             * the field it is in is named; a real past the double range stays unreadable */
-            root = bkoauth__json_loadb(body, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr, &oom);
-            overflow = root == NULL && json_error_code(&jerr) == json_error_numeric_overflow;
-        }
-        if (!oom && root == NULL && json_error_code(&jerr) == json_error_premature_end_of_input)
-            truncated = 1;
-#endif
-        if (oom) return err_set(err, BKOAUTH_E_NOMEM, "out of memory reading the SSM service's answer");
-    }
-    char msg[SSM_MESSAGE_MAX + 1];
-    ssm_service_message(root, msg, sizeof msg);
-    long api_code = 0;
-    int has_code = ssm_api_code(root, &api_code);
-    bkoauth_code rc = BKOAUTH_E_TOKEN_API;
-    last_failure = SSM_FAIL_ANSWER;
-
-    if (status < 200 || status > 299) {
-        last_failure = SSM_FAIL_SERVER;
-        if (msg[0] != '\0')
-            err_set(err, rc, "the service answered HTTP %ld, saying \"%s\" (%s)", status, msg,
-                    ssm_status_hint(status));
-        else if (root != NULL)
-            err_set(err, rc, "the service answered HTTP %ld (%s)", status, ssm_status_hint(status));
-        else
-            err_set(err, rc, "the service answered HTTP %ld with %s (%s)", status,
-                    truncated  ? "a truncated JSON body"
-                    : overflow ? "JSON holding a number out of range"
-                               : ssm_describe_body(body, len),
-                    ssm_status_hint(status));
-    } else if (root == NULL && overflow) {
-        err_set(err, rc,
-                "the answer is JSON holding a number out of any range (line %d, column %d), so it cannot be "
-                "read; is OAUTH_API_URL pointing at the SSM service?",
-                jerr.line, jerr.column);
-    } else if (root == NULL && truncated) {
-        err_set(err, rc, "the answer is truncated JSON (it ends after %zu bytes); retry later", len);
-    } else if (root == NULL) {
-        err_set(err, rc, "the answer is not JSON but %s: is OAUTH_API_URL pointing at the SSM service?",
-                ssm_describe_body(body, len));
-    } else if (!json_is_object(root)) {
-        err_set(err, rc, "the answer is JSON but %s, not an object", ssm_json_type(root));
-    } else if (protocol == BK_PROTO_EE ? !ee_succeeded(root) : !ieod_succeeded(root)) {
-        const char *flag = protocol == BK_PROTO_EE ? "code" : "result";
-        const json_t *f = json_object_get(root, flag);
-        last_failure = f != NULL && (protocol == BK_PROTO_EE ? json_is_number(f) : json_is_false(f))
-                           ? SSM_FAIL_REFUSED
-                           : SSM_FAIL_ANSWER;
-        char detail[SSM_MESSAGE_MAX + 32];
-        if (msg[0] != '\0')
-            snprintf(detail, sizeof detail, ": \"%s\"", msg);
-        else
-            snprintf(detail, sizeof detail, " (no message given)");
-        if (f == NULL)
-            err_set(err, rc, "the answer has no \"%s\" field%s", flag, detail);
-        else if (protocol == BK_PROTO_IEOD && json_is_false(f))
-            err_set(err, rc, "the service refused the request (result false)%s", detail);
-        else if (protocol == BK_PROTO_EE && json_is_number(f))
-            err_set(err, rc, "the service refused the request (code %ld)%s", api_code, detail);
-        else
-            err_set(err, rc, "the answer's \"%s\" is %s, not %s%s", flag, ssm_json_type(f),
-                    protocol == BK_PROTO_EE ? "the number 0" : "the boolean true", detail);
-    } else {
-        const json_t *data = json_object_get(root, "data");
-        if (!json_is_object(data))
-            err_set(err, rc, "the answer has no \"data\" object (%s)",
-                    data == NULL ? "missing" : ssm_json_type(data));
-        else
-            rc = ssm_grant_from(data, out, err);
-    }
-    json_decref(root);
+    ssm_answer a = {.status = status, .body = body, .len = len};
+    if (ssm_answer_read(&a) != 0)
+        return err_set(err, BKOAUTH_E_NOMEM, "out of memory reading the SSM service's answer");
+    ssm_service_message(a.root, a.msg, sizeof a.msg);
+    a.has_code = ssm_api_code(a.root, &a.api_code);
+    bkoauth_code rc = ssm_judge(p, &a, out, err);
+    json_decref(a.root);
     if (rc == BKOAUTH_OK) {
         last_failure = SSM_FAIL_NONE;
         return err_ok(err);
@@ -416,9 +451,20 @@ bkoauth_code ssm_parse_response(int protocol, long status, const char *body, siz
     ssm_grant_clear(out);
     if (err != NULL && rc == BKOAUTH_E_TOKEN_API) {
         err->http_status = status > 0 && status <= 999 ? (int)status : 0;
-        err->api_code = has_code ? api_code : 0;
+        err->api_code = a.has_code ? a.api_code : 0;
     }
     return rc;
+}
+
+static const ssm_proto *ssm_proto_of(int protocol)
+{
+    return protocol == BK_PROTO_EE ? &ssm_proto_ee : &ssm_proto_ieod;
+}
+
+bkoauth_code ssm_parse_response(int protocol, long status, const char *body, size_t len, ssm_grant *out,
+                                bkoauth_error *err)
+{
+    return ssm_parse_answer(ssm_proto_of(protocol), status, body, len, out, err);
 }
 
 /* ---- the client ------------------------------------------------------------------------- */
@@ -435,6 +481,7 @@ ssm_client *ssm_new(const bk_settings *s, const bk_logger *logger, bkoauth_error
         return NULL;
     }
     c->s = s;
+    c->proto = ssm_proto_of(s->protocol);
     c->logger = logger;
     c->http = http_new(s, logger, err);
     if (c->http == NULL) {
@@ -476,17 +523,25 @@ static int ssm_has_ctl(const char *s)
 
 typedef enum { SSM_APP, SSM_USER, SSM_REFRESH } ssm_kind;
 
-/* Checks settings, builds, performs and parses one call. */
-static bkoauth_code ssm_attempt(ssm_client *c, ssm_kind kind, const char *env_name,
-                                const bk_kvlist *credentials, const char *client_ip,
-                                const char *refresh_token, ssm_grant *out, bkoauth_error *err)
+/* What one call asks for; every pointer borrowed, each NULL when the kind takes none. */
+typedef struct ssm_request {
+    ssm_kind kind;
+    const char *env_name; /* empty: the settings' */
+    const bk_kvlist *credentials;
+    const char *client_ip;
+    const char *refresh_token;
+} ssm_request;
+
+static const char *ssm_kind_what(ssm_kind kind)
+{
+    return kind == SSM_APP ? "APP token" : kind == SSM_USER ? "user token" : "refresh_token";
+}
+
+/* The settings a call of kind needs, checked before anything is built. */
+static bkoauth_code ssm_check_settings(const ssm_client *c, ssm_kind kind, const char *what,
+                                       bkoauth_error *err)
 {
     const bk_settings *s = c->s;
-    int ee = s->protocol == BK_PROTO_EE;
-    const char *what = kind == SSM_APP ? "APP token" : kind == SSM_USER ? "user token" : "refresh_token";
-    if (bk_empty(env_name)) env_name = s->env_name;
-    last_failure = SSM_FAIL_SETUP; /* until the call is sent */
-
     if (bk_empty(s->api_url))
         return err_set(
             err, BKOAUTH_E_TOKEN_API,
@@ -499,7 +554,7 @@ static bkoauth_code ssm_attempt(ssm_client *c, ssm_kind kind, const char *env_na
             "SSM %s call failed: no app code configured: set APP_CODE (or BKAUTH_TOKEN_APP_CODE) in the "
             "settings file or environment",
             what);
-    int needs_secret = !(kind == SSM_REFRESH && !ee);
+    int needs_secret = kind != SSM_REFRESH || c->proto->refresh_sends_secret;
     if (needs_secret && bk_empty(s->app_secret))
         return err_set(
             err, BKOAUTH_E_TOKEN_API,
@@ -511,81 +566,108 @@ static bkoauth_code ssm_attempt(ssm_client *c, ssm_kind kind, const char *env_na
                        "SSM %s call failed: APP_CODE or SECRET_KEY (or BKAUTH_TOKEN_*) contains a control "
                        "character: fix the setting",
                        what);
+    return BKOAUTH_OK;
+}
 
-    ssm_call call;
-    memset(&call, 0, sizeof call);
-    bkoauth_code rc;
-    switch (kind) {
+/* Lets the client's protocol build the call rq asks for. */
+static bkoauth_code ssm_build(const ssm_client *c, const ssm_request *rq, ssm_call *call, bkoauth_error *err)
+{
+    const bk_settings *s = c->s;
+    const char *env_name = bk_empty(rq->env_name) ? s->env_name : rq->env_name;
+    switch (rq->kind) {
     case SSM_APP:
-        rc = ee ? ee_build_app(s, env_name, &call, err) : ieod_build_app(s, env_name, &call, err);
-        break;
+        return c->proto->build_app(s, env_name, call, err);
     case SSM_USER:
-        rc = ee ? ee_build_user(s, env_name, credentials, client_ip, &call, err)
-                : ieod_build_user(s, env_name, credentials, client_ip, &call, err);
-        break;
+        return c->proto->build_user(s, env_name, rq->credentials, rq->client_ip, call, err);
     default:
-        rc = ee ? ee_build_refresh(s, env_name, refresh_token, &call, err)
-                : ieod_build_refresh(s, env_name, refresh_token, &call, err);
-        break;
+        return c->proto->build_refresh(s, env_name, rq->refresh_token, call, err);
     }
-    char shown[512];
-    ssm_display_url(s->api_url, call.path ? call.path : "", shown, sizeof shown);
-    if (rc != BKOAUTH_OK) {
-        ssm_call_clear(&call);
-        err_prefix(err, "SSM %s call to %s failed", what, shown);
-        return rc;
-    }
+}
 
-    bk_buf url = {NULL, 0, 0, 0, 1}; /* the ieod query holds the app secret */
-    buf_puts(&url, s->api_url);
-    buf_puts(&url, call.path);
-    if (call.query.len > 0) {
-        buf_puts(&url, "?");
-        buf_append(&url, call.query.data, call.query.len);
+/* api_url + path + "?" + query into url (a secret buffer: the ieod query holds the app secret).
+ * Returns 0, or -1 when out of memory. */
+static int ssm_call_url(const char *api_url, const ssm_call *call, bk_buf *url)
+{
+    url->secret = 1;
+    buf_puts(url, api_url);
+    buf_puts(url, call->path);
+    if (call->query.len > 0) {
+        buf_puts(url, "?");
+        buf_append(url, call->query.data, call->query.len);
     }
-    if (url.oom) {
+    return url->oom ? -1 : 0;
+}
+
+/* The debug line of one call: method, path (never the query), status, time, outcome. */
+static void ssm_log_call(const ssm_client *c, const ssm_call *call, const char *what, long status,
+                         long long ms, bkoauth_code rc, const bkoauth_error *err)
+{
+    char got[32];
+    long st = status > 0 ? status : err != NULL ? err->http_status : 0;
+    if (st > 0)
+        snprintf(got, sizeof got, "HTTP %ld", st);
+    else
+        snprintf(got, sizeof got, "no answer");
+    log_write(c->logger, BKOAUTH_LOG_DEBUG, "SSM %s: %s %s -> %s in %lld ms, %s", what, call->method,
+              call->path, got, ms, rc == BKOAUTH_OK ? "ok" : "failed");
+}
+
+/* Sends a built call and parses the answer into *out. */
+static bkoauth_code ssm_send(ssm_client *c, const ssm_call *call, const char *what, ssm_grant *out,
+                             bkoauth_error *err)
+{
+    bk_buf url = {NULL, 0, 0, 0, 1};
+    if (ssm_call_url(c->s->api_url, call, &url) != 0) {
         ssm_buf_wipe_free(&url);
-        ssm_call_clear(&call);
         return err_nomem(err);
     }
-    http_request req = {call.method,   url.data,       (const char *const *)call.headers,
-                        call.nheaders, call.body.data, call.body.len};
+    http_request req = {call->method,   url.data,        (const char *const *)call->headers,
+                        call->nheaders, call->body.data, call->body.len};
     http_response resp = {0, NULL, 0, 0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    rc = http_perform(c->http, &req, &resp, err);
+    bkoauth_code rc = http_perform(c->http, &req, &resp, err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     last_failure = rc == BKOAUTH_OK        ? SSM_FAIL_NONE
                    : rc == BKOAUTH_E_NOMEM ? SSM_FAIL_SETUP
                                            : SSM_FAIL_NETWORK;
     long long ms = (long long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     if (rc == BKOAUTH_OK)
-        rc = ssm_parse_response(s->protocol, resp.status, resp.body, resp.len, out, err);
+        rc = ssm_parse_answer(c->proto, resp.status, resp.body, resp.len, out, err);
     else
         memset(out, 0, sizeof *out);
     if (rc == BKOAUTH_E_TOKEN_API && resp.alloc_failed) /* a grant is kept; a refusal is not believed */
         rc = err_set(err, BKOAUTH_E_NOMEM,
                      "out of memory during the SSM %s call (the request may have lost a part)", what);
-    char got[32];
-    long st = resp.status > 0 ? resp.status : err != NULL ? err->http_status : 0;
-    if (st > 0)
-        snprintf(got, sizeof got, "HTTP %ld", st);
-    else
-        snprintf(got, sizeof got, "no answer");
-    log_write(c->logger, BKOAUTH_LOG_DEBUG, "SSM %s: %s %s -> %s in %lld ms, %s", what, call.method,
-              call.path, got, ms, rc == BKOAUTH_OK ? "ok" : "failed");
-    if (rc != BKOAUTH_OK && rc != BKOAUTH_E_NOMEM) err_prefix(err, "SSM %s call to %s failed", what, shown);
-
+    ssm_log_call(c, call, what, resp.status, ms, rc, err);
     http_response_clear(&resp);
     ssm_buf_wipe_free(&url);
+    return rc;
+}
+
+/* Checks settings, builds, performs and parses one call. */
+static bkoauth_code ssm_attempt(ssm_client *c, const ssm_request *rq, ssm_grant *out, bkoauth_error *err)
+{
+    const char *what = ssm_kind_what(rq->kind);
+    last_failure = SSM_FAIL_SETUP; /* until the call is sent */
+    bkoauth_code rc = ssm_check_settings(c, rq->kind, what, err);
+    if (rc != BKOAUTH_OK) return rc;
+
+    ssm_call call;
+    memset(&call, 0, sizeof call);
+    rc = ssm_build(c, rq, &call, err);
+    char shown[512];
+    ssm_display_url(c->s->api_url, call.path ? call.path : "", shown, sizeof shown);
+    if (rc != BKOAUTH_OK) /* a setting the protocol cannot use, or out of memory building */
+        err_prefix(err, "SSM %s call to %s failed", what, shown);
+    else if ((rc = ssm_send(c, &call, what, out, err)) != BKOAUTH_OK && rc != BKOAUTH_E_NOMEM)
+        err_prefix(err, "SSM %s call to %s failed", what, shown);
     ssm_call_clear(&call);
     return rc;
 }
 
 /* One call, counted; a failure is logged with its kind. */
-static bkoauth_code ssm_run(ssm_client *c, ssm_kind kind, const char *env_name, const bk_kvlist *credentials,
-                            const char *client_ip, const char *refresh_token, ssm_grant *out,
-                            bkoauth_error *err)
+static bkoauth_code ssm_run(ssm_client *c, const ssm_request *rq, ssm_grant *out, bkoauth_error *err)
 {
     bkoauth_error local;
     if (err == NULL) err = &local;
@@ -595,9 +677,9 @@ static bkoauth_code ssm_run(ssm_client *c, ssm_kind kind, const char *env_name, 
     bk_scope scope;
     bk_scope_enter(&scope);
     bk_scope_add(&scope, c->s->app_secret);
-    bk_scope_add(&scope, refresh_token);
-    scope.list = credentials;
-    bkoauth_code rc = ssm_attempt(c, kind, env_name, credentials, client_ip, refresh_token, out, err);
+    bk_scope_add(&scope, rq->refresh_token);
+    scope.list = rq->credentials;
+    bkoauth_code rc = ssm_attempt(c, rq, out, err);
     bk_scope_leave(&scope);
     if (rc != BKOAUTH_OK) {
         if (rc == BKOAUTH_E_NOMEM) last_failure = SSM_FAIL_SETUP;
@@ -649,7 +731,8 @@ bkoauth_code ssm_fetch_app(ssm_client *c, const char *env_name, ssm_grant *out, 
     if (out != NULL) memset(out, 0, sizeof *out);
     if (c == NULL || out == NULL)
         return err_set(err, BKOAUTH_E_INVALID, "ssm_fetch_app: no client or no output given");
-    return ssm_run(c, SSM_APP, env_name, NULL, NULL, NULL, out, err);
+    ssm_request rq = {SSM_APP, env_name, NULL, NULL, NULL};
+    return ssm_run(c, &rq, out, err);
 }
 
 bkoauth_code ssm_fetch_user(ssm_client *c, const char *env_name, const bk_kvlist *credentials,
@@ -658,7 +741,8 @@ bkoauth_code ssm_fetch_user(ssm_client *c, const char *env_name, const bk_kvlist
     if (out != NULL) memset(out, 0, sizeof *out);
     if (c == NULL || out == NULL)
         return err_set(err, BKOAUTH_E_INVALID, "ssm_fetch_user: no client or no output given");
-    return ssm_run(c, SSM_USER, env_name, credentials, client_ip, NULL, out, err);
+    ssm_request rq = {SSM_USER, env_name, credentials, client_ip, NULL};
+    return ssm_run(c, &rq, out, err);
 }
 
 bkoauth_code ssm_refresh(ssm_client *c, const char *env_name, const char *refresh_token, ssm_grant *out,
@@ -669,5 +753,6 @@ bkoauth_code ssm_refresh(ssm_client *c, const char *env_name, const char *refres
         return err_set(err, BKOAUTH_E_INVALID, "ssm_refresh: no client or no output given");
     if (bk_empty(refresh_token))
         return err_set(err, BKOAUTH_E_INVALID, "ssm_refresh: the token has no refresh_token to refresh with");
-    return ssm_run(c, SSM_REFRESH, env_name, NULL, NULL, refresh_token, out, err);
+    ssm_request rq = {SSM_REFRESH, env_name, NULL, NULL, refresh_token};
+    return ssm_run(c, &rq, out, err);
 }

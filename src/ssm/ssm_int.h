@@ -39,16 +39,37 @@ bkoauth_code ee_build_user(const bk_settings *s, const char *env_name, const bk_
 bkoauth_code ee_build_refresh(const bk_settings *s, const char *env_name, const char *refresh_token,
                               ssm_call *call, bkoauth_error *err);
 
-/* The success flags: 1 when the answer (a JSON object) says success, else 0.
- * ieod: "result" is the boolean true. ee: "code" is the number 0. */
-int ieod_succeeded(const json_t *root);
-int ee_succeeded(const json_t *root);
+/* One wire protocol: how it builds its three calls and how its answer says success. ieod.c and
+ * ee.c each define one; ssm_new() takes the one of s->protocol and ssm.c calls through it. */
+typedef struct ssm_proto {
+    const char *name;         /* "ieod" or "ee" */
+    int refresh_sends_secret; /* the refresh call carries the app secret, so it needs one */
+    bkoauth_code (*build_app)(const bk_settings *s, const char *env_name, ssm_call *call, bkoauth_error *err);
+    bkoauth_code (*build_user)(const bk_settings *s, const char *env_name, const bk_kvlist *credentials,
+                               const char *client_ip, ssm_call *call, bkoauth_error *err);
+    bkoauth_code (*build_refresh)(const bk_settings *s, const char *env_name, const char *refresh_token,
+                                  ssm_call *call, bkoauth_error *err);
+    /* The answer's success flag, by name ("result", "code"), and what it must be, for messages
+     * ("the boolean true", "the number 0"). */
+    const char *flag;
+    const char *flag_wanted;
+    /* 1 when the answer (a JSON object) says success. */
+    int (*succeeded)(const json_t *root);
+    /* 1 when the flag f (present, not saying success) is the service refusing the request rather
+     * than a malformed answer; buf then says so ("result false", "code 40101"). api_code is the
+     * answer's "code" as ssm.c read it. */
+    int (*refused)(const json_t *f, long api_code, char *buf, size_t size);
+} ssm_proto;
+
+/* ieod: "result" is the boolean true. ee: "code" is the number 0. */
+extern const ssm_proto ssm_proto_ieod;
+extern const ssm_proto ssm_proto_ee;
 
 /* 1 when credentials holds an entry named key. credentials may be NULL. */
 int ssm_kv_has(const bk_kvlist *credentials, const char *key);
 
 /* The shared response parser: judges an answer (HTTP status, body of len bytes, any bytes) of
- * protocol (BK_PROTO_*) and fills *out with the grant. Returns BKOAUTH_OK, or
+ * protocol (BK_PROTO_*, through its ssm_proto) and fills *out with the grant. Returns BKOAUTH_OK, or
  * BKOAUTH_E_TOKEN_API with err saying what is wrong (http_status set when status > 0, api_code
  * from the answer's "code" when present) and *out zeroed; BKOAUTH_E_NOMEM when out of memory.
  * The message never quotes the body except the service's own "message" field. */
