@@ -116,7 +116,7 @@ bkoauth_token *token_make(const char *access_token, const char *refresh_token, c
 /* expires - now < expires_seconds */
 int token_expiring(const bkoauth_token *token, int64_t expires_seconds, int64_t now);
 
-/* ---- parsed settings (config.c) --------------------------------------------------------- */
+/* ---- lists of string pairs (kvlist.c) --------------------------------------------------- */
 
 /* A list of string pairs in a fixed order (order of the JSON object as written). */
 typedef struct bk_kv {
@@ -163,6 +163,8 @@ enum {
  * ended with "...". Never allocates. Returns the length written. */
 size_t bk_scrub(char *out, size_t size, const char *text, size_t len, unsigned flags);
 
+/* ---- settings (settings.c, config_file.c) ---------------------------------------------- */
+
 enum { BK_PROTO_IEOD = 0, BK_PROTO_EE = 1 };
 enum { BK_STORE_SQLITE = 0, BK_STORE_POSTGRES = 1, BK_STORE_MYSQL = 2 };
 
@@ -195,12 +197,14 @@ typedef struct bk_settings {
     int64_t backoff_max_seconds; /* BKOAUTH_BACKOFF_MAX_SECONDS: the longest wait */
 } bk_settings;
 
-/* Checks and converts config into out (zeroed first). OAUTH_API_URL may be unset here; the
- * SSM layer reports that when a call needs it. Returns BKOAUTH_E_CONFIG naming the setting. */
+/* Checks and converts config into out (zeroed first; settings.c). OAUTH_API_URL may be unset
+ * here; the SSM layer reports that when a call needs it. Returns BKOAUTH_E_CONFIG naming the
+ * setting. */
 bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out, bkoauth_error *err);
 void settings_clear(bk_settings *s);
-/* Parses settings-file text (len bytes; label names it in messages, "FILE:LINE: ...") into config.
- * bkoauth_config_load_file() reads the file and calls this; the fuzz target calls it directly. */
+/* Parses settings-file text (len bytes; label names it in messages, "FILE:LINE: ...") into config
+ * (config_file.c). bkoauth_config_load_file() reads the file and calls this; the fuzz target
+ * calls it directly. */
 bkoauth_code config_parse_text(bkoauth_config *config, const char *text, size_t len, const char *label,
                                bkoauth_error *err);
 

@@ -692,16 +692,8 @@ char *bkoauth_jwt_error_body(const bkoauth_error *err)
     char *text = NULL;
     if (msg != NULL && body != NULL && json_object_set_new(body, "result", json_false()) == 0 &&
         json_object_set_new(body, "data", json_null()) == 0 && json_object_set(body, "message", msg) == 0)
-        text = bkoauth__json_dump(body, JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+        text = bkoauth__json_dump_python(body, JSON_PRESERVE_ORDER);
     json_decref(msg);
     json_decref(body);
-    /* Python writes \u escapes with lowercase hex digits; Jansson with uppercase */
-    for (char *p = text; p != NULL && *p != '\0'; p++) {
-        if (*p != '\\' || p[1] == '\0') continue;
-        if (p[1] == 'u')
-            for (int i = 2; i < 6 && p[i] != '\0'; i++)
-                p[i] = (char)tolower((unsigned char)p[i]);
-        p++; /* skip the escaped character */
-    }
     return text;
 }

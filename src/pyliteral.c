@@ -6,8 +6,11 @@
  * bytes or f-string prefix, a name, a call or any other expression is refused with the reason.
  * For settings files written as environment files, one bare word (RUN_MODE = PRODUCT,
  * OAUTH_API_URL = http://...) is taken as text, unless it reads as Python code (a dotted name,
- * brackets, quotes, operators between spaces). */
-#include "internal.h"
+ * brackets, quotes, operators between spaces).
+ *
+ * Also the value of a dict setting, from wherever it came, read as JSON or Python-style
+ * (py_parse_object(), for the value checks and the conversion to settings). */
+#include "config_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -616,4 +619,146 @@ int py_read_value(const char **pp, const char *end, int *line, py_value *out, co
     *pp = r.p;
     *why = NULL;
     return 0;
+}
+
+/* ---- dict settings written as JSON or Python ------------------------------------------------
+ * A dict setting's value (OAUTH_PARAMS, OAUTH_COOKIES_PARAMS) from the environment, the file or
+ * bkoauth_config_set() is JSON, or Python-style: read by a looser translation to JSON than the
+ * reader above, for the value checks and the conversion to settings. */
+
+/* The end of the comment at p: its newline, or the end of the text. */
+static const char *comment_end(const char *p)
+{
+    while (*p && *p != '\n')
+        p++;
+    return p;
+}
+
+/* The escape \c of a quoted string, written for a JSON string. */
+static void json_escape_out(bk_buf *b, char c)
+{
+    if (c == '\'') {
+        buf_puts(b, "'");
+    } else if (c == '"') {
+        buf_puts(b, "\\\"");
+    } else {
+        char esc[3] = {'\\', c, 0};
+        buf_puts(b, esc);
+    }
+}
+
+/* Copies the string quoted with ' or " at *pp to b as a JSON string, *pp then after it.
+ * Returns -1 when it is not closed. */
+static int quoted_to_json(const char **pp, bk_buf *b)
+{
+    const char *p = *pp;
+    char q = *p++;
+    buf_puts(b, "\"");
+    while (*p && *p != q) {
+        if (*p == '\\') {
+            p++;
+            if (*p == '\0') break;
+            json_escape_out(b, *p++);
+            continue;
+        }
+        if (*p == '"')
+            buf_puts(b, "\\\"");
+        else
+            buf_append(b, p, 1);
+        p++;
+    }
+    if (*p != q) return -1;
+    buf_puts(b, "\"");
+    *pp = p + 1;
+    return 0;
+}
+
+/* Copies the word at *pp to b, True, False and None as JSON writes them; *pp then after it. */
+static void word_to_json(const char **pp, bk_buf *b)
+{
+    const char *s = *pp, *p = s;
+    while (isalnum((unsigned char)*p) || *p == '_')
+        p++;
+    size_t n = (size_t)(p - s);
+    if (n == 4 && strncmp(s, "True", 4) == 0)
+        buf_puts(b, "true");
+    else if (n == 5 && strncmp(s, "False", 5) == 0)
+        buf_puts(b, "false");
+    else if (n == 4 && strncmp(s, "None", 4) == 0)
+        buf_puts(b, "null");
+    else
+        buf_append(b, s, n);
+    *pp = p;
+}
+
+/* Whether the comma at p is the last of its brackets: only blanks and comments between it and
+ * the closing } or ] (Python allows that, JSON does not). */
+static int trailing_comma(const char *p)
+{
+    const char *q = p + 1;
+    for (;;) { /* blanks and comments to the next token */
+        while (isspace((unsigned char)*q))
+            q++;
+        if (*q != '#') break;
+        q = comment_end(q);
+    }
+    return *q == '}' || *q == ']';
+}
+
+/* Python-style literal to JSON: single-quoted strings, True/False/None, trailing commas.
+ * Returns a new string, or NULL with why set (NULL when out of memory). */
+static char *python_to_json(const char *in, const char **why)
+{
+    bk_buf b = {0};
+    *why = NULL;
+    for (const char *p = in; *p;) {
+        if (*p == '\'' || *p == '"') {
+            if (quoted_to_json(&p, &b) != 0) {
+                buf_free(&b);
+                *why = "a string is not closed";
+                return NULL;
+            }
+        } else if (*p == '#') { /* a comment in a multi-line object runs to the end of its line */
+            p = comment_end(p);
+        } else if (isalpha((unsigned char)*p)) {
+            word_to_json(&p, &b);
+        } else if (*p == ',' && trailing_comma(p)) {
+            p++; /* dropped, as JSON has no trailing comma */
+        } else {
+            buf_append(&b, p++, 1);
+        }
+    }
+    if (b.oom) {
+        buf_free(&b);
+        return NULL; /* out of memory: no reason */
+    }
+    return b.data ? b.data : bk_strdup("");
+}
+
+json_t *py_parse_object(const char *text, char *why, size_t why_size, int *oom)
+{
+    const char *pwhy = NULL;
+    *oom = 0;
+    char *js = python_to_json(text, &pwhy);
+    if (js == NULL) {
+        if (pwhy == NULL)
+            *oom = 1;
+        else
+            snprintf(why, why_size, "%s", pwhy);
+        return NULL;
+    }
+    json_error_t je;
+    json_t *j = bkoauth__json_loadb(js, strlen(js), 0, &je, oom);
+    bkoauth__free(js);
+    if (*oom) return NULL;
+    if (j == NULL) {
+        snprintf(why, why_size, "not a JSON object (%.100s at column %d)", je.text, je.column);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        snprintf(why, why_size, "not a JSON object");
+        return NULL;
+    }
+    return j;
 }

@@ -3,7 +3,6 @@
 #include "ssm_int.h"
 #include "../json.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,29 +81,15 @@ static bkoauth_code ee_body(json_t *obj, ssm_call *call, bkoauth_error *err)
 {
     call->body.secret = 1; /* it carries a credential or a refresh_token */
     if (obj == NULL) return err_nomem(err);
-    size_t need = json_dumpb(obj, NULL, 0, JSON_ENSURE_ASCII);
-    char *text = need > 0 ? bkoauth__malloc(need) : NULL;
-    if (text != NULL && json_dumpb(obj, text, need, JSON_ENSURE_ASCII) == need) {
-        /* Python writes escapes in lower case ("\u00e9") and escapes DEL; jansson does
-         * neither. Backslashes occur only inside strings, always as pairs "\\x". */
-        for (size_t i = 0; i < need; i++) {
-            if (text[i] == '\\' && i + 1 < need) {
-                if (text[i + 1] == 'u' && i + 5 < need)
-                    for (size_t k = i + 2; k < i + 6; k++)
-                        text[k] = (char)tolower((unsigned char)text[k]);
-                buf_append(&call->body, text + i, 2);
-                i++;
-            } else if (text[i] == 0x7f) {
-                buf_puts(&call->body, "\\u007f");
-            } else {
-                buf_append(&call->body, text + i, 1);
-            }
-        }
-    } else {
-        call->body.oom = 1;
-    }
-    bkoauth__wipe_free(text, need); /* may hold a credential */
+    char *text = bkoauth__json_dump_python(obj, 0);
     json_decref(obj);
+    if (text == NULL) {
+        call->body.oom = 1;
+        return err_nomem(err);
+    }
+    size_t n = strlen(text);
+    buf_append(&call->body, text, n);
+    bkoauth__wipe_free(text, n + 1); /* may hold a credential */
     return call->body.oom ? err_nomem(err) : BKOAUTH_OK;
 }
 
