@@ -129,41 +129,24 @@ static int read_hex(reader *r, int n, unsigned long *cp)
     return 0;
 }
 
+/* The one-character escapes: the letter after the backslash, then the byte it stands for. */
+static const char simple_escapes[][2] = {{'\\', '\\'}, {'\'', '\''}, {'"', '"'},  {'a', '\a'}, {'b', '\b'},
+                                         {'f', '\f'},  {'n', '\n'},  {'r', '\r'}, {'t', '\t'}, {'v', '\v'}};
+
 /* One backslash escape of a string that is not raw (r->p after the backslash) into b. */
 static int read_escape(reader *r, bk_buf *b)
 {
     if (r->p >= r->end) return fail(r, "a string is not closed");
     char c = *r->p++;
+    for (size_t i = 0; i < sizeof simple_escapes / sizeof simple_escapes[0]; i++)
+        if (c == simple_escapes[i][0]) {
+            buf_append(b, &simple_escapes[i][1], 1);
+            return 0;
+        }
     unsigned long cp;
     switch (c) {
     case '\n':
         r->line++; /* a backslash at the end of a line continues the string */
-        return 0;
-    case '\\':
-    case '\'':
-    case '"':
-        buf_append(b, &c, 1);
-        return 0;
-    case 'a':
-        buf_append(b, "\a", 1);
-        return 0;
-    case 'b':
-        buf_append(b, "\b", 1);
-        return 0;
-    case 'f':
-        buf_append(b, "\f", 1);
-        return 0;
-    case 'n':
-        buf_append(b, "\n", 1);
-        return 0;
-    case 'r':
-        buf_append(b, "\r", 1);
-        return 0;
-    case 't':
-        buf_append(b, "\t", 1);
-        return 0;
-    case 'v':
-        buf_append(b, "\v", 1);
         return 0;
     case 'x':
         if (read_hex(r, 2, &cp) != 0) return fail(r, "a \\x escape needs two hex digits");
@@ -543,6 +526,58 @@ static int read_bare(reader *r, py_value *out)
     return 0;
 }
 
+/* A string with a prefix (r'', u''), a number, or a bare word at r->p; in parentheses (paren)
+ * only a literal. 0 or -1. */
+static int read_prefixed_or_number(reader *r, py_value *out, int paren)
+{
+    size_t plen;
+    int raw;
+    int pre = string_prefix(r, &plen, &raw);
+    if (pre < 0) return -1;
+    if (pre > 0) return read_strings(r, &out->text);
+    int num = read_number(r, &out->text);
+    if (num < 0) return -1;
+    if (num > 0) return 0;
+    if (paren) return fail(r, "not a Python literal inside the parentheses");
+    return read_bare(r, out);
+}
+
+/* The literal at r->p (after any opening parenthesis) into out. 0 or -1. */
+static int read_literal(reader *r, py_value *out, int paren)
+{
+    size_t n;
+    char c = r->p < r->end ? *r->p : '\0';
+    if (r->p >= r->end || c == '\n' || c == '#') return fail(r, "the value is missing");
+    if (c == '{' || c == '[') {
+        out->kind = c == '{' ? PY_OBJECT : PY_LIST;
+        return read_container(r);
+    }
+    if ((n = keyword(r, "None"))) {
+        out->kind = PY_NONE;
+        r->p += n;
+        return 0;
+    }
+    if ((n = keyword(r, "True")) || (n = keyword(r, "False"))) {
+        buf_append(&out->text, r->p, n);
+        r->p += n;
+        return 0;
+    }
+    if (c == '\'' || c == '"') return read_strings(r, &out->text);
+    return read_prefixed_or_number(r, out, paren);
+}
+
+/* The ')' that closes a value in parentheses: one value, no tuple. 0 or -1. */
+static int close_paren(reader *r)
+{
+    skip_blanks(r);
+    if (r->p < r->end && *r->p == ',') return fail(r, "a tuple is not accepted: give one value");
+    if (r->p >= r->end) return fail_eof(r);
+    if (*r->p != ')') return fail(r, "expected ) after the value in parentheses");
+    r->p++;
+    r->depth--;
+    return 0;
+}
+
 int py_read_value(const char **pp, const char *end, int *line, py_value *out, const char **why, char *why_buf,
                   size_t why_size)
 {
@@ -553,63 +588,16 @@ int py_read_value(const char **pp, const char *end, int *line, py_value *out, co
     r.line = *line;
     r.out = &out->text;
     out->kind = PY_TEXT;
-    int rc = 0;
     skip_blanks(&r);
-    size_t n;
-    char c = r.p < end ? *r.p : '\0';
-    int paren = 0;
-    if (c == '(') { /* ('a' 'b') over several lines: a string in parentheses */
-        paren = 1;
+    int paren = r.p < end && *r.p == '(';
+    if (paren) { /* ('a' 'b') over several lines: a string in parentheses */
         r.depth++;
         opened(&r, '(');
         r.p++;
         skip_blanks(&r);
-        c = r.p < end ? *r.p : '\0';
     }
-    if (r.p >= end || c == '\n' || c == '#') {
-        rc = fail(&r, "the value is missing");
-    } else if (c == '{' || c == '[') {
-        out->kind = c == '{' ? PY_OBJECT : PY_LIST;
-        rc = read_container(&r);
-    } else if ((n = keyword(&r, "None"))) {
-        out->kind = PY_NONE;
-        r.p += n;
-    } else if ((n = keyword(&r, "True")) || (n = keyword(&r, "False"))) {
-        buf_append(&out->text, r.p, n);
-        r.p += n;
-    } else if (c == '\'' || c == '"') {
-        rc = read_strings(&r, &out->text);
-    } else {
-        size_t plen;
-        int raw;
-        int pre = string_prefix(&r, &plen, &raw);
-        if (pre < 0) {
-            rc = -1;
-        } else if (pre > 0) {
-            rc = read_strings(&r, &out->text);
-        } else {
-            int num = read_number(&r, &out->text);
-            if (num < 0)
-                rc = -1;
-            else if (num == 0 && paren)
-                rc = fail(&r, "not a Python literal inside the parentheses");
-            else if (num == 0)
-                rc = read_bare(&r, out);
-        }
-    }
-    if (rc == 0 && paren) {
-        skip_blanks(&r);
-        if (r.p < end && *r.p == ',') {
-            rc = fail(&r, "a tuple is not accepted: give one value");
-        } else if (r.p >= end) {
-            rc = fail_eof(&r);
-        } else if (*r.p != ')') {
-            rc = fail(&r, "expected ) after the value in parentheses");
-        } else {
-            r.p++;
-            r.depth--;
-        }
-    }
+    int rc = read_literal(&r, out, paren);
+    if (rc == 0 && paren) rc = close_paren(&r);
     *line = r.line;
     if (rc != 0) {
         snprintf(why_buf, why_size, "%s", r.why ? r.why : "not a Python literal");

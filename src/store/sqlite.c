@@ -91,7 +91,7 @@ struct sqlite_store {
     char *path;
     pool readers, writers;
     int lock_fd; /* "<database>-lock", -1 when it cannot be opened (renewals then only in-process) */
-    atomic_llong immutable_warned_ms; /* when the read-only fallback was last logged */
+    _Atomic int64_t immutable_warned_ms; /* when the read-only fallback was last logged */
 };
 
 /* How long a statement waits for another connection's file lock. Write transactions here are
