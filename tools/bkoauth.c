@@ -663,6 +663,70 @@ static char *cli_read_jwt(int *status)
     return buf;
 }
 
+/* A refused JWT: with --json the gateway-style body on stdout too. The exit status. */
+static int cli_jwt_refused(const cli_args *a, const bkoauth_error *e)
+{
+    if (a->json) {
+        char *body = bkoauth_jwt_error_body(e);
+        if (body == NULL) {
+            cli_fail(e);
+            fputs("bkoauth: OutOfMemory: could not build the JSON body of the refusal\n", stderr);
+            return CLI_EXIT_OTHER;
+        }
+        puts(body);
+        bkoauth_free(body);
+    }
+    return cli_fail(e);
+}
+
+/* The verified JWT as one JSON object. The exit status. */
+static int cli_print_jwt_json(const bkoauth_jwt *v)
+{
+    json_t *o = json_object();
+    char exp[40];
+    json_error_t jerr;
+    /* The payload was verified JSON: failing to read it again can only mean out of memory,
+     * which cli_print_json() reports (o is dropped below). Out of memory, Jansson 2.14's
+     * parser may also drop a byte and succeed: two readings that differ mean that too. */
+    json_t *payload = v->payload_json ? json_loads(v->payload_json, 0, &jerr) : json_null();
+    json_t *again = v->payload_json ? json_loads(v->payload_json, 0, &jerr) : json_null();
+    if (payload == NULL || again == NULL || !json_equal(payload, again)) {
+        json_decref(payload);
+        payload = NULL;
+        json_decref(o);
+        o = NULL;
+    }
+    json_decref(again);
+    if (o != NULL &&
+        (cli_json_set(o, "app_code", v->app_code ? cli_json_str(v->app_code) : json_null()) != 0 ||
+         cli_json_set(o, "app_verified", json_boolean(v->app_verified)) != 0 ||
+         cli_json_set(o, "username", v->username ? cli_json_str(v->username) : json_null()) != 0 ||
+         cli_json_set(o, "user_verified", json_boolean(v->user_verified)) != 0 ||
+         cli_json_set(o, "expires",
+                      v->expires ? cli_json_str(cli_time(v->expires, 1, exp, sizeof exp)) : json_null()) !=
+             0 ||
+         cli_json_set(o, "payload", payload ? payload : json_null()) != 0)) {
+        json_decref(o);
+        o = NULL;
+    } else if (o == NULL) {
+        json_decref(payload);
+    }
+    return cli_print_json(o);
+}
+
+/* The verified JWT for people: the app, the user and the expiry. */
+static void cli_print_jwt_text(const bkoauth_jwt *v)
+{
+    char exp[40];
+    char *app = cli_printable(v->app_code ? v->app_code : "(none)");
+    char *user = cli_printable(v->username ? v->username : "(none)");
+    printf("app:     %s (%s)\n", app ? app : "?", v->app_verified ? "verified" : "not verified");
+    printf("user:    %s (%s)\n", user ? user : "?", v->user_verified ? "verified" : "not verified");
+    if (v->expires) printf("expires: %s\n", cli_time(v->expires, 1, exp, sizeof exp));
+    free(app);
+    free(user);
+}
+
 static int cmd_verify_jwt(bkoauth_client *client, const cli_args *a)
 {
     int status = CLI_EXIT_OK;
@@ -675,62 +739,13 @@ static int cmd_verify_jwt(bkoauth_client *client, const cli_args *a)
     }
     bkoauth_error e;
     bkoauth_jwt *v = NULL;
-    if (bkoauth_jwt_verify(client, jwt, &v, &e) != BKOAUTH_OK) {
-        free(input);
-        if (a->json) {
-            char *body = bkoauth_jwt_error_body(&e);
-            if (body == NULL) {
-                cli_fail(&e);
-                fputs("bkoauth: OutOfMemory: could not build the JSON body of the refusal\n", stderr);
-                return CLI_EXIT_OTHER;
-            }
-            puts(body);
-            bkoauth_free(body);
-        }
-        return cli_fail(&e);
-    }
+    bkoauth_code rc = bkoauth_jwt_verify(client, jwt, &v, &e);
     free(input);
-    if (a->json) {
-        json_t *o = json_object();
-        char exp[40];
-        json_error_t jerr;
-        /* The payload was verified JSON: failing to read it again can only mean out of memory,
-         * which cli_print_json() reports (o is dropped below). Out of memory, Jansson 2.14's
-         * parser may also drop a byte and succeed: two readings that differ mean that too. */
-        json_t *payload = v->payload_json ? json_loads(v->payload_json, 0, &jerr) : json_null();
-        json_t *again = v->payload_json ? json_loads(v->payload_json, 0, &jerr) : json_null();
-        if (payload == NULL || again == NULL || !json_equal(payload, again)) {
-            json_decref(payload);
-            payload = NULL;
-            json_decref(o);
-            o = NULL;
-        }
-        json_decref(again);
-        if (o != NULL &&
-            (cli_json_set(o, "app_code", v->app_code ? cli_json_str(v->app_code) : json_null()) != 0 ||
-             cli_json_set(o, "app_verified", json_boolean(v->app_verified)) != 0 ||
-             cli_json_set(o, "username", v->username ? cli_json_str(v->username) : json_null()) != 0 ||
-             cli_json_set(o, "user_verified", json_boolean(v->user_verified)) != 0 ||
-             cli_json_set(o, "expires",
-                          v->expires ? cli_json_str(cli_time(v->expires, 1, exp, sizeof exp))
-                                     : json_null()) != 0 ||
-             cli_json_set(o, "payload", payload ? payload : json_null()) != 0)) {
-            json_decref(o);
-            o = NULL;
-        } else if (o == NULL) {
-            json_decref(payload);
-        }
-        status = cli_print_json(o);
-    } else {
-        char exp[40];
-        char *app = cli_printable(v->app_code ? v->app_code : "(none)");
-        char *user = cli_printable(v->username ? v->username : "(none)");
-        printf("app:     %s (%s)\n", app ? app : "?", v->app_verified ? "verified" : "not verified");
-        printf("user:    %s (%s)\n", user ? user : "?", v->user_verified ? "verified" : "not verified");
-        if (v->expires) printf("expires: %s\n", cli_time(v->expires, 1, exp, sizeof exp));
-        free(app);
-        free(user);
-    }
+    if (rc != BKOAUTH_OK) return cli_jwt_refused(a, &e);
+    if (a->json)
+        status = cli_print_jwt_json(v);
+    else
+        cli_print_jwt_text(v);
     bkoauth_jwt_free(v);
     return status;
 }
@@ -1067,6 +1082,62 @@ static int cli_check(const cli_command *c, const cli_args *a)
     return 0;
 }
 
+/* --version, no command, "help [COMMAND]" and --help: the exit status, or -1 when the command
+ * line asks for none of them. */
+static int cli_help(const cli_args *a)
+{
+    if (a->version) {
+        printf("bkoauth %s (libbkoauth %s)\n", BKOAUTH_VERSION_STRING, bkoauth_version());
+        return CLI_EXIT_OK;
+    }
+    if (a->command == NULL) {
+        if (a->help) {
+            cli_print_tool_help(stdout);
+            return CLI_EXIT_OK;
+        }
+        fputs("bkoauth: missing COMMAND\n", stderr);
+        cli_print_tool_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(a->command, "help") == 0) {
+        if (a->npositional == 0) {
+            cli_print_tool_help(stdout);
+            return CLI_EXIT_OK;
+        }
+        const cli_command *c = cli_find(a->positional[0]);
+        if (c == NULL || a->npositional > 1)
+            return cli_usage_error(NULL, "help: no such command '%.64s'", a->positional[0]);
+        cli_print_command_help(stdout, c);
+        return CLI_EXIT_OK;
+    }
+    const cli_command *c = cli_find(a->command);
+    if (c == NULL) return cli_usage_error(NULL, "unknown command '%.64s'", a->command);
+    if (a->help) {
+        cli_print_command_help(stdout, c);
+        return CLI_EXIT_OK;
+    }
+    return -1;
+}
+
+/* Runs command c with a client made from the settings. The exit status. */
+static int cli_run(const cli_command *c, const cli_args *a)
+{
+    if (c->run == cmd_check) return cli_run_check(a);
+    bkoauth_error e;
+    memset(&e, 0, sizeof e);
+    bkoauth_config *config = cli_settings(a, &e);
+    if (config == NULL) return cli_fail(&e);
+    bkoauth_client *client = bkoauth_client_new(config, &e);
+    bkoauth_config_free(config);
+    if (client == NULL) return cli_fail(&e);
+    bkoauth_client_set_logger(client, cli_logger, NULL);
+    cli_log.n = 0; /* what the new logger is told again (TLS verification off) is on stderr already */
+    int status = c->run(client, a);
+    bkoauth_client_free(client);
+    cli_log_flush(NULL);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (CLI_SET_ALLOCATORS() != BKOAUTH_OK) {
@@ -1077,56 +1148,10 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof a);
     int status = cli_parse(argc, argv, &a);
     if (status != 0) return status;
-    if (a.version) {
-        printf("bkoauth %s (libbkoauth %s)\n", BKOAUTH_VERSION_STRING, bkoauth_version());
-        return CLI_EXIT_OK;
-    }
-    if (a.command == NULL) {
-        if (a.help) {
-            cli_print_tool_help(stdout);
-            return CLI_EXIT_OK;
-        }
-        fputs("bkoauth: missing COMMAND\n", stderr);
-        cli_print_tool_help(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    if (strcmp(a.command, "help") == 0) {
-        if (a.npositional == 0) {
-            cli_print_tool_help(stdout);
-            return CLI_EXIT_OK;
-        }
-        const cli_command *c = cli_find(a.positional[0]);
-        if (c == NULL || a.npositional > 1)
-            return cli_usage_error(NULL, "help: no such command '%.64s'", a.positional[0]);
-        cli_print_command_help(stdout, c);
-        return CLI_EXIT_OK;
-    }
+    if ((status = cli_help(&a)) >= 0) return status;
     const cli_command *c = cli_find(a.command);
-    if (c == NULL) return cli_usage_error(NULL, "unknown command '%.64s'", a.command);
-    if (a.help) {
-        cli_print_command_help(stdout, c);
-        return CLI_EXIT_OK;
-    }
-    status = cli_check(c, &a);
-    if (status != 0) return status;
-
-    if (c->run == cmd_check) {
-        status = cli_run_check(&a);
-        if (fflush(stdout) != 0 || ferror(stdout)) return CLI_EXIT_OTHER;
-        return status;
-    }
-    bkoauth_error e;
-    memset(&e, 0, sizeof e);
-    bkoauth_config *config = cli_settings(&a, &e);
-    if (config == NULL) return cli_fail(&e);
-    bkoauth_client *client = bkoauth_client_new(config, &e);
-    bkoauth_config_free(config);
-    if (client == NULL) return cli_fail(&e);
-    bkoauth_client_set_logger(client, cli_logger, NULL);
-    cli_log.n = 0; /* what the new logger is told again (TLS verification off) is on stderr already */
-    status = c->run(client, &a);
-    bkoauth_client_free(client);
-    cli_log_flush(NULL);
+    if ((status = cli_check(c, &a)) != 0) return status;
+    status = cli_run(c, &a);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "bkoauth: could not write the output: %s\n", strerror(errno));
         return CLI_EXIT_OTHER;
