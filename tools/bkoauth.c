@@ -173,6 +173,8 @@ static void cli_print_command_help(FILE *f, const cli_command *c)
 /* A usage error: the problem, the usage and exit status 2. */
 static const char *cli_escape(const char *s, char *out, size_t size);
 
+static int cli_usage_error(const cli_command *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static int cli_usage_error(const cli_command *c, const char *fmt, ...)
 {
     va_list ap;
