@@ -135,10 +135,7 @@ bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *
         return NULL;
     }
     log_write(&c->logger, BKOAUTH_LOG_DEBUG, "client ready: env %s, %s protocol, store %s", c->s.env_name,
-              c->s.protocol == BK_PROTO_EE ? "ee" : "ieod",
-              c->s.store_kind == BK_STORE_SQLITE  ? "sqlite"
-              : c->s.store_kind == BK_STORE_MYSQL ? "mysql"
-                                                  : "postgresql");
+              ssm_protocol_name(c->ssm), store_kind_name(c->st));
     err_ok(err);
     return c;
 }

@@ -461,6 +461,11 @@ static const ssm_proto *ssm_proto_of(int protocol)
     return protocol == BK_PROTO_EE ? &ssm_proto_ee : &ssm_proto_ieod;
 }
 
+const char *ssm_protocol_name(const ssm_client *c)
+{
+    return c->proto->name;
+}
+
 bkoauth_code ssm_parse_response(int protocol, long status, const char *body, size_t len, ssm_grant *out,
                                 bkoauth_error *err)
 {

@@ -24,6 +24,9 @@ void ssm_after_fork(ssm_client *c);
 /* Logs again what ssm_new() logged of the settings (TLS verification off), for a new logger. */
 void ssm_announce(const ssm_client *c);
 
+/* The wire protocol the client speaks: "ieod" or "ee". */
+const char *ssm_protocol_name(const ssm_client *c);
+
 /* Each returns BKOAUTH_OK with *out filled, or BKOAUTH_E_TOKEN_API (http_status/api_code set
  * when known) with a message a person can act on; *out is then zeroed. */
 bkoauth_code ssm_fetch_app(ssm_client *c, const char *env_name, ssm_grant *out, bkoauth_error *err);

@@ -896,8 +896,8 @@ static void my_after_fork(store *base)
     pthread_mutex_init(&ms->lock_mu, NULL);
 }
 
-static const store_ops MYSQL_OPS = {my_get,    my_try_lock, my_unlock, my_save,
-                                    my_remove, my_list,     my_close,  my_after_fork};
+static const store_ops MYSQL_OPS = {my_get,  my_try_lock, my_unlock,     my_save, my_remove,
+                                    my_list, my_close,    my_after_fork, "mysql"};
 
 /* ---- opening ---------------------------------------------------------------------------------- */
 

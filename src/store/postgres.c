@@ -504,8 +504,8 @@ static void pg_after_fork(store *base)
     pthread_mutex_init(&ps->lock_mu, NULL);
 }
 
-static const store_ops PG_OPS = {pg_get,    pg_try_lock, pg_unlock, pg_save,
-                                 pg_remove, pg_list,     pg_close,  pg_after_fork};
+static const store_ops PG_OPS = {pg_get,  pg_try_lock, pg_unlock,     pg_save,     pg_remove,
+                                 pg_list, pg_close,    pg_after_fork, "postgresql"};
 /* ---- opening ---------------------------------------------------------------------------------- */
 
 static bkoauth_code create_schema(pg_store *ps, pconn *c, bkoauth_error *err)

@@ -548,8 +548,8 @@ static void sq_after_fork(store *base)
     }
 }
 
-static const store_ops SQLITE_OPS = {sq_get,    sq_try_lock, sq_unlock, sq_save,
-                                     sq_remove, sq_list,     sq_close,  sq_after_fork};
+static const store_ops SQLITE_OPS = {sq_get,  sq_try_lock, sq_unlock,     sq_save, sq_remove,
+                                     sq_list, sq_close,    sq_after_fork, "sqlite"};
 
 /* ---- opening: file mode, table, indexes ---------------------------------------------------- */
 

@@ -56,6 +56,7 @@ typedef struct store_ops {
     /* In a child after fork(): forget (never close) what is the parent's - connections, the
      * lock connection or lock file description - so that new ones are made on use. */
     void (*after_fork)(store *st);
+    const char *name; /* "sqlite", "postgresql" or "mysql", for messages */
 } store_ops;
 
 /* Every backend's handle starts with this; store_open fills keys and s. */
@@ -90,6 +91,12 @@ bkoauth_code store_rows_keep(store_rows *rows, const bk_logger *logger, bkoauth_
  * they are freed. Returns rc. */
 bkoauth_code store_rows_finish(store_rows *rows, bkoauth_code rc, bkoauth_token ***out, int64_t **ids,
                                size_t *count);
+
+/* The store's kind: "sqlite", "postgresql" or "mysql". */
+static inline const char *store_kind_name(const store *st)
+{
+    return st->ops->name;
+}
 
 /* BKOAUTH_DB_CONNECTIONS of s (its default when s was not made by settings_from_config). */
 static inline int store_connections(const bk_settings *s)
