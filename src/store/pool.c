@@ -2,6 +2,7 @@
 #include "pool.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), void (*close)(void *conn),
               void *ctx)
@@ -10,6 +11,8 @@ int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), vo
     if (p->idle == NULL) return -1;
     p->nidle = 0;
     p->opened = 0;
+    p->opening = 0;
+    p->open_failures = 0;
     p->max = max;
     p->open = open;
     p->close = close;
@@ -30,28 +33,50 @@ void pool_destroy(pool *p)
     pthread_cond_destroy(&p->cv);
 }
 
+/* Opens a connection for the pool (p->mu not held); its slot is counted already. */
+static void *open_one(pool *p, bkoauth_error *err)
+{
+    bkoauth_error mine;
+    memset(&mine, 0, sizeof mine);
+    mine.code = BKOAUTH_E_STORE; /* in case open says nothing more */
+    void *c = p->open(p->ctx, &mine);
+    pthread_mutex_lock(&p->mu);
+    p->opening--;
+    if (c == NULL) {
+        p->opened--;
+        p->open_failures++;
+        p->open_error = mine;
+    }
+    pthread_cond_broadcast(&p->cv); /* a waiter may open the next one, or give up with the error */
+    pthread_mutex_unlock(&p->mu);
+    if (c == NULL && err != NULL) *err = mine;
+    return c;
+}
+
 void *pool_get(pool *p, int *fresh, bkoauth_error *err)
 {
     if (fresh) *fresh = 0;
     pthread_mutex_lock(&p->mu);
-    while (p->nidle == 0 && p->opened >= p->max)
+    unsigned long failures = p->open_failures;
+    for (;;) {
+        if (p->nidle > 0) {
+            void *c = p->idle[--p->nidle];
+            pthread_mutex_unlock(&p->mu);
+            return c;
+        }
+        if (p->open_failures != failures) { /* an open failed while this call waited */
+            if (err != NULL) *err = p->open_error;
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        if (p->opened < p->max && p->opening == 0) break;
         pthread_cond_wait(&p->cv, &p->mu);
-    if (p->nidle > 0) {
-        void *c = p->idle[--p->nidle];
-        pthread_mutex_unlock(&p->mu);
-        return c;
     }
     p->opened++;
+    p->opening++;
     pthread_mutex_unlock(&p->mu);
-    void *c = p->open(p->ctx, err);
-    if (c == NULL) {
-        pthread_mutex_lock(&p->mu);
-        p->opened--;
-        pthread_cond_signal(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    } else if (fresh) {
-        *fresh = 1;
-    }
+    void *c = open_one(p, err);
+    if (c != NULL && fresh) *fresh = 1;
     return c;
 }
 
@@ -89,6 +114,7 @@ void pool_after_fork(pool *p)
     if (p->idle == NULL) return;
     p->nidle = 0;
     p->opened = 0;
+    p->opening = 0;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
 }

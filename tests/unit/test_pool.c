@@ -1,0 +1,178 @@
+/* test_pool.c - the connection pool (src/store/pool.c) with a stand-in "connection" whose opening
+ * takes a while: callers that start together share the connection being opened instead of each
+ * opening one, at most one open is in progress at a time, a failed open fails every caller that
+ * was waiting for it (with its error, not by trying again in turn), and the pool still opens
+ * after a failure. No I/O, no timing assertion: the stand-in counts what happened. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "store/pool.h"
+
+#define CALLERS 8
+
+typedef struct fake_db {
+    atomic_int opens;       /* open calls */
+    atomic_int in_open;     /* open calls running now */
+    atomic_int max_in_open; /* the most ever running at once */
+    atomic_int fail;        /* 1: open fails */
+    atomic_int closes;
+} fake_db;
+
+typedef struct fake_conn {
+    int serial;
+} fake_conn;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void *fake_open(void *ctx, bkoauth_error *err)
+{
+    fake_db *db = ctx;
+    int serial = atomic_fetch_add(&db->opens, 1) + 1;
+    int now = atomic_fetch_add(&db->in_open, 1) + 1;
+    for (int m = atomic_load(&db->max_in_open);
+         now > m && !atomic_compare_exchange_weak(&db->max_in_open, &m, now);)
+        ;
+    sleep_ms(100); /* a connection costs far more than the work done on it */
+    atomic_fetch_sub(&db->in_open, 1);
+    if (atomic_load(&db->fail)) {
+        err_set(err, BKOAUTH_E_STORE, "cannot reach the stand-in database (open %d)", serial);
+        return NULL;
+    }
+    fake_conn *c = bkoauth__calloc(1, sizeof *c);
+    if (c != NULL) c->serial = serial;
+    return c;
+}
+
+static void fake_close(void *conn)
+{
+    bkoauth__free(conn);
+}
+
+typedef struct caller {
+    pool *p;
+    pthread_barrier_t *start;
+    int got;   /* 1: a connection */
+    int fresh; /* opened by this call */
+    bkoauth_error err;
+} caller;
+
+static void *run_caller(void *arg)
+{
+    caller *c = arg;
+    pthread_barrier_wait(c->start);
+    memset(&c->err, 0, sizeof c->err);
+    void *conn = pool_get(c->p, &c->fresh, &c->err);
+    c->got = conn != NULL;
+    if (conn != NULL) {
+        sleep_ms(1); /* a short statement */
+        pool_put(c->p, conn);
+    }
+    return NULL;
+}
+
+/* CALLERS threads ask at once; returns how many got a connection. */
+static int run_callers(pool *p, caller cs[CALLERS])
+{
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, CALLERS);
+    pthread_t th[CALLERS];
+    for (int i = 0; i < CALLERS; i++) {
+        cs[i] = (caller){.p = p, .start = &start};
+        assert_int_equal(pthread_create(&th[i], NULL, run_caller, &cs[i]), 0);
+    }
+    int got = 0;
+    for (int i = 0; i < CALLERS; i++) {
+        pthread_join(th[i], NULL);
+        got += cs[i].got;
+    }
+    pthread_barrier_destroy(&start);
+    return got;
+}
+
+static void test_callers_share_the_connection_being_opened(void **state)
+{
+    (void)state;
+    fake_db db = {0};
+    pool p;
+    assert_int_equal(pool_init(&p, CALLERS, fake_open, fake_close, &db), 0);
+    caller cs[CALLERS];
+    assert_int_equal(run_callers(&p, cs), CALLERS);
+    assert_int_equal(atomic_load(&db.max_in_open), 1);
+    /* each open takes 100 ms and a caller holds a connection 1 ms: far fewer opens than callers */
+    assert_true(atomic_load(&db.opens) < CALLERS);
+    int fresh = 0;
+    for (int i = 0; i < CALLERS; i++)
+        fresh += cs[i].fresh;
+    assert_int_equal(fresh, atomic_load(&db.opens));
+    pool_destroy(&p);
+}
+
+static void test_a_failed_open_fails_its_waiters_then_the_pool_opens_again(void **state)
+{
+    (void)state;
+    fake_db db = {0};
+    atomic_store(&db.fail, 1);
+    pool p;
+    assert_int_equal(pool_init(&p, CALLERS, fake_open, fake_close, &db), 0);
+    caller cs[CALLERS];
+    assert_int_equal(run_callers(&p, cs), 0);
+    assert_int_equal(atomic_load(&db.max_in_open), 1);
+    assert_true(atomic_load(&db.opens) < CALLERS); /* not one failed open after another */
+    for (int i = 0; i < CALLERS; i++) {
+        assert_int_equal(cs[i].err.code, BKOAUTH_E_STORE);
+        assert_non_null(strstr(cs[i].err.message, "cannot reach the stand-in database"));
+    }
+    /* the database is back: the next call opens and succeeds */
+    atomic_store(&db.fail, 0);
+    int fresh = 0;
+    bkoauth_error err;
+    void *conn = pool_get(&p, &fresh, &err);
+    assert_non_null(conn);
+    assert_int_equal(fresh, 1);
+    pool_put(&p, conn);
+    pool_destroy(&p);
+}
+
+static void test_max_connections_still_bound_the_pool(void **state)
+{
+    (void)state;
+    fake_db db = {0};
+    pool p;
+    assert_int_equal(pool_init(&p, 2, fake_open, fake_close, &db), 0);
+    bkoauth_error err;
+    void *a = pool_get(&p, NULL, &err), *b = pool_get(&p, NULL, &err);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(atomic_load(&db.opens), 2);
+    pool_put(&p, a);
+    void *c = pool_get(&p, NULL, &err);
+    assert_ptr_equal(c, a); /* the idle one, no third open */
+    assert_int_equal(atomic_load(&db.opens), 2);
+    pool_put(&p, b);
+    pool_put(&p, c);
+    pool_destroy(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_callers_share_the_connection_being_opened),
+        cmocka_unit_test(test_a_failed_open_fails_its_waiters_then_the_pool_opens_again),
+        cmocka_unit_test(test_max_connections_still_bound_the_pool),
+    };
+    return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
+}
