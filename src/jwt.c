@@ -273,7 +273,19 @@ static bkoauth_code jwt_parse_key(const char *setting, EVP_PKEY **out, char *why
     return rc;
 }
 
-/* The parsed key for a setting in *out (the caller's own reference: EVP_PKEY_free it).
+/* Gives back a reference from jwt_key_get(). Under the cache's lock, like the cache's own
+ * EVP_PKEY_free when it drops a key: whichever free is the last one then follows every use of
+ * the key in a way the thread checkers can see (OpenSSL's reference count is an atomic inside
+ * libcrypto, which they do not see). One uncontended lock per verification. */
+static void jwt_key_put(EVP_PKEY *pkey)
+{
+    pthread_mutex_lock(&jwt_keys_lock);
+    EVP_PKEY_free(pkey);
+    pthread_mutex_unlock(&jwt_keys_lock);
+}
+
+/* The parsed key for a setting in *out (the caller's own reference: give it back with
+ * jwt_key_put()).
  * BKOAUTH_OK; BKOAUTH_E_JWT with why filled; BKOAUTH_E_NOMEM. Only usable keys are kept. */
 static bkoauth_code jwt_key_get(const char *setting, EVP_PKEY **out, char *why, size_t why_size)
 {
@@ -661,7 +673,7 @@ bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth
     if (rc != BKOAUTH_OK && rc != BKOAUTH_E_NOMEM && err != NULL)
         log_write(client_logger(client), BKOAUTH_LOG_INFO, "X-Bkapi-Jwt refused: %s", err->message);
     jwt_parts_clear(&p);
-    EVP_PKEY_free(pkey);
+    jwt_key_put(pkey);
     return rc;
 }
 
