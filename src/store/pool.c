@@ -2,7 +2,6 @@
 #include "pool.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), void (*close)(void *conn),
               void *ctx)
@@ -12,7 +11,7 @@ int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), vo
     p->nidle = 0;
     p->opened = 0;
     p->opening = 0;
-    p->open_failures = 0;
+    p->open_failing = 0;
     p->max = max;
     p->open = open;
     p->close = close;
@@ -36,20 +35,13 @@ void pool_destroy(pool *p)
 /* Opens a connection for the pool (p->mu not held); its slot is counted already. */
 static void *open_one(pool *p, bkoauth_error *err)
 {
-    bkoauth_error mine;
-    memset(&mine, 0, sizeof mine);
-    mine.code = BKOAUTH_E_STORE; /* in case open says nothing more */
-    void *c = p->open(p->ctx, &mine);
+    void *c = p->open(p->ctx, err);
     pthread_mutex_lock(&p->mu);
     p->opening--;
-    if (c == NULL) {
-        p->opened--;
-        p->open_failures++;
-        p->open_error = mine;
-    }
-    pthread_cond_broadcast(&p->cv); /* a waiter may open the next one, or give up with the error */
+    p->open_failing = c == NULL;
+    if (c == NULL) p->opened--;
+    pthread_cond_broadcast(&p->cv); /* a waiter may open the next one */
     pthread_mutex_unlock(&p->mu);
-    if (c == NULL && err != NULL) *err = mine;
     return c;
 }
 
@@ -57,19 +49,15 @@ void *pool_get(pool *p, int *fresh, bkoauth_error *err)
 {
     if (fresh) *fresh = 0;
     pthread_mutex_lock(&p->mu);
-    unsigned long failures = p->open_failures;
     for (;;) {
         if (p->nidle > 0) {
             void *c = p->idle[--p->nidle];
             pthread_mutex_unlock(&p->mu);
             return c;
         }
-        if (p->open_failures != failures) { /* an open failed while this call waited */
-            if (err != NULL) *err = p->open_error;
-            pthread_mutex_unlock(&p->mu);
-            return NULL;
-        }
-        if (p->opened < p->max && p->opening == 0) break;
+        /* one open at a time, unless the last one failed: then each caller tries its own at once
+         * (it may succeed, and none waits behind another's failing attempt) */
+        if (p->opened < p->max && (p->opening == 0 || p->open_failing)) break;
         pthread_cond_wait(&p->cv, &p->mu);
     }
     p->opened++;
@@ -115,6 +103,7 @@ void pool_after_fork(pool *p)
     p->nidle = 0;
     p->opened = 0;
     p->opening = 0;
+    p->open_failing = 0;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
 }

@@ -6,11 +6,12 @@
  * than the short statements a connection is out for (a PostgreSQL backend some 15 ms of CPU, a
  * lookup 50 us), so when many threads start at once they wait for the connection being opened or
  * one coming back rather than each opening its own, and the pool grows one at a time while
- * callers keep waiting. When an open fails, every caller that was waiting then fails with its
- * error rather than try again one after another (the server is likely down). Beyond max a caller
- * waits for a connection to come back. A
- * connection found broken is discarded (its slot freed), and pool_flush() drops every idle one:
- * after a server restart they are all stale, so the retry gets a freshly opened connection. */
+ * callers keep waiting. After an open fails, each caller opens its own at once, as if the pool
+ * had no such rule, until one succeeds: a caller's own attempt may well succeed, and none waits
+ * behind another's attempt against a server that is down. Beyond max a caller waits for a
+ * connection to come back. A connection found broken is discarded (its slot freed), and
+ * pool_flush() drops every idle one: after a server restart they are all stale, so the retry gets
+ * a freshly opened connection. */
 #ifndef BKOAUTH_POOL_H
 #define BKOAUTH_POOL_H
 
@@ -23,10 +24,9 @@ typedef struct pool {
     pthread_cond_t cv;
     void **idle; /* max slots; nidle of them hold connections, most recently used last */
     int nidle;
-    int opened;                  /* connections out of the pool or idle in it, or being opened */
-    int opening;                 /* connections being opened: 0 or 1 */
-    unsigned long open_failures; /* opens that failed, so far */
-    bkoauth_error open_error;    /* the last failed open's error */
+    int opened;       /* connections out of the pool or idle in it, or being opened */
+    int opening;      /* connections being opened: 1 at most while opens succeed */
+    int open_failing; /* the last open failed: callers open at once, each its own */
     int max;
     void *(*open)(void *ctx, bkoauth_error *err); /* NULL with err set when it cannot */
     void (*close)(void *conn);
@@ -39,9 +39,9 @@ int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), vo
 /* Closes every idle connection and frees the pool; every connection must be back. */
 void pool_destroy(pool *p);
 
-/* An idle connection, or a new one; waits while max are out or another is being opened. *fresh
- * (when not NULL) is set to 1 when the connection was opened by this call. NULL with err set when
- * opening failed, this call's or one that failed while it waited. */
+/* An idle connection, or a new one; waits while max are out or (while opens succeed) another is
+ * being opened. *fresh (when not NULL) is set to 1 when the connection was opened by this call.
+ * NULL with err set when this call's open failed. */
 void *pool_get(pool *p, int *fresh, bkoauth_error *err);
 /* Gives a working connection back. */
 void pool_put(pool *p, void *conn);

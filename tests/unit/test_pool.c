@@ -1,8 +1,9 @@
 /* test_pool.c - the connection pool (src/store/pool.c) with a stand-in "connection" whose opening
  * takes a while: callers that start together share the connection being opened instead of each
- * opening one, at most one open is in progress at a time, a failed open fails every caller that
- * was waiting for it (with its error, not by trying again in turn), and the pool still opens
- * after a failure. No I/O, no timing assertion: the stand-in counts what happened. */
+ * opening one, at most one open is in progress at a time while opens succeed; after one fails
+ * the callers that waited for it try their own at once (served when the database answers them,
+ * each with its own error when it does not), and the pool opens again. No I/O, no timing
+ * assertion: the stand-in counts what happened. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,7 +25,7 @@ typedef struct fake_db {
     atomic_int opens;       /* open calls */
     atomic_int in_open;     /* open calls running now */
     atomic_int max_in_open; /* the most ever running at once */
-    atomic_int fail;        /* 1: open fails */
+    atomic_int fail;        /* opens still to fail; < 0: every one fails */
     atomic_int closes;
 } fake_db;
 
@@ -48,7 +49,8 @@ static void *fake_open(void *ctx, bkoauth_error *err)
         ;
     sleep_ms(100); /* a connection costs far more than the work done on it */
     atomic_fetch_sub(&db->in_open, 1);
-    if (atomic_load(&db->fail)) {
+    int fail = atomic_load(&db->fail);
+    if (fail < 0 || (fail > 0 && atomic_fetch_sub(&db->fail, 1) > 0)) {
         err_set(err, BKOAUTH_E_STORE, "cannot reach the stand-in database (open %d)", serial);
         return NULL;
     }
@@ -121,21 +123,39 @@ static void test_callers_share_the_connection_being_opened(void **state)
     pool_destroy(&p);
 }
 
-static void test_a_failed_open_fails_its_waiters_then_the_pool_opens_again(void **state)
+static void test_after_a_failed_open_the_waiters_try_their_own(void **state)
 {
     (void)state;
     fake_db db = {0};
-    atomic_store(&db.fail, 1);
+    atomic_store(&db.fail, 1); /* the first open fails, the database answers the next ones */
+    pool p;
+    assert_int_equal(pool_init(&p, CALLERS, fake_open, fake_close, &db), 0);
+    caller cs[CALLERS];
+    /* the caller whose open failed sees its error; the others, waiting for it, open their own */
+    int got = run_callers(&p, cs);
+    assert_true(got >= CALLERS - 1);
+    for (int i = 0; i < CALLERS; i++)
+        if (!cs[i].got)
+            assert_non_null(strstr(cs[i].err.message, "cannot reach the stand-in database (open 1)"));
+    assert_true(atomic_load(&db.opens) >= 2);
+    pool_destroy(&p);
+}
+
+static void test_a_database_that_is_down_fails_every_caller_with_its_error(void **state)
+{
+    (void)state;
+    fake_db db = {0};
+    atomic_store(&db.fail, -1);
     pool p;
     assert_int_equal(pool_init(&p, CALLERS, fake_open, fake_close, &db), 0);
     caller cs[CALLERS];
     assert_int_equal(run_callers(&p, cs), 0);
-    assert_int_equal(atomic_load(&db.max_in_open), 1);
-    assert_true(atomic_load(&db.opens) < CALLERS); /* not one failed open after another */
     for (int i = 0; i < CALLERS; i++) {
         assert_int_equal(cs[i].err.code, BKOAUTH_E_STORE);
         assert_non_null(strstr(cs[i].err.message, "cannot reach the stand-in database"));
     }
+    /* after the first failure the callers did not queue behind each other: they opened at once */
+    assert_true(atomic_load(&db.max_in_open) > 1);
     /* the database is back: the next call opens and succeeds */
     atomic_store(&db.fail, 0);
     int fresh = 0;
@@ -171,7 +191,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_callers_share_the_connection_being_opened),
-        cmocka_unit_test(test_a_failed_open_fails_its_waiters_then_the_pool_opens_again),
+        cmocka_unit_test(test_after_a_failed_open_the_waiters_try_their_own),
+        cmocka_unit_test(test_a_database_that_is_down_fails_every_caller_with_its_error),
         cmocka_unit_test(test_max_connections_still_bound_the_pool),
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
