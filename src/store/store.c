@@ -87,28 +87,36 @@ static const char *who(const char *user_id)
     return user_id ? user_id : "the APP";
 }
 
-/* NULL when a token read from the table can be used (its tokens in the SSM's alphabet, its
- * names readable); else what is wrong with it. Rows other programs wrote may hold anything. */
-static const char *row_problem(const bkoauth_token *t)
+/* NULL when the values of a token read from the table can be used (its tokens in the SSM's
+ * alphabet, its scope UTF-8); else what is wrong with them. Rows other programs wrote may hold
+ * anything. */
+static const char *row_values_problem(const bkoauth_token *t)
 {
     if (!bk_token_text_ok(t->access_token, STORE_MAX_TOKEN, 0))
         return "its access_token is empty, too long or has characters no SSM token has";
     if (!bk_token_text_ok(t->refresh_token, STORE_MAX_TOKEN, 1))
         return "its refresh_token is too long or has characters no SSM token has";
-    if (bk_name_problem(t->env_name) != NULL) return "its env_name has control characters or is not UTF-8";
-    if (t->user_id != NULL && bk_name_problem(t->user_id) != NULL)
-        return "its user_id has control characters or is not UTF-8";
     if (t->scope != NULL && !bk_utf8_ok(t->scope)) return "its scope is not UTF-8 text";
     return NULL;
 }
 
+/* The same, and its names readable: for a row found by listing, whose names no key checked. */
+static const char *row_problem(const bkoauth_token *t)
+{
+    if (bk_name_problem(t->env_name) != NULL) return "its env_name has control characters or is not UTF-8";
+    if (t->user_id != NULL && bk_name_problem(t->user_id) != NULL)
+        return "its user_id has control characters or is not UTF-8";
+    return row_values_problem(t);
+}
+
 /* The backend's get, with the row checked: one that cannot be used is BKOAUTH_E_STORE (its
- * contents never shown). */
+ * contents never shown). Its names are the key's, byte for byte (every backend compares them
+ * exactly), which check_key() has checked: only its values are. */
 static bkoauth_code get_row(store *st, const char *env_name, const char *user_id, bkoauth_token **out,
                             bkoauth_error *err)
 {
     bkoauth_code rc = st->ops->get(st, env_name, user_id, out, err);
-    const char *bad = rc == BKOAUTH_OK ? row_problem(*out) : NULL;
+    const char *bad = rc == BKOAUTH_OK ? row_values_problem(*out) : NULL;
     if (bad == NULL) return rc;
     bkoauth_token_free(*out);
     *out = NULL;
