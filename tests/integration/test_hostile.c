@@ -23,6 +23,7 @@
 #include "devserver.h"
 #include "rawserver.h"
 #include "ssm/ssm.h"
+#include "teststore.h"
 
 #define APP_CODE "demo-app"
 /* secrets with characters that every encoding changes: '/', '+', '=', ' ' */
@@ -113,8 +114,7 @@ static int setup(void **state, int ee)
     const char *args[] = {"--app-code", APP_CODE, "--app-secret", APP_SECRET, "--user", CRED "=alice", NULL};
     f->dev = devserver_start(args);
     if (f->dev == NULL) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/bkoauth-hostile-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) return -1;
+    if (teststore_tmpdir(f->dir, sizeof f->dir) == NULL) return -1;
     *state = f;
     return 0;
 }
@@ -134,9 +134,6 @@ static int teardown(void **state)
     fixture *f = *state;
     if (f == NULL) return 0; /* the group set-up failed: nothing to undo */
     devserver_stop(f->dev);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", f->dir);
     free(f);
     return 0;
 }
@@ -640,5 +637,6 @@ int main(void)
     };
     int failed = cmocka_run_group_tests_name("ieod", ieod, setup_ieod, teardown);
     failed += cmocka_run_group_tests_name("ee", ee, setup_ee, teardown);
+    teststore_cleanup();
     return failed;
 }

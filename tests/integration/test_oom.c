@@ -152,8 +152,7 @@ static int setup(void **state)
     f->dev = devserver_start(args);
     if (f->dev == NULL) return -1;
     if (teststore_fresh_url("oom", f->db_url, sizeof f->db_url) == NULL) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/bkoauth-oom-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) return -1;
+    if (teststore_tmpdir(f->dir, sizeof f->dir) == NULL) return -1;
     snprintf(f->conf_path, sizeof f->conf_path, "%s/bkoauth.conf", f->dir);
     FILE *conf = fopen(f->conf_path, "w");
     if (conf == NULL) return -1;
@@ -240,9 +239,6 @@ static int teardown(void **state)
     bkoauth_free(f->body_ascii);
     bkoauth_free(f->body_utf8);
     devserver_stop(f->dev);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", f->dir);
     free(f);
     return 0;
 }

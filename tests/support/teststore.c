@@ -119,10 +119,8 @@ static char *fresh_mysql(const char *tag, char *buf, size_t size)
     return buf;
 }
 
-char *teststore_fresh_url(const char *tag, char *buf, size_t size)
+char *teststore_tmpdir(char *buf, size_t size)
 {
-    if (strcmp(teststore_kind(), "postgres") == 0) return fresh_postgres(tag, buf, size);
-    if (strcmp(teststore_kind(), "mysql") == 0) return fresh_mysql(tag, buf, size);
     if (ndirs >= (int)(sizeof dirs / sizeof dirs[0])) return NULL;
     char tmpl[] = "/tmp/bkoauth-test-XXXXXX";
     if (mkdtemp(tmpl) == NULL) {
@@ -130,7 +128,17 @@ char *teststore_fresh_url(const char *tag, char *buf, size_t size)
         return NULL;
     }
     snprintf(dirs[ndirs++], sizeof dirs[0], "%s", tmpl);
-    snprintf(buf, size, "sqlite:%s/%s.db", tmpl, tag);
+    snprintf(buf, size, "%s", tmpl);
+    return buf;
+}
+
+char *teststore_fresh_url(const char *tag, char *buf, size_t size)
+{
+    if (strcmp(teststore_kind(), "postgres") == 0) return fresh_postgres(tag, buf, size);
+    if (strcmp(teststore_kind(), "mysql") == 0) return fresh_mysql(tag, buf, size);
+    char dir[64];
+    if (teststore_tmpdir(dir, sizeof dir) == NULL) return NULL;
+    snprintf(buf, size, "sqlite:%s/%s.db", dir, tag);
     return buf;
 }
 

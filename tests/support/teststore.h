@@ -17,6 +17,10 @@ const char *teststore_kind(void);
  * Returns buf, or NULL (with a message on stderr) when impossible. */
 char *teststore_fresh_url(const char *tag, char *buf, size_t size);
 
+/* Makes a new, empty temporary directory and writes its path into buf; teststore_cleanup()
+ * removes it with what it holds. Returns buf, or NULL (with a message on stderr). */
+char *teststore_tmpdir(char *buf, size_t size);
+
 /* Runs sql on the store at url (as another program writing to the table would: MySQL with an
  * empty sql_mode). 0 on success, -1 with a message on stderr. */
 int teststore_exec(const char *url, const char *sql);
