@@ -71,18 +71,14 @@ static int fresh_store(void **state)
  * 3600 s: with EXPIRES_SECONDS 7200 they expire soon (but have not expired). */
 static bkoauth_client *client(const char *expires_seconds, const char *const *extra)
 {
-    bkoauth_config *cfg = bkoauth_config_new();
     bkoauth_error e;
     test_settings s;
     test_settings_base(&s, F->dev->url, "faults-app", SECRET, F->db_url);
     test_settings_set(&s, "BKOAUTH_CACHE_SECONDS", "0");
     test_settings_set(&s, "EXPIRES_SECONDS", expires_seconds);
-    const char *const *kv = test_settings_set_all(&s, extra);
-    for (int i = 0; kv[i]; i += 2)
-        if (bkoauth_config_set(cfg, kv[i], kv[i + 1], &e) != BKOAUTH_OK) fail_msg("%s: %s", kv[i], e.message);
-    bkoauth_client *c = bkoauth_client_new(cfg, &e);
-    if (c == NULL) fail_msg("client_new: %s", e.message);
-    bkoauth_config_free(cfg);
+    test_settings_set_all(&s, extra);
+    bkoauth_client *c = test_settings_client(s.kv, &e);
+    if (c == NULL) fail_msg("client: %s", e.message);
     return c;
 }
 

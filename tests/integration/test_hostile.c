@@ -23,6 +23,7 @@
 #include "devserver.h"
 #include "rawserver.h"
 #include "ssm/ssm.h"
+#include "testsettings.h"
 #include "teststore.h"
 
 #define APP_CODE "demo-app"
@@ -149,37 +150,18 @@ static int reset(void **state)
 /* A client of its own database against api_url, with extra settings (name, value, ..., NULL). */
 static bkoauth_client *client(fixture *f, const char *api_url, const char *const *extra)
 {
-    bkoauth_config *cfg = bkoauth_config_new();
-    bkoauth_error e;
     char db[128];
     snprintf(db, sizeof db, "sqlite:%s/t%d.db", f->dir, f->n++);
-    const char *base[] = {"OAUTH_API_URL",
-                          api_url,
-                          "APP_CODE",
-                          APP_CODE,
-                          "SECRET_KEY",
-                          APP_SECRET,
-                          "OAUTH_COOKIES_PARAMS",
-                          "{'bk_token': 'bk_token'}",
-                          "BKOAUTH_DATABASE_URL",
-                          db,
-                          "BKOAUTH_LOG_LEVEL",
-                          "info",
-                          "BKOAUTH_BACKOFF_SECONDS",
-                          "0",
-                          "BKOAUTH_TIMEOUT_MS",
-                          "5000",
-                          "BKAUTH_BACKEND_TYPE",
-                          f->ee ? "bk_token" : "",
-                          NULL};
-    for (int i = 0; base[i]; i += 2)
-        assert_int_equal(bkoauth_config_set(cfg, base[i], base[i + 1], &e), BKOAUTH_OK);
-    for (int i = 0; extra && extra[i]; i += 2)
-        if (bkoauth_config_set(cfg, extra[i], extra[i + 1], &e) != BKOAUTH_OK)
-            fail_msg("%s: %s", extra[i], e.message);
-    bkoauth_client *c = bkoauth_client_new(cfg, &e);
-    if (c == NULL) fail_msg("client_new: %s", e.message);
-    bkoauth_config_free(cfg);
+    test_settings s;
+    bkoauth_error e;
+    test_settings_base(&s, api_url, APP_CODE, APP_SECRET, db);
+    test_settings_set(&s, "BKOAUTH_LOG_LEVEL", "info");
+    test_settings_set(&s, "BKOAUTH_BACKOFF_SECONDS", "0");
+    test_settings_set(&s, "BKOAUTH_TIMEOUT_MS", "5000");
+    test_settings_set(&s, "BKAUTH_BACKEND_TYPE", f->ee ? "bk_token" : "");
+    test_settings_set_all(&s, extra);
+    bkoauth_client *c = test_settings_client(s.kv, &e);
+    if (c == NULL) fail_msg("client: %s", e.message);
     logs[0] = '\0';
     bkoauth_client_set_logger(c, capture, NULL);
     return c;

@@ -14,6 +14,7 @@
 
 #include "bkoauth.h"
 #include "devserver.h"
+#include "testsettings.h"
 #include "teststore.h"
 
 #define APP_CODE "demo-app"
@@ -30,35 +31,14 @@ typedef struct fixture {
 
 static bkoauth_client *make_client(fixture *f, const char *api_url, const char *const *extra)
 {
-    bkoauth_config *cfg = bkoauth_config_new();
-    assert_non_null(cfg);
+    test_settings s;
     bkoauth_error e;
-    const char *base[] = {"OAUTH_API_URL",
-                          api_url,
-                          "APP_CODE",
-                          APP_CODE,
-                          "SECRET_KEY",
-                          APP_SECRET,
-                          "OAUTH_COOKIES_PARAMS",
-                          "{'bk_token': 'bk_token'}",
-                          "BKOAUTH_DATABASE_URL",
-                          f->db_url,
-                          "BKOAUTH_LOG_LEVEL",
-                          "error",
-                          "EXPIRES_SECONDS",
-                          "60",
-                          "BKAUTH_BACKEND_TYPE",
-                          f->ee ? "bk_token" : "",
-                          NULL};
-    for (int i = 0; base[i]; i += 2)
-        assert_int_equal(bkoauth_config_set(cfg, base[i], base[i + 1], &e), BKOAUTH_OK);
-    for (int i = 0; extra && extra[i]; i += 2) {
-        if (bkoauth_config_set(cfg, extra[i], extra[i + 1], &e) != BKOAUTH_OK)
-            fail_msg("setting %s: %s", extra[i], e.message);
-    }
-    bkoauth_client *c = bkoauth_client_new(cfg, &e);
-    if (c == NULL) fail_msg("client_new: %s", e.message);
-    bkoauth_config_free(cfg);
+    test_settings_base(&s, api_url, APP_CODE, APP_SECRET, f->db_url);
+    test_settings_set(&s, "EXPIRES_SECONDS", "60");
+    test_settings_set(&s, "BKAUTH_BACKEND_TYPE", f->ee ? "bk_token" : "");
+    test_settings_set_all(&s, extra);
+    bkoauth_client *c = test_settings_client(s.kv, &e);
+    if (c == NULL) fail_msg("client: %s", e.message);
     return c;
 }
 

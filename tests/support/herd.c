@@ -1,5 +1,6 @@
 /* herd.c - many processes x threads released together on one token (see herd.h). */
 #include "herd.h"
+#include "testsettings.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -20,17 +21,9 @@ typedef struct caller {
 
 bkoauth_client *herd_client(const char *const *settings)
 {
-    bkoauth_config *cfg = bkoauth_config_new();
     bkoauth_error e;
-    for (int i = 0; settings && settings[i]; i += 2)
-        if (bkoauth_config_set(cfg, settings[i], settings[i + 1], &e) != BKOAUTH_OK) {
-            fprintf(stderr, "herd: %s: %s\n", settings[i], e.message);
-            bkoauth_config_free(cfg);
-            return NULL;
-        }
-    bkoauth_client *c = bkoauth_client_new(cfg, &e);
+    bkoauth_client *c = test_settings_client(settings, &e);
     if (c == NULL) fprintf(stderr, "herd: client: %s\n", e.message);
-    bkoauth_config_free(cfg);
     return c;
 }
 

@@ -41,3 +41,23 @@ const char *const *test_settings_set_all(test_settings *s, const char *const *ex
         test_settings_set(s, extra[i], extra[i + 1]);
     return s->kv;
 }
+
+bkoauth_client *test_settings_client(const char *const *kv, bkoauth_error *e)
+{
+    bkoauth_config *cfg = bkoauth_config_new();
+    if (cfg == NULL) {
+        snprintf(e->message, sizeof e->message, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; kv != NULL && kv[i] != NULL; i += 2)
+        if (bkoauth_config_set(cfg, kv[i], kv[i + 1], e) != BKOAUTH_OK) {
+            char why[sizeof e->message];
+            snprintf(why, sizeof why, "%s", e->message);
+            snprintf(e->message, sizeof e->message, "%s: %.400s", kv[i], why);
+            bkoauth_config_free(cfg);
+            return NULL;
+        }
+    bkoauth_client *c = bkoauth_client_new(cfg, e);
+    bkoauth_config_free(cfg);
+    return c;
+}

@@ -4,6 +4,8 @@
 #ifndef BKOAUTH_TESTSETTINGS_H
 #define BKOAUTH_TESTSETTINGS_H
 
+#include "bkoauth.h"
+
 #define TEST_SETTINGS_MAX 24 /* pairs */
 
 typedef struct test_settings {
@@ -23,5 +25,9 @@ const char *const *test_settings_set(test_settings *s, const char *name, const c
 
 /* Sets each NAME, VALUE of extra (NULL-terminated; NULL: none). Returns s->kv. */
 const char *const *test_settings_set_all(test_settings *s, const char *const *extra);
+
+/* A client with the settings kv (NAME, VALUE, ..., NULL; e.g. a test_settings' kv); NULL with e
+ * saying why (a refused setting is named). */
+bkoauth_client *test_settings_client(const char *const *kv, bkoauth_error *e);
 
 #endif
