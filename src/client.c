@@ -225,14 +225,7 @@ static bkoauth_code check_user_id(const char *user_id, bkoauth_error *err)
 {
     if (bk_empty(user_id))
         return err_set(err, BKOAUTH_E_INVALID, "user_id is empty: give the user's id or name");
-    const char *bad = bk_name_problem(user_id);
-    if (bad != NULL) /* never echoed: it could forge lines of a log or a terminal */
-        return err_set(err, BKOAUTH_E_INVALID, "user_id %s: give the user's name as it is", bad);
-    if (bk_utf8_chars(user_id) > 64)
-        return err_set(err, BKOAUTH_E_INVALID,
-                       "user_id is %zu characters long; the token table allows at most 64",
-                       bk_utf8_chars(user_id));
-    return BKOAUTH_OK;
+    return store_check_user(user_id, err);
 }
 
 /* The longest client address (X-Forwarded-For, else REMOTE_ADDR) sent as bk_client_ip. */

@@ -58,6 +58,19 @@ store *store_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *
     return st;
 }
 
+bkoauth_code store_check_user(const char *user_id, bkoauth_error *err)
+{
+    const char *bad = bk_name_problem(user_id);
+    if (bad != NULL) /* never echoed: it could forge lines of a log or a terminal */
+        return err_set(err, BKOAUTH_E_INVALID, "user_id %s: give the user's name as it is", bad);
+    size_t chars = bk_utf8_chars(user_id);
+    if (chars > STORE_MAX_USER)
+        return err_set(err, BKOAUTH_E_INVALID,
+                       "user_id is %zu characters long; the token table allows at most %d", chars,
+                       STORE_MAX_USER);
+    return BKOAUTH_OK;
+}
+
 static bkoauth_code check_key(const char *env_name, const char *user_id, bkoauth_error *err)
 {
     if (env_name == NULL || env_name[0] == '\0')
@@ -68,13 +81,7 @@ static bkoauth_code check_key(const char *env_name, const char *user_id, bkoauth
                        STORE_MAX_TOKEN);
     const char *bad = bk_name_problem(env_name);
     if (bad != NULL) return err_set(err, BKOAUTH_E_INVALID, "env_name %s", bad);
-    if (user_id != NULL && (bad = bk_name_problem(user_id)) != NULL)
-        return err_set(err, BKOAUTH_E_INVALID, "user_id %s: give the user's name as it is", bad);
-    if (user_id != NULL && bk_utf8_chars(user_id) > STORE_MAX_USER)
-        return err_set(err, BKOAUTH_E_INVALID,
-                       "user_id is %zu characters long; the token table allows at most %d",
-                       bk_utf8_chars(user_id), STORE_MAX_USER);
-    return BKOAUTH_OK;
+    return user_id != NULL ? store_check_user(user_id, err) : BKOAUTH_OK;
 }
 
 static const char *app_or_user(const char *user_id)

@@ -92,6 +92,11 @@ bkoauth_code store_rows_keep(store_rows *rows, const bk_logger *logger, bkoauth_
 bkoauth_code store_rows_finish(store_rows *rows, bkoauth_code rc, bkoauth_token ***out, int64_t **ids,
                                size_t *count);
 
+/* Whether user_id (not NULL) can be a key: readable text (no control characters, direction marks
+ * or bytes that are not UTF-8) of at most 64 characters, the table's user_id varchar(64).
+ * BKOAUTH_E_INVALID says what is wrong without repeating it. */
+bkoauth_code store_check_user(const char *user_id, bkoauth_error *err);
+
 /* The store's kind: "sqlite", "postgresql" or "mysql". */
 static inline const char *store_kind_name(const store *st)
 {
