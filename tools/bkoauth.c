@@ -824,28 +824,6 @@ static void cli_check_skipped(cli_checks *k, const char *name, const char *messa
     printf("%s: skipped: %s\n", name, message);
 }
 
-/* The database URL as shown: it may carry a password, so only its scheme and what follows '@'. */
-static void cli_shown_db(const char *db, char *out, size_t size)
-{
-    const char *at = db ? strrchr(db, '@') : NULL, *colon = db ? strchr(db, ':') : NULL;
-    if (at != NULL && colon != NULL)
-        snprintf(out, size, "%.*s://...@%.120s", (int)(colon - db), db, at + 1);
-    else
-        snprintf(out, size, "%.180s", db ? db : "(default)");
-}
-
-/* OAUTH_API_URL as shown: a user:password@ in it is shown as user:***@. */
-static void cli_shown_url(const char *url, char *out, size_t size)
-{
-    const char *uat = url ? strrchr(url, '@') : NULL, *ucolon = NULL;
-    const char *uauth = url && strstr(url, "://") ? strstr(url, "://") + 3 : url;
-    if (uat != NULL && uauth != NULL && uat > uauth) ucolon = memchr(uauth, ':', (size_t)(uat - uauth));
-    if (ucolon != NULL)
-        snprintf(out, size, "%.*s:***%.150s", (int)(ucolon - url < 60 ? ucolon - url : 60), url, uat);
-    else
-        snprintf(out, size, "%.200s", url ? url : "(not set)");
-}
-
 /* The settings' check, and the client made with them (NULL when it could not be made: the
  * settings' or the store's line says why). */
 static bkoauth_client *cli_check_settings(cli_checks *k, const cli_args *a)
@@ -864,9 +842,12 @@ static bkoauth_client *cli_check_settings(cli_checks *k, const cli_args *a)
         cli_check_skipped(k, "store", "the settings are not usable");
     } else {
         const char *backend = bkoauth_config_get(config, "BKAUTH_BACKEND_TYPE");
-        char shown_url[220], shown_db[200], line[700];
-        cli_shown_url(bkoauth_config_get(config, "OAUTH_API_URL"), shown_url, sizeof shown_url);
-        cli_shown_db(bkoauth_config_get(config, "BKOAUTH_DATABASE_URL"), shown_db, sizeof shown_db);
+        const char *url = bkoauth_config_get(config, "OAUTH_API_URL");
+        const char *db = bkoauth_config_get(config, "BKOAUTH_DATABASE_URL");
+        char shown_url[220], shown_db[220], line[700];
+        /* either may carry a password: shown as user:***@ */
+        bk_url_hide_password(url ? url : "(not set)", shown_url, sizeof shown_url);
+        bk_url_hide_password(db ? db : "(default)", shown_db, sizeof shown_db);
         snprintf(line, sizeof line, "OAUTH_API_URL %s, %s protocol, store %s", shown_url,
                  backend && strcmp(backend, "bk_token") == 0 ? "ee" : "ieod", shown_db);
         cli_check_line(k, "settings", BKOAUTH_OK, line);
