@@ -3,7 +3,7 @@
  * The backends keep one pool for reads and one for writes, so that writers waiting for the
  * database never take the connections readers need. A connection is opened when the pool has
  * none idle, fewer than max are out and no other is being opened: opening one costs far more
- * than the short statements a connection is out for (a PostgreSQL backend some 15 ms of CPU, a
+ * than the short statements a connection is out for (a PostgreSQL connection some 25 ms, a
  * lookup 50 us), so when many threads start at once they wait for the connection being opened or
  * one coming back rather than each opening its own, and the pool grows one at a time while
  * callers keep waiting. After an open fails, each caller opens its own at once, as if the pool
