@@ -81,7 +81,7 @@ static int64_t wall_now(void)
 /* Writes the offset into the step file at once (renamed over it: never read half-written). */
 static int write_steps(const char *path, int64_t seconds)
 {
-    char tmp[600];
+    char tmp[640];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (f == NULL) return -1;
@@ -486,7 +486,7 @@ int main(int argc, char **argv)
     int failed = cmocka_run_group_tests_name("clock", tests, setup, teardown);
     teststore_cleanup();
     if (faked) {
-        char tmp[600];
+        char tmp[sizeof steps + 8];
         snprintf(tmp, sizeof tmp, "%s.tmp", steps);
         unlink(tmp);
         unlink(steps);
