@@ -1,8 +1,9 @@
 /* test_clock.c - the wall clock stepped an hour forward and back under a running client, on the
  * store BKOAUTH_TEST_STORE names: a back-off ends after its maximum, a token another process
  * renewed is seen within BKOAUTH_CACHE_SECONDS, a token valid for 2 h stays served while one
- * valid for 30 min is renewed, no expired token is ever returned, and a caller waiting for
- * another's renewal takes its own valid token after its patience, not an hour later.
+ * valid for 30 min is renewed, no expired token is ever returned, a caller waiting for
+ * another's renewal takes its own valid token after its patience, not an hour later, and a
+ * gateway JWT's exp and nbf are checked against the stepped wall clock.
  *
  * How the clock moves: the program runs itself again under libfaketime (Debian's libfaketime,
  * preloaded into this process only: the devserver and the database servers keep the real time)
@@ -34,6 +35,7 @@
 #include "bkoauth.h"
 #include "devserver.h"
 #include "internal.h"
+#include "testjwt.h"
 #include "teststore.h"
 #include "testsettings.h"
 
@@ -348,6 +350,44 @@ static void test_expiry_follows_the_wall_clock(void **state)
     bkoauth_client_free(c);
 }
 
+/* ---- (e) a gateway JWT's exp and nbf follow the wall clock ------------------------------- */
+
+static bkoauth_code verify(bkoauth_client *c, const char *jwt, bkoauth_error *e)
+{
+    bkoauth_jwt *j = NULL;
+    bkoauth_code rc = bkoauth_jwt_verify(c, jwt, &j, e);
+    bkoauth_jwt_free(j);
+    return rc;
+}
+
+static void test_jwt_follows_the_wall_clock(void **state)
+{
+    (void)state;
+    testjwt_key *key = testjwt_key_new(2048);
+    assert_non_null(key);
+    char *pem = testjwt_public_pem(key, 0);
+    const char *kv[] = {"APIGW_PUBLIC_KEY", pem, NULL};
+    bkoauth_client *c = client(kv);
+    long long now = (long long)wall_now();
+    char *payload = testjwt_payload("APIGW", "clock-app", "alice", now + HOUR / 2, now - 10);
+    char *jwt = testjwt_sign_rs256(key, "{\"alg\":\"RS256\",\"typ\":\"JWT\"}", payload);
+    bkoauth_error e;
+    assert_int_equal(verify(c, jwt, &e), BKOAUTH_OK);
+    step_clock(HOUR); /* past its exp */
+    assert_int_equal(verify(c, jwt, &e), BKOAUTH_E_JWT);
+    assert_non_null(strstr(e.message, "expired"));
+    step_clock(-HOUR); /* before its nbf */
+    assert_int_equal(verify(c, jwt, &e), BKOAUTH_E_JWT);
+    assert_non_null(strstr(e.message, "not yet valid"));
+    step_clock(0);
+    assert_int_equal(verify(c, jwt, &e), BKOAUTH_OK);
+    free(jwt);
+    free(payload);
+    free(pem);
+    testjwt_key_free(key);
+    bkoauth_client_free(c);
+}
+
 /* ---- (d) a waiter's patience after a step forward ------------------------------------------ */
 
 typedef struct renewer {
@@ -478,10 +518,9 @@ int main(int argc, char **argv)
     fprintf(stderr, "test_clock: the wall clock stepped by %s\n", faked ? "libfaketime" : "bk_wall_offset");
 #define T(fn) cmocka_unit_test_setup_teardown(fn, before_each, after_each)
     const struct CMUnitTest tests[] = {
-        T(test_backoff_ends_after_step_back),
-        T(test_cache_sees_other_process_after_step_back),
-        T(test_expiry_follows_the_wall_clock),
-        T(test_waiter_patience_after_step_forward),
+        T(test_backoff_ends_after_step_back),  T(test_cache_sees_other_process_after_step_back),
+        T(test_expiry_follows_the_wall_clock), T(test_waiter_patience_after_step_forward),
+        T(test_jwt_follows_the_wall_clock),
     };
     int failed = cmocka_run_group_tests_name("clock", tests, setup, teardown);
     teststore_cleanup();
