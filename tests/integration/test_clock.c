@@ -501,6 +501,20 @@ static int check_faked(void)
     return 0;
 }
 
+/* Removes the step file and its directory. */
+static void remove_steps(void)
+{
+    char tmp[sizeof steps + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", steps);
+    unlink(tmp);
+    unlink(steps);
+    char *slash = strrchr(steps, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+        rmdir(steps);
+    }
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -511,6 +525,7 @@ int main(int argc, char **argv)
         const char *file = getenv("FAKETIME_TIMESTAMP_FILE");
         if (file == NULL || strlen(file) >= sizeof steps) return 1;
         strcpy(steps, file);
+        atexit(remove_steps);
         unsetenv("LD_PRELOAD"); /* the servers this test starts keep the real time */
         if (check_faked() != 0) return 1;
     }
@@ -524,16 +539,5 @@ int main(int argc, char **argv)
     };
     int failed = cmocka_run_group_tests_name("clock", tests, setup, teardown);
     teststore_cleanup();
-    if (faked) {
-        char tmp[sizeof steps + 8];
-        snprintf(tmp, sizeof tmp, "%s.tmp", steps);
-        unlink(tmp);
-        unlink(steps);
-        char *slash = strrchr(steps, '/');
-        if (slash != NULL) {
-            *slash = '\0';
-            rmdir(steps);
-        }
-    }
     return failed ? 1 : 0;
 }
