@@ -4,10 +4,11 @@
  * so a hit takes no lock and touches no cache line another thread writes. Entries live at
  * most BKOAUTH_CACHE_SECONDS, counted on CLOCK_MONOTONIC (a step of the wall clock neither
  * stretches nor shortens it), which bounds how long a token renewed by another process can go
- * unseen; whether the token expires soon is a matter of the wall clock. Renewals in this process bump a
- * per-key generation counter shared by all threads and clients (read-mostly atomics), so no thread serves a
- * token older than this process's last renewal. Memory is bounded: CACHE_SLOTS tokens per thread that used
- * the cache, freed at thread exit; a freed client's copies go at each thread's next use of the cache. */
+ * unseen; whether a token expires soon is a matter of the wall clock. Renewals in this process
+ * bump a per-key generation counter shared by all threads and clients (read-mostly atomics), so
+ * no thread serves a token older than this process's last renewal.
+ * Memory is bounded: CACHE_SLOTS tokens per thread that used the cache, freed at thread exit;
+ * a freed client's copies go at each thread's next use of the cache. */
 #ifndef BKOAUTH_CACHE_H
 #define BKOAUTH_CACHE_H
 
