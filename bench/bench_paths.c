@@ -231,7 +231,7 @@ int main(int argc, char **argv)
         bkoauth_token *t = token_make(tok, "bench-refresh-token-0123456789abcdef", "", "test", user,
                                       bk_now() + 86400 * 180, bk_now());
         /* through the cache's own entry point, as the client does after a store read */
-        cache_put(mc, t, cache_generation(mc, t->env_name, t->user_id), bk_now());
+        cache_put(mc, t, cache_generation(mc, t->env_name, t->user_id), bk_monotonic_coarse_ms());
         bkoauth_token_free(t);
     }
     struct mallinfo2 m1 = mallinfo2();

@@ -45,7 +45,7 @@ fi
 # better spent there)
 stores="-DBKOAUTH_TEST_STORES=sqlite;postgres"
 if [ "$quick" = 0 ]; then
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 CTEST_ARGS="-R concurrency|ssm_wire|store|jwt|parallel|faults|cache|pool" \
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 CTEST_ARGS="-R concurrency|ssm_wire|store|jwt|parallel|faults|cache|pool|clock" \
     run_suite tsan -DCMAKE_BUILD_TYPE=Debug -DBKOAUTH_SANITIZE=thread -DBKOAUTH_BUILD_BENCH=OFF \
       -DBKOAUTH_BUILD_EXAMPLES=OFF "$stores"
 fi

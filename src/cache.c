@@ -8,8 +8,8 @@
 #include <string.h>
 
 struct cache {
-    uint64_t id; /* never reused, so a thread's entries of a freed cache never match */
-    int64_t ttl;
+    uint64_t id;    /* never reused, so a thread's entries of a freed cache never match */
+    int64_t ttl_ms; /* the entries' lifetime, on CLOCK_MONOTONIC */
 };
 
 /* Generations are process-wide, not per client: a renewal through one client makes every
@@ -20,7 +20,7 @@ typedef struct slot {
     uint64_t cache_id;
     uint64_t hash;
     uint64_t gen;
-    int64_t stored_at;
+    int64_t stored_ms; /* bk_monotonic_coarse_ms() when the token was read */
     bkoauth_token *token;
     size_t bytes;
 } slot;
@@ -114,7 +114,7 @@ cache *cache_new(int ttl_seconds)
     cache *c = bkoauth__calloc(1, sizeof *c);
     if (c == NULL) return NULL;
     c->id = atomic_fetch_add(&next_cache_id, 1);
-    c->ttl = ttl_seconds;
+    c->ttl_ms = (int64_t)ttl_seconds * 1000;
     pthread_mutex_lock(&live_mu);
     if (nlive == live_cap) {
         size_t cap = live_cap ? live_cap * 2 : 8;
@@ -178,7 +178,7 @@ static bkoauth_token *clone(const bkoauth_token *t, size_t bytes)
 }
 
 bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,
-                         int64_t now)
+                         int64_t now, int64_t now_ms)
 {
     if (c == NULL) return NULL;
     table *t = thread_table(0);
@@ -186,7 +186,7 @@ bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, in
     sweep_if_freed(t);
     uint64_t h = slot_hash(env_name, user_id);
     slot *s = &t->slots[h % CACHE_SLOTS];
-    if (s->token == NULL || s->cache_id != c->id || s->hash != h || now - s->stored_at >= c->ttl ||
+    if (s->token == NULL || s->cache_id != c->id || s->hash != h || now_ms - s->stored_ms >= c->ttl_ms ||
         s->gen != atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire) ||
         token_expiring(s->token, expires_seconds, now) || !same_key(s->token, env_name, user_id))
         return NULL;
@@ -207,7 +207,7 @@ uint64_t cache_generation(cache *c, const char *env_name, const char *user_id)
     return atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire);
 }
 
-void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now)
+void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now_ms)
 {
     if (c == NULL || token == NULL) return;
     table *t = thread_table(1);
@@ -224,7 +224,7 @@ void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now)
     s->cache_id = c->id;
     s->hash = h;
     s->gen = gen;
-    s->stored_at = now;
+    s->stored_ms = now_ms;
     s->token = copy;
     s->bytes = token_bytes(copy);
     t->bytes += s->bytes;

@@ -2,10 +2,11 @@
  *
  * Each thread keeps its own small table of token copies (direct-mapped, CACHE_SLOTS entries),
  * so a hit takes no lock and touches no cache line another thread writes. Entries live at
- * most BKOAUTH_CACHE_SECONDS, which bounds how long a token renewed by another process can go
- * unseen. Renewals in this process bump a per-key generation counter shared by all threads and
- * clients (read-mostly atomics), so no thread serves a token older than this process's last
- * renewal.
+ * most BKOAUTH_CACHE_SECONDS, counted on CLOCK_MONOTONIC (a step of the wall clock neither
+ * stretches nor shortens it), which bounds how long a token renewed by another process can go
+ * unseen; whether a token expires soon is a matter of the wall clock. Renewals in this process
+ * bump a per-key generation counter shared by all threads and clients (read-mostly atomics), so
+ * no thread serves a token older than this process's last renewal.
  * Memory is bounded: CACHE_SLOTS tokens per thread that used the cache, freed at thread exit;
  * a freed client's copies go at each thread's next use of the cache. */
 #ifndef BKOAUTH_CACHE_H
@@ -26,17 +27,19 @@ cache *cache_new(int ttl_seconds);
 void cache_free(cache *c);
 
 /* A copy of the cached token of (env_name, user_id) when this thread has one that is younger
- * than the ttl, not renewed since, and not expiring within expires_seconds; else NULL. */
+ * than the ttl at now_ms (bk_monotonic_coarse_ms), not renewed since, and not expiring within
+ * expires_seconds of now (bk_now, the wall clock); else NULL. */
 bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,
-                         int64_t now);
+                         int64_t now, int64_t now_ms);
 
 /* The generation of (env_name, user_id): read it BEFORE reading the token from the store and
  * pass it to cache_put(), so a renewal that lands in between makes the entry stale. */
 uint64_t cache_generation(cache *c, const char *env_name, const char *user_id);
 
-/* Remembers a copy of token in this thread's table, as of generation gen (a failed copy is just
- * not cached). */
-void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now);
+/* Remembers a copy of token in this thread's table, as of generation gen and of now_ms
+ * (bk_monotonic_coarse_ms, taken before the read: the entry's age starts there); a failed copy is
+ * just not cached. */
+void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now_ms);
 
 /* Marks every thread's entry of (env_name, user_id) stale: call after a renewal or delete. */
 void cache_invalidate(cache *c, const char *env_name, const char *user_id);

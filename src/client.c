@@ -294,7 +294,8 @@ typedef struct renew_ctx {
  * no such token always tries, as an expired token is never served. */
 static int backing_off(const renew_ctx *r)
 {
-    return !r->explicit_refresh && key_backoff_until(r->c->backoff, r->env_name, r->user_id) > bk_now();
+    return !r->explicit_refresh &&
+           key_backoff_until(r->c->backoff, r->env_name, r->user_id) > bk_monotonic_ms();
 }
 
 /* While the key backs off, a token that has not expired will do. */
@@ -329,7 +330,7 @@ static void after_call(renew_ctx *r, bkoauth_code rc)
     } else if (rc == BKOAUTH_E_TOKEN_API && ssm_failure_is_outage(ssm_last_failure())) {
         r->outage = 1;
         if (c->s.backoff_seconds > 0)
-            r->next_try = key_backoff_failed(c->backoff, r->env_name, r->user_id, bk_now(),
+            r->next_try = key_backoff_failed(c->backoff, r->env_name, r->user_id, bk_monotonic_ms(),
                                              c->s.backoff_seconds, c->s.backoff_max_seconds);
     }
 }
@@ -392,7 +393,8 @@ static bkoauth_code renew_row(bkoauth_client *c, renew_ctx *r, store_current_ok_
     if (rc == BKOAUTH_OK && *out != NULL && r->called) {
         /* every thread's cached copy is stale from now on; this thread keeps the new token */
         cache_invalidate(c->cache, r->env_name, r->user_id);
-        cache_put(c->cache, *out, cache_generation(c->cache, r->env_name, r->user_id), bk_now());
+        cache_put(c->cache, *out, cache_generation(c->cache, r->env_name, r->user_id),
+                  bk_monotonic_coarse_ms());
         log_write(&c->logger, BKOAUTH_LOG_INFO, "renewed the token of %s (env %s)", who(r->user_id),
                   r->env_name);
     }
@@ -440,7 +442,8 @@ static bkoauth_code renew_or_serve(bkoauth_client *c, renew_ctx *r, store_curren
  * checks nothing before it. */
 static bkoauth_token *cached(bkoauth_client *c, const char *user_id)
 {
-    bkoauth_token *t = cache_get(c->cache, c->s.env_name, user_id, c->s.expires_seconds, bk_now());
+    bkoauth_token *t =
+        cache_get(c->cache, c->s.env_name, user_id, c->s.expires_seconds, bk_now(), bk_monotonic_coarse_ms());
     if (t != NULL) stats_cache_hit(c);
     return t;
 }
@@ -449,12 +452,13 @@ static bkoauth_token *cached(bkoauth_client *c, const char *user_id)
  * fresh), after a cache miss. It may be expiring. None: BKOAUTH_E_TOKEN_NOT_EXIST. */
 static bkoauth_code stored(bkoauth_client *c, const char *user_id, bkoauth_token **out, bkoauth_error *err)
 {
-    int64_t now = bk_now();
+    /* the entry's age counts from before the read, like its generation */
+    int64_t read_ms = bk_monotonic_coarse_ms();
     uint64_t gen = cache_generation(c->cache, c->s.env_name, user_id);
     atomic_fetch_add(&c->store_reads, 1);
     bkoauth_code rc = store_get(c->st, c->s.env_name, user_id, out, err);
-    if (rc == BKOAUTH_OK && !token_expiring(*out, c->s.expires_seconds, now))
-        cache_put(c->cache, *out, gen, now);
+    if (rc == BKOAUTH_OK && !token_expiring(*out, c->s.expires_seconds, bk_now()))
+        cache_put(c->cache, *out, gen, read_ms);
     return rc;
 }
 

@@ -85,8 +85,22 @@ void bk_wipe_free(char *s);                 /* wipes a secret string (bkoauth__w
 int bk_streq(const char *a, const char *b); /* NULL-safe equality; NULL equals NULL only */
 int bk_empty(const char *s);                /* NULL or "" */
 size_t bk_utf8_chars(const char *s);        /* characters of UTF-8 text (bytes that start one) */
-/* Current time, Unix seconds (CLOCK_REALTIME). */
+
+/* ---- clocks (util.c) ---------------------------------------------------------------------
+ * Two clocks, never mixed: the wall clock for what is a date (a token's expires, EXPIRES_SECONDS,
+ * a JWT's exp/nbf, created_at, what is written to the database), and CLOCK_MONOTONIC for every
+ * interval the library measures (back-off, cache age, lock waits, patience, retries, log
+ * spacing), which a step of the wall clock (NTP, a container started with a wrong time) must
+ * neither stretch nor cut short. */
+/* The wall clock: Unix seconds (CLOCK_REALTIME, coarse), plus bk_wall_offset. */
 int64_t bk_now(void);
+/* Milliseconds of CLOCK_MONOTONIC (an arbitrary origin: compare two readings only). */
+int64_t bk_monotonic_ms(void);
+/* The same of CLOCK_MONOTONIC_COARSE (a few ms of resolution, cheaper): for the cache. */
+int64_t bk_monotonic_coarse_ms(void);
+/* Tests only (never set by the library): seconds added to bk_now(), so that a test can step the
+ * wall clock where libfaketime cannot be preloaded (sanitizer builds). 0 otherwise. */
+extern _Atomic int64_t bk_wall_offset;
 
 /* A growable string buffer. On allocation failure the buffer sets oom and ignores further
  * appends; check oom once at the end. A buffer with secret set (it may hold a secret) never

@@ -1,7 +1,10 @@
 /* keys.c - the per-key lock table of keys.h: a small hash table under one mutex that is held
- * only to find, create or drop an entry, never across a renewal. */
+ * only to find, create or drop an entry, never across a renewal. Every time kept here is of
+ * CLOCK_MONOTONIC (bk_monotonic_ms): a step of the wall clock changes no wait and no back-off. */
+#define _GNU_SOURCE /* pthread_mutex_clocklock */
 #include "keys.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,13 +18,6 @@ struct keytab {
     atomic_int nunsaved; /* entries holding an unsaved grant */
     atomic_int nbackoff; /* entries with failures recorded */
 };
-
-int64_t bk_monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 uint64_t key_hash(const char *env_name, const char *user_id)
 {
@@ -99,18 +95,47 @@ static key_entry *find(keytab *kt, const char *env_name, const char *user_id, in
     return e;
 }
 
-static struct timespec realtime_in(int64_t ms)
+/* ThreadSanitizer's runtime (GCC 12's) does not intercept pthread_mutex_clocklock, so it would
+ * not see the lock taken: its builds use the poll below. */
+#if defined(__SANITIZE_THREAD__)
+#define BK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BK_TSAN 1
+#endif
+#endif
+#if !defined(BK_TSAN) && defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
+#define BK_HAVE_CLOCKLOCK 1
+#endif
+
+/* Locks mu, waiting ms at most on CLOCK_MONOTONIC; 0 when locked. Never pthread_mutex_timedlock:
+ * its deadline is of CLOCK_REALTIME, so a wall clock stepped forward during the wait would turn
+ * 50 ms into an hour (and one stepped back would end every wait at once). */
+static int lock_within(pthread_mutex_t *mu, int64_t ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
     if (ms < 0) ms = 0;
+#ifdef BK_HAVE_CLOCKLOCK
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += ms / 1000;
     until.tv_nsec += (ms % 1000) * 1000000;
     if (until.tv_nsec >= 1000000000) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
-    return until;
+    return pthread_mutex_clocklock(mu, CLOCK_MONOTONIC, &until);
+#else
+    /* no monotonic timed lock: poll (0.5 ms, doubling to 5 ms), measured on CLOCK_MONOTONIC */
+    int64_t end = bk_monotonic_ms() + ms;
+    long step = 500000;
+    for (;;) {
+        int rc = pthread_mutex_trylock(mu);
+        if (rc != EBUSY || bk_monotonic_ms() >= end) return rc;
+        struct timespec ts = {0, step};
+        nanosleep(&ts, NULL);
+        step = step * 2 > 5000000 ? 5000000 : step * 2;
+    }
+#endif
 }
 
 key_entry *key_acquire(keytab *kt, const char *env_name, const char *user_id, int64_t deadline_ms,
@@ -125,8 +150,7 @@ key_entry *key_acquire(keytab *kt, const char *env_name, const char *user_id, in
     for (;;) {
         int64_t now = bk_monotonic_ms(), left = deadline_ms - now;
         /* with patience, look at the holder every 50 ms */
-        struct timespec until = realtime_in(patience_ms > 0 && left > 50 ? 50 : left);
-        if (pthread_mutex_timedlock(&e->mu, &until) == 0) {
+        if (lock_within(&e->mu, patience_ms > 0 && left > 50 ? 50 : left) == 0) {
             *locked = 1;
             return e;
         }
@@ -184,7 +208,7 @@ int64_t key_backoff_until(keytab *kt, const char *env_name, const char *user_id)
     return until;
 }
 
-int64_t key_backoff_failed(keytab *kt, const char *env_name, const char *user_id, int64_t now,
+int64_t key_backoff_failed(keytab *kt, const char *env_name, const char *user_id, int64_t now_ms,
                            int64_t initial, int64_t cap)
 {
     int64_t wait = 0;
@@ -197,7 +221,7 @@ int64_t key_backoff_failed(keytab *kt, const char *env_name, const char *user_id
         for (int i = 1; i < e->failures && wait < cap; i++)
             wait *= 2;
         if (wait > cap) wait = cap;
-        e->retry_at = now + wait;
+        e->retry_at = now_ms + wait * 1000;
         unref(kt, e);
     }
     pthread_mutex_unlock(&kt->mu);

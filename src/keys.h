@@ -22,10 +22,10 @@ typedef struct key_entry {
     /* what the process remembers: written by the holder of mu under the table's mutex, read
      * under the table's mutex (so readers never wait for a renewal) */
     bkoauth_token *unsaved;     /* a grant the store could not save yet; served and saved later */
-    int64_t retry_at;           /* back-off: no renewal attempt before this time (0: none) */
+    int64_t retry_at;           /* back-off: no renewal attempt before this (monotonic ms; 0: none) */
     int failures;               /* renewal failures in a row */
-    int64_t save_tried_ms;      /* when a read last tried to save the unsaved grant */
-    atomic_llong busy_since_ms; /* when the holder's renewal call began (0: none in flight) */
+    int64_t save_tried_ms;      /* when a read last tried to save the unsaved grant (monotonic) */
+    atomic_llong busy_since_ms; /* when the holder's renewal call began (monotonic; 0: none) */
 } key_entry;
 
 typedef struct keytab keytab;
@@ -62,16 +62,14 @@ int keytab_unsaved(keytab *kt);
 int keytab_unsaved_entries(keytab *kt, key_entry **out, int max);
 
 /* Back-off of a key's renewals after failures (kept in the table, no lock of the key taken). */
-/* The time (Unix seconds) before which no renewal of the key is to be tried, 0 when none. */
+/* The time (bk_monotonic_ms) before which no renewal of the key is to be tried, 0 when none. */
 int64_t key_backoff_until(keytab *kt, const char *env_name, const char *user_id);
-/* Records a failed renewal at now: the next try waits initial * 2^(n-1) seconds after n failures
- * in a row, at most cap. Returns that wait (0 when out of memory: no back-off then). */
-int64_t key_backoff_failed(keytab *kt, const char *env_name, const char *user_id, int64_t now,
+/* Records a failed renewal at now_ms (bk_monotonic_ms): the next try waits initial * 2^(n-1)
+ * seconds after n failures in a row, at most cap seconds. Returns that wait in seconds (0 when out
+ * of memory: no back-off then). */
+int64_t key_backoff_failed(keytab *kt, const char *env_name, const char *user_id, int64_t now_ms,
                            int64_t initial, int64_t cap);
 /* Forgets the key's failures (after a renewal worked). */
 void key_backoff_clear(keytab *kt, const char *env_name, const char *user_id);
-
-/* Milliseconds of CLOCK_MONOTONIC. */
-int64_t bk_monotonic_ms(void);
 
 #endif

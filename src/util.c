@@ -1,6 +1,7 @@
 /* util.c - small string, memory and time helpers. */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +34,28 @@ int bk_empty(const char *s)
     return s == NULL || s[0] == '\0';
 }
 
+_Atomic int64_t bk_wall_offset;
+
 int64_t bk_now(void)
 {
     /* whole seconds are all the expiry rules need: the coarse clock is several times cheaper */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return (int64_t)ts.tv_sec;
+    return (int64_t)ts.tv_sec + atomic_load_explicit(&bk_wall_offset, memory_order_relaxed);
+}
+
+int64_t bk_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t bk_monotonic_coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int buf_reserve(bk_buf *b, size_t extra)

@@ -31,18 +31,44 @@ static void test_hit_miss_and_generation(void **state)
     cache *c = cache_new(60);
     assert_non_null(c);
     bkoauth_token *t = tok(1);
-    int64_t now = bk_now();
-    assert_null(cache_get(c, "test", "user1", 600, now));
-    cache_put(c, t, cache_generation(c, "test", "user1"), now);
-    bkoauth_token *hit = cache_get(c, "test", "user1", 600, now);
+    int64_t now = bk_now(), ms = bk_monotonic_coarse_ms();
+    assert_null(cache_get(c, "test", "user1", 600, now, ms));
+    cache_put(c, t, cache_generation(c, "test", "user1"), ms);
+    bkoauth_token *hit = cache_get(c, "test", "user1", 600, now, ms);
     assert_non_null(hit);
     assert_string_equal(hit->access_token, t->access_token);
     bkoauth_token_free(hit);
     /* older than the ttl, expiring soon, or renewed since: a miss */
-    assert_null(cache_get(c, "test", "user1", 600, now + 60));
-    assert_null(cache_get(c, "test", "user1", 7200 + 10, now));
+    assert_null(cache_get(c, "test", "user1", 600, now, ms + 60000));
+    assert_null(cache_get(c, "test", "user1", 7200 + 10, now, ms));
     cache_invalidate(c, "test", "user1");
-    assert_null(cache_get(c, "test", "user1", 600, now));
+    assert_null(cache_get(c, "test", "user1", 600, now, ms));
+    bkoauth_token_free(t);
+    cache_free(c);
+}
+
+/* The wall clock stepped an hour back or forward: the entry's age is still counted on the
+ * monotonic clock (it ends after the ttl, not an hour later or at once), and whether its token
+ * expires soon is still a question of the wall clock. */
+static void test_wall_clock_steps(void **state)
+{
+    (void)state;
+    cache *c = cache_new(10);
+    bkoauth_token *t = tok(2); /* expires in 7200 s */
+    int64_t now = bk_now(), ms = bk_monotonic_coarse_ms();
+    cache_put(c, t, cache_generation(c, "test", "user2"), ms);
+    /* an hour back: a hit while the entry is young, a miss once it is 10 s old */
+    bkoauth_token *hit = cache_get(c, "test", "user2", 600, now - 3600, ms + 9000);
+    assert_non_null(hit);
+    bkoauth_token_free(hit);
+    assert_null(cache_get(c, "test", "user2", 600, now - 3600, ms + 10000));
+    /* an hour forward: the token has 3600 s left, more than 600: a hit; with 3 hours forward it
+     * has expired: a miss, though the entry is young */
+    hit = cache_get(c, "test", "user2", 600, now + 3600, ms + 1000);
+    assert_non_null(hit);
+    bkoauth_token_free(hit);
+    assert_null(cache_get(c, "test", "user2", 600, now + 3 * 3600, ms + 1000));
+    assert_null(cache_get(c, "test", "user2", 0, now + 3 * 3600, ms + 1000));
     bkoauth_token_free(t);
     cache_free(c);
 }
@@ -64,17 +90,17 @@ static void *worker(void *p)
 {
     arg *a = p;
     shared *sh = a->sh;
-    int64_t now = bk_now();
+    int64_t now = bk_now(), ms = bk_monotonic_coarse_ms();
     for (int u = 0; u < USERS; u++) {
         bkoauth_token *t = tok(u);
-        cache_put(sh->a, t, cache_generation(sh->a, "test", t->user_id), now);
+        cache_put(sh->a, t, cache_generation(sh->a, "test", t->user_id), ms);
         bkoauth_token_free(t);
     }
     sh->bytes_full[a->i] = cache_thread_bytes();
     pthread_barrier_wait(&sh->filled);
     pthread_barrier_wait(&sh->freed); /* client A is gone; this thread lives on */
     /* the next use of a cache (client B's) drops A's copies */
-    bkoauth_token *miss = cache_get(sh->b, "test", "user0", 600, now);
+    bkoauth_token *miss = cache_get(sh->b, "test", "user0", 600, now, ms);
     sh->hits_after[a->i] = miss != NULL;
     bkoauth_token_free(miss);
     sh->bytes_after[a->i] = cache_thread_bytes();
@@ -100,7 +126,7 @@ static void test_freed_client_leaves_nothing(void **state)
     }
     /* this thread holds copies of A too */
     bkoauth_token *t = tok(99);
-    cache_put(sh.a, t, cache_generation(sh.a, "test", t->user_id), bk_now());
+    cache_put(sh.a, t, cache_generation(sh.a, "test", t->user_id), bk_monotonic_coarse_ms());
     bkoauth_token_free(t);
     size_t mine = cache_thread_bytes();
     pthread_barrier_wait(&sh.filled);
@@ -126,6 +152,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_miss_and_generation),
+        cmocka_unit_test(test_wall_clock_steps),
         cmocka_unit_test(test_freed_client_leaves_nothing),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
