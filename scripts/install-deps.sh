@@ -9,6 +9,7 @@ PACKAGES=(
   libssl-dev libpq-dev postgresql sqlite3 openssl curl python3 python3-django python3-psycopg2
   python3-jwt python3-cryptography
   libmariadb-dev mariadb-server mariadb-client python3-mysqldb tzdata
+  tinyproxy-bin stunnel4
 )
 
 missing=()
