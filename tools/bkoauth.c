@@ -880,8 +880,8 @@ static void cli_check_client(cli_checks *k, bkoauth_client *client)
         char route[420];
         client_route(client, route, sizeof route);
         snprintf(line, sizeof line,
-                 "reached%s: HTTP %ld to a plain GET of OAUTH_API_URL (no token asked for)",
-                 route[0] ? route : " directly (no proxy)", status);
+                 "reached: HTTP %ld to a plain GET of OAUTH_API_URL (no token asked for), %s", status,
+                 route[0] ? route + 1 : "directly (no proxy)");
         cli_check_line(k, "SSM service", BKOAUTH_OK, line);
     } else {
         cli_check_line(k, "SSM service", e.code, e.message);

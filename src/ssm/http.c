@@ -5,6 +5,7 @@
  * of easy handles; a handle keeps its live connections when it goes back to the list
  * (curl_easy_reset keeps them), so consecutive calls, from any thread, reuse connections. */
 #include "http.h"
+#include "http_fail.h"
 #include "proxy.h"
 
 #include <curl/curl.h>
@@ -305,22 +306,6 @@ static void http_slist_wipe_free(struct curl_slist *list)
     curl_slist_free_all(list);
 }
 
-/* Host and port of url for messages (no user info, no query). Writes "?" when unparsable. */
-static void http_host_port(const char *url, char *out, size_t size)
-{
-    snprintf(out, size, "?");
-    CURLU *u = curl_url();
-    if (u == NULL) return;
-    char *host = NULL, *port = NULL;
-    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
-        snprintf(out, size, "%s:%s", host, port);
-    curl_free(host);
-    curl_free(port);
-    curl_url_cleanup(u);
-}
-
 static int http_is_tls_error(CURLcode rc)
 {
     switch (rc) {
@@ -348,35 +333,6 @@ static int http_is_tls_error(CURLcode rc)
 static int http_scheme_ok(const char *url)
 {
     return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
-}
-
-/* A failed transfer, as the messages name it. */
-typedef struct http_failure {
-    CURLcode rc;
-    long status;        /* of the status line that arrived, else 0 */
-    const char *url;    /* may hold secrets: never in a message */
-    char hp[720];       /* host:port, and " through the proxy at host:port (from VAR)" when one is used */
-    const char *detail; /* libcurl's own words */
-    char service[300];  /* the service's host:port */
-    char proxy[400];    /* "the proxy at host:port (from VAR)"; "" when none is used */
-    const char *var;    /* the proxy's setting or variable; NULL when none is used */
-} http_failure;
-
-/* Names the hops of f: the service, and the proxy h uses (if any). */
-static void http_failure_hops(const http_client *h, http_failure *f)
-{
-    http_host_port(f->url, f->service, sizeof f->service);
-    const proxy_choice *p = &h->proxy;
-    if (p->url == NULL) {
-        snprintf(f->hp, sizeof f->hp, "%s", f->service);
-        return;
-    }
-    const char *host = p->parsed.host;
-    int v6 = strchr(host, ':') != NULL;
-    snprintf(f->proxy, sizeof f->proxy, "the proxy at %s%s%s:%u (from %s)", v6 ? "[" : "", host,
-             v6 ? "]" : "", p->parsed.port, p->source);
-    snprintf(f->hp, sizeof f->hp, "%s through %s", f->service, f->proxy);
-    f->var = p->source;
 }
 
 /* The answer was larger than a limit (ours, or libcurl's). BKOAUTH_OK when f is not that. */
@@ -428,105 +384,6 @@ static bkoauth_code http_fail_connect(CURL *c, const http_failure *f, const http
                    f->hp, f->detail);
 }
 
-/* No complete answer in time: from which hop. */
-static bkoauth_code http_fail_timeout(const http_client *h, CURL *c, const http_failure *f,
-                                      bkoauth_error *err)
-{
-    curl_off_t connected = 0;
-    curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connected);
-    if (f->var != NULL && connected == 0)
-        return err_set(
-            err, BKOAUTH_E_TOKEN_API,
-            "timeout: %s did not take a connection within %ld ms (BKOAUTH_TIMEOUT_MS): is it up, and "
-            "is %s right? (the SSM service at %s was not reached)",
-            f->proxy, h->s->timeout_ms, f->var, f->service);
-    return err_set(err, BKOAUTH_E_TOKEN_API,
-                   "timeout: %s gave no complete answer within %ld ms (BKOAUTH_TIMEOUT_MS); retry later, or "
-                   "raise BKOAUTH_TIMEOUT_MS if the service is just slow",
-                   f->hp, h->s->timeout_ms);
-}
-
-/* What an OpenSSL verification result (X509_V_ERR_*) says of a certificate, and what to do;
- * NULL for the others. */
-static const char *http_cert_problem(long result, const char **fix)
-{
-    *fix = "give the certificate of the CA that issued it (PEM) in BKOAUTH_CA_FILE, or a directory of "
-           "CA certificates (c_rehash) in BKOAUTH_CA_PATH";
-    switch (result) {
-    case 2:  /* unable to get issuer certificate */
-    case 18: /* self-signed certificate */
-    case 19: /* self-signed certificate in the chain */
-    case 20: /* unable to get local issuer certificate */
-    case 21: /* unable to verify the first certificate */
-        return "its certificate is not issued by a CA this host trusts (a private CA, or self-signed)";
-    case 9:
-        *fix = "check this host's clock";
-        return "its certificate is not valid yet";
-    case 10:
-        *fix = "the service must renew its certificate (or this host's clock is wrong)";
-        return "its certificate has expired";
-    default:
-        return NULL;
-    }
-}
-
-/* A TLS failure: whose certificate, and what is wrong with it. */
-static bkoauth_code http_fail_tls(const http_client *h, CURL *c, const http_failure *f, bkoauth_error *err)
-{
-    long result = 0, proxy_result = 0;
-    const char *fix, *problem;
-    curl_easy_getinfo(c, CURLINFO_SSL_VERIFYRESULT, &result);
-    if (f->var != NULL && strcmp(h->proxy.parsed.scheme, "https") == 0)
-        curl_easy_getinfo(c, CURLINFO_PROXY_SSL_VERIFYRESULT, &proxy_result);
-    int of_proxy = proxy_result != 0;
-    if ((problem = http_cert_problem(of_proxy ? proxy_result : result, &fix)) != NULL)
-        return err_set(err, BKOAUTH_E_TOKEN_API,
-                       "TLS failure with %s: %s (%s): %s; or, for testing only, set "
-                       "BKOAUTH_TLS_VERIFY=false",
-                       of_proxy ? f->proxy : f->hp, problem, f->detail, fix);
-    if (f->rc == CURLE_PEER_FAILED_VERIFICATION &&
-        (strstr(f->detail, "subject name") != NULL || strstr(f->detail, "does not match") != NULL))
-        return err_set(
-            err, BKOAUTH_E_TOKEN_API,
-            "TLS failure with %s: its certificate is for another host name than the one in %s (%s): "
-            "write the name the certificate is issued for in %s",
-            f->hp, of_proxy ? f->var : "OAUTH_API_URL", f->detail, of_proxy ? f->var : "OAUTH_API_URL");
-    if (f->rc == CURLE_SSL_CACERT_BADFILE)
-        return err_set(
-            err, BKOAUTH_E_TOKEN_API,
-            "TLS failure with %s (%s): BKOAUTH_CA_FILE or BKOAUTH_CA_PATH cannot be read or holds no CA "
-            "certificate (PEM)",
-            f->hp, f->detail);
-    return err_set(err, BKOAUTH_E_TOKEN_API,
-                   "TLS failure with %s (%s): check the CA bundle given in BKOAUTH_CA_FILE, or, for testing "
-                   "only, set BKOAUTH_TLS_VERIFY=false",
-                   f->hp, f->detail);
-}
-
-/* The proxy answered itself (status, reason) instead of passing the request on. */
-static bkoauth_code http_fail_proxy_answer(const http_client *h, const http_failure *f, long status,
-                                           const char *reason, bkoauth_error *err)
-{
-    if (status == 407 || status == 401) {
-        if (h->proxy.parsed.has_user)
-            return err_set(
-                err, BKOAUTH_E_TOKEN_API,
-                "%s refused its credentials (HTTP %ld \"%s\"): check the proxy's user and password "
-                "in %s (the SSM service at %s was not reached)",
-                f->proxy, status, reason, f->var, f->service);
-        return err_set(err, BKOAUTH_E_TOKEN_API,
-                       "%s asks for credentials (HTTP %ld \"%s\"): write them in %s as "
-                       "http://USER:PASSWORD@host:port (the SSM service at %s was not reached)",
-                       f->proxy, status, reason, f->var, f->service);
-    }
-    return err_set(
-        err, BKOAUTH_E_TOKEN_API,
-        "%s answered HTTP %ld \"%s\" itself instead of passing the request on to the SSM service at "
-        "%s: check that the proxy may and can reach it (OAUTH_API_URL, the proxy's rules), or list "
-        "the service's host in BKOAUTH_NO_PROXY (or no_proxy) to reach it directly",
-        f->proxy, status, reason, f->service);
-}
-
 /* The service could not be reached (connection, name, proxy, time, TLS). BKOAUTH_OK when f is
  * not that. */
 static bkoauth_code http_fail_reach(const http_client *h, CURL *c, const http_failure *f,
@@ -542,8 +399,8 @@ static bkoauth_code http_fail_reach(const http_client *h, CURL *c, const http_fa
                        "reached)",
                        f->proxy[0] ? f->proxy : "the proxy", f->detail,
                        f->var ? f->var : "the proxy settings", f->service);
-    if (f->rc == CURLE_OPERATION_TIMEDOUT) return http_fail_timeout(h, c, f, err);
-    if (http_is_tls_error(f->rc)) return http_fail_tls(h, c, f, err);
+    if (f->rc == CURLE_OPERATION_TIMEDOUT) return http_fail_timeout(h->s->timeout_ms, c, f, err);
+    if (http_is_tls_error(f->rc)) return http_fail_tls(&h->proxy, c, f, err);
     return BKOAUTH_OK;
 }
 
@@ -611,9 +468,9 @@ static bkoauth_code http_fail(http_client *h, CURL *c, CURLcode rc, const http_s
                 ? "out of memory during the HTTP request to the SSM service"
                 : "out of memory during the HTTP request to the SSM service (or an answer past one of "
                   "libcurl's size limits, such as a header line over 100 KB)");
-    http_failure_hops(h, &f);
+    http_failure_hops(&h->proxy, &f);
     if (f.var != NULL && connect_code >= 300) /* the proxy refused the tunnel */
-        return http_fail_proxy_answer(h, &f, connect_code, sink->reason, err);
+        return http_fail_proxy_answer(&h->proxy, &f, connect_code, sink->reason, err);
     bkoauth_code code = http_fail_size(&f, sink, err);
     if (code == BKOAUTH_OK) code = http_fail_reach(h, c, &f, sink, err);
     if (code == BKOAUTH_OK) code = http_fail_transfer(&f, err);
@@ -742,8 +599,8 @@ static bkoauth_code http_proxy_own_answer(const http_client *h, CURL *c, const h
         !(status == 407 || sink->proxy_auth || (status >= 400 && !sink->via && !sink->json)))
         return BKOAUTH_OK;
     http_failure f = {CURLE_OK, status, url, "", "", "", "", NULL};
-    http_failure_hops(h, &f);
-    return http_fail_proxy_answer(h, &f, status, sink->reason, err);
+    http_failure_hops(&h->proxy, &f);
+    return http_fail_proxy_answer(&h->proxy, &f, status, sink->reason, err);
 }
 
 /* A complete answer: its status and body into resp (the body taken from sink). failed: the

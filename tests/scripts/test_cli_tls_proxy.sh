@@ -107,7 +107,7 @@ expect_rc 3 "check, private CA not given"
 expect_out "SSM service: TokenAPIError: .*not issued by a CA this host trusts.*BKOAUTH_CA_FILE" "unknown CA named"
 run OAUTH_API_URL="https://127.0.0.1:$TLS_GOOD" BKOAUTH_CA_FILE="$work/ca.pem" -- check
 expect_rc 0 "check with BKOAUTH_CA_FILE"
-expect_out "SSM service: ok: reached directly \(no proxy\)" "check with BKOAUTH_CA_FILE"
+expect_out "SSM service: ok: reached: HTTP [0-9]+ .*, directly \(no proxy\)" "check with BKOAUTH_CA_FILE"
 run OAUTH_API_URL="https://127.0.0.1:$TLS_GOOD" BKOAUTH_CA_FILE="$work/ca.pem" -- app-token
 expect_rc 0 "app-token over HTTPS with BKOAUTH_CA_FILE"
 expect_out "^[0-9a-f]{40}$" "app-token over HTTPS"
@@ -122,7 +122,7 @@ expect_err "warning: BKOAUTH_TLS_VERIFY is false: TLS verification is off" "veri
 before=$(proxied)
 run OAUTH_API_URL="https://127.0.0.1:$TLS_GOOD" BKOAUTH_CA_FILE="$work/ca.pem" https_proxy="$PROXY" -- check
 expect_rc 0 "check through the proxy"
-expect_out "SSM service: ok: reached through the proxy http://alice:\*\*\*@127.0.0.1:$PROXY_PORT \(from https_proxy\)" \
+expect_out "SSM service: ok: reached: HTTP [0-9]+ .*, through the proxy http://alice:\*\*\*@127.0.0.1:$PROXY_PORT \(from https_proxy\)" \
   "check shows the proxy, masked, and its variable"
 run OAUTH_API_URL="https://127.0.0.1:$TLS_GOOD" BKOAUTH_CA_FILE="$work/ca.pem" HTTPS_PROXY="$PROXY" -- app-token
 expect_rc 0 "app-token through the proxy (CONNECT)"
