@@ -29,7 +29,6 @@ struct http_client {
     CURL *idle[HTTP_POOL_MAX];
     size_t nidle;
     proxy_choice proxy; /* the proxy of OAUTH_API_URL, chosen once (proxy.c) */
-    int tunnel;         /* the proxy is an HTTP(S) proxy and the service is https: a CONNECT tunnel */
     int via_http_proxy; /* the proxy is an HTTP(S) proxy and the service is http: it answers for it */
 };
 
@@ -88,7 +87,6 @@ static bkoauth_code http_choose_proxy(http_client *h, bkoauth_error *err)
     bkoauth_code rc = proxy_choose(scheme, host, s->proxy, s->no_proxy, &h->proxy, err);
     if (rc != BKOAUTH_OK || h->proxy.url == NULL || h->proxy.problem != NULL) return rc;
     int http_proxy = strncmp(h->proxy.parsed.scheme, "socks", 5) != 0;
-    h->tunnel = http_proxy && strcmp(scheme, "https") == 0;
     h->via_http_proxy = http_proxy && strcmp(scheme, "http") == 0;
     return BKOAUTH_OK;
 }

@@ -52,8 +52,10 @@ typedef struct http_response {
 } http_response;
 void http_response_clear(http_response *r);
 
-/* Performs req. BKOAUTH_OK when the server answered with a complete response (any status, the
- * caller judges it); resp is then filled. Otherwise BKOAUTH_E_TOKEN_API (or BKOAUTH_E_NOMEM)
+/* Performs req, through the proxy chosen by http_new() (its password in the scrub's scope for the
+ * call). BKOAUTH_OK when the server answered with a complete response (any status, the caller
+ * judges it; an answer a proxy gave itself instead of passing the request on is a failure that
+ * names the proxy); resp is then filled. Otherwise BKOAUTH_E_TOKEN_API (or BKOAUTH_E_NOMEM)
  * with a message saying what failed (connection refused to host:port, timeout after N ms, TLS
  * failure, truncated or too large response) and what to do, without the URL's query; resp is
  * then empty, except err->http_status is set when a status line had arrived. */
