@@ -12,9 +12,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "bkoauth.h"
 #include "devserver.h"
@@ -319,6 +323,31 @@ static void test_proxy_down_named(void **state)
     bkoauth_client_free(c);
 }
 
+static void test_proxy_timeout_named(void **state)
+{
+    (void)state;
+    /* a proxy that takes connections (the kernel's backlog) and never answers */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    char url[64], want[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    setenv("http_proxy", url, 1);
+    const char *extra[] = {"BKOAUTH_TIMEOUT_MS", "300", NULL};
+    bkoauth_error e;
+    expect_failure(fx->dev->url, extra, &e);
+    close(fd);
+    assert_has(e.message, "timeout");
+    snprintf(want, sizeof want, "through the proxy at 127.0.0.1:%d (from http_proxy)", ntohs(a.sin_port));
+    assert_has(e.message, want);
+}
+
 static void test_proxy_credentials_refused(void **state)
 {
     (void)state;
@@ -472,6 +501,7 @@ int main(void)
         cmocka_unit_test_setup(test_http_through_http_proxy, each),
         cmocka_unit_test_setup(test_https_through_proxy_tunnel, each),
         cmocka_unit_test_setup(test_proxy_down_named, each),
+        cmocka_unit_test_setup(test_proxy_timeout_named, each),
         cmocka_unit_test_setup(test_proxy_credentials_refused, each),
         cmocka_unit_test_setup(test_proxy_cannot_reach_service, each),
         cmocka_unit_test_setup(test_service_refusal_through_proxy_says_so, each),
