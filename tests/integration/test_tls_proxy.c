@@ -140,7 +140,7 @@ static bkoauth_client *client(const char *api_url, const char *const *extra)
     test_settings_base(&s, api_url, APP_CODE, APP_SECRET, db);
     test_settings_set(&s, "BKOAUTH_LOG_LEVEL", "debug");
     test_settings_set(&s, "BKOAUTH_BACKOFF_SECONDS", "0");
-    test_settings_set(&s, "BKOAUTH_TIMEOUT_MS", "5000");
+    test_settings_set(&s, "BKOAUTH_TIMEOUT_MS", "20000"); /* loading the system CAs is slow under valgrind */
     test_settings_set_all(&s, extra);
     bkoauth_client *c = test_settings_client(s.kv, &e);
     if (c == NULL) fail_msg("client: %s", e.message);
