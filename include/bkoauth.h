@@ -201,8 +201,22 @@ BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
  *  |                          | or a zone name such as Asia/Shanghai (USE_TZ = False    |
  *  |                          | with that TIME_ZONE), whatever the process's TZ         |
  *  | BKOAUTH_TIMEOUT_MS       | SSM call timeout in milliseconds                        | 10000
- *  | BKOAUTH_TLS_VERIFY       | verify the SSM's TLS certificate                        | true
- *  | BKOAUTH_CA_FILE          | CA bundle for that                                      | system default
+ *  | BKOAUTH_TLS_VERIFY       | verify the SSM's TLS certificate (false: off, warned)   | true
+ *  | BKOAUTH_CA_FILE          | PEM file of the CAs to trust (a private CA): replaces   | system default
+ *  |                          | libcurl's default bundle file; libcurl's default CA     |
+ *  |                          | directory (Debian: /etc/ssl/certs) stays in use         |
+ *  | BKOAUTH_CA_PATH          | directory of CA certificates (hashed, c_rehash) instead | system default
+ *  |                          | of libcurl's default directory                          |
+ *  | BKOAUTH_PROXY            | the proxy of the SSM calls, as curl's -x: a URL         | (environment)
+ *  |                          | [http|https|socks4|socks4a|socks5|socks5h]://           |
+ *  |                          | [USER:PASSWORD@]HOST[:PORT] (no scheme: http; no port:  |
+ *  |                          | 1080, https 443); none (or "") for no proxy whatever    |
+ *  |                          | the environment says. Unset: https_proxy/HTTPS_PROXY,   |
+ *  |                          | http_proxy (lower case only), all_proxy/ALL_PROXY, as   |
+ *  |                          | curl. An https:// proxy is verified as the service      |
+ *  | BKOAUTH_NO_PROXY         | hosts reached without the proxy, as NO_PROXY (which it  | no_proxy/NO_PROXY
+ *  |                          | replaces): "*", names with their subdomains, IPv4       |
+ *  |                          | addresses and a.b.c.d/n ranges, by comma or blank       |
  *  | BKOAUTH_LOG_LEVEL        | off, error, warning, info, debug                        | warning
  *  | BKOAUTH_CACHE_SECONDS    | how long a saved token is reused from memory (0: off)   | 10
  *  | BKOAUTH_BACKOFF_SECONDS  | after a renewal failed because the SSM service fails, a   | 5
@@ -310,7 +324,10 @@ typedef void (*bkoauth_log_fn)(void *ctx, int level, const char *message);
  *  Every line is one line a person can read: no secret, no line break, no control character
  *  or text-direction mark (they are escaped: a line break as a backslash and n).
  *  With BKOAUTH_TLS_VERIFY false, bkoauth_client_new() warns at once (on the default logger)
- *  at every level but off, and the new logger gets that warning again when it is set. */
+ *  at every level but off, and the new logger gets that warning again when it is set. The
+ *  proxy the client's SSM calls go through (chosen once, when the client is made, from
+ *  BKOAUTH_PROXY, BKOAUTH_NO_PROXY and the environment) is logged at info, its password as ***,
+ *  with the variable it came from; a proxy variable that cannot be used is a warning. */
 BKOAUTH_API void bkoauth_client_set_logger(bkoauth_client *client, bkoauth_log_fn fn, void *ctx);
 
 /** What a client has done since it was created, for monitoring. Counters only grow, except

@@ -10,6 +10,7 @@ PACKAGES=(
   python3-jwt python3-cryptography
   libmariadb-dev mariadb-server mariadb-client python3-mysqldb tzdata
   libfaketime faketime
+  tinyproxy-bin stunnel4
 )
 
 missing=()

@@ -693,6 +693,11 @@ const bk_settings *client_settings(const bkoauth_client *c)
     return &c->s;
 }
 
+const char *client_route(const bkoauth_client *c, char *out, size_t size)
+{
+    return ssm_route(c->ssm, out, size);
+}
+
 const bk_logger *client_logger(const bkoauth_client *c)
 {
     return &c->logger;

@@ -4,6 +4,7 @@
  * A bkoauth_config holds the text of each setting as given (validated when set).
  * settings_from_config() (settings.c) turns it into the bk_settings the client works with. */
 #include "config_int.h"
+#include "ssm/proxy.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -31,6 +32,9 @@ const setting config_settings[S_COUNT] = {
     [S_TIMEOUT_MS] = {"BKOAUTH_TIMEOUT_MS", K_INT, "10000", 1, 600000L},
     [S_TLS_VERIFY] = {"BKOAUTH_TLS_VERIFY", K_BOOL, "true", 0, 0},
     [S_CA_FILE] = {"BKOAUTH_CA_FILE", K_TEXT, NULL, 0, 0},
+    [S_CA_PATH] = {"BKOAUTH_CA_PATH", K_TEXT, NULL, 0, 0},
+    [S_PROXY] = {"BKOAUTH_PROXY", K_PROXY, NULL, 0, 0},
+    [S_NO_PROXY] = {"BKOAUTH_NO_PROXY", K_TEXT, NULL, 0, 0},
     [S_LOG_LEVEL] = {"BKOAUTH_LOG_LEVEL", K_LOG_LEVEL, "warning", 0, 0},
     [S_CACHE_SECONDS] = {"BKOAUTH_CACHE_SECONDS", K_INT, "10", 0, 86400L},
     [S_DB_CONNECTIONS] = {"BKOAUTH_DB_CONNECTIONS", K_INT, "13", 3, 1000L},
@@ -150,6 +154,20 @@ static bkoauth_code check_url(const char *name, const char *value, bkoauth_error
                    name, bk_url_hide_password(value, shown, sizeof shown), name);
 }
 
+/* A proxy URL libcurl can use, or "" / none (no proxy). */
+static bkoauth_code check_proxy(const char *name, const char *value, bkoauth_error *err)
+{
+    proxy_url u;
+    const char *why = value[0] == '\0' || strcasecmp(value, "none") == 0 ? NULL : proxy_parse(value, &u);
+    bkoauth__wipe(&u, sizeof u);
+    if (why == NULL) return BKOAUTH_OK;
+    char shown[256]; /* never the password of a URL */
+    return err_set(err, BKOAUTH_E_CONFIG,
+                   "%s: '%.200s' is not a proxy URL libcurl can use: %s; e.g. %s = "
+                   "'http://proxy.example.com:3128', or 'none' for no proxy whatever the environment says",
+                   name, bk_url_hide_password(value, shown, sizeof shown), why, name);
+}
+
 /* Each entry of the dict setting st: a named string (K_STRMAP) or scalar (K_OBJECT). */
 static bkoauth_code check_entries(const setting *st, json_t *j, bkoauth_error *err)
 {
@@ -263,6 +281,8 @@ static bkoauth_code check_kind(const setting *st, const char *value, bkoauth_err
         zone_free(z);
         return rc;
     }
+    case K_PROXY:
+        return check_proxy(name, value, err);
     case K_LOG_LEVEL:
         if (config_parse_log_level(value, &b) == 0) return BKOAUTH_OK;
         return err_set(err, BKOAUTH_E_CONFIG, "%s: '%.64s' is not one of off, error, warning, info, debug",

@@ -17,7 +17,8 @@ typedef enum setting_kind {
     K_INT,       /* decimal in [min, max] */
     K_DBURL,     /* sqlite:PATH, postgresql://... or mysql://... */
     K_TIME_ZONE, /* UTC, local or a zone name */
-    K_LOG_LEVEL  /* off, error, warning, info, debug */
+    K_LOG_LEVEL, /* off, error, warning, info, debug */
+    K_PROXY      /* a proxy URL, or "" / none: no proxy */
 } setting_kind;
 
 typedef struct setting {
@@ -45,6 +46,9 @@ enum {
     S_TIMEOUT_MS,
     S_TLS_VERIFY,
     S_CA_FILE,
+    S_CA_PATH,
+    S_PROXY,
+    S_NO_PROXY,
     S_LOG_LEVEL,
     S_CACHE_SECONDS,
     S_DB_CONNECTIONS,

@@ -204,6 +204,10 @@ typedef struct bk_settings {
     long timeout_ms;             /* BKOAUTH_TIMEOUT_MS */
     int tls_verify;              /* BKOAUTH_TLS_VERIFY */
     char *ca_file;               /* BKOAUTH_CA_FILE or NULL */
+    char *ca_path;               /* BKOAUTH_CA_PATH or NULL */
+    char *proxy;                 /* BKOAUTH_PROXY as written (may hold a password); NULL when unset,
+                                    "" or "none": no proxy */
+    char *no_proxy;              /* BKOAUTH_NO_PROXY; NULL when unset */
     int log_level;               /* BKOAUTH_LOG_* */
     int cache_seconds;           /* BKOAUTH_CACHE_SECONDS */
     int db_connections;          /* BKOAUTH_DB_CONNECTIONS: most connections a client opens to its store */
@@ -285,6 +289,9 @@ void bkoauth__jwt_keys_clear(void);
 
 const bk_settings *client_settings(const bkoauth_client *c);
 const bk_logger *client_logger(const bkoauth_client *c);
+/* " through the proxy http://user:***@host:port (from https_proxy)" when the client's SSM calls go
+ * through a proxy, else "" (chosen when the client was made). */
+const char *client_route(const bkoauth_client *c, char *out, size_t size);
 /* The client's token store (for tests that inject store faults). */
 struct store *client_store(const bkoauth_client *c);
 

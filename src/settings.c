@@ -19,6 +19,9 @@ void settings_clear(bk_settings *s)
     bk_wipe_free(s->database_url); /* a database URL may hold a password */
     bkoauth__free(s->database_path);
     bkoauth__free(s->ca_file);
+    bkoauth__free(s->ca_path);
+    bk_wipe_free(s->proxy); /* may hold a password */
+    bkoauth__free(s->no_proxy);
     zone_free(s->db_zone);
     memset(s, 0, sizeof *s);
 }
@@ -101,6 +104,10 @@ static void copy_app(const bkoauth_config *config, bk_settings *out, int *lost)
     out->apigw_public_key = bk_empty(pem) ? NULL : dup_or_null(pem, lost);
     const char *ca = config_value(config, S_CA_FILE);
     out->ca_file = bk_empty(ca) ? NULL : dup_or_null(ca, lost);
+    const char *capath = config_value(config, S_CA_PATH);
+    out->ca_path = bk_empty(capath) ? NULL : dup_or_null(capath, lost);
+    out->proxy = dup_or_null(config_value(config, S_PROXY), lost);
+    out->no_proxy = dup_or_null(config_value(config, S_NO_PROXY), lost);
 }
 
 /* The store BKOAUTH_DATABASE_URL names (checked when set: sqlite:, MySQL or PostgreSQL). */

@@ -877,8 +877,11 @@ static void cli_check_client(cli_checks *k, bkoauth_client *client)
     }
     long status = 0;
     if (bkoauth_check_service(client, &status, &e) == BKOAUTH_OK) {
-        snprintf(line, sizeof line, "reached: HTTP %ld to a plain GET of OAUTH_API_URL (no token asked for)",
-                 status);
+        char route[420];
+        client_route(client, route, sizeof route);
+        snprintf(line, sizeof line,
+                 "reached: HTTP %ld to a plain GET of OAUTH_API_URL (no token asked for), %s", status,
+                 route[0] ? route + 1 : "directly (no proxy)");
         cli_check_line(k, "SSM service", BKOAUTH_OK, line);
     } else {
         cli_check_line(k, "SSM service", e.code, e.message);

@@ -5,6 +5,8 @@
  * of easy handles; a handle keeps its live connections when it goes back to the list
  * (curl_easy_reset keeps them), so consecutive calls, from any thread, reuse connections. */
 #include "http.h"
+#include "http_fail.h"
+#include "proxy.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -26,6 +28,8 @@ struct http_client {
     pthread_mutex_t lock;    /* guards idle/nidle */
     CURL *idle[HTTP_POOL_MAX];
     size_t nidle;
+    proxy_choice proxy; /* the proxy of OAUTH_API_URL, chosen once (proxy.c) */
+    int via_http_proxy; /* the proxy is an HTTP(S) proxy and the service is http: it answers for it */
 };
 
 static pthread_mutex_t http_init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -46,6 +50,47 @@ static bkoauth_code http_global_init(bkoauth_error *err)
     return rc;
 }
 
+/* The scheme and host of url as libcurl takes them (an IPv6 host without its brackets), for the
+ * choice of the proxy. 0, or -1 when url cannot be read (libcurl will say why at the call). */
+static int http_scheme_host(const char *url, char *scheme, size_t ssize, char *host, size_t hsize)
+{
+    CURLU *u = curl_url();
+    char *sc = NULL, *ho = NULL;
+    int rc = -1;
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &sc, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &ho, 0) == CURLUE_OK) {
+        size_t n = strlen(ho);
+        if (ho[0] == '[' && n >= 2 && ho[n - 1] == ']')
+            snprintf(host, hsize, "%.*s", (int)(n - 2), ho + 1);
+        else
+            snprintf(host, hsize, "%s", ho);
+        snprintf(scheme, ssize, "%s", sc);
+        for (char *p = scheme; *p; p++)
+            if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+        rc = 0;
+    }
+    curl_free(sc);
+    curl_free(ho);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* Chooses the proxy of s->api_url (none when it is not set or not an http(s) URL). */
+static bkoauth_code http_choose_proxy(http_client *h, bkoauth_error *err)
+{
+    char scheme[16], host[300];
+    const bk_settings *s = h->s;
+    if (bk_empty(s->api_url) || http_scheme_host(s->api_url, scheme, sizeof scheme, host, sizeof host) != 0 ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+        return BKOAUTH_OK;
+    bkoauth_code rc = proxy_choose(scheme, host, s->proxy, s->no_proxy, &h->proxy, err);
+    if (rc != BKOAUTH_OK || h->proxy.url == NULL || h->proxy.problem != NULL) return rc;
+    int http_proxy = strncmp(h->proxy.parsed.scheme, "socks", 5) != 0;
+    h->via_http_proxy = http_proxy && strcmp(scheme, "http") == 0;
+    return BKOAUTH_OK;
+}
+
 http_client *http_new(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
 {
     if (http_global_init(err) != BKOAUTH_OK) return NULL;
@@ -61,6 +106,11 @@ http_client *http_new(const bk_settings *s, const bk_logger *logger, bkoauth_err
     }
     h->s = s;
     h->logger = logger;
+    if (http_choose_proxy(h, err) != BKOAUTH_OK) {
+        pthread_mutex_destroy(&h->lock);
+        bkoauth__free(h);
+        return NULL;
+    }
     http_announce(h);
     return h;
 }
@@ -73,6 +123,29 @@ void http_announce(const http_client *h)
             h->logger, BKOAUTH_LOG_WARNING,
             "BKOAUTH_TLS_VERIFY is false: TLS verification is off, the SSM service's certificate is not "
             "checked and anyone on the network path can impersonate it");
+    if (h == NULL) return;
+    char via[400];
+    const proxy_choice *p = &h->proxy;
+    if (p->url != NULL && p->problem != NULL)
+        log_write(h->logger, BKOAUTH_LOG_WARNING,
+                  "the proxy in %s (%s) cannot be used: %s; every SSM call fails until %s is fixed (or "
+                  "BKOAUTH_PROXY names the proxy, or none)",
+                  p->source, p->shown, p->problem, p->source);
+    else if (p->url != NULL)
+        log_write(h->logger, BKOAUTH_LOG_INFO, "SSM calls go through %s", proxy_describe(p, via, sizeof via));
+    else if (p->source != NULL)
+        log_write(h->logger, BKOAUTH_LOG_INFO, "SSM calls go to the service directly (%s says so)",
+                  p->source);
+}
+
+const char *http_route(const http_client *h, char *out, size_t size)
+{
+    char via[400];
+    if (h == NULL || h->proxy.url == NULL)
+        snprintf(out, size, "%s", "");
+    else
+        snprintf(out, size, " through %s", proxy_describe(&h->proxy, via, sizeof via));
+    return out;
 }
 
 void http_free(http_client *h)
@@ -81,6 +154,7 @@ void http_free(http_client *h)
     for (size_t i = 0; i < h->nidle; i++)
         curl_easy_cleanup(h->idle[i]);
     pthread_mutex_destroy(&h->lock);
+    proxy_choice_clear(&h->proxy);
     bkoauth__free(h);
 }
 
@@ -144,6 +218,11 @@ typedef struct http_sink {
     size_t header_bytes;   /* response header bytes so far (interim answers included) */
     int headers_too_large; /* more than HTTP_MAX_HEADERS of them: the transfer was stopped */
     int socket_errno;      /* why the last socket could not be made (EMFILE...), else 0 */
+    /* of the last answer's header (a CONNECT answer's too): what tells a proxy's own answer */
+    int via;         /* a Via header: passed on by a proxy */
+    int proxy_auth;  /* a Proxy-Authenticate header: a proxy asks for credentials */
+    int json;        /* Content-Type says JSON, as every SSM answer */
+    char reason[64]; /* the status line's reason phrase (outside text: scrubbed when shown) */
 } http_sink;
 
 /* Makes the connection's socket (close-on-exec), keeping why it could not be made: libcurl
@@ -157,11 +236,43 @@ static curl_socket_t http_open_socket(void *userdata, curlsocktype purpose, stru
     return s;
 }
 
+/* 1 when the header line data (n bytes) is the header name (with its colon). */
+static int http_header_is(const char *data, size_t n, const char *name)
+{
+    size_t k = strlen(name);
+    return n > k && strncasecmp(data, name, k) == 0;
+}
+
+/* Notes what a header line says of who answered (see http_sink). */
+static void http_note_header(http_sink *sink, const char *data, size_t n)
+{
+    if (n > 5 && strncmp(data, "HTTP/", 5) == 0) { /* a new answer: "HTTP/1.1 407 Reason" */
+        sink->via = sink->proxy_auth = sink->json = 0;
+        const char *sp = memchr(data, ' ', n), *end = data + n;
+        if (sp != NULL) sp = memchr(sp + 1, ' ', (size_t)(end - sp - 1));
+        size_t len = 0;
+        if (sp != NULL) {
+            sp++;
+            while (sp + len < end && sp[len] != '\r' && sp[len] != '\n')
+                len++;
+        }
+        if (len >= sizeof sink->reason) len = sizeof sink->reason - 1;
+        if (len > 0) memcpy(sink->reason, sp, len);
+        sink->reason[len] = '\0';
+    } else if (http_header_is(data, n, "via:")) {
+        sink->via = 1;
+    } else if (http_header_is(data, n, "proxy-authenticate:")) {
+        sink->proxy_auth = 1;
+    } else if (http_header_is(data, n, "content-type:")) {
+        for (size_t i = 13; i + 4 <= n; i++)
+            if (strncasecmp(data + i, "json", 4) == 0) sink->json = 1;
+    }
+}
+
 /* Counts the response's header bytes: more than HTTP_MAX_HEADERS stops the transfer (an SSM
  * answer has a few hundred bytes of them). */
 static size_t http_header(char *data, size_t size, size_t nmemb, void *userdata)
 {
-    (void)data;
     http_sink *sink = userdata;
     size_t n = size * nmemb;
     sink->header_bytes += n;
@@ -169,6 +280,7 @@ static size_t http_header(char *data, size_t size, size_t nmemb, void *userdata)
         sink->headers_too_large = 1;
         return 0; /* makes curl fail with CURLE_WRITE_ERROR */
     }
+    http_note_header(sink, data, n);
     return n;
 }
 
@@ -190,22 +302,6 @@ static void http_slist_wipe_free(struct curl_slist *list)
     for (struct curl_slist *p = list; p != NULL; p = p->next)
         if (p->data != NULL) bkoauth__wipe(p->data, strlen(p->data));
     curl_slist_free_all(list);
-}
-
-/* Host and port of url for messages (no user info, no query). Writes "?" when unparsable. */
-static void http_host_port(const char *url, char *out, size_t size)
-{
-    snprintf(out, size, "?");
-    CURLU *u = curl_url();
-    if (u == NULL) return;
-    char *host = NULL, *port = NULL;
-    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
-        snprintf(out, size, "%s:%s", host, port);
-    curl_free(host);
-    curl_free(port);
-    curl_url_cleanup(u);
 }
 
 static int http_is_tls_error(CURLcode rc)
@@ -237,15 +333,6 @@ static int http_scheme_ok(const char *url)
     return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
 }
 
-/* A failed transfer, as the messages name it. */
-typedef struct http_failure {
-    CURLcode rc;
-    long status;        /* of the status line that arrived, else 0 */
-    const char *url;    /* may hold secrets: never in a message */
-    char hp[300];       /* host:port */
-    const char *detail; /* libcurl's own words */
-} http_failure;
-
 /* The answer was larger than a limit (ours, or libcurl's). BKOAUTH_OK when f is not that. */
 static bkoauth_code http_fail_size(const http_failure *f, const http_sink *sink, bkoauth_error *err)
 {
@@ -273,6 +360,12 @@ static bkoauth_code http_fail_connect(CURL *c, const http_failure *f, const http
 {
     long oserr = sink->socket_errno;
     if (oserr == 0) curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr);
+    if (f->var != NULL && oserr != EMFILE && oserr != ENFILE)
+        return err_set(err, BKOAUTH_E_TOKEN_API,
+                       "%s %s: is the proxy running there, and is %s right? (the SSM service at %s was not "
+                       "reached)",
+                       oserr == ECONNREFUSED ? "connection refused by" : "cannot connect to", f->proxy,
+                       f->var, f->service);
     if (oserr == ECONNREFUSED)
         return err_set(
             err, BKOAUTH_E_TOKEN_API,
@@ -300,20 +393,12 @@ static bkoauth_code http_fail_reach(const http_client *h, CURL *c, const http_fa
                        "cannot resolve the host of %s (%s): check OAUTH_API_URL and DNS", f->hp, f->detail);
     if (f->rc == CURLE_COULDNT_RESOLVE_PROXY)
         return err_set(err, BKOAUTH_E_TOKEN_API,
-                       "cannot resolve the proxy (%s): check the http_proxy/https_proxy environment",
-                       f->detail);
-    if (f->rc == CURLE_OPERATION_TIMEDOUT)
-        return err_set(
-            err, BKOAUTH_E_TOKEN_API,
-            "timeout: %s gave no complete answer within %ld ms (BKOAUTH_TIMEOUT_MS); retry later, or "
-            "raise BKOAUTH_TIMEOUT_MS if the service is just slow",
-            f->hp, h->s->timeout_ms);
-    if (http_is_tls_error(f->rc))
-        return err_set(
-            err, BKOAUTH_E_TOKEN_API,
-            "TLS failure with %s (%s): check the CA bundle given in BKOAUTH_CA_FILE, or, for testing "
-            "only, set BKOAUTH_TLS_VERIFY=false",
-            f->hp, f->detail);
+                       "cannot resolve the host of %s (%s): check %s and DNS (the SSM service at %s was not "
+                       "reached)",
+                       f->proxy[0] ? f->proxy : "the proxy", f->detail,
+                       f->var ? f->var : "the proxy settings", f->service);
+    if (f->rc == CURLE_OPERATION_TIMEDOUT) return http_fail_timeout(h->s->timeout_ms, c, f, err);
+    if (http_is_tls_error(f->rc)) return http_fail_tls(&h->proxy, c, f, err);
     return BKOAUTH_OK;
 }
 
@@ -368,8 +453,10 @@ static bkoauth_code http_fail_protocol(const http_failure *f, bkoauth_error *err
 static bkoauth_code http_fail(http_client *h, CURL *c, CURLcode rc, const http_sink *sink, const char *url,
                               const char *errbuf, int oom, bkoauth_error *err)
 {
-    http_failure f = {rc, 0, url, "", errbuf[0] ? errbuf : curl_easy_strerror(rc)};
+    http_failure f = {rc, 0, url, "", errbuf[0] ? errbuf : curl_easy_strerror(rc), "", "", NULL};
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &f.status);
+    long connect_code = 0;
+    curl_easy_getinfo(c, CURLINFO_HTTP_CONNECTCODE, &connect_code);
     if (oom || sink->buf.oom)
         return err_set(err, BKOAUTH_E_NOMEM, "out of memory during the HTTP request to the SSM service");
     if (rc == CURLE_OUT_OF_MEMORY && !(bkoauth__curl_allocations_counted() && f.status > 0))
@@ -379,7 +466,9 @@ static bkoauth_code http_fail(http_client *h, CURL *c, CURLcode rc, const http_s
                 ? "out of memory during the HTTP request to the SSM service"
                 : "out of memory during the HTTP request to the SSM service (or an answer past one of "
                   "libcurl's size limits, such as a header line over 100 KB)");
-    http_host_port(url, f.hp, sizeof f.hp);
+    http_failure_hops(&h->proxy, &f);
+    if (f.var != NULL && connect_code >= 300) /* the proxy refused the tunnel */
+        return http_fail_proxy_answer(&h->proxy, &f, connect_code, sink->reason, err);
     bkoauth_code code = http_fail_size(&f, sink, err);
     if (code == BKOAUTH_OK) code = http_fail_reach(h, c, &f, sink, err);
     if (code == BKOAUTH_OK) code = http_fail_transfer(&f, err);
@@ -434,6 +523,25 @@ static int http_set_method(CURL *c, const http_request *req)
     return curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method) == CURLE_OUT_OF_MEMORY;
 }
 
+/* The proxy as chosen (proxy.c), never libcurl's own choice: CURLOPT_PROXY is the proxy, or ""
+ * for none, and CURLOPT_NOPROXY "" keeps libcurl from reading NO_PROXY again. An https:// proxy's
+ * certificate is checked as the service's. Returns 1 when an option could not be set for want of
+ * memory. */
+static int http_set_proxy(const http_client *h, CURL *c)
+{
+    const proxy_choice *p = &h->proxy;
+    int oom = curl_easy_setopt(c, CURLOPT_PROXY, p->url != NULL ? p->url : "") == CURLE_OUT_OF_MEMORY;
+    oom |= curl_easy_setopt(c, CURLOPT_NOPROXY, "") == CURLE_OUT_OF_MEMORY;
+    if (p->url == NULL || strcmp(p->parsed.scheme, "https") != 0) return oom;
+    curl_easy_setopt(c, CURLOPT_PROXY_SSL_VERIFYPEER, h->s->tls_verify ? 1L : 0L);
+    curl_easy_setopt(c, CURLOPT_PROXY_SSL_VERIFYHOST, h->s->tls_verify ? 2L : 0L);
+    if (!bk_empty(h->s->ca_file))
+        oom |= curl_easy_setopt(c, CURLOPT_PROXY_CAINFO, h->s->ca_file) == CURLE_OUT_OF_MEMORY;
+    if (!bk_empty(h->s->ca_path))
+        oom |= curl_easy_setopt(c, CURLOPT_PROXY_CAPATH, h->s->ca_path) == CURLE_OUT_OF_MEMORY;
+    return oom;
+}
+
 /* Sets every option of one transfer of req on c. Options that libcurl copies allocate: one that
  * could not be set (the CA bundle, the allowed protocols) must never pass silently, so their
  * results are checked. Returns 1 when one could not be set for want of memory. */
@@ -458,6 +566,9 @@ static int http_set_options(const http_client *h, CURL *c, const http_request *r
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, h->s->tls_verify ? 2L : 0L);
     if (!bk_empty(h->s->ca_file))
         oom |= curl_easy_setopt(c, CURLOPT_CAINFO, h->s->ca_file) == CURLE_OUT_OF_MEMORY;
+    if (!bk_empty(h->s->ca_path))
+        oom |= curl_easy_setopt(c, CURLOPT_CAPATH, h->s->ca_path) == CURLE_OUT_OF_MEMORY;
+    oom |= http_set_proxy(h, c);
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_MAX_RESPONSE);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
@@ -470,6 +581,24 @@ static int http_set_options(const http_client *h, CURL *c, const http_request *r
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     return oom | http_set_method(c, req);
+}
+
+/* BKOAUTH_OK, or the failure when an HTTP proxy answered a plain-HTTP request itself instead of
+ * passing on the service's answer: a 407, an answer asking for proxy credentials, or an error
+ * that no proxy passed on (no Via header: RFC 9110 has every proxy add one) and that is not JSON,
+ * as every SSM answer is (tinyproxy answers a wrong password with a 401 of its own, and a service
+ * it cannot reach with a 500, both without Via). */
+static bkoauth_code http_proxy_own_answer(const http_client *h, CURL *c, const http_sink *sink,
+                                          const char *url, bkoauth_error *err)
+{
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (!h->via_http_proxy ||
+        !(status == 407 || sink->proxy_auth || (status >= 400 && !sink->via && !sink->json)))
+        return BKOAUTH_OK;
+    http_failure f = {CURLE_OK, status, url, "", "", "", "", NULL};
+    http_failure_hops(&h->proxy, &f);
+    return http_fail_proxy_answer(&h->proxy, &f, status, sink->reason, err);
 }
 
 /* A complete answer: its status and body into resp (the body taken from sink). failed: the
@@ -490,9 +619,31 @@ static bkoauth_code http_take_answer(CURL *c, http_sink *sink, unsigned long fai
     return BKOAUTH_OK;
 }
 
+static bkoauth_code http_perform_scoped(http_client *h, const http_request *req, http_response *resp,
+                                        bkoauth_error *err);
+
 bkoauth_code http_perform(http_client *h, const http_request *req, http_response *resp, bkoauth_error *err)
 {
     memset(resp, 0, sizeof *resp);
+    const proxy_choice *p = &h->proxy;
+    if (p->url != NULL && p->problem != NULL)
+        return err_set(
+            err, BKOAUTH_E_TOKEN_API,
+            "the proxy in %s (%s) cannot be used: %s; fix %s, or name the proxy in BKOAUTH_PROXY (none: "
+            "no proxy)",
+            p->source, p->shown, p->problem, p->source);
+    /* whatever the proxy or libcurl says during the call is scrubbed of the proxy's password */
+    bk_scope scope;
+    bk_scope_enter(&scope);
+    bk_scope_add(&scope, p->parsed.password);
+    bkoauth_code code = http_perform_scoped(h, req, resp, err);
+    bk_scope_leave(&scope);
+    return code;
+}
+
+static bkoauth_code http_perform_scoped(http_client *h, const http_request *req, http_response *resp,
+                                        bkoauth_error *err)
+{
     unsigned long failed = bkoauth__alloc_failures();
     CURL *c = http_acquire(h);
     if (c == NULL) return err_nomem(err);
@@ -504,7 +655,7 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
 
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
-    http_sink sink = {{NULL, 0, 0, 0, 1}, 0, 0, 0, 0}; /* the answer holds tokens */
+    http_sink sink = {{NULL, 0, 0, 0, 1}, 0, 0, 0, 0, 0, 0, 0, ""}; /* the answer holds tokens */
     bkoauth_code code;
     if (http_set_options(h, c, req, headers, &sink, errbuf) || bkoauth__alloc_failures() != failed) {
         code = err_set(err, BKOAUTH_E_NOMEM, "out of memory preparing the HTTP request to the SSM service");
@@ -512,7 +663,7 @@ bkoauth_code http_perform(http_client *h, const http_request *req, http_response
         CURLcode rc = curl_easy_perform(c);
         if (rc != CURLE_OK)
             code = http_fail(h, c, rc, &sink, req->url, errbuf, bkoauth__alloc_failures() != failed, err);
-        else
+        else if ((code = http_proxy_own_answer(h, c, &sink, req->url, err)) == BKOAUTH_OK)
             code = http_take_answer(c, &sink, failed, resp, err);
     }
     buf_free(&sink.buf);

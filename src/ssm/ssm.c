@@ -661,12 +661,14 @@ static bkoauth_code ssm_attempt(ssm_client *c, const ssm_request *rq, ssm_grant 
     ssm_call call;
     memset(&call, 0, sizeof call);
     rc = ssm_build(c, rq, &call, err);
-    char shown[512];
+    char shown[512], route[420];
     ssm_display_url(c->s->api_url, call.path ? call.path : "", shown, sizeof shown);
+    /* every failure says whether a proxy was in the way, and which */
+    http_route(c->http, route, sizeof route);
     if (rc != BKOAUTH_OK) /* a setting the protocol cannot use, or out of memory building */
-        err_prefix(err, "SSM %s call to %s failed", what, shown);
+        err_prefix(err, "SSM %s call to %s%s failed", what, shown, route);
     else if ((rc = ssm_send(c, &call, what, out, err)) != BKOAUTH_OK && rc != BKOAUTH_E_NOMEM)
-        err_prefix(err, "SSM %s call to %s failed", what, shown);
+        err_prefix(err, "SSM %s call to %s%s failed", what, shown, route);
     ssm_call_clear(&call);
     return rc;
 }
@@ -716,9 +718,17 @@ bkoauth_code ssm_ping(ssm_client *c, long *status, bkoauth_error *err)
     http_response resp = {0};
     bkoauth_code rc = http_perform(c->http, &req, &resp, err);
     if (rc == BKOAUTH_OK) *status = resp.status;
+    char route[420];
+    if (rc == BKOAUTH_E_TOKEN_API && http_route(c->http, route, sizeof route)[0] != '\0')
+        err_prefix(err, "GET of OAUTH_API_URL%s", route);
     http_response_clear(&resp);
     buf_free(&url);
     return rc == BKOAUTH_OK ? err_ok(err) : rc;
+}
+
+const char *ssm_route(const ssm_client *c, char *out, size_t size)
+{
+    return http_route(c != NULL ? c->http : NULL, out, size);
 }
 
 void ssm_announce(const ssm_client *c)

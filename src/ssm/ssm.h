@@ -24,6 +24,10 @@ void ssm_after_fork(ssm_client *c);
 /* Logs again what ssm_new() logged of the settings (TLS verification off), for a new logger. */
 void ssm_announce(const ssm_client *c);
 
+/* " through the proxy http://user:***@host:port (from https_proxy)" when the client's calls go
+ * through a proxy, else "" (see http_route). */
+const char *ssm_route(const ssm_client *c, char *out, size_t size);
+
 /* The wire protocol the client speaks: "ieod" or "ee". */
 const char *ssm_protocol_name(const ssm_client *c);
 

@@ -1,0 +1,60 @@
+/* proxy.h - which proxy, if any, the SSM calls go through: chosen by the library as libcurl 7.88
+ * chooses it (BKOAUTH_PROXY as CURLOPT_PROXY, BKOAUTH_NO_PROXY as CURLOPT_NOPROXY, then the
+ * environment: <scheme>_proxy, ALL_PROXY, NO_PROXY), so that every message can name the proxy
+ * and the variable it came from. http.c then hands libcurl the choice explicitly. */
+#ifndef BKOAUTH_SSM_PROXY_H
+#define BKOAUTH_SSM_PROXY_H
+
+#include "../internal.h"
+
+/* The longest proxy URL taken (outside text: the environment). */
+#define PROXY_URL_MAX 2048
+
+/* A proxy URL as libcurl reads it: [scheme://][user[:password]@]host[:port][/...]. */
+typedef struct proxy_url {
+    char scheme[8];     /* lower case: http (also when none was written), https, socks4, socks4a,
+                           socks5, socks5h */
+    char host[256];     /* a name or an address ([IPv6] without the brackets) */
+    unsigned port;      /* as written, else libcurl's default: 443 for https, 1080 otherwise */
+    int has_user;       /* user info was given */
+    char password[512]; /* percent-decoded; "" when none (a secret: wiped by proxy_choice_clear) */
+} proxy_url;
+
+/* Reads text as a proxy URL into *out. NULL when it is one, else what is wrong with it (a
+ * sentence that never quotes it). Never allocates. */
+const char *proxy_parse(const char *text, proxy_url *out);
+
+/* 1 when host (as libcurl takes it from a URL: an IPv6 address without brackets) matches the
+ * NO_PROXY-style list, by the rules of libcurl 7.88's Curl_check_noproxy(): "*" alone matches
+ * every host; entries are separated by commas and/or blanks; a name matches itself and its
+ * subdomains, case-insensitively, with one leading and trailing dot ignored; an IPv4 address
+ * matches an address or a CIDR range (a.b.c.d/n); no port is ever compared. NULL or "": 0. */
+int proxy_noproxy_match(const char *host, const char *list);
+
+/* What was chosen for one service URL. */
+typedef struct proxy_choice {
+    char *url;           /* the proxy URL as written (may hold a password); NULL: no proxy */
+    const char *source;  /* proxy: the setting or variable it came from ("BKOAUTH_PROXY",
+                            "https_proxy", "ALL_PROXY", ...); no proxy: what said so
+                            ("BKOAUTH_PROXY", "BKOAUTH_NO_PROXY", "no_proxy", "NO_PROXY"), or NULL
+                            when nothing named a proxy */
+    const char *problem; /* url cannot be used (from the environment): why; NULL when usable */
+    proxy_url parsed;    /* url read by proxy_parse() (when problem is NULL) */
+    char shown[320];     /* url for a person: the password as ***, cut at 300 bytes */
+} proxy_choice;
+
+/* Chooses for a URL of scheme ("http" or "https") and host, as libcurl 7.88 does with
+ * CURLOPT_PROXY = setting (NULL: not set; "" or "none", any case: no proxy at all) and
+ * CURLOPT_NOPROXY = no_proxy_setting (NULL: not set, the environment's no_proxy, else NO_PROXY,
+ * applies): the no-proxy list first; then the setting, else the environment's <scheme>_proxy
+ * (for https also HTTPS_PROXY; for http only the lower-case http_proxy, as libcurl), else
+ * all_proxy, else ALL_PROXY (an empty variable counts as unset). Reads the environment
+ * (getenv). BKOAUTH_OK, or BKOAUTH_E_NOMEM. */
+bkoauth_code proxy_choose(const char *scheme, const char *host, const char *setting,
+                          const char *no_proxy_setting, proxy_choice *out, bkoauth_error *err);
+/* Frees and wipes what proxy_choose() filled; a zeroed choice is fine. */
+void proxy_choice_clear(proxy_choice *c);
+/* "the proxy http://user:***@host:3128 (from https_proxy)" into out; "" when there is none. */
+const char *proxy_describe(const proxy_choice *c, char *out, size_t size);
+
+#endif
