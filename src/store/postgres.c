@@ -618,8 +618,14 @@ static bkoauth_code create_schema(pg_store *ps, pconn *c, bkoauth_error *err)
                     "creating the table bkoauth_access_token", err) != 0)
         return BKOAUTH_E_STORE;
     PGresult *r = PQexec(c->pg, "SELECT to_regclass('bkoauth_access_token') IS NULL");
-    int absent = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    int looked = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    int absent = looked && PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
+    if (!looked) {
+        pg_error(ps, c->pg, "looking for the table bkoauth_access_token", err);
+        rollback(c);
+        return BKOAUTH_E_STORE;
+    }
     if (absent) {
         if (schema_step(ps, c, CREATE_TABLE, "creating the table bkoauth_access_token", err) != 0)
             return BKOAUTH_E_STORE;
