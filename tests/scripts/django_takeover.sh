@@ -23,7 +23,8 @@ for f in "$tool" "$CLI"; do
   [ -x "$f" ] || { echo "FAIL: not built: $f" >&2; exit 1; }
 done
 "$py" -c 'import django' 2>/dev/null || { echo "FAIL: $py has no Django (scripts/install-deps.sh)" >&2; exit 1; }
-export PYTHONPATH="$src/tests/django" DJANGO_SETTINGS_MODULE=takeover_settings BKOAUTH_TEST_DJANGO_USE_TZ=1
+# the source tree stays as it is (no __pycache__ beside the app)
+export PYTHONPATH="$src/tests/django" DJANGO_SETTINGS_MODULE=takeover_settings BKOAUTH_TEST_DJANGO_USE_TZ=1 PYTHONDONTWRITEBYTECODE=1
 export TZ=UTC
 work=$(mktemp -d /tmp/bkoauth-takeover.XXXXXX)
 trap 'rm -rf "$work"' EXIT
