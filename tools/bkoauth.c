@@ -11,7 +11,8 @@
  * library, in Jansson or in libcurl, is reported as "bkoauth: OutOfMemory: ..."). */
 #include <bkoauth.h>
 
-#include "internal.h" /* bk_scrub, bk_utf8_next: the library's own escaping */
+#include "internal.h"    /* bk_scrub, bk_utf8_next: the library's own escaping */
+#include "store/store.h" /* store_django_migrations: check's Django line */
 
 #include <jansson.h>
 
@@ -127,7 +128,9 @@ static const cli_command cli_commands[] = {
     {"check", "check", "check the settings, the token store and the SSM service",
      "Checks, one line each: the settings (read as every command reads them); the token store\n"
      "(opened, the table's columns as Django makes them, the saved tokens counted; opening\n"
-     "creates a missing table, as every command does); the SSM service (reached with a plain\n"
+     "creates a missing table, as every command does); the Django migrations recorded for the\n"
+     "table (django_migrations rows of app bkoauth; none: a Django app sharing the table must run\n"
+     "`manage.py migrate bkoauth --fake` once); the SSM service (reached with a plain\n"
      "GET of OAUTH_API_URL, no token asked for). Exit 0 when all hold, else the exit status of\n"
      "the first failure's kind. With --json: {\"ok\": bool, \"checks\": [{\"check\", \"ok\",\n"
      "\"message\"}...]}.\n",
@@ -857,6 +860,29 @@ static bkoauth_client *cli_check_settings(cli_checks *k, const cli_args *a)
     return client;
 }
 
+/* Whether Django has recorded its migrations of the token table: a table libbkoauth made must be
+ * recorded once (`migrate bkoauth --fake`) before a Django app shares it. Informational: a
+ * database Django never used is fine, and one whose records cannot be read is a skipped line. */
+static void cli_check_django(cli_checks *k, bkoauth_client *client)
+{
+    static const char name[] = "Django migrations";
+    char names[400], line[700];
+    bkoauth_error e;
+    memset(&e, 0, sizeof e);
+    if (store_django_migrations(client_store(client), names, sizeof names, &e) != BKOAUTH_OK) {
+        snprintf(line, sizeof line, "cannot read them: %s", e.message);
+        cli_check_skipped(k, name, line);
+    } else if (names[0] != '\0') {
+        snprintf(line, sizeof line, "recorded for the table bkoauth_access_token (app bkoauth): %s", names);
+        cli_check_line(k, name, BKOAUTH_OK, line);
+    } else {
+        cli_check_line(k, name, BKOAUTH_OK,
+                       "no Django migration records for the table bkoauth_access_token: a Django app "
+                       "sharing it must run `python manage.py migrate bkoauth --fake` once (not plain "
+                       "migrate, which stops with \"table already exists\")");
+    }
+}
+
 /* The store's and the SSM service's checks, with a client. */
 static void cli_check_client(cli_checks *k, bkoauth_client *client)
 {
@@ -872,8 +898,10 @@ static void cli_check_client(cli_checks *k, bkoauth_client *client)
                  n, n == 1 ? "" : "s");
         cli_check_line(k, "store", BKOAUTH_OK, line);
         bkoauth_tokens_free(all, n);
+        cli_check_django(k, client);
     } else {
         cli_check_line(k, "store", e.code, e.message);
+        cli_check_skipped(k, "Django migrations", "the token table could not be read");
     }
     long status = 0;
     if (bkoauth_check_service(client, &status, &e) == BKOAUTH_OK) {

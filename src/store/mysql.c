@@ -896,8 +896,11 @@ static void my_after_fork(store *base)
     pthread_mutex_init(&ms->lock_mu, NULL);
 }
 
-static const store_ops MYSQL_OPS = {my_get,  my_try_lock, my_unlock,     my_save, my_remove,
-                                    my_list, my_close,    my_after_fork, "mysql"};
+static bkoauth_code my_django_migrations(store *base, char *names, size_t size, bkoauth_error *err);
+
+static const store_ops MYSQL_OPS = {
+    my_get,        my_try_lock,          my_unlock, my_save, my_remove, my_list, my_close,
+    my_after_fork, my_django_migrations, "mysql"};
 
 /* ---- opening ---------------------------------------------------------------------------------- */
 
@@ -922,6 +925,65 @@ static long long query_number(mconn *c, const char *sql)
 #define INDEX_ON(col)                                                                                        \
     "SELECT COUNT(*) FROM information_schema.statistics WHERE " TABLE_WHERE                                  \
     " AND seq_in_index = 1 AND column_name = '" col "'"
+
+/* The rows of st (one text column: a name) added to names; 0, or -1 when fetching failed. */
+static int fetch_names(MYSQL_STMT *st, char *names, size_t size)
+{
+    char name[256];
+    unsigned long len = 0;
+    my_bool null = 0;
+    MYSQL_BIND out;
+    memset(&out, 0, sizeof out);
+    out.buffer_type = MYSQL_TYPE_STRING;
+    out.buffer = name;
+    out.buffer_length = sizeof name - 1;
+    out.length = &len;
+    out.is_null = &null;
+    if (mysql_stmt_bind_result(st, &out) != 0 || mysql_stmt_store_result(st) != 0) return -1;
+    int f;
+    while ((f = mysql_stmt_fetch(st)) == 0 || f == MYSQL_DATA_TRUNCATED) {
+        name[len < sizeof name - 1 ? len : sizeof name - 1] = '\0';
+        if (!null) store_names_add(names, size, name);
+    }
+    mysql_stmt_free_result(st);
+    return f == MYSQL_NO_DATA ? 0 : -1;
+}
+
+typedef struct names_arg {
+    char *names;
+    size_t size;
+} names_arg;
+
+static bkoauth_code migrations_work(my_store *ms, mconn *c, void *arg, bkoauth_error *err)
+{
+    char *names = ((names_arg *)arg)->names;
+    size_t size = ((names_arg *)arg)->size;
+    names[0] = '\0';
+    long long tables = query_number(c, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "
+                                       "DATABASE() AND table_name = 'django_migrations'");
+    if (tables < 0) return conn_error(ms, c, "looking for the table django_migrations", err);
+    if (tables == 0) return BKOAUTH_OK;
+    static const char sql[] = "SELECT name FROM django_migrations WHERE app = ? ORDER BY name";
+    MYSQL_STMT *st = mysql_stmt_init(c->db);
+    if (st == NULL) return conn_error(ms, c, "reading the table django_migrations", err);
+    MYSQL_BIND param;
+    param_text app;
+    bind_text(&param, &app, STORE_DJANGO_APP);
+    bkoauth_code rc = BKOAUTH_OK;
+    if (mysql_stmt_prepare(st, sql, sizeof sql - 1) != 0 || mysql_stmt_bind_param(st, &param) != 0 ||
+        mysql_stmt_execute(st) != 0 || fetch_names(st, names, size) != 0)
+        rc = stmt_error(ms, c, st, "reading the table django_migrations", err);
+    mysql_stmt_close(st);
+    return rc;
+}
+
+/* The Django migrations recorded for the table (store.h), in the database the URL names. */
+static bkoauth_code my_django_migrations(store *base, char *names, size_t size, bkoauth_error *err)
+{
+    my_store *ms = (my_store *)base;
+    names_arg a = {names, size};
+    return with_conn(ms, &ms->readers, migrations_work, &a, err);
+}
 
 static bkoauth_code create_schema(my_store *ms, mconn *c, bkoauth_error *err)
 {

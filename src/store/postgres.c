@@ -27,7 +27,7 @@
     "refresh_token, scope, env_name, user_id, "                                                              \
     "CASE WHEN isfinite(created_at) THEN extract(epoch from created_at)::bigint END"
 
-static const char *const CREATE_TABLE = "CREATE TABLE IF NOT EXISTS \"bkoauth_access_token\" ("
+static const char *const CREATE_TABLE = "CREATE TABLE \"bkoauth_access_token\" ("
                                         "\"id\" serial NOT NULL PRIMARY KEY, "
                                         "\"access_token\" varchar(255) NOT NULL UNIQUE, "
                                         "\"expires\" timestamp with time zone NOT NULL, "
@@ -504,70 +504,135 @@ static void pg_after_fork(store *base)
     pthread_mutex_init(&ps->lock_mu, NULL);
 }
 
-static const store_ops PG_OPS = {pg_get,  pg_try_lock, pg_unlock,     pg_save,     pg_remove,
-                                 pg_list, pg_close,    pg_after_fork, "postgresql"};
+typedef struct names_arg {
+    char *names;
+    size_t size;
+} names_arg;
+
+static bkoauth_code migrations_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *err)
+{
+    names_arg *a = arg;
+    a->names[0] = '\0';
+    PGresult *r = run(ps, c, "SELECT to_regclass('django_migrations') IS NOT NULL", 0, NULL, PGRES_TUPLES_OK,
+                      "looking for the table django_migrations", err);
+    if (r == NULL) return BKOAUTH_E_STORE;
+    int present = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!present) return BKOAUTH_OK;
+    const char *params[1] = {STORE_DJANGO_APP};
+    r = run(ps, c, "SELECT name FROM django_migrations WHERE app = $1 ORDER BY name", 1, params,
+            PGRES_TUPLES_OK, "reading the table django_migrations", err);
+    if (r == NULL) return BKOAUTH_E_STORE;
+    for (int i = 0; i < PQntuples(r); i++)
+        store_names_add(a->names, a->size, PQgetvalue(r, i, 0));
+    PQclear(r);
+    return BKOAUTH_OK;
+}
+
+/* The Django migrations recorded for the table (store.h), django_migrations found on the
+ * search_path as Django finds it. */
+static bkoauth_code pg_django_migrations(store *base, char *names, size_t size, bkoauth_error *err)
+{
+    pg_store *ps = (pg_store *)base;
+    names_arg a = {names, size};
+    return with_conn(ps, &ps->readers, migrations_work, &a, err);
+}
+
+static const store_ops PG_OPS = {
+    pg_get,        pg_try_lock,          pg_unlock,   pg_save, pg_remove, pg_list, pg_close,
+    pg_after_fork, pg_django_migrations, "postgresql"};
 /* ---- opening ---------------------------------------------------------------------------------- */
 
-static bkoauth_code create_schema(pg_store *ps, pconn *c, bkoauth_error *err)
+/* One statement of the schema's transaction: 0, or -1 with err set and the transaction rolled back. */
+static int schema_step(pg_store *ps, pconn *c, const char *sql, const char *what, bkoauth_error *err)
 {
-    /* one creator at a time across processes; Django's own table is used as it is */
-    const char *sql[] = {"BEGIN",
-                         "SELECT pg_advisory_xact_lock(hashtextextended('bkoauth_access_token:schema', 0))",
-                         CREATE_TABLE};
-    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
-        PGresult *r = PQexec(c->pg, sql[i]);
-        ExecStatusType st = PQresultStatus(r);
-        PQclear(r);
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-            pg_error(ps, c->pg, "creating the table bkoauth_access_token", err);
-            rollback(c);
-            return BKOAUTH_E_STORE;
-        }
-    }
-    /* the columns the library needs */
+    PGresult *r = PQexec(c->pg, sql);
+    ExecStatusType st = PQresultStatus(r);
+    PQclear(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return 0;
+    pg_error(ps, c->pg, what, err);
+    rollback(c);
+    return -1;
+}
+
+/* The table's indexes as Django 3.2's three bkoauth migrations leave them on PostgreSQL: the
+ * column's index and its varchar_pattern_ops "_like" twin, with Django's names (table, column and
+ * the first 8 hex digits of their MD5), so that a Django app taking the table over records it with
+ * `migrate bkoauth --fake` and finds nothing to do. */
+static const char *const DJANGO_INDEXES[] = {
+    "CREATE INDEX \"bkoauth_access_token_access_token_ea825b48_like\" ON \"bkoauth_access_token\" "
+    "(\"access_token\" varchar_pattern_ops)",
+    "CREATE INDEX \"bkoauth_access_token_env_name_736cbdc5\" ON \"bkoauth_access_token\" (\"env_name\")",
+    "CREATE INDEX \"bkoauth_access_token_env_name_736cbdc5_like\" ON \"bkoauth_access_token\" "
+    "(\"env_name\" varchar_pattern_ops)",
+    "CREATE INDEX \"bkoauth_access_token_user_id_a4b1d1f5\" ON \"bkoauth_access_token\" (\"user_id\")",
+    "CREATE INDEX \"bkoauth_access_token_user_id_a4b1d1f5_like\" ON \"bkoauth_access_token\" "
+    "(\"user_id\" varchar_pattern_ops)",
+};
+
+/* A table another program made: the columns the library needs must be there. */
+static bkoauth_code check_columns(pg_store *ps, pconn *c, bkoauth_error *err)
+{
     PGresult *r =
         PQexec(c->pg, "SELECT string_agg(w.c, ', ') FROM unnest(ARRAY['id', 'access_token', 'expires', "
                       "'refresh_token', 'scope', 'env_name', 'user_id', 'created_at']) AS w(c) "
                       "WHERE NOT EXISTS (SELECT 1 FROM information_schema.columns i WHERE "
                       "i.table_name = 'bkoauth_access_token' AND i.table_schema = current_schema() "
                       "AND i.column_name = w.c)");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        PQclear(r);
-        pg_error(ps, c->pg, "checking the table's columns", err);
-        rollback(c);
-        return BKOAUTH_E_STORE;
-    }
-    if (!PQgetisnull(r, 0, 0)) {
-        err_set(
-            err, BKOAUTH_E_STORE,
-            "PostgreSQL token store at %s: the table bkoauth_access_token has no column %s; it is not the "
-            "bkoauth table",
-            ps->where, PQgetvalue(r, 0, 0));
-        PQclear(r);
-        rollback(c);
-        return BKOAUTH_E_STORE;
-    }
+    bkoauth_code rc = BKOAUTH_OK;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = pg_error(ps, c->pg, "checking the table's columns", err);
+    else if (!PQgetisnull(r, 0, 0))
+        rc = err_set(err, BKOAUTH_E_STORE,
+                     "PostgreSQL token store at %s: the table bkoauth_access_token has no column %s; it is "
+                     "not the bkoauth table",
+                     ps->where, PQgetvalue(r, 0, 0));
     PQclear(r);
-    /* an index on each key column, unless one exists (Django names its own) */
+    if (rc != BKOAUTH_OK) rollback(c);
+    return rc;
+}
+
+/* A table another program made without an index on env_name or user_id: one is added under a
+ * name of libbkoauth's own, so that a later Django migration adding its own does not collide. */
+static bkoauth_code add_missing_indexes(pg_store *ps, pconn *c, bkoauth_error *err)
+{
     static const char *const columns[] = {"env_name", "user_id"};
     for (size_t i = 0; i < 2; i++) {
         char sql_idx[512];
         snprintf(sql_idx, sizeof sql_idx,
                  "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_index x JOIN pg_attribute a ON a.attrelid = "
-                 "x.indrelid "
-                 "AND a.attnum = x.indkey[0] WHERE x.indrelid = 'bkoauth_access_token'::regclass AND "
-                 "a.attname = '%s') "
-                 "THEN CREATE INDEX \"bkoauth_access_token_%s\" ON \"bkoauth_access_token\" (\"%s\"); END "
-                 "IF; END $$",
+                 "x.indrelid AND a.attnum = x.indkey[0] WHERE x.indrelid = 'bkoauth_access_token'::regclass "
+                 "AND a.attname = '%s') THEN CREATE INDEX \"bkoauth_access_token_%s\" ON "
+                 "\"bkoauth_access_token\" (\"%s\"); END IF; END $$",
                  columns[i], columns[i], columns[i]);
-        r = PQexec(c->pg, sql_idx);
-        ExecStatusType st = PQresultStatus(r);
-        PQclear(r);
-        if (st != PGRES_COMMAND_OK) {
-            pg_error(ps, c->pg, "creating an index", err);
-            rollback(c);
+        if (schema_step(ps, c, sql_idx, "creating an index", err) != 0) return BKOAUTH_E_STORE;
+    }
+    return BKOAUTH_OK;
+}
+
+static bkoauth_code create_schema(pg_store *ps, pconn *c, bkoauth_error *err)
+{
+    /* one creator at a time across processes; Django's own table is used as it is */
+    if (schema_step(ps, c, "BEGIN", "creating the table bkoauth_access_token", err) != 0 ||
+        schema_step(ps, c, "SELECT pg_advisory_xact_lock(hashtextextended('bkoauth_access_token:schema', 0))",
+                    "creating the table bkoauth_access_token", err) != 0)
+        return BKOAUTH_E_STORE;
+    PGresult *r = PQexec(c->pg, "SELECT to_regclass('bkoauth_access_token') IS NULL");
+    int looked = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    int absent = looked && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!looked) {
+        pg_error(ps, c->pg, "looking for the table bkoauth_access_token", err);
+        rollback(c);
+        return BKOAUTH_E_STORE;
+    }
+    if (absent) {
+        if (schema_step(ps, c, CREATE_TABLE, "creating the table bkoauth_access_token", err) != 0)
             return BKOAUTH_E_STORE;
-        }
+        for (size_t i = 0; i < sizeof DJANGO_INDEXES / sizeof DJANGO_INDEXES[0]; i++)
+            if (schema_step(ps, c, DJANGO_INDEXES[i], "creating an index", err) != 0) return BKOAUTH_E_STORE;
+    } else if (check_columns(ps, c, err) != BKOAUTH_OK || add_missing_indexes(ps, c, err) != BKOAUTH_OK) {
+        return BKOAUTH_E_STORE;
     }
     r = PQexec(c->pg, "COMMIT");
     ExecStatusType st = PQresultStatus(r);

@@ -64,6 +64,9 @@ static const char *const SQL[Q_COUNT] = {
                "ORDER BY (user_id IS NOT NULL AND user_id != ''), user_id, env_name, id",
 };
 
+/* The table and its indexes as Django 3.2's three bkoauth migrations leave them on SQLite, text
+ * for text (0003 remakes the table with user_id last; Django's index names), so that a Django
+ * app taking the table over records it with `migrate bkoauth --fake` and finds nothing to do. */
 static const char *const CREATE_TABLE = "CREATE TABLE IF NOT EXISTS \"bkoauth_access_token\" ("
                                         "\"id\" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
                                         "\"access_token\" varchar(255) NOT NULL UNIQUE, "
@@ -71,9 +74,15 @@ static const char *const CREATE_TABLE = "CREATE TABLE IF NOT EXISTS \"bkoauth_ac
                                         "\"refresh_token\" varchar(255) NULL, "
                                         "\"scope\" text NULL, "
                                         "\"env_name\" varchar(255) NOT NULL, "
-                                        "\"user_id\" varchar(64) NULL, "
                                         "\"created_at\" datetime NOT NULL, "
-                                        "\"extra\" text NULL)";
+                                        "\"extra\" text NULL, "
+                                        "\"user_id\" varchar(64) NULL)";
+static const char *const CREATE_INDEX[2][2] = {
+    {"env_name", "CREATE INDEX IF NOT EXISTS \"bkoauth_access_token_env_name_736cbdc5\" ON "
+                 "\"bkoauth_access_token\" (\"env_name\")"},
+    {"user_id", "CREATE INDEX IF NOT EXISTS \"bkoauth_access_token_user_id_a4b1d1f5\" ON "
+                "\"bkoauth_access_token\" (\"user_id\")"},
+};
 
 typedef struct sqlite_store sqlite_store;
 
@@ -548,8 +557,11 @@ static void sq_after_fork(store *base)
     }
 }
 
-static const store_ops SQLITE_OPS = {sq_get,  sq_try_lock, sq_unlock,     sq_save, sq_remove,
-                                     sq_list, sq_close,    sq_after_fork, "sqlite"};
+static bkoauth_code sq_django_migrations(store *base, char *names, size_t size, bkoauth_error *err);
+
+static const store_ops SQLITE_OPS = {
+    sq_get,        sq_try_lock,          sq_unlock, sq_save, sq_remove, sq_list, sq_close,
+    sq_after_fork, sq_django_migrations, "sqlite"};
 
 /* ---- opening: file mode, table, indexes ---------------------------------------------------- */
 
@@ -608,6 +620,32 @@ static int query_is(conn *c, const char *sql, const char *text)
     return yes;
 }
 
+/* The Django migrations recorded for the table (store.h); a database without django_migrations
+ * has none. */
+static bkoauth_code sq_django_migrations(store *base, char *names, size_t size, bkoauth_error *err)
+{
+    sqlite_store *ss = (sqlite_store *)base;
+    conn *c = pool_get(&ss->readers, NULL, err);
+    if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
+    int rc = SQLITE_DONE;
+    if (query_is(c, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'django_migrations'",
+                 "django_migrations")) {
+        sqlite3_stmt *st = NULL;
+        rc = sqlite3_prepare_v2(c->db, "SELECT name FROM django_migrations WHERE app = ?1 ORDER BY name", -1,
+                                &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, STORE_DJANGO_APP, -1, SQLITE_STATIC);
+            while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                store_names_add(names, size, (const char *)sqlite3_column_text(st, 0));
+        }
+        sqlite3_finalize(st);
+    }
+    bkoauth_code r =
+        rc == SQLITE_DONE ? BKOAUTH_OK : db_error(ss, c->db, rc, "reading the table django_migrations", err);
+    release(&ss->readers, c);
+    return r;
+}
+
 /* Write-ahead logging: readers take no file locks and never wait for a writer, and a read costs
  * no system call. The mode stays with the file; Django works with it as it is. The switch needs
  * the database to itself for a moment: it is tried for one second at most, and a database that
@@ -628,14 +666,9 @@ static bkoauth_code create_schema(sqlite_store *ss, conn *c, bkoauth_error *err)
     rc = exec(c, CREATE_TABLE);
     bkoauth_code r =
         rc == SQLITE_OK ? check_columns(ss, c, err) : db_error(ss, c->db, rc, "creating the table", err);
-    if (r == BKOAUTH_OK && !has_index_on(c, "env_name") &&
-        (rc = exec(c, "CREATE INDEX IF NOT EXISTS \"bkoauth_access_token_env_name\" ON "
-                      "\"bkoauth_access_token\" (\"env_name\")")))
-        r = db_error(ss, c->db, rc, "creating an index", err);
-    if (r == BKOAUTH_OK && !has_index_on(c, "user_id") &&
-        (rc = exec(c, "CREATE INDEX IF NOT EXISTS \"bkoauth_access_token_user_id\" ON "
-                      "\"bkoauth_access_token\" (\"user_id\")")))
-        r = db_error(ss, c->db, rc, "creating an index", err);
+    for (int i = 0; i < 2 && r == BKOAUTH_OK; i++)
+        if (!has_index_on(c, CREATE_INDEX[i][0]) && (rc = exec(c, CREATE_INDEX[i][1])) != SQLITE_OK)
+            r = db_error(ss, c->db, rc, "creating an index", err);
     if (r == BKOAUTH_OK && (rc = exec(c, "COMMIT")) != SQLITE_OK)
         r = db_error(ss, c->db, rc, "creating the table", err);
     if (r != BKOAUTH_OK) exec(c, "ROLLBACK");

@@ -2,6 +2,7 @@
  * renewal section built from the backends' short operations (lock, read, save). */
 #include "store.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -56,6 +57,24 @@ store *store_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *
     st->s = s;
     st->keys = keys;
     return st;
+}
+
+bkoauth_code store_django_migrations(store *st, char *names, size_t size, bkoauth_error *err)
+{
+    if (size == 0) return err_set(err, BKOAUTH_E_INVALID, "store_django_migrations: no room for the names");
+    names[0] = '\0';
+    return st->ops->django_migrations(st, names, size, err);
+}
+
+void store_names_add(char *names, size_t size, const char *name)
+{
+    size_t used = strlen(names);
+    if (name == NULL || (used >= 3 && strcmp(names + used - 3, "...") == 0)) return;
+    size_t need = (used ? 2 : 0) + strlen(name) + 1;
+    if (used + need <= size)
+        snprintf(names + used, size - used, "%s%s", used ? ", " : "", name);
+    else if (used + 4 <= size)
+        memcpy(names + used, "...", 4);
 }
 
 bkoauth_code store_check_user(const char *user_id, bkoauth_error *err)

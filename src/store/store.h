@@ -56,6 +56,9 @@ typedef struct store_ops {
     /* In a child after fork(): forget (never close) what is the parent's - connections, the
      * lock connection or lock file description - so that new ones are made on use. */
     void (*after_fork)(store *st);
+    /* The Django migrations recorded for the table (django_migrations rows of app 'bkoauth'), in
+     * order, added to names with store_names_add; none (or no django_migrations table): "". */
+    bkoauth_code (*django_migrations)(store *st, char *names, size_t size, bkoauth_error *err);
     const char *name; /* "sqlite", "postgresql" or "mysql", for messages */
 } store_ops;
 
@@ -152,6 +155,16 @@ void store_after_fork(store *st);
 /* Fault injection for tests: the next n saves fail as the database failing them would
  * (BKOAUTH_E_STORE), before they reach the backend. */
 void store_fail_next_saves(store *st, int n);
+/* The names of the Django migrations recorded for the token table (rows of django_migrations with
+ * app 'bkoauth', as a Django app with bkoauth installed records them), in order, ", " between
+ * them, in names (size bytes; cut short with "..." when longer). "" when there are none or the
+ * database has no django_migrations table. For `bkoauth check`: a table made by libbkoauth needs
+ * `manage.py migrate bkoauth --fake` once before a Django app shares it. */
+bkoauth_code store_django_migrations(store *st, char *names, size_t size, bkoauth_error *err);
+/* Adds name to the list in names (see store_django_migrations); shared by the backends. */
+void store_names_add(char *names, size_t size, const char *name);
+/* The app label of those rows: a bound parameter of each backend's query. */
+#define STORE_DJANGO_APP "bkoauth"
 /* Counters: broken connections replaced, grants saved late, grants held unsaved now. */
 void store_counts(store *st, uint64_t *reconnects, uint64_t *saved_late, uint64_t *unsaved);
 

@@ -34,6 +34,13 @@ static const char *const DJANGO_DDL =
     "varchar(255) NULL, \"scope\" text NULL, \"env_name\" varchar(255) NOT NULL, \"user_id\" varchar(64) "
     "NULL, "
     "\"created_at\" datetime NOT NULL, \"extra\" text NULL)";
+/* The table as the bkoauth app's three migrations leave it (0003 rebuilds it with user_id last):
+ * the one libbkoauth creates (tests/scripts/test_django_takeover.sh runs the migrations). */
+static const char *const DJANGO_MIGRATED_DDL =
+    "CREATE TABLE \"bkoauth_access_token\" (\"id\" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
+    "\"access_token\" varchar(255) NOT NULL UNIQUE, \"expires\" datetime NOT NULL, \"refresh_token\" "
+    "varchar(255) NULL, \"scope\" text NULL, \"env_name\" varchar(255) NOT NULL, \"created_at\" datetime "
+    "NOT NULL, \"extra\" text NULL, \"user_id\" varchar(64) NULL)";
 static const char *const DJANGO_INDEXES =
     "CREATE INDEX \"bkoauth_access_token_env_name_736cbdc5\" ON \"bkoauth_access_token\" (\"env_name\");"
     "CREATE INDEX \"bkoauth_access_token_user_id_a4b1d1f5\" ON \"bkoauth_access_token\" (\"user_id\");";
@@ -210,9 +217,16 @@ static void test_creates_djangos_table(void **state)
     fx *f = *state;
     char buf[1024];
     raw_text(f->path, "SELECT sql FROM sqlite_master WHERE name = 'bkoauth_access_token'", buf, sizeof buf);
-    assert_string_equal(buf, DJANGO_DDL);
-    /* the unique constraint's index, and one index on each of env_name and user_id */
+    assert_string_equal(buf, DJANGO_MIGRATED_DDL);
+    /* the unique constraint's index, and one index on each of env_name and user_id, Django's */
     assert_int_equal(index_count(f->path), 3);
+    assert_string_equal(raw_text(f->path,
+                                 "SELECT group_concat(sql, ';') FROM (SELECT sql FROM sqlite_master WHERE "
+                                 "type = 'index' AND sql IS NOT NULL ORDER BY name)",
+                                 buf, sizeof buf),
+                        "CREATE INDEX \"bkoauth_access_token_env_name_736cbdc5\" ON \"bkoauth_access_token\" "
+                        "(\"env_name\");CREATE INDEX \"bkoauth_access_token_user_id_a4b1d1f5\" ON "
+                        "\"bkoauth_access_token\" (\"user_id\")");
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_index_list('bkoauth_access_token') AS l, "
                                       "pragma_index_info(l.name) AS i WHERE i.name = 'env_name'"),
                      1);

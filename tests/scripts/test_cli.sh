@@ -309,10 +309,25 @@ rm -f "$work/bkoauth.conf"
 run -- check; expect_rc 0 "check with everything in place"
 expect_out "^settings: ok: OAUTH_API_URL $DEV_URL" "check: settings line"
 expect_out "store: ok: .*[0-9]+ tokens? saved" "check: store line"
+expect_out "Django migrations: ok: no Django migration records for the table bkoauth_access_token: a Django app sharing it must run \`python manage.py migrate bkoauth --fake\` once" \
+  "check: no Django records in a table libbkoauth made, and the command to record them"
 expect_out "SSM service: ok: reached: HTTP [0-9]+" "check: service line"
 run -- --json check; expect_rc 0 "check --json"
 expect_eq "$(json '(j["ok"], [c["check"] for c in j["checks"]], [c["ok"] for c in j["checks"]])')" \
-  "(True, ['settings', 'store', 'SSM service'], [True, True, True])" "check --json shape"
+  "(True, ['settings', 'store', 'Django migrations', 'SSM service'], [True, True, True, True])" "check --json shape"
+# Django's records of the table, once a Django app recorded it (rows of another app are not its)
+sqlite3 "$work/main.db" "CREATE TABLE django_migrations (id integer NOT NULL PRIMARY KEY AUTOINCREMENT,
+  app varchar(255) NOT NULL, name varchar(255) NOT NULL, applied datetime NOT NULL);
+  INSERT INTO django_migrations (app, name, applied) VALUES ('contenttypes', '0001_initial', '2024-01-01'),
+  ('bkoauth', '0002_auto_refresh_token_scope', '2024-01-01'), ('bkoauth', '0001_initial', '2024-01-01');"
+run -- check; expect_rc 0 "check with Django's records"
+expect_out "Django migrations: ok: recorded for the table bkoauth_access_token \(app bkoauth\): 0001_initial, 0002_auto_refresh_token_scope"$'\n'"SSM service" \
+  "check: Django's records of the table listed, in order"
+run -- --json check
+expect_eq "$(json '[c["message"] for c in j["checks"] if c["check"] == "Django migrations"]')" \
+  "['recorded for the table bkoauth_access_token (app bkoauth): 0001_initial, 0002_auto_refresh_token_scope']" \
+  "check --json: the same Django line"
+sqlite3 "$work/main.db" "DROP TABLE django_migrations"
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 run OAUTH_API_URL="http://127.0.0.1:$port" -- check; expect_rc 3 "check with the service down"
 expect_out "SSM service: TokenAPIError: connection refused" "check: service down named"
@@ -320,6 +335,7 @@ expect_out "store: ok" "check: the store still checked with the service down"
 run BKOAUTH_DATABASE_URL="postgresql://user:pw-secret-1@127.0.0.1:$port/x" -- check; expect_rc 6 "check with the store down"
 expect_out "store: StoreError: " "check: store down named"
 expect_out "SSM service: skipped" "check: service skipped without a client"
+[[ "$OUT" == *"Django migrations: ok"* ]] && fail "check: Django records claimed with the store down"
 [[ "$OUT$ERR" == *pw-secret-1* ]] && fail "check shows the database password"
 run BKOAUTH_TIMEOUT_MS=abc -- check; expect_rc 5 "check with a bad setting"
 expect_out "^settings: ConfigError: .*BKOAUTH_TIMEOUT_MS" "check: the bad setting named"
