@@ -8,7 +8,7 @@ PACKAGES=(
   libcurl4-openssl-dev libjansson-dev libsqlite3-dev libmicrohttpd-dev libcmocka-dev
   libssl-dev libpq-dev postgresql sqlite3 openssl curl python3 python3-django python3-psycopg2
   python3-jwt python3-cryptography
-  libmariadb-dev mariadb-server mariadb-client python3-mysqldb tzdata
+  libmariadb-dev mariadb-server mariadb-client python3-mysqldb tzdata pgbouncer
 )
 
 missing=()
@@ -27,10 +27,11 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 # the tests start their own throwaway MariaDB (scripts/mysql.sh): installing mariadb-server must
-# not start (or enable) the system's service, so the package scripts are told not to
+# not start (or enable) the system's service, so the package scripts are told not to (nor
+# pgbouncer's: tests/scripts/test_pgbouncer_pg.sh starts its own)
 policy=/usr/sbin/policy-rc.d
 if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\ncase "$1" in mariadb|mysql|mariadb.service|mysql.service) exit 101;; esac\nexit 0\n' \
+  printf '#!/bin/sh\ncase "$1" in mariadb|mysql|mariadb.service|mysql.service|pgbouncer|pgbouncer.service) exit 101;; esac\nexit 0\n' \
     | $SUDO tee "$policy" >/dev/null
   $SUDO chmod 755 "$policy"
   trap '$SUDO rm -f "$policy"' EXIT

@@ -44,7 +44,7 @@ up() {
 down() {
   [ -f "$dir/pgbouncer.pid" ] || return 0
   local pid; pid=$(cat "$dir/pgbouncer.pid")
-  kill -INT "$pid" 2>/dev/null || true
+  kill -TERM "$pid" 2>/dev/null || true # immediate shutdown: clients are cut, as in a crash or restart
   for _ in $(seq 1 100); do
     kill -0 "$pid" 2>/dev/null || { rm -f "$dir/pgbouncer.pid"; return 0; }
     sleep 0.05
