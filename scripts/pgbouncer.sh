@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PgBouncer in front of a test PostgreSQL cluster (scripts/pg.sh), on 127.0.0.1 and a
 # free port only; its ini, auth file, pid file and log in DIR.
-#   scripts/pgbouncer.sh start DIR PG_PORT MODE [POOL_SIZE]   MODE: session|transaction|statement;
+#   scripts/pgbouncer.sh start DIR PG_PORT MODE [POOL_SIZE [MIN_POOL_SIZE]]
+#                                 MODE: session|transaction|statement;
 #                                 every database of the cluster is served (a wildcard entry), user
 #                                 postgres without a password; prints the port (also in DIR/port)
 #   scripts/pgbouncer.sh stop DIR        stop it
@@ -58,6 +59,7 @@ case "$cmd" in
     pg_port=${3:?PG_PORT}
     mode=${4:?MODE}
     pool=${5:-5}
+    min_pool=${6:-0}
     [ -f "$dir/pgbouncer.pid" ] && down
     rm -rf "$dir"
     mkdir -p "$dir"
@@ -76,6 +78,7 @@ auth_type = trust
 auth_file = $dir/users.txt
 pool_mode = $mode
 default_pool_size = $pool
+min_pool_size = $min_pool
 max_client_conn = 400
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
