@@ -699,7 +699,9 @@ int main(void)
      * another suite restarts the database (tests/scripts/test_pgbouncer_pg.sh) */
     if (getenv("BKOAUTH_TEST_SKIP") != NULL) cmocka_set_skip_filter(getenv("BKOAUTH_TEST_SKIP"));
     int failed = cmocka_run_group_tests_name("ieod protocol", tests, setup_ieod, teardown);
-    failed += cmocka_run_group_tests_name("ee protocol", tests, setup_ee, teardown);
+    /* BKOAUTH_TEST_ONE_PROTOCOL: the store is what is tested (test_pgbouncer_pg.sh) */
+    if (getenv("BKOAUTH_TEST_ONE_PROTOCOL") == NULL)
+        failed += cmocka_run_group_tests_name("ee protocol", tests, setup_ee, teardown);
     teststore_cleanup();
     return failed ? 1 : 0;
 }

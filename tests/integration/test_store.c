@@ -552,9 +552,12 @@ static void first_calls_after_restarts(fx *f, int (*restart)(fx *f))
         fail_msg("first read after a restart: %s", e.message);
     assert_string_equal(t->access_token, "gina-1");
     bkoauth_token_free(t);
-    assert_int_equal(restart(f), 0);
+    /* through a pooler (run three times over by test_pgbouncer_pg.sh) the read and the renewal
+     * (a lease, a read and a save, each first on its connection) are enough */
+    int quick = getenv("BKOAUTH_TEST_PG_POOLER") != NULL;
+    if (!quick) assert_int_equal(restart(f), 0);
     put(f, "gina-2", "gina", 2000003600, 1700000000); /* the first save after a restart */
-    assert_int_equal(restart(f), 0);
+    if (!quick) assert_int_equal(restart(f), 0);
     atomic_store(&renewals, 0);
     put(f, "erin-old", "erin", 900000000, 1700000000);
     assert_int_equal(restart(f), 0);

@@ -4,7 +4,7 @@
 # with fewer server connections than the clients open. In each mode the integration suites run
 # with their clients' URLs pointing at PgBouncer (tests/support/teststore.c,
 # BKOAUTH_TEST_PG_POOLER):
-#   - test_operations: the four operations, both protocols;
+#   - test_operations: the four operations (one protocol: the store is what differs here);
 #   - test_concurrency: the herds (4 processes x 16 threads on one expiring user / APP / login
 #     token: exactly one SSM call, 64/64 served), a renewal killed half-way;
 #   - test_parallel: 16 logins at once against a service answering in 1 s, lookups meanwhile;
@@ -94,7 +94,7 @@ for mode in session transaction statement; do
   [ "$mode" = session ] && pool=80 min_pool=24
   port=$(bash "$src/scripts/pgbouncer.sh" start "$bouncer" "$pg_port" "$mode" "$pool" "$min_pool")
   echo "== PgBouncer $mode mode, default_pool_size $pool, min_pool_size $min_pool, on 127.0.0.1:$port"
-  run_suite "$mode" test_operations BKOAUTH_TEST_SKIP=test_database_restart
+  run_suite "$mode" test_operations BKOAUTH_TEST_SKIP=test_database_restart BKOAUTH_TEST_ONE_PROTOCOL=1
   run_suite "$mode" test_concurrency
   # a service answering in 1 s; 2 s in session mode, where each new client connection waits for
   # PgBouncer to open a server connection of its own, one at a time (16 logins of 4 new
