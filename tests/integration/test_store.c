@@ -511,6 +511,39 @@ static void test_killed_inside_renewal(void **state)
     bkoauth_token_free(out);
 }
 
+/* PostgreSQL: without the lease table (dropped, or a user that may not create it) a renewal
+ * still succeeds, without the cross-process lock, and the warning names the table and the
+ * statement that makes it; the next opening of a store makes it again. */
+static void test_lease_table_missing(void **state)
+{
+    fx *f = *state;
+    if (f->s.store_kind != BK_STORE_POSTGRES) skip();
+    assert_int_equal(teststore_exec(f->url, "DROP TABLE bkoauth_renewal_lease"), 0);
+    put(f, "erin-old", "erin", 900000000, 1700000000);
+    captured[0] = '\0';
+    f->logger = (bk_logger){capture, NULL, BKOAUTH_LOG_WARNING};
+    bkoauth_token *out = NULL;
+    bkoauth_error e;
+    bkoauth_code rc = store_renew(f->st, "test", "erin", renew_if_old, "no-lease", &out, &e);
+    f->logger = (bk_logger){log_stderr, NULL, BKOAUTH_LOG_ERROR};
+    if (rc != BKOAUTH_OK) fail_msg("renew without the lease table: %s", e.message);
+    assert_string_equal(out->access_token, "renewed-by-no-lease");
+    bkoauth_token_free(out);
+    assert_non_null(strstr(captured, "without the cross-process lock"));
+    assert_non_null(strstr(captured, "CREATE TABLE IF NOT EXISTS bkoauth_renewal_lease"));
+    store *again = open_store(f); /* makes the table */
+    store_close(again);
+    put(f, "erin-old", "erin", 900000000, 1700000000);
+    captured[0] = '\0';
+    f->logger = (bk_logger){capture, NULL, BKOAUTH_LOG_WARNING};
+    rc = store_renew(f->st, "test", "erin", renew_if_old, "lease-back", &out, &e);
+    f->logger = (bk_logger){log_stderr, NULL, BKOAUTH_LOG_ERROR};
+    if (rc != BKOAUTH_OK) fail_msg("renew with the table made again: %s", e.message);
+    assert_string_equal(out->access_token, "renewed-by-lease-back");
+    bkoauth_token_free(out);
+    if (captured[0] != '\0') fail_msg("warnings with the lease table back: %s", captured);
+}
+
 static void test_sqlite_file_mode(void **state)
 {
     fx *f = *state;
@@ -632,6 +665,7 @@ int main(void)
         T(test_renew_once_from_threads),
         T(test_renew_once_from_processes),
         T(test_killed_inside_renewal),
+        T(test_lease_table_missing),
         T(test_sqlite_file_mode),
         T(test_server_restart),
         T(test_pooler_restart),
