@@ -224,9 +224,12 @@ BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
  *  |                          | the next attempt (0: try every time)                    |
  *  | BKOAUTH_BACKOFF_MAX_SECONDS | the wait doubles per failure in a row, up to this    | 60
  *  | BKOAUTH_DB_CONNECTIONS   | most connections a client opens to its store (3..1000): | 13
- *  |                          | PostgreSQL and MySQL 1 for renewal locks, a quarter of  |
- *  |                          | the rest for writes, the others for reads; SQLite 1     |
- *  |                          | writer, the others readers. Renewals are not capped:    |
+ *  |                          | PostgreSQL a quarter and 1 for writes and renewal       |
+ *  |                          | leases, the others for reads; MySQL 1 for renewal locks,|
+ *  |                          | a quarter of the rest for writes, the others for reads; |
+ *  |                          | SQLite 1 writer, the others readers. PgBouncer in       |
+ *  |                          | session mode needs a default_pool_size of at least the  |
+ *  |                          | processes' total. Renewals are not capped:              |
  *  |                          | none holds a connection while the SSM service is called.|
  *
  *  Booleans accept true/false/1/0/yes/no in any case. A JSON object may be written with

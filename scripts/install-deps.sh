@@ -10,7 +10,7 @@ PACKAGES=(
   python3-jwt python3-cryptography
   libmariadb-dev mariadb-server mariadb-client python3-mysqldb tzdata
   libfaketime faketime
-  tinyproxy-bin stunnel4
+  tinyproxy-bin stunnel4 pgbouncer
 )
 
 missing=()
@@ -29,10 +29,11 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 # the tests start their own throwaway MariaDB (scripts/mysql.sh): installing mariadb-server must
-# not start (or enable) the system's service, so the package scripts are told not to
+# not start (or enable) the system's service, so the package scripts are told not to (nor
+# pgbouncer's: tests/scripts/test_pgbouncer_pg.sh starts its own)
 policy=/usr/sbin/policy-rc.d
 if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\ncase "$1" in mariadb|mysql|mariadb.service|mysql.service) exit 101;; esac\nexit 0\n' \
+  printf '#!/bin/sh\ncase "$1" in mariadb|mysql|mariadb.service|mysql.service|pgbouncer|pgbouncer.service) exit 101;; esac\nexit 0\n' \
     | $SUDO tee "$policy" >/dev/null
   $SUDO chmod 755 "$policy"
   trap '$SUDO rm -f "$policy"' EXIT

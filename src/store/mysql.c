@@ -843,9 +843,10 @@ static bkoauth_code lock_statement(my_store *ms, int get, const char *name, long
     return BKOAUTH_E_STORE;
 }
 
-static bkoauth_code my_try_lock(store *base, const char *env_name, const char *user_id, int *held,
-                                bkoauth_error *err)
+static bkoauth_code my_try_lock(store *base, const char *env_name, const char *user_id, store_lease *lease,
+                                int *held, bkoauth_error *err)
 {
+    (void)lease;
     my_store *ms = (my_store *)base;
     char name[80];
     lock_name(name, sizeof name, env_name, user_id);
@@ -860,8 +861,9 @@ static bkoauth_code my_try_lock(store *base, const char *env_name, const char *u
     return BKOAUTH_OK;
 }
 
-static void my_unlock(store *base, const char *env_name, const char *user_id)
+static void my_unlock(store *base, const char *env_name, const char *user_id, const store_lease *lease)
 {
+    (void)lease;
     my_store *ms = (my_store *)base;
     char name[80];
     lock_name(name, sizeof name, env_name, user_id);

@@ -1,20 +1,25 @@
 /* postgres.c - the token table in PostgreSQL, as Django's PostgreSQL backend creates it, shared
- * by many processes and hosts.
+ * by many processes and hosts, directly or through a pooler such as PgBouncer in any pool mode.
  *
- * Connections: a read pool, a write pool (saves and deletes, each one short transaction) and
- * one connection for renewal locks. A renewal of a key holds a session advisory lock on the
- * key (pg_try_advisory_lock, the key hashed by the server as earlier versions did) on the lock
- * connection while the SSM service is called; no transaction and no pooled connection is held
- * meanwhile, and the lock goes with the session when a process dies.
+ * Connections: a read pool and a write pool (saves, deletes and the renewal leases). Nothing
+ * relies on a session outliving one statement, so that a pooler may run each statement on
+ * another server connection: no startup options (a pooler refuses them), no named prepared
+ * statements (each statement is sent with its parameters, unnamed), every write one autocommit
+ * statement (a statement-mode pooler refuses transactions of several statements).
  *
- * Restarts: a pooled connection found broken (checked before use without a round trip, and by
- * the failure of a statement) is discarded with every idle one of its pool (after a restart
- * they are all stale) and the work, when safe to repeat, is done once more on a fresh
- * connection; so the first call after the server is back succeeds. */
-#include "pool.h"
-#include "store.h"
+ * The renewal lock across processes and hosts is a lease: a row of bkoauth_renewal_lease
+ * (lock_key, holder, until) taken by one INSERT .. ON CONFLICT DO UPDATE when absent or expired,
+ * released by one DELETE of the holder's own row (postgres_lease.c). It expires after the
+ * longest a holder may need (store_hold_ms), on the server's clock, so a crashed holder blocks
+ * its key for at most one renewal; a holder on this host found dead is taken over at once.
+ *
+ * Restarts: a pooled connection found broken (checked before use without a round trip, by the
+ * failure of a statement, or by an error saying the session is gone, as a pooler says when the
+ * server behind it went away) is discarded with every idle one of its pool (after a restart they
+ * are all stale) and the work, when safe to repeat, is done once more on a fresh connection; so
+ * the first call after the server or the pooler is back succeeds. */
+#include "postgres_int.h"
 
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +32,13 @@
     "refresh_token, scope, env_name, user_id, "                                                              \
     "CASE WHEN isfinite(created_at) THEN extract(epoch from created_at)::bigint END"
 
+/* The rows of a key: $1 env_name, $2 user_id (the APP: user_id NULL or ''). */
+#define KEY_USER(E, U) "env_name = " E " AND user_id = " U
+#define KEY_APP(E) "env_name = " E " AND (user_id IS NULL OR user_id = '')"
+/* The row of a key that is read and saved: the latest expires, then the highest id, readable
+ * ones first. */
+#define KEY_ORDER " ORDER BY isfinite(expires) DESC, expires DESC, id DESC LIMIT 1"
+
 static const char *const CREATE_TABLE = "CREATE TABLE \"bkoauth_access_token\" ("
                                         "\"id\" serial NOT NULL PRIMARY KEY, "
                                         "\"access_token\" varchar(255) NOT NULL UNIQUE, "
@@ -38,20 +50,6 @@ static const char *const CREATE_TABLE = "CREATE TABLE \"bkoauth_access_token\" (
                                         "\"created_at\" timestamp with time zone NOT NULL, "
                                         "\"extra\" text NULL)";
 
-typedef struct pconn {
-    PGconn *pg;
-    unsigned prepared; /* bit i: statement i of PREPARED exists on this connection */
-} pconn;
-
-typedef struct pg_store {
-    store base;
-    const bk_settings *s;
-    char where[160]; /* host:port/db for messages, never a password */
-    pool readers, writers;
-    pthread_mutex_t lock_mu; /* the lock connection: one statement at a time */
-    PGconn *lock_pg;         /* NULL until the first renewal */
-} pg_store;
-
 /* ---- errors ----------------------------------------------------------------------------------- */
 
 /* The first line of libpq's message (it never holds the password). */
@@ -62,7 +60,7 @@ static const char *first_line(PGconn *pg, char *buf, size_t size)
     return buf;
 }
 
-static bkoauth_code pg_error(pg_store *ps, PGconn *pg, const char *what, bkoauth_error *err)
+bkoauth_code bk_pg_error(pg_store *ps, PGconn *pg, const char *what, bkoauth_error *err)
 {
     char line[300];
     if (pg == NULL || PQstatus(pg) != CONNECTION_OK)
@@ -74,17 +72,39 @@ static bkoauth_code pg_error(pg_store *ps, PGconn *pg, const char *what, bkoauth
                    first_line(pg, line, sizeof line));
 }
 
+/* 1 when a failed statement's SQLSTATE says the session is gone though the socket may still be
+ * open: a connection exception (08...: PgBouncer's "server conn crashed?" is 08P01), or the
+ * server shutting down or starting (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03
+ * cannot_connect_now), which a pooler passes on from the server behind it. */
+static int session_gone(const PGresult *r)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (state == NULL) return 0;
+    return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
+           strcmp(state, "57P03") == 0;
+}
+
 /* ---- connections ------------------------------------------------------------------------------ */
+
+/* Notices (such as "relation already exists, skipping") are of no use to the program: libpq would
+ * print them on stderr. Dropped here, on the client, instead of a client_min_messages startup
+ * option, which a pooler refuses. */
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
 
 static PGconn *connect_pg(pg_store *ps)
 {
     char timeout[24];
     long secs = (ps->s->timeout_ms + 999) / 1000;
     snprintf(timeout, sizeof timeout, "%ld", secs < 2 ? 2 : secs);
-    const char *keys[] = {"connect_timeout", "application_name", "options", "dbname", NULL};
-    const char *values[] = {timeout, "libbkoauth", "-c client_min_messages=warning", ps->s->database_url,
-                            NULL};
-    return PQconnectdbParams(keys, values, 1);
+    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *values[] = {timeout, "libbkoauth", ps->s->database_url, NULL};
+    PGconn *pg = PQconnectdbParams(keys, values, 1);
+    if (pg != NULL) PQsetNoticeProcessor(pg, quiet, NULL);
+    return pg;
 }
 
 static void *pconn_open(void *ctx, bkoauth_error *err)
@@ -100,7 +120,7 @@ static void *pconn_open(void *ctx, bkoauth_error *err)
     if (c->pg == NULL)
         err_nomem(err);
     else
-        pg_error(ps, c->pg, "connecting", err);
+        bk_pg_error(ps, c->pg, "connecting", err);
     PQfinish(c->pg);
     bkoauth__free(c);
     return NULL;
@@ -134,11 +154,11 @@ static pconn *take(pg_store *ps, pool *p, int *fresh, bkoauth_error *err)
 }
 
 /* After a failed statement: gives the connection back, or discards it (and the pool's idle
- * ones) when it is broken. Returns 1 when the failure is worth one more try on a fresh
- * connection (the connection broke, and it was not already a fresh one). */
+ * ones) when it is broken or its session is gone. Returns 1 when the failure is worth one more
+ * try on a fresh connection (the connection broke, and it was not already a fresh one). */
 static int give_back(pool *p, pconn *c, int fresh)
 {
-    if (PQstatus(c->pg) == CONNECTION_OK) {
+    if (PQstatus(c->pg) == CONNECTION_OK && !c->lost) {
         pool_put(p, c);
         return 0;
     }
@@ -147,10 +167,8 @@ static int give_back(pool *p, pconn *c, int fresh)
     return !fresh;
 }
 
-/* Runs sql with text parameters; returns the result when its status is want, else NULL with
- * err set (the result cleared). */
-static PGresult *run(pg_store *ps, pconn *c, const char *sql, int n, const char *const *params,
-                     ExecStatusType want, const char *what, bkoauth_error *err)
+PGresult *bk_pg_run(pg_store *ps, pconn *c, const char *sql, int n, const char *const *params,
+                    ExecStatusType want, const char *what, bkoauth_error *err)
 {
     PGresult *r = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
     if (r != NULL && PQresultStatus(r) == want) return r;
@@ -158,14 +176,39 @@ static PGresult *run(pg_store *ps, pconn *c, const char *sql, int n, const char 
         err_nomem(err);
         return NULL;
     }
-    pg_error(ps, c->pg, what, err);
+    if (session_gone(r)) c->lost = 1;
+    if (c->lost) {
+        char line[300];
+        err_set(err, BKOAUTH_E_STORE,
+                "the PostgreSQL token store at %s went away while %s: %s (saved tokens are unchanged; the "
+                "next call reconnects)",
+                ps->where, what, first_line(c->pg, line, sizeof line));
+    } else {
+        bk_pg_error(ps, c->pg, what, err);
+    }
     PQclear(r);
     return NULL;
 }
 
-static void rollback(pconn *c)
+bkoauth_code bk_pg_with_conn(pg_store *ps, pool *p, bk_pg_work work, void *arg, bkoauth_error *err)
 {
-    PQclear(PQexec(c->pg, "ROLLBACK"));
+    bkoauth_error local;
+    if (err == NULL) err = &local;
+    for (int attempt = 0;; attempt++) {
+        int fresh = 0;
+        pconn *c = take(ps, p, &fresh, err);
+        if (c == NULL) return err->code != BKOAUTH_OK ? err->code : BKOAUTH_E_STORE;
+        bkoauth_code rc = work(ps, c, arg, err);
+        if (rc == BKOAUTH_OK) {
+            pool_put(p, c);
+            return rc;
+        }
+        if (!give_back(p, c, fresh) || attempt > 0) return rc;
+        atomic_fetch_add(&ps->base.reconnects, 1);
+        log_write(ps->base.logger, BKOAUTH_LOG_INFO,
+                  "PostgreSQL token store at %s: a connection was broken (%s); trying again on a new one",
+                  ps->where, err->message);
+    }
 }
 
 /* ---- rows ------------------------------------------------------------------------------------- */
@@ -190,57 +233,6 @@ static bkoauth_code read_row(pg_store *ps, PGresult *r, int row, bkoauth_token *
     return *out ? BKOAUTH_OK : err_nomem(err);
 }
 
-/* The lookups, prepared once per connection: the server parses and plans them once. */
-enum { P_GET_USER, P_GET_APP, P_COUNT };
-static const char *const PREPARED[P_COUNT] = {
-    [P_GET_USER] = "SELECT " COLUMNS " FROM bkoauth_access_token WHERE env_name = $1 AND user_id = $2 "
-                   "ORDER BY isfinite(expires) DESC, expires DESC, id DESC LIMIT 1",
-    [P_GET_APP] = "SELECT " COLUMNS " FROM bkoauth_access_token WHERE env_name = $1 AND "
-                  "(user_id IS NULL OR user_id = '') ORDER BY isfinite(expires) DESC, expires DESC, id DESC "
-                  "LIMIT 1",
-};
-
-static PGresult *run_prepared(pg_store *ps, pconn *c, int q, int n, const char *const *params,
-                              const char *what, bkoauth_error *err)
-{
-    char name[32];
-    snprintf(name, sizeof name, "bkoauth_q%d", q);
-    if (!(c->prepared & (1u << q))) {
-        PGresult *r = PQprepare(c->pg, name, PREPARED[q], n, NULL);
-        int ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
-        PQclear(r);
-        if (!ok) {
-            pg_error(ps, c->pg, what, err);
-            return NULL;
-        }
-        c->prepared |= 1u << q;
-    }
-    PGresult *r = PQexecPrepared(c->pg, name, n, params, NULL, NULL, 0);
-    if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK) return r;
-    pg_error(ps, c->pg, what, err);
-    PQclear(r);
-    return NULL;
-}
-
-/* The row of (env, user): the latest expires, then the highest id, when there are several
- * (readable ones first). BKOAUTH_OK with *out NULL (and *id -1) when none. When only a row that
- * cannot be read is there, a read (overwrite 0) reports it, a save (overwrite 1) gets its id
- * and *out NULL, to replace it in place. */
-static bkoauth_code find(pg_store *ps, pconn *c, const char *env_name, const char *user_id,
-                         bkoauth_token **out, int64_t *id, int overwrite, bkoauth_error *err)
-{
-    *out = NULL;
-    *id = -1;
-    const char *params[2] = {env_name, user_id};
-    PGresult *r = run_prepared(ps, c, user_id ? P_GET_USER : P_GET_APP, user_id ? 2 : 1, params,
-                               "reading a token", err);
-    if (r == NULL) return BKOAUTH_E_STORE;
-    bkoauth_code rc = PQntuples(r) > 0 ? read_row(ps, r, 0, out, id, err) : BKOAUTH_OK;
-    if (rc == BKOAUTH_E_STORE && overwrite) rc = BKOAUTH_OK; /* *id is the unreadable row's */
-    PQclear(r);
-    return rc;
-}
-
 /* ---- operations ------------------------------------------------------------------------------- */
 
 static bkoauth_code none_saved(const char *env_name, const char *user_id, bkoauth_error *err)
@@ -249,44 +241,30 @@ static bkoauth_code none_saved(const char *env_name, const char *user_id, bkoaut
                    user_id ? user_id : "the APP", env_name);
 }
 
-/* Work done on one connection; it leaves no transaction open, whatever it returns. */
-typedef bkoauth_code (*conn_work)(pg_store *ps, pconn *c, void *arg, bkoauth_error *err);
-
-/* Runs work on a connection of p; when it failed because the connection broke (a restart, a
- * failover, an idle connection cut), once more on a fresh connection. Only for work that is
- * safe to repeat. */
-static bkoauth_code with_conn(pg_store *ps, pool *p, conn_work work, void *arg, bkoauth_error *err)
-{
-    bkoauth_error local;
-    if (err == NULL) err = &local;
-    for (int attempt = 0;; attempt++) {
-        int fresh = 0;
-        pconn *c = take(ps, p, &fresh, err);
-        if (c == NULL) return err->code != BKOAUTH_OK ? err->code : BKOAUTH_E_STORE;
-        bkoauth_code rc = work(ps, c, arg, err);
-        if (rc == BKOAUTH_OK) {
-            pool_put(p, c);
-            return rc;
-        }
-        if (!give_back(p, c, fresh) || attempt > 0) return rc;
-        atomic_fetch_add(&ps->base.reconnects, 1);
-        log_write(ps->base.logger, BKOAUTH_LOG_INFO,
-                  "PostgreSQL token store at %s: a connection was broken (%s); trying again on a new one",
-                  ps->where, err->message);
-    }
-}
-
 typedef struct key_arg {
     const char *env_name;
     const char *user_id;
     bkoauth_token **out;
 } key_arg;
 
+/* The row of the key (KEY_ORDER); BKOAUTH_OK with *out NULL when none. Each lookup is sent with
+ * its parameters as an unnamed statement: a named prepared statement lives in one server
+ * session, which a pooler in transaction or statement mode does not keep for us. */
 static bkoauth_code get_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *err)
 {
     key_arg *a = arg;
+    *a->out = NULL;
+    const char *params[2] = {a->env_name, a->user_id};
+    PGresult *r = bk_pg_run(
+        ps, c,
+        a->user_id ? "SELECT " COLUMNS " FROM bkoauth_access_token WHERE " KEY_USER("$1", "$2") KEY_ORDER
+                   : "SELECT " COLUMNS " FROM bkoauth_access_token WHERE " KEY_APP("$1") KEY_ORDER,
+        a->user_id ? 2 : 1, params, PGRES_TUPLES_OK, "reading a token", err);
+    if (r == NULL) return BKOAUTH_E_STORE;
     int64_t id;
-    return find(ps, c, a->env_name, a->user_id, a->out, &id, 0, err);
+    bkoauth_code rc = PQntuples(r) > 0 ? read_row(ps, r, 0, a->out, &id, err) : BKOAUTH_OK;
+    PQclear(r);
+    return rc;
 }
 
 static bkoauth_code pg_get(store *base, const char *env_name, const char *user_id, bkoauth_token **out,
@@ -294,147 +272,63 @@ static bkoauth_code pg_get(store *base, const char *env_name, const char *user_i
 {
     pg_store *ps = (pg_store *)base;
     key_arg a = {env_name, user_id, out};
-    bkoauth_code rc = with_conn(ps, &ps->readers, get_work, &a, err);
+    bkoauth_code rc = bk_pg_with_conn(ps, &ps->readers, get_work, &a, err);
     if (rc == BKOAUTH_OK && *out == NULL) return none_saved(env_name, user_id, err);
     return rc;
 }
 
-static bkoauth_code save(pg_store *ps, pconn *c, int64_t id, const bkoauth_token *t, bkoauth_error *err)
+/* The save, one statement (so that it is one autocommit transaction, which every pool mode runs
+ * on one server connection): the key's row (KEY_ORDER, readable or not) locked, a stale row of
+ * another key holding this access_token deleted (the unique constraint: the token now belongs
+ * to this key), then the row updated in place (keeping id and created_at) or, when the key has
+ * none, a row inserted. The scalar subqueries on clash make the delete run first.
+ * $1 access_token, $2 expires, $3 refresh_token, $4 scope, $5 env_name, $6 user_id,
+ * $7 created_at (epoch seconds). */
+#define SAVE_SQL(KEY)                                                                                        \
+    "WITH target AS (SELECT id FROM bkoauth_access_token WHERE " KEY KEY_ORDER " FOR UPDATE), "              \
+    "clash AS (DELETE FROM bkoauth_access_token WHERE access_token = $1::varchar AND id NOT IN "             \
+    "(SELECT id FROM target) RETURNING id), "                                                                \
+    "updated AS (UPDATE bkoauth_access_token t SET access_token = $1::varchar, expires = "                   \
+    "to_timestamp($2::bigint), refresh_token = $3::varchar, scope = $4::text FROM target WHERE t.id = "      \
+    "target.id AND (SELECT count(*) FROM clash) >= 0 RETURNING t.id) "                                       \
+    "INSERT INTO bkoauth_access_token (access_token, expires, refresh_token, scope, env_name, user_id, "     \
+    "created_at, extra) SELECT $1::varchar, to_timestamp($2::bigint), $3::varchar, $4::text, $5::varchar, "  \
+    "$6::varchar, to_timestamp($7::bigint), NULL WHERE NOT EXISTS (SELECT 1 FROM target) AND "               \
+    "(SELECT count(*) FROM clash) >= 0"
+
+static bkoauth_code save_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *err)
 {
-    char id_text[24], expires[24], created[24];
-    snprintf(id_text, sizeof id_text, "%lld", (long long)id);
+    const bkoauth_token *t = arg;
+    char expires[24], created[24];
     snprintf(expires, sizeof expires, "%lld", (long long)t->expires);
     snprintf(created, sizeof created, "%lld", (long long)(t->created_at ? t->created_at : bk_now()));
-    /* a stale row of another key holding this access_token would break the unique constraint:
-     * the token now belongs to this row */
-    const char *clash[2] = {t->access_token, id_text};
-    PGresult *r = run(ps, c, "DELETE FROM bkoauth_access_token WHERE access_token = $1 AND id <> $2::integer",
-                      2, clash, PGRES_COMMAND_OK, "saving a token", err);
-    if (r == NULL) return BKOAUTH_E_STORE;
-    PQclear(r);
-    if (id >= 0) {
-        const char *p[5] = {t->access_token, expires, t->refresh_token, t->scope, id_text};
-        r = run(ps, c,
-                "UPDATE bkoauth_access_token SET access_token = $1, expires = to_timestamp($2::bigint), "
-                "refresh_token = $3, scope = $4 WHERE id = $5::integer",
-                5, p, PGRES_COMMAND_OK, "saving a token", err);
-    } else {
-        const char *p[7] = {t->access_token, expires,    t->refresh_token, t->scope,
-                            t->env_name,     t->user_id, created};
-        r = run(ps, c,
-                "INSERT INTO bkoauth_access_token (access_token, expires, refresh_token, scope, env_name, "
-                "user_id, "
-                "created_at, extra) VALUES ($1, to_timestamp($2::bigint), $3, $4, $5, $6, "
-                "to_timestamp($7::bigint), NULL)",
-                7, p, PGRES_COMMAND_OK, "saving a token", err);
-    }
+    const char *p[7] = {t->access_token, expires,    t->refresh_token, t->scope,
+                        t->env_name,     t->user_id, created};
+    PGresult *r = bk_pg_run(ps, c,
+                            t->user_id ? SAVE_SQL(KEY_USER("$5::varchar", "$6::varchar"))
+                                       : SAVE_SQL(KEY_APP("$5::varchar")),
+                            7, p, PGRES_COMMAND_OK, "saving a token", err);
     if (r == NULL) return BKOAUTH_E_STORE;
     PQclear(r);
     return BKOAUTH_OK;
 }
 
-/* One short transaction: the key's row now, t saved in it (or in a new row). */
-static bkoauth_code save_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *err)
-{
-    const bkoauth_token *t = arg;
-    PGresult *r = run(ps, c, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "saving a token", err);
-    if (r == NULL) return BKOAUTH_E_STORE;
-    PQclear(r);
-    bkoauth_token *current = NULL;
-    int64_t id = -1;
-    bkoauth_code rc = find(ps, c, t->env_name, t->user_id, &current, &id, 1, err);
-    if (rc == BKOAUTH_OK) rc = save(ps, c, id, t, err);
-    bkoauth_token_free(current);
-    if (rc == BKOAUTH_OK) {
-        r = run(ps, c, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "saving a token", err);
-        if (r == NULL) rc = BKOAUTH_E_STORE;
-        PQclear(r);
-    }
-    if (rc != BKOAUTH_OK) rollback(c);
-    return rc;
-}
-
 static bkoauth_code pg_save(store *base, const bkoauth_token *t, bkoauth_error *err)
 {
     pg_store *ps = (pg_store *)base;
-    return with_conn(ps, &ps->writers, save_work, (void *)t, err);
-}
-
-/* ---- the renewal lock ------------------------------------------------------------------------- */
-
-/* Runs one lock statement on the lock connection (under lock_mu); a broken connection is
- * reconnected and the statement run once more (the session's locks went with it anyway).
- * Returns the result or NULL with err set. */
-static PGresult *lock_statement(pg_store *ps, const char *sql, const char *key, bkoauth_error *err)
-{
-    const char *params[1] = {key};
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (ps->lock_pg == NULL || broken(ps->lock_pg)) {
-            if (ps->lock_pg != NULL) atomic_fetch_add(&ps->base.reconnects, 1);
-            PQfinish(ps->lock_pg);
-            ps->lock_pg = connect_pg(ps);
-            if (ps->lock_pg == NULL || PQstatus(ps->lock_pg) != CONNECTION_OK) {
-                pg_error(ps, ps->lock_pg, "connecting to lock a token's renewal", err);
-                PQfinish(ps->lock_pg);
-                ps->lock_pg = NULL;
-                return NULL;
-            }
-            attempt = 1; /* a fresh connection gets no second try */
-        }
-        PGresult *r = PQexecParams(ps->lock_pg, sql, 1, NULL, params, NULL, NULL, 0);
-        if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK) return r;
-        pg_error(ps, ps->lock_pg, "locking a token's renewal", err);
-        PQclear(r);
-        if (PQstatus(ps->lock_pg) == CONNECTION_OK) return NULL;
-    }
-    return NULL;
-}
-
-/* The key of earlier versions' pg_advisory_xact_lock, so that both keep apart. */
-static void lock_key(char *buf, size_t size, const char *env_name, const char *user_id)
-{
-    snprintf(buf, size, "bkoauth_access_token:%s:%s", env_name, user_id ? user_id : "");
-}
-
-static bkoauth_code pg_try_lock(store *base, const char *env_name, const char *user_id, int *held,
-                                bkoauth_error *err)
-{
-    pg_store *ps = (pg_store *)base;
-    char key[400];
-    lock_key(key, sizeof key, env_name, user_id);
-    *held = 0;
-    pthread_mutex_lock(&ps->lock_mu);
-    PGresult *r = lock_statement(ps, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key, err);
-    if (r != NULL) *held = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    pthread_mutex_unlock(&ps->lock_mu);
-    PQclear(r);
-    return r != NULL ? BKOAUTH_OK : BKOAUTH_E_STORE;
-}
-
-static void pg_unlock(store *base, const char *env_name, const char *user_id)
-{
-    pg_store *ps = (pg_store *)base;
-    char key[400];
-    lock_key(key, sizeof key, env_name, user_id);
-    pthread_mutex_lock(&ps->lock_mu);
-    /* a connection lost meanwhile took the lock with it: nothing to release then */
-    if (ps->lock_pg != NULL && !broken(ps->lock_pg)) {
-        const char *params[1] = {key};
-        PQclear(PQexecParams(ps->lock_pg, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", 1, NULL,
-                             params, NULL, NULL, 0));
-    }
-    pthread_mutex_unlock(&ps->lock_mu);
+    return bk_pg_with_conn(ps, &ps->writers, save_work, (void *)t, err);
 }
 
 static bkoauth_code remove_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *err)
 {
     key_arg *a = arg;
     const char *params[2] = {a->env_name, a->user_id};
-    PGresult *r = run(ps, c,
-                      a->user_id ? "DELETE FROM bkoauth_access_token WHERE env_name = $1 AND user_id = $2"
-                                 : "DELETE FROM bkoauth_access_token WHERE env_name = $1 AND "
-                                   "(user_id IS NULL OR user_id = '')",
-                      a->user_id ? 2 : 1, params, PGRES_COMMAND_OK, "deleting a token", err);
+    PGresult *r =
+        bk_pg_run(ps, c,
+                  a->user_id ? "DELETE FROM bkoauth_access_token WHERE env_name = $1 AND user_id = $2"
+                             : "DELETE FROM bkoauth_access_token WHERE env_name = $1 AND "
+                               "(user_id IS NULL OR user_id = '')",
+                  a->user_id ? 2 : 1, params, PGRES_COMMAND_OK, "deleting a token", err);
     if (r == NULL) return BKOAUTH_E_STORE;
     int deleted = atoi(PQcmdTuples(r));
     PQclear(r);
@@ -445,7 +339,7 @@ static bkoauth_code pg_remove(store *base, const char *env_name, const char *use
 {
     pg_store *ps = (pg_store *)base;
     key_arg a = {env_name, user_id, NULL};
-    return with_conn(ps, &ps->writers, remove_work, &a, err);
+    return bk_pg_with_conn(ps, &ps->writers, remove_work, &a, err);
 }
 
 typedef struct list_arg {
@@ -458,11 +352,11 @@ typedef struct list_arg {
 static bkoauth_code list_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *err)
 {
     list_arg *a = arg;
-    PGresult *r =
-        run(ps, c,
-            "SELECT " COLUMNS " FROM bkoauth_access_token ORDER BY (user_id IS NOT NULL AND user_id <> ''), "
-            "user_id, env_name, id",
-            0, NULL, PGRES_TUPLES_OK, "listing tokens", err);
+    PGresult *r = bk_pg_run(ps, c,
+                            "SELECT " COLUMNS
+                            " FROM bkoauth_access_token ORDER BY (user_id IS NOT NULL AND user_id <> ''), "
+                            "user_id, env_name, id",
+                            0, NULL, PGRES_TUPLES_OK, "listing tokens", err);
     if (r == NULL) return BKOAUTH_E_STORE;
     store_rows rows = {0};
     bkoauth_code rc = BKOAUTH_OK;
@@ -481,7 +375,7 @@ static bkoauth_code pg_list(store *base, bkoauth_token ***out, int64_t **ids, si
 {
     pg_store *ps = (pg_store *)base;
     list_arg a = {out, ids, count, ps->base.logger};
-    return with_conn(ps, &ps->readers, list_work, &a, err);
+    return bk_pg_with_conn(ps, &ps->readers, list_work, &a, err);
 }
 
 static void pg_close(store *base)
@@ -489,8 +383,6 @@ static void pg_close(store *base)
     pg_store *ps = (pg_store *)base;
     pool_destroy(&ps->readers);
     pool_destroy(&ps->writers);
-    PQfinish(ps->lock_pg);
-    pthread_mutex_destroy(&ps->lock_mu);
     bkoauth__free(ps);
 }
 
@@ -499,9 +391,7 @@ static void pg_after_fork(store *base)
     pg_store *ps = (pg_store *)base;
     pool_after_fork(&ps->readers);
     pool_after_fork(&ps->writers);
-    /* PQfinish would end the parent's session (and its advisory locks): left as it is */
-    ps->lock_pg = NULL;
-    pthread_mutex_init(&ps->lock_mu, NULL);
+    bk_pg_lease_identity(ps); /* leases taken here name this process */
 }
 
 typedef struct names_arg {
@@ -513,15 +403,15 @@ static bkoauth_code migrations_work(pg_store *ps, pconn *c, void *arg, bkoauth_e
 {
     names_arg *a = arg;
     a->names[0] = '\0';
-    PGresult *r = run(ps, c, "SELECT to_regclass('django_migrations') IS NOT NULL", 0, NULL, PGRES_TUPLES_OK,
-                      "looking for the table django_migrations", err);
+    PGresult *r = bk_pg_run(ps, c, "SELECT to_regclass('django_migrations') IS NOT NULL", 0, NULL,
+                            PGRES_TUPLES_OK, "looking for the table django_migrations", err);
     if (r == NULL) return BKOAUTH_E_STORE;
     int present = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     if (!present) return BKOAUTH_OK;
     const char *params[1] = {STORE_DJANGO_APP};
-    r = run(ps, c, "SELECT name FROM django_migrations WHERE app = $1 ORDER BY name", 1, params,
-            PGRES_TUPLES_OK, "reading the table django_migrations", err);
+    r = bk_pg_run(ps, c, "SELECT name FROM django_migrations WHERE app = $1 ORDER BY name", 1, params,
+                  PGRES_TUPLES_OK, "reading the table django_migrations", err);
     if (r == NULL) return BKOAUTH_E_STORE;
     for (int i = 0; i < PQntuples(r); i++)
         store_names_add(a->names, a->size, PQgetvalue(r, i, 0));
@@ -535,127 +425,120 @@ static bkoauth_code pg_django_migrations(store *base, char *names, size_t size, 
 {
     pg_store *ps = (pg_store *)base;
     names_arg a = {names, size};
-    return with_conn(ps, &ps->readers, migrations_work, &a, err);
+    return bk_pg_with_conn(ps, &ps->readers, migrations_work, &a, err);
 }
 
 static const store_ops PG_OPS = {
-    pg_get,        pg_try_lock,          pg_unlock,   pg_save, pg_remove, pg_list, pg_close,
-    pg_after_fork, pg_django_migrations, "postgresql"};
+    pg_get,   bk_pg_try_lock, bk_pg_unlock,         pg_save,     pg_remove, pg_list,
+    pg_close, pg_after_fork,  pg_django_migrations, "postgresql"};
 /* ---- opening ---------------------------------------------------------------------------------- */
 
-/* One statement of the schema's transaction: 0, or -1 with err set and the transaction rolled back. */
-static int schema_step(pg_store *ps, pconn *c, const char *sql, const char *what, bkoauth_error *err)
+/* Runs one statement of the schema's creation; BKOAUTH_OK or err set. */
+static bkoauth_code schema_statement(pg_store *ps, pconn *c, const char *sql, const char *what,
+                                     bkoauth_error *err)
 {
-    PGresult *r = PQexec(c->pg, sql);
-    ExecStatusType st = PQresultStatus(r);
+    PGresult *r = bk_pg_run(ps, c, sql, 0, NULL, PGRES_COMMAND_OK, what, err);
     PQclear(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return 0;
-    pg_error(ps, c->pg, what, err);
-    rollback(c);
-    return -1;
+    return r != NULL ? BKOAUTH_OK : BKOAUTH_E_STORE;
 }
 
-/* The table's indexes as Django 3.2's three bkoauth migrations leave them on PostgreSQL: the
+/* Each step is one statement (a DO block holding the creators' transaction lock, one creator at
+ * a time across processes), so that it runs through a pooler in any mode. */
+#define SCHEMA_LOCK "PERFORM pg_advisory_xact_lock(hashtextextended('bkoauth_access_token:schema', 0)); "
+#define INDEX_IF_MISSING(C)                                                                                  \
+    "IF NOT EXISTS (SELECT 1 FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum "   \
+    "= x.indkey[0] WHERE x.indrelid = 'bkoauth_access_token'::regclass AND a.attname = '" C "') THEN "       \
+    "CREATE INDEX \"bkoauth_access_token_" C "\" ON \"bkoauth_access_token\" (\"" C "\"); END IF; "
+
+/* A new table gets the indexes Django 3.2's three bkoauth migrations leave on PostgreSQL: the
  * column's index and its varchar_pattern_ops "_like" twin, with Django's names (table, column and
  * the first 8 hex digits of their MD5), so that a Django app taking the table over records it with
  * `migrate bkoauth --fake` and finds nothing to do. */
-static const char *const DJANGO_INDEXES[] = {
-    "CREATE INDEX \"bkoauth_access_token_access_token_ea825b48_like\" ON \"bkoauth_access_token\" "
-    "(\"access_token\" varchar_pattern_ops)",
-    "CREATE INDEX \"bkoauth_access_token_env_name_736cbdc5\" ON \"bkoauth_access_token\" (\"env_name\")",
-    "CREATE INDEX \"bkoauth_access_token_env_name_736cbdc5_like\" ON \"bkoauth_access_token\" "
-    "(\"env_name\" varchar_pattern_ops)",
-    "CREATE INDEX \"bkoauth_access_token_user_id_a4b1d1f5\" ON \"bkoauth_access_token\" (\"user_id\")",
-    "CREATE INDEX \"bkoauth_access_token_user_id_a4b1d1f5_like\" ON \"bkoauth_access_token\" "
-    "(\"user_id\" varchar_pattern_ops)",
-};
+#define DJANGO_INDEXES                                                                                       \
+    "CREATE INDEX \"bkoauth_access_token_access_token_ea825b48_like\" ON \"bkoauth_access_token\" "          \
+    "(\"access_token\" varchar_pattern_ops); "                                                               \
+    "CREATE INDEX \"bkoauth_access_token_env_name_736cbdc5\" ON \"bkoauth_access_token\" (\"env_name\"); "   \
+    "CREATE INDEX \"bkoauth_access_token_env_name_736cbdc5_like\" ON \"bkoauth_access_token\" "              \
+    "(\"env_name\" varchar_pattern_ops); "                                                                   \
+    "CREATE INDEX \"bkoauth_access_token_user_id_a4b1d1f5\" ON \"bkoauth_access_token\" (\"user_id\"); "     \
+    "CREATE INDEX \"bkoauth_access_token_user_id_a4b1d1f5_like\" ON \"bkoauth_access_token\" "               \
+    "(\"user_id\" varchar_pattern_ops); "
 
 /* A table another program made: the columns the library needs must be there. */
 static bkoauth_code check_columns(pg_store *ps, pconn *c, bkoauth_error *err)
 {
-    PGresult *r =
-        PQexec(c->pg, "SELECT string_agg(w.c, ', ') FROM unnest(ARRAY['id', 'access_token', 'expires', "
-                      "'refresh_token', 'scope', 'env_name', 'user_id', 'created_at']) AS w(c) "
-                      "WHERE NOT EXISTS (SELECT 1 FROM information_schema.columns i WHERE "
-                      "i.table_name = 'bkoauth_access_token' AND i.table_schema = current_schema() "
-                      "AND i.column_name = w.c)");
+    PGresult *r = bk_pg_run(ps, c,
+                            "SELECT string_agg(w.c, ', ') FROM unnest(ARRAY['id', 'access_token', 'expires', "
+                            "'refresh_token', 'scope', 'env_name', 'user_id', 'created_at']) AS w(c) "
+                            "WHERE NOT EXISTS (SELECT 1 FROM information_schema.columns i WHERE "
+                            "i.table_name = 'bkoauth_access_token' AND i.table_schema = current_schema() "
+                            "AND i.column_name = w.c)",
+                            0, NULL, PGRES_TUPLES_OK, "checking the table's columns", err);
+    if (r == NULL) return BKOAUTH_E_STORE;
     bkoauth_code rc = BKOAUTH_OK;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = pg_error(ps, c->pg, "checking the table's columns", err);
-    else if (!PQgetisnull(r, 0, 0))
+    if (!PQgetisnull(r, 0, 0))
         rc = err_set(err, BKOAUTH_E_STORE,
                      "PostgreSQL token store at %s: the table bkoauth_access_token has no column %s; it is "
                      "not the bkoauth table",
                      ps->where, PQgetvalue(r, 0, 0));
     PQclear(r);
-    if (rc != BKOAUTH_OK) rollback(c);
     return rc;
-}
-
-/* A table another program made without an index on env_name or user_id: one is added under a
- * name of libbkoauth's own, so that a later Django migration adding its own does not collide. */
-static bkoauth_code add_missing_indexes(pg_store *ps, pconn *c, bkoauth_error *err)
-{
-    static const char *const columns[] = {"env_name", "user_id"};
-    for (size_t i = 0; i < 2; i++) {
-        char sql_idx[512];
-        snprintf(sql_idx, sizeof sql_idx,
-                 "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_index x JOIN pg_attribute a ON a.attrelid = "
-                 "x.indrelid AND a.attnum = x.indkey[0] WHERE x.indrelid = 'bkoauth_access_token'::regclass "
-                 "AND a.attname = '%s') THEN CREATE INDEX \"bkoauth_access_token_%s\" ON "
-                 "\"bkoauth_access_token\" (\"%s\"); END IF; END $$",
-                 columns[i], columns[i], columns[i]);
-        if (schema_step(ps, c, sql_idx, "creating an index", err) != 0) return BKOAUTH_E_STORE;
-    }
-    return BKOAUTH_OK;
 }
 
 static bkoauth_code create_schema(pg_store *ps, pconn *c, bkoauth_error *err)
 {
-    /* one creator at a time across processes; Django's own table is used as it is */
-    if (schema_step(ps, c, "BEGIN", "creating the table bkoauth_access_token", err) != 0 ||
-        schema_step(ps, c, "SELECT pg_advisory_xact_lock(hashtextextended('bkoauth_access_token:schema', 0))",
-                    "creating the table bkoauth_access_token", err) != 0)
+    /* one statement: the table, when missing, with Django's indexes; Django's own table (or one
+     * another program made) is used as it is */
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "DO $$ BEGIN " SCHEMA_LOCK
+             "IF to_regclass('bkoauth_access_token') IS NULL THEN %s; " DJANGO_INDEXES "END IF; END $$",
+             CREATE_TABLE);
+    if (schema_statement(ps, c, sql, "creating the table bkoauth_access_token", err) != BKOAUTH_OK ||
+        check_columns(ps, c, err) != BKOAUTH_OK)
         return BKOAUTH_E_STORE;
-    PGresult *r = PQexec(c->pg, "SELECT to_regclass('bkoauth_access_token') IS NULL");
-    int looked = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-    int absent = looked && PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
-    if (!looked) {
-        pg_error(ps, c->pg, "looking for the table bkoauth_access_token", err);
-        rollback(c);
-        return BKOAUTH_E_STORE;
-    }
-    if (absent) {
-        if (schema_step(ps, c, CREATE_TABLE, "creating the table bkoauth_access_token", err) != 0)
-            return BKOAUTH_E_STORE;
-        for (size_t i = 0; i < sizeof DJANGO_INDEXES / sizeof DJANGO_INDEXES[0]; i++)
-            if (schema_step(ps, c, DJANGO_INDEXES[i], "creating an index", err) != 0) return BKOAUTH_E_STORE;
-    } else if (check_columns(ps, c, err) != BKOAUTH_OK || add_missing_indexes(ps, c, err) != BKOAUTH_OK) {
-        return BKOAUTH_E_STORE;
-    }
-    r = PQexec(c->pg, "COMMIT");
-    ExecStatusType st = PQresultStatus(r);
-    PQclear(r);
-    return st == PGRES_COMMAND_OK ? BKOAUTH_OK : pg_error(ps, c->pg, "creating the table", err);
+    /* a table another program made without an index on env_name or user_id: one is added under a
+     * name of libbkoauth's own, so that a later Django migration adding its own does not collide */
+    return schema_statement(
+        ps, c, "DO $$ BEGIN " SCHEMA_LOCK INDEX_IF_MISSING("env_name") INDEX_IF_MISSING("user_id") "END $$",
+        "creating an index", err);
 }
 
-/* The table and its indexes, created only when missing: a database that has them (the usual
- * case) is only read, so opening a client takes no lock and writes nothing. */
+/* The lease table, when missing. A database user that may not create it gets a warning naming
+ * the fix; renewals then go without the cross-process lock (each says so) until it exists. */
+static void create_lease_table(pg_store *ps, pconn *c)
+{
+    char sql[600];
+    bkoauth_error e;
+    snprintf(sql, sizeof sql, "DO $$ BEGIN " SCHEMA_LOCK "%s; END $$", BK_PG_CREATE_LEASE);
+    if (schema_statement(ps, c, sql, "creating the table bkoauth_renewal_lease", &e) != BKOAUTH_OK)
+        log_write(ps->base.logger, BKOAUTH_LOG_WARNING,
+                  "%s; renewals are not kept apart across processes until the table exists: have the "
+                  "database owner run %s",
+                  e.message, BK_PG_CREATE_LEASE);
+}
+
+/* The tables and indexes, created only when missing: a database that has them (the usual case)
+ * is only read, so opening a client takes no lock and writes nothing. */
 static bkoauth_code prepare_schema(pg_store *ps, pconn *c, bkoauth_error *err)
 {
-    PGresult *r = PQexec(
-        c->pg,
+    PGresult *r = bk_pg_run(
+        ps, c,
         "SELECT (SELECT count(DISTINCT a.attname) FROM pg_index x JOIN pg_attribute a ON "
         "a.attrelid = x.indrelid AND a.attnum = x.indkey[0] WHERE x.indrelid = "
         "to_regclass('bkoauth_access_token') AND a.attname IN ('env_name', 'user_id')) = 2 AND "
         "(SELECT count(*) FROM information_schema.columns i WHERE i.table_name = 'bkoauth_access_token' "
         "AND i.table_schema = current_schema() AND i.column_name IN ('id', 'access_token', 'expires', "
-        "'refresh_token', 'scope', 'env_name', 'user_id', 'created_at')) = 8");
-    int ready =
-        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+        "'refresh_token', 'scope', 'env_name', 'user_id', 'created_at')) = 8, "
+        "to_regclass('bkoauth_renewal_lease') IS NOT NULL",
+        0, NULL, PGRES_TUPLES_OK, "reading the schema", err);
+    if (r == NULL) return BKOAUTH_E_STORE;
+    int ready = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    int lease = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 1), "t") == 0;
     PQclear(r);
-    return ready ? BKOAUTH_OK : create_schema(ps, c, err);
+    if (!ready && create_schema(ps, c, err) != BKOAUTH_OK) return BKOAUTH_E_STORE;
+    if (!lease) create_lease_table(ps, c);
+    return BKOAUTH_OK;
 }
 
 store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
@@ -668,10 +551,10 @@ store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoaut
     ps->base.ops = &PG_OPS;
     ps->base.logger = logger;
     ps->s = s;
-    pthread_mutex_init(&ps->lock_mu, NULL);
-    /* BKOAUTH_DB_CONNECTIONS: one for locks, a quarter of the rest for writes, the others reads */
-    int n = store_connections(s), writers = (n - 1) / 4 > 0 ? (n - 1) / 4 : 1;
-    if (pool_init(&ps->readers, n - 1 - writers, pconn_open, pconn_close, ps) != 0 ||
+    bk_pg_lease_identity(ps);
+    /* BKOAUTH_DB_CONNECTIONS: a quarter and one for writes (saves, deletes, leases), the others reads */
+    int n = store_connections(s), writers = (n - 1) / 4 + 1;
+    if (pool_init(&ps->readers, n - writers, pconn_open, pconn_close, ps) != 0 ||
         pool_init(&ps->writers, writers, pconn_open, pconn_close, ps) != 0) {
         err_nomem(err);
         pg_close(&ps->base);
@@ -703,7 +586,7 @@ store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoaut
         return NULL;
     }
     bkoauth_code rc = prepare_schema(ps, c, err);
-    if (PQstatus(c->pg) == CONNECTION_OK)
+    if (PQstatus(c->pg) == CONNECTION_OK && !c->lost)
         pool_put(&ps->readers, c);
     else
         pool_discard(&ps->readers, c);

@@ -466,9 +466,10 @@ static int lock_range(sqlite_store *ss, const char *env_name, const char *user_i
     return fcntl(ss->lock_fd, F_OFD_SETLK, &fl);
 }
 
-static bkoauth_code sq_try_lock(store *base, const char *env_name, const char *user_id, int *held,
-                                bkoauth_error *err)
+static bkoauth_code sq_try_lock(store *base, const char *env_name, const char *user_id, store_lease *lease,
+                                int *held, bkoauth_error *err)
 {
+    (void)lease;
     sqlite_store *ss = (sqlite_store *)base;
     *held = 0;
     if (ss->lock_fd < 0) {
@@ -483,8 +484,9 @@ static bkoauth_code sq_try_lock(store *base, const char *env_name, const char *u
     return err_set(err, BKOAUTH_E_STORE, "cannot lock %s-lock: %s", ss->path, strerror(errno));
 }
 
-static void sq_unlock(store *base, const char *env_name, const char *user_id)
+static void sq_unlock(store *base, const char *env_name, const char *user_id, const store_lease *lease)
 {
+    (void)lease;
     sqlite_store *ss = (sqlite_store *)base;
     if (ss->lock_fd >= 0) lock_range(ss, env_name, user_id, F_UNLCK);
 }

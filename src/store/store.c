@@ -212,9 +212,10 @@ static void flush_unsaved_on_read(store *st, const char *env_name, const char *u
     if (locked && now - e->save_tried_ms >= 1000) {
         e->save_tried_ms = now;
         int held = 0;
-        if (st->ops->try_lock(st, env_name, user_id, &held, NULL) == BKOAUTH_OK && held) {
+        store_lease lease = {{0}};
+        if (st->ops->try_lock(st, env_name, user_id, &lease, &held, NULL) == BKOAUTH_OK && held) {
             flush_unsaved(st, e);
-            st->ops->unlock(st, env_name, user_id);
+            st->ops->unlock(st, env_name, user_id, &lease);
         }
     }
     key_release(st->keys, e, locked);
@@ -263,12 +264,12 @@ bkoauth_code store_get(store *st, const char *env_name, const char *user_id, bko
  * renewal then goes on without it (a duplicate renewal is better than a failed call). Returns 1
  * when it stopped at give_up (ms, 0: never) instead, without the lock. */
 static int lock_wait(store *st, const char *env_name, const char *user_id, int64_t deadline, int64_t give_up,
-                     int *held)
+                     store_lease *lease, int *held)
 {
     useconds_t delay = 500;
     bkoauth_error e;
     for (;;) {
-        if (st->ops->try_lock(st, env_name, user_id, held, &e) != BKOAUTH_OK) {
+        if (st->ops->try_lock(st, env_name, user_id, lease, held, &e) != BKOAUTH_OK) {
             log_write(st->logger, BKOAUTH_LOG_WARNING,
                       "renewing the token of %s without the cross-process lock: %s", who(user_id), e.message);
             return 0;
@@ -402,8 +403,9 @@ static bkoauth_code renew(store *st, const char *env_name, const char *user_id, 
     if (fn == NULL) return err_set(err, BKOAUTH_E_INVALID, "token store: no renew function");
     user_id = app_or_user(user_id);
     /* a renewer holds the key for at most the SSM timeout (plus the save); past that it is stuck */
-    int64_t start = bk_monotonic_ms(), deadline = start + st->s->timeout_ms + 5000;
+    int64_t start = bk_monotonic_ms(), deadline = start + store_hold_ms(st->s);
     int locked = 0, held = 0, impatient = 0;
+    store_lease lease = {{0}};
     key_entry *e = key_acquire(st->keys, env_name, user_id, deadline, patience_ms, &locked, &impatient);
     if (e == NULL) return err_nomem(err);
     if (impatient) {
@@ -415,12 +417,13 @@ static bkoauth_code renew(store *st, const char *env_name, const char *user_id, 
         return err_ok(err);
     }
     /* another process's renewal is not seen here: patience counts the wait for its lock */
-    if (lock_wait(st, env_name, user_id, deadline, patience_ms > 0 ? start + 2 * patience_ms : 0, &held)) {
+    if (lock_wait(st, env_name, user_id, deadline, patience_ms > 0 ? start + 2 * patience_ms : 0, &lease,
+                  &held)) {
         key_release(st->keys, e, locked);
         return err_ok(err);
     }
     rc = renew_locked(st, e, env_name, user_id, fn, ctx, keep, out, err);
-    if (held) st->ops->unlock(st, env_name, user_id);
+    if (held) st->ops->unlock(st, env_name, user_id, &lease);
     key_release(st->keys, e, locked);
     return rc;
 }
@@ -553,9 +556,10 @@ static void flush_all_unsaved(store *st)
     int n = keytab_unsaved_entries(st->keys, held, 64);
     for (int i = 0; i < n; i++) {
         int h = 0;
-        if (st->ops->try_lock(st, held[i]->env_name, held[i]->user_id, &h, NULL) == BKOAUTH_OK && h) {
+        store_lease lease = {{0}};
+        if (st->ops->try_lock(st, held[i]->env_name, held[i]->user_id, &lease, &h, NULL) == BKOAUTH_OK && h) {
             flush_unsaved(st, held[i]);
-            st->ops->unlock(st, held[i]->env_name, held[i]->user_id);
+            st->ops->unlock(st, held[i]->env_name, held[i]->user_id, &lease);
         }
         bkoauth_token *u = key_unsaved_copy(st->keys, held[i]->env_name, held[i]->user_id);
         if (u != NULL)

@@ -6,8 +6,9 @@
  * renew function runs (it calls the SSM service): renewers of one key are kept apart by a
  * per-key lock in the process (keys.h) and a per-key lock across processes and hosts that the
  * backend provides without a transaction (SQLite: an OFD byte-range lock on a lock file beside
- * the database; PostgreSQL: a session advisory lock, MySQL: GET_LOCK(), each on a connection
- * kept for locks). Reading
+ * the database; PostgreSQL: a lease in the table bkoauth_renewal_lease, taken and released each
+ * by one autocommit statement, so that it works through PgBouncer in any pool mode; MySQL:
+ * GET_LOCK() on a connection kept for locks). Reading
  * the row and saving a grant are each one short statement or transaction. */
 #ifndef BKOAUTH_STORE_H
 #define BKOAUTH_STORE_H
@@ -18,6 +19,12 @@
 #include <stdatomic.h>
 
 typedef struct store store;
+
+/* What a backend remembers of one taking of a renewal lock, from try_lock to unlock (the
+ * PostgreSQL lease's holder, unique per taking). */
+typedef struct store_lease {
+    char holder[256];
+} store_lease;
 
 /* Called by store_renew with the key locked, with the row as it is now (current NULL when
  * there is none). Sets *fresh to a new token to save in that row (ownership passes to the
@@ -38,11 +45,13 @@ typedef struct store_ops {
     bkoauth_code (*get)(store *st, const char *env_name, const char *user_id, bkoauth_token **out,
                         bkoauth_error *err);
     /* Takes the key's cross-process renewal lock without waiting: *held 1 when taken, 0 when
-     * another process or host holds it. Released by unlock, or by the system when the process
-     * dies. An error (database unreachable) leaves *held 0. */
-    bkoauth_code (*try_lock)(store *st, const char *env_name, const char *user_id, int *held,
-                             bkoauth_error *err);
-    void (*unlock)(store *st, const char *env_name, const char *user_id);
+     * another process or host holds it. Released by unlock (given the same lease, which the
+     * backend may fill in when it takes the lock), or, when the process dies, by the system
+     * (SQLite, MySQL) or the lease's expiry (PostgreSQL). An error (database unreachable)
+     * leaves *held 0. */
+    bkoauth_code (*try_lock)(store *st, const char *env_name, const char *user_id, store_lease *lease,
+                             int *held, bkoauth_error *err);
+    void (*unlock)(store *st, const char *env_name, const char *user_id, const store_lease *lease);
     /* Saves t (env_name, user_id and created_at already those of the key) in one short write
      * transaction: updates the row get() would read in place (keeping id and created_at), or
      * inserts one; a stale row of another key holding the same access_token is deleted. A
@@ -104,6 +113,14 @@ bkoauth_code store_check_user(const char *user_id, bkoauth_error *err);
 static inline const char *store_kind_name(const store *st)
 {
     return st->ops->name;
+}
+
+/* The longest a renewer may hold a key's cross-process lock: its SSM call is bounded by
+ * BKOAUTH_TIMEOUT_MS, and 5 s more cover reading and saving the row. Waiters wait that long at
+ * most; a PostgreSQL lease expires after it. */
+static inline int64_t store_hold_ms(const bk_settings *s)
+{
+    return (int64_t)s->timeout_ms + 5000;
 }
 
 /* BKOAUTH_DB_CONNECTIONS of s (its default when s was not made by settings_from_config). */

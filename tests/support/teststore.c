@@ -61,7 +61,11 @@ static char *fresh_postgres(const char *tag, char *buf, size_t size)
     if (pg_admin(sql) != 0) return NULL;
     snprintf(pg_dbs[npg++], sizeof pg_dbs[0], "%s", db);
     int base = (int)(strrchr(url, '/') - url);
-    snprintf(buf, size, "%.*s/%s", base, url, db);
+    const char *pooler = getenv("BKOAUTH_TEST_PG_POOLER"), *at = strchr(url, '@');
+    if (pooler != NULL && pooler[0] != '\0' && at != NULL) /* the clients go through the pooler */
+        snprintf(buf, size, "%.*s%s/%s", (int)(at + 1 - url), url, pooler, db);
+    else
+        snprintf(buf, size, "%.*s/%s", base, url, db);
     return buf;
 }
 
@@ -150,7 +154,7 @@ void teststore_cleanup(void)
         if (system(cmd) != 0) fprintf(stderr, "teststore: could not remove %s\n", dirs[i]);
     }
     ndirs = 0;
-    for (int i = 0; i < npg; i++) {
+    for (int i = 0; i < npg && getenv("BKOAUTH_TEST_KEEP_DBS") == NULL; i++) {
         char sql[160];
         snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS \"%.63s\" WITH (FORCE)", pg_dbs[i]);
         pg_admin(sql);

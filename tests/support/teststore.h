@@ -3,7 +3,10 @@
  * The integration suite is one suite parameterised by store: CTest runs each program once per
  * store with BKOAUTH_TEST_STORE=sqlite|postgres|mysql. For postgres and mysql the test command
  * provides a throwaway server in BKOAUTH_TEST_PG_URL / BKOAUTH_TEST_MYSQL_URL; each test program
- * gets databases of its own there. */
+ * gets databases of its own there. With BKOAUTH_TEST_PG_POOLER=HOST:PORT (a PgBouncer in front of
+ * that server, tests/scripts/test_pgbouncer_pg.sh) the databases are made on the server and the
+ * clients are given URLs through the pooler; with BKOAUTH_TEST_KEEP_DBS set, the PostgreSQL
+ * databases are left for the caller to inspect and drop. */
 #ifndef BKOAUTH_TESTSTORE_H
 #define BKOAUTH_TESTSTORE_H
 
