@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_herd.c - the thundering herd: PROCS processes x THREADS threads released together on
  * one expiring token, for each kind of renewal, against bkoauth-devserver on a free loopback
  * port. Prints how many calls reached the SSM service, how many callers failed, and how long

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_parallel.c - distinct users renewing at once against a slow SSM service, and what a
  * lookup of a saved token costs meanwhile.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_paths.c - what a call that finds a fresh saved token costs.
  *
  *   bench_paths [DATABASE_URL]     (default: a temporary SQLite file)

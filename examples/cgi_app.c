@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cgi_app.c - a CGI program that does what the Python app did on user login: it runs the login
  * hook (bkoauth_user_logged_in) for the user the web server authenticated (REMOTE_USER) and
  * shows that user's token status as text/plain.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fastcgi_params.c - bkoauth_request_from_params() with a FastCGI-style parameter table.
  *
  * A FastCGI server hands each request its CGI variables as a table of "NAME=VALUE" strings:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mhd_app.c - an HTTP service on libmicrohttpd guarded like a Django view with @apigw_required,
  * and pages that use the token calls.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* quickstart.c - the seed's four calls from C, against any SSM service (bkoauth-devserver
  * for development). Settings come from the file named in $BKOAUTH_CONFIG (if set) and the
  * environment, exactly as a service would take them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_grant.c - libFuzzer target for the SSM answer parser (ssm_parse_response), both protocols,
  * and for the ee body builder fed arbitrary credential bytes.
  *

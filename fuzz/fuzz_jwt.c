@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_jwt.c - libFuzzer target for bkoauth_jwt_verify and bkoauth_jwt_error_body.
  *
  * One client is built once, trusting an RSA key generated at start-up. Byte 0 of the input picks

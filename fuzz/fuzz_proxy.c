@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_proxy.c - libFuzzer target for the proxy of the SSM calls (src/ssm/proxy.c): a proxy URL
  * from the environment (proxy_parse) and a NO_PROXY list against a host (proxy_noproxy_match),
  * both outside input.

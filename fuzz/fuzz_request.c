@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_request.c - libFuzzer target for the Cookie header, query string and uin parsers and
  * request_credentials. The input is split at the first two NUL bytes into a Cookie header, a
  * query string and a session value. Invariants: results are NUL-terminated strings no longer

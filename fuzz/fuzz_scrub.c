@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_scrub.c - libFuzzer target for the scrub (bk_scrub: what every message and log line
  * passes) and for the grant validator (ssm_parse_response with a secret of the call in scope,
  * as a hostile service would quote it back).

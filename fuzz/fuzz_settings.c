@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_settings.c - libFuzzer target for the settings file parser and every setting's check.
  * Byte 0 picks the mode: even parses the rest as a settings file; odd sets the rest as the value
  * of the setting named by byte 1. Invariants: the result is OK or ConfigError with a message;

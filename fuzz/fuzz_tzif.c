@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_tzif.c - libFuzzer target for the zone file reader (zone_parse: TZif headers, counts,
  * transitions, types, the POSIX TZ rule of the footer) and the conversions on what it read.
  * Invariants: a zone read answers every moment with an offset under a day, and every wall time

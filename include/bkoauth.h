@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bkoauth.h - get, save, reuse and refresh BlueKing access_tokens from C.
  *

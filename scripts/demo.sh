@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The main job of libbkoauth, end to end, on this machine, with the `bkoauth` command line:
 # installs what is missing, builds into build/, starts bkoauth-devserver (a local SSM service)
 # on a free loopback port, gets the APP token, logs a user in with a login cookie, reads that

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the Debian packages libbkoauth needs to build, test, fuzz and benchmark.
 # Idempotent: packages already present are skipped; nothing is done when all are present.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A throwaway MariaDB server for the tests, on 127.0.0.1 and a free port only (never the system's
 # service, never its data directory or configuration).
 #   scripts/mysql.sh start DIR     mariadb-install-db into DIR (fresh), start, create database

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the Debian packages libbkoauth0, libbkoauth-dev, bkoauth-tools and bkoauth-devserver
 # (debian/), checks them with lintian and prints where the .deb files are.
 #   scripts/package.sh [OUTDIR]     default OUTDIR: build-deb/ in the source tree

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A throwaway PostgreSQL cluster for the tests, on 127.0.0.1 and a free port only.
 #   scripts/pg.sh start DIR     initdb into DIR (fresh), start, create database bkoauth_test;
 #                               writes the URL to DIR/url and prints it

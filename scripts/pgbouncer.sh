@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A throwaway PgBouncer in front of a test PostgreSQL cluster (scripts/pg.sh), on 127.0.0.1 and a
 # free port only; its ini, auth file, pid file and log in DIR.
 #   scripts/pgbouncer.sh start DIR PG_PORT MODE [POOL_SIZE [MIN_POOL_SIZE]]

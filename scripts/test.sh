@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The test command: installs what is missing, builds with warnings as errors, runs the whole
 # suite, then runs it again under AddressSanitizer + UndefinedBehaviorSanitizer.
 #   scripts/test.sh            everything

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Regenerates debian/libbkoauth0.symbols from a build of libbkoauth.so, after the public API
 # changed (for instance after a merge that adds a bkoauth_* function). The package build checks
 # the file strictly (dpkg-gensymbols -c4: any difference fails it), so run this, review the

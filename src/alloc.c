@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* alloc.c - every allocation of the library goes through here: the allocators of
  * bkoauth_set_allocators() (the C library's by default), a per-thread count of failed
  * allocations, secret wiping, and the Jansson helpers that keep Jansson's memory and failures

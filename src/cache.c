@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cache.c - per-thread token tables with shared generation counters (see cache.h). */
 #include "cache.h"
 #include "keys.h"

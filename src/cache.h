@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cache.h - the in-process cache of saved tokens.
  *
  * Each thread keeps its own small table of token copies (direct-mapped, CACHE_SLOTS entries),

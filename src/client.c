@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* client.c - the rules of the four operations of the seed and the login hook.
  *
  * Policy only: the saved token is looked up in the store (store/store.h), the SSM service is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config.c - settings: names, defaults and the checks of their values, and the public calls that
  * set and read them (the settings file is read by config_file.c, the environment here).
  *

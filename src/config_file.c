@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config_file.c - the settings file: NAME = value lines, as Django reads its settings module
  * (the values are Python literals, read by pyliteral.c) or as an environment file
  * (export NAME=value, bare words). Each value is set with bkoauth_config_set(), so it is

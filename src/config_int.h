@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config_int.h - what the settings files share: the table of settings (config.c), the value
  * readers the checks and the conversion both use, and the reading of a dict setting written as
  * JSON or Python (pyliteral.c). Internal to config.c, config_file.c, settings.c and pyliteral.c. */

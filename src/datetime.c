@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* datetime.c - datetimes as Django keeps them where the column has no zone (SQLite text
  * "YYYY-MM-DD HH:MM:SS[.ffffff]", MySQL datetime(6)): UTC (USE_TZ = True), or the wall time of a
  * zone (USE_TZ = False: TIME_ZONE, or the process's local zone), converted with tzfile.c. */

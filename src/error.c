@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* error.c - result codes, their names, and the error record every call fills. */
 #include "internal.h"
 

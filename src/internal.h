@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* internal.h - shared internals of libbkoauth: errors, logging, parsed settings, small helpers.
  * Not installed. Every file of src/ includes it. */
 #ifndef BKOAUTH_INTERNAL_H

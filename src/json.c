@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* json.c - JSON written the way Python's json.dumps() writes it, for the bodies the Python
  * library sends (ee.c) or answers with (jwt.c), so that both read byte for byte the same. */
 #include "json.h"

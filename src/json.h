@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* json.h - Jansson as the library uses it: parsing that tells an allocation failure apart from
  * bad JSON, dumping into memory of the library's own allocator (alloc.c), and dumping in the
  * layout of Python's json.dumps() (json.c). Internal. */

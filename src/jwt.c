@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* jwt.c - X-Bkapi-Jwt verification (the Python apigw_required decorator).
  *
  * The BlueKing API gateway forwards a request with an RS256 JWT in the header X-Bkapi-Jwt.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* keys.c - the per-key lock table of keys.h: a small hash table under one mutex that is held
  * only to find, create or drop an entry, never across a renewal. Every time kept here is of
  * CLOCK_MONOTONIC (bk_monotonic_ms): a step of the wall clock changes no wait and no back-off. */

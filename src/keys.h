@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* keys.h - per-key state of renewals in one process: an exclusive lock per token key
  * (env_name, user) and what the process must remember about that key between calls.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kvlist.c - lists of string pairs in a fixed order (the dict settings, a request's
  * credentials). The values may be secrets: they are wiped when freed. */
 #include "internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* log.c - the client's logger: a sink function, a level, and the default stderr sink. */
 #include "internal.h"
 

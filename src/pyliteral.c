@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pyliteral.c - the values of the settings file, read as Django reads its settings module, but
  * literals only (what Python's ast.literal_eval takes, without tuples, sets, bytes or complex
  * numbers): strings with ' or " (and ''' or """ across lines), with Python's escapes or raw (r''),

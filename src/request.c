@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* request.c - what the operations take from an incoming request: the user's credential
  * (cookie, then session, then query string; the uin rule) and the client's address. */
 #include "internal.h"

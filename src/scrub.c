@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* scrub.c - the one way text reaches a person or a log (bk_scrub): every known secret masked in
  * each form the text may hold it (raw, percent-encoded in either case, '+' for a space,
  * JSON-escaped, or a mixture), control characters, invalid UTF-8 and text-direction marks

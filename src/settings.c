@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* settings.c - the settings as the client works with them: settings_from_config() turns the text
  * of a bkoauth_config (checked when set, config.c) into a bk_settings of numbers, flags, lists
  * and copies. */

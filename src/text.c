@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* text.c - what text from outside may hold: the alphabet of tokens, and user names a person can
  * read safely (no control characters, no reordering marks, valid UTF-8). */
 #include "internal.h"

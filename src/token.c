@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* token.c - the token record handed to callers: copies, freeing, expiry, masking. */
 #include "internal.h"
 

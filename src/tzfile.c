@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tzfile.c - named time zones (BKOAUTH_DB_TIME_ZONE = Asia/Shanghai) read from the system's
  * zone files, without touching the process's TZ.
  *

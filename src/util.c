@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* util.c - small string, memory and time helpers. */
 #include "internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bkoauth.c - the command line: get, read, refresh, list and delete saved BlueKing access_tokens,
  * and verify X-Bkapi-Jwt, from a shell.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Sourced by scripts and script tests: start and stop bkoauth-devserver on a free loopback port.
 #   devserver_start BINARY [ARGS...]   sets DEV_PID and DEV_URL
 #   devserver_stop

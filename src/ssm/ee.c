@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ee.c - the "ee" wire protocol (BKAUTH_BACKEND_TYPE = bk_token): HTTP POST with a JSON body and
  * the headers X-BK-APP-CODE / X-BK-APP-SECRET (PROTOCOL.md "Protocol ee"). */
 #include "ssm_int.h"

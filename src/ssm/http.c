@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http.c - the HTTP carrier of the SSM layer, over libcurl.
  *
  * libcurl is initialised once per process, with the library's allocators (alloc.c); a failed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http.h - the HTTP carrier of the SSM layer (libcurl): one request, one response, a small pool
  * of easy handles so connections are reused across calls and threads. Internal to src/ssm/. */
 #ifndef BKOAUTH_SSM_HTTP_H

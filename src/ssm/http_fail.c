@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http_fail.c - the messages of a failed SSM call that name the hop that failed and what to do
  * (see http_fail.h). */
 #include "http_fail.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http_fail.h - the messages of a failed SSM call that name its hops (the service, and the
  * proxy with the setting or variable it came from) and, for TLS, the certificate's problem and
  * the setting that fixes it. Internal to http.c and http_fail.c. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ieod.c - the "ieod" wire protocol (BKAUTH_BACKEND_TYPE is not bk_token): HTTP GET with a query
  * string, parameters in the order the Python client sent them (PROTOCOL.md "Protocol ieod"). */
 #include "ssm_int.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* proxy.c - the proxy of the SSM calls, chosen as libcurl 7.88 (Debian 12's) chooses it, so that
  * the library knows which proxy it uses and where that came from (see proxy.h). The environment
  * is outside input: a proxy URL is read defensively (length, characters, scheme, host, port),

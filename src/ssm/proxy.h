@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* proxy.h - which proxy, if any, the SSM calls go through: chosen by the library as libcurl 7.88
  * chooses it (BKOAUTH_PROXY as CURLOPT_PROXY, BKOAUTH_NO_PROXY as CURLOPT_NOPROXY, then the
  * environment: <scheme>_proxy, ALL_PROXY, NO_PROXY), so that every message can name the proxy

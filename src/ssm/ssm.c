@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssm.c - the SSM client: checks what a call needs, lets the protocol (ieod.c or ee.c) build it,
  * carries it over http.c, and parses the answer into a grant (one parser for both protocols). */
 #include "ssm_int.h"

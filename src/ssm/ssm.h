@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ssm.h - the SSM token service, behind one small interface: fetch an APP token, fetch a user
  * token, refresh. ieod.c and ee.c implement the two wire protocols; http.c carries them. */
 #ifndef BKOAUTH_SSM_H

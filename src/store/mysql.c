@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mysql.c - the token table in MySQL or MariaDB, as Django's MySQL backend creates it, shared by
  * many processes and hosts; on the MariaDB Connector/C (which speaks to both servers).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mysql_url.c - the MySQL URL of BKOAUTH_DATABASE_URL:
  *   mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE   (mariadb:// is the same)
  * with percent-escapes in each part, as Django's dj-database-url style settings write them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pool.c - the bounded connection pool of pool.h. */
 #include "pool.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pool.h - a bounded pool of database connections shared by the threads of a process.
  *
  * The backends keep one pool for reads and one for writes, so that writers waiting for the

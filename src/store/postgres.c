@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* postgres.c - the token table in PostgreSQL, as Django's PostgreSQL backend creates it, shared
  * by many processes and hosts, directly or through a pooler such as PgBouncer in any pool mode.
  *

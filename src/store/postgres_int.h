@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* postgres_int.h - what postgres.c (the token table) and postgres_lease.c (the renewal lease)
  * share: the store's handle, its connections and the way a statement is run. */
 #ifndef BKOAUTH_POSTGRES_INT_H

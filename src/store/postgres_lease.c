@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* postgres_lease.c - the renewal lock of the PostgreSQL store across processes and hosts: a lease
  * held in a row of bkoauth_renewal_lease.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sqlite.c - the token table in SQLite, as Django's SQLite backend creates and writes it.
  *
  * Connections: a read pool and a write pool of one (SQLite has one writer at a time; the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* store.c - the store interface: argument checks shared by every backend, dispatch, and the
  * renewal section built from the backends' short operations (lock, read, save). */
 #include "store.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* store.h - where tokens are saved: the table bkoauth_access_token in SQLite (sqlite.c),
  * PostgreSQL (postgres.c) or MySQL / MariaDB (mysql.c), behind one small interface. A row is keyed by
  * (env_name, user_id); user_id NULL (or "" written by others) is the APP token.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bkoauth_faulty.c - the bkoauth command line as a test build, with the fault-injecting
  * allocator of tests/support/faultalloc.h in place of the C library's. Built from the very same
  * source (tools/bkoauth.c, included below), by tests/CMakeLists.txt only; never installed. The

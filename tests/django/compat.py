@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Django side of the compatibility test: the bkoauth AccessToken model, exactly as the Python
 bkoauth app defines it, on an SQLite, PostgreSQL or MySQL database (DB: a path, or a
 postgresql:// or mysql:// URL).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* store_tool.c - the C side of the Django compatibility test: reads and writes the token table
  * through libbkoauth's store, as a C service would.
  *

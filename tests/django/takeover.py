@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Django side of the take-over test (tests/scripts/django_takeover.sh): the bkoauth app of
 bkoauth_app/ (its three migrations) on the database BKOAUTH_TEST_DJANGO_DB names, in one process
 so that Django starts once.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Django settings of the take-over test (tests/scripts/test_django_takeover*.sh): the bkoauth app
 (bkoauth_app/, its three migrations) on the database BKOAUTH_TEST_DJANGO_DB names: a path (SQLite),
 or a postgresql:// or mysql:// URL. Used as `python3 -m django CMD --settings=takeover_settings`,

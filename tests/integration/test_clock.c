@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_clock.c - the wall clock stepped an hour forward and back under a running client, on the
  * store BKOAUTH_TEST_STORE names: a back-off ends after its maximum, a token another process
  * renewed is seen within BKOAUTH_CACHE_SECONDS, a token valid for 2 h stays served while one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_concurrency.c - many threads and many processes on one token store: one renewal per
  * expiry (by_user refresh, APP renewal, user renewal on login), every caller served, the cache
  * kept coherent with this process's renewals, and a renewal killed half-way losing nothing. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_devserver.c - bkoauth-devserver over real HTTP (libcurl): both protocols, refusals,
  * single-use refresh tokens, the overlap after a refresh, counters and the last call, each
  * fault for exactly N calls, concurrency, reset, runtime settings, defensive parsing, and its

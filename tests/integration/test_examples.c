@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_examples.c - the example programs, run as a user runs them.
  *
  * bkoauth-mhd-app is started on a free loopback port (--port 0 --port-file) and hit with real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_faults.c - faults survived, on the store BKOAUTH_TEST_STORE names: an SSM outage while the
  * saved token is still valid (served, with back-off), a hanging service (nobody but the renewer
  * waits for it), a grant whose save fails (returned, kept, served and saved later: injected

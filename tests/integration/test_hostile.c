@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_hostile.c - the adversarial cases of issue 11, kept as regression tests: a hostile SSM
  * service (bkoauth-devserver's echo and raw faults, and a raw TCP server for what is not HTTP),
  * odd requests and settings. Asserts what a person would see: no token with a control

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_oom.c - out of memory, the way SQLite tests it: every public call runs with its 1st,
  * 2nd, 3rd... allocation failing (tests/support/faultalloc.h, installed with
  * bkoauth_set_allocators()), until it runs through without reaching the failing one; then the

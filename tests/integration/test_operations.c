@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_operations.c - the four operations of the seed and the login hook, end to end: the
  * library against bkoauth-devserver on a free loopback port, both wire protocols, the store
  * chosen by BKOAUTH_TEST_STORE. Every injected fault must leave the saved token unchanged. */

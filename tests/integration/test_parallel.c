@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_parallel.c - renewals of different users never hold each other up, and nobody waits for
  * a renewal that is not theirs: with every SSM answer slowed down, N distinct users logging in
  * at once (threads of one process, and several processes) are all in flight at the service at

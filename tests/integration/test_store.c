@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_store.c - the token store behind store.h, on the store BKOAUTH_TEST_STORE names: rows,
  * keys, bound parameters, limits, and the renewal section across threads, processes and a
  * process killed inside it. */

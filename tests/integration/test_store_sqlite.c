@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_store_sqlite.c - the SQLite token store seen from the database file: the table and
  * indexes as Django creates them, a Django-made table reused, file modes, Django's datetime
  * text in UTC and local time, rows others wrote (user_id '', several rows of one key),

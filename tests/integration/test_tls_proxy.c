@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_tls_proxy.c - the SSM service over HTTPS with a private CA, and behind an HTTP proxy, with
  * the real components started here on loopback: a throwaway CA made with the openssl command,
  * stunnel4 terminating TLS in front of bkoauth-devserver, tinyproxy with and without BasicAuth.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* outside.c - a program written only from API.md, built outside the project against the
  * installed library (pkg-config or CMake). It runs the seed's four operations and the login
  * hook against the SSM service named by OAUTH_API_URL, checking what API.md promises, and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The Debian packages, end to end, without installing anything into the system:
 #  1. builds them with scripts/package.sh (which also runs lintian and fails on any error or
 #     unjustified warning), with DEB_BUILD_OPTIONS=nocheck: the unit tests run in the suite;

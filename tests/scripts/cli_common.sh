@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # cli_common.sh - what the command line's test scripts share, sourced as
 #   . "$(dirname "$0")/cli_common.sh" NAME BUILD_DIR SOURCE_DIR
 # Sets build, src, CLI, DEVSERVER, PY; checks that the programs are built; sources

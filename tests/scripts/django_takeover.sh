@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # django_takeover.sh - the take-over test's steps, sourced by test_django_takeover.sh (SQLite),
 # test_django_takeover_pg.sh and test_django_takeover_mysql.sh with
 #   . "$(dirname "$0")/django_takeover.sh" BUILD_DIR SOURCE_DIR

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Every allocation of the library goes through its allocators (src/alloc.c: bkoauth__malloc,
 # bkoauth__calloc, bkoauth__realloc, bkoauth__free, bkoauth__strdup, bkoauth__strndup,
 # bkoauth__json_loadb, bkoauth__json_dump), so that bkoauth_set_allocators() reaches all of it

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The bkoauth command line, end to end against bkoauth-devserver on a free loopback port:
 # every command, every exit status, the JSON shape, masking in list and in every error message,
 # the settings lookup order, bad arguments and --help.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The bkoauth command line against a hostile stand-in SSM service (bkoauth-devserver's raw and
 # echo faults) and hostile arguments and settings (issue 11): what a person sees on the terminal
 # never holds a control character, a forged line or a secret in any encoding; a grant with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The command line with each allocation failing in turn: bkoauth token, app-token, list, refresh,
 # user-token, delete and verify-jwt (with and without --json) run with their 1st, 2nd, 3rd...
 # allocation failing, until a run does not reach the failing one. Every run must end as it does

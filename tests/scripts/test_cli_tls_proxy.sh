@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # What an operator sees from the bkoauth command line when the SSM service is behind HTTPS with a
 # private CA and behind a proxy: a throwaway CA (openssl), stunnel4 terminating TLS in front of
 # bkoauth-devserver, tinyproxy with BasicAuth, all on loopback and started here.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A Django app (the bkoauth model, Django's own ORM and schema editor) and libbkoauth share one
 # SQLite token table, both ways, with Django's USE_TZ = True (UTC) and USE_TZ = False (local
 # time; TZ=Asia/Shanghai so local differs from UTC), the latter twice: libbkoauth in the same

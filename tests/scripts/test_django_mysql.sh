@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A Django app on MySQL / MariaDB (the bkoauth model, Django's ORM and schema editor, mysqlclient)
 # and libbkoauth share one token table both ways:
 #   USE_TZ = True (rows in UTC; BKOAUTH_DB_TIME_ZONE = UTC), and

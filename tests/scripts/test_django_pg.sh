@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A Django app on PostgreSQL (the bkoauth model, Django's ORM and schema editor, psycopg2) and
 # libbkoauth share one token table both ways, with USE_TZ True and False. Needs the test
 # server of BKOAUTH_TEST_PG_URL (scripts/test.sh starts one); skipped (77) without it.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A Django app's table taken over and handed back on SQLite (tests/scripts/django_takeover.sh):
 # libbkoauth's table is the one the bkoauth app's three Django migrations make, recorded with
 # `manage.py migrate bkoauth --fake`; a table Django made is used with no DDL.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A Django app's table taken over and handed back on PostgreSQL (tests/scripts/django_takeover.sh):
 # libbkoauth's table is the one the bkoauth app's three Django migrations make (their hashed index
 # names and varchar_pattern_ops "_like" twins), recorded with `manage.py migrate bkoauth --fake`;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the build into a temporary prefix, builds tests/outside/outside.c outside the project
 # with pkg-config and with CMake's find_package, and runs it against bkoauth-devserver on both
 # protocols.

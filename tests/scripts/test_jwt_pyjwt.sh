@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # X-Bkapi-Jwt interoperability with the Python side: tokens are made by PyJWT (the library the
 # gateway SDKs and the Python apigw_required use) with a key made by the openssl command, sent to
 # bkoauth-mhd-app over loopback HTTP, and for every token the example service's decision must be

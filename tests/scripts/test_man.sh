@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The manual pages keep up with the code: bkoauth(3) shows the synopsis of every function
 # bkoauth.h exports (BKOAUTH_API) and describes it, and names no function the header lacks; the
 # build makes a page per function that shows bkoauth(3); bkoauth-devserver(1) explains every

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A build with every optional part off (no PostgreSQL, no MySQL, no devserver; SQLite only):
 # it builds and installs without libpq, the MariaDB client or libmicrohttpd linked in, and an
 # outside program compiles against it with pkg-config (shared and static) and runs, against the

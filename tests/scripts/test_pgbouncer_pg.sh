@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The PostgreSQL store through PgBouncer (Debian's pgbouncer, started here on a free loopback port
 # in front of the test cluster of scripts/pg.sh) in session, transaction and statement pool mode,
 # with fewer server connections than the clients open. In each mode the integration suites run

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A SQLite token database that cannot be written still serves its saved tokens, with the command
 # line as an operator would run it: the file made immutable, then a full disk (a 256 KiB tmpfs).
 # A grant that cannot be saved is still handed out (and the error names the user). Parts that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* devserver.c - the test harness of bkoauth-devserver (see devserver.h). */
 #include "devserver.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* devserver.h - start bkoauth-devserver on a free loopback port from a test, drive its /__dev/
  * endpoints, stop it. BKOAUTH_DEVSERVER_PATH names the binary (set by tests/CMakeLists.txt).
  * The endpoints are described in docs/DEVSERVER.md. Not thread-safe per handle for start/stop;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* faultalloc.c - the test allocator of faultalloc.h. */
 #include "faultalloc.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* faultalloc.h - a test allocator for bkoauth_set_allocators(): SQLite's fault simulator for
  * libbkoauth. Once installed it passes every allocation to the C library's malloc() and counts
  * it; armed with n, it fails the n-th allocation from then on (returns NULL with errno ENOMEM),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* herd.c - many processes x threads released together on one token (see herd.h). */
 #include "herd.h"
 #include "testsettings.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* herd.h - many callers released together on one token: PROCS processes x THREADS threads, each
  * process with its own client on one store. Used by the concurrency tests and bench_herd. */
 #ifndef BKOAUTH_HERD_H

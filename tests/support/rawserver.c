@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rawserver.c - see rawserver.h. */
 #include "rawserver.h"
 

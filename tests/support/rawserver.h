@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rawserver.h - a hostile stand-in for the SSM service, for tests: a loopback TCP server that
  * answers every request with bytes the test gives, whatever they are (HTTP/0.9, an odd version
  * or status, megabytes of headers, a body that is no JSON), and remembers the last request.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sidecar.c - a throwaway CA, stunnel and tinyproxy for the tests (see sidecar.h). */
 #include "sidecar.h"
 

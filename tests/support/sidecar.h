@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sidecar.h - the real outside components a test starts on loopback beside bkoauth-devserver: a
  * throwaway CA and its certificates (the openssl command), a TLS terminator in front of the
  * devserver (stunnel4), an HTTP proxy (tinyproxy). Each server runs in the foreground as a child

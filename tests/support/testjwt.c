@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* testjwt.c - keys and tokens for the X-Bkapi-Jwt tests, made at test time with OpenSSL. */
 #include "testjwt.h"
 

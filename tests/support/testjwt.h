@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* testjwt.h - keys and tokens for the X-Bkapi-Jwt tests, made at test time with OpenSSL.
  *
  * Nothing here is a fixture file: every key is generated when the test runs, and every token is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* testsettings.c - see testsettings.h. */
 #include "testsettings.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* testsettings.h - a test client's settings as NAME, VALUE pairs: the base every test starts
  * from (a devserver, an APP, a store, quiet logs), then what the test sets on top. Used by the
  * integration tests and the benchmarks. */

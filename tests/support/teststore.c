@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* teststore.c - fresh token stores for the integration suite (see teststore.h). */
 #include "teststore.h"
 

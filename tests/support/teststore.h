@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* teststore.h - which token store an integration test runs against.
  *
  * The integration suite is one suite parameterised by store: CTest runs each program once per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_alloc.c - bkoauth_set_allocators(): what it accepts, what goes through the functions it
  * is given (calloc and strdup made from malloc when not given), Jansson handed the library's
  * wrappers, the defaults restored with NULLs, and the per-thread count of failures. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_cache.c - the in-process token cache: per-thread copies, generations, and what a freed
  * client leaves behind: its copies in every thread go (this thread's at once, the others' at
  * their next use of a cache), while threads outlive the client. No I/O. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_config.c - settings: names, defaults, checks, both file styles, the environment. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_datetime.c - Django's datetime text in SQLite: UTC and local time, fractions, offsets,
  * and junk. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_json.c - bkoauth__json_dump_python(): JSON written byte for byte as Python's json.dumps()
  * writes it (lower-case \u escapes, DEL escaped, surrogate pairs, the caller's separators), and
  * NULL without a leak when any allocation on the way fails. */

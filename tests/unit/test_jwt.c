@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_jwt.c - X-Bkapi-Jwt verification: every reason of PROTOCOL.md "API gateway JWT" told
  * apart, RS256 pinned, claims and leeway, the parsed-key cache, inputs of any shape, and the
  * refusal body. Keys are generated when the test runs (OpenSSL). The client never calls its

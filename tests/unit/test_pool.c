@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_pool.c - the connection pool (src/store/pool.c) with a stand-in "connection" whose opening
  * takes a while: callers that start together share the connection being opened instead of each
  * opening one, at most one open is in progress at a time while opens succeed; after one fails

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_proxy.c - the choice of the proxy (src/ssm/proxy.c) against libcurl's own: for every
  * case, libcurl is left to choose by itself (the environment, CURLOPT_PROXY, CURLOPT_NOPROXY) and
  * the address it then opens a socket to is recorded (the socket is refused: nothing leaves the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_request.c - the credential (cookie, session, query), the uin rule, the client address. */
 #include <setjmp.h>
 #include <stdarg.h>

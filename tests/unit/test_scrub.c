@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_scrub.c - bk_scrub(), the one function every message and log line passes: the secrets of
  * the thread's scopes masked in every encoding before the text is cut, control characters,
  * invalid UTF-8 and direction marks escaped; and the messages and log lines built on it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_ssm_wire.c - the SSM layer on the wire: an in-test libmicrohttpd server on 127.0.0.1
  * records every request byte for byte (method, path, raw query in order, headers, body) and
  * answers with a scripted status and body. Asserts both protocols exactly, the grant parser,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bkoauth-devserver: the test endpoints under /__dev/ (docs/DEVSERVER.md) - health, counters,
  * token, reset, fault, config - and the counters and the record of the last SSM call they
  * report. Each answer is built with S.mu held and sent after it is released. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bkoauth-devserver: what its files share. Not installed, not part of the library.
  *
  * The files, one concern each: tokens.c (the issued tokens and their index), protocols.c (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bkoauth-devserver: injected faults (POST /__dev/fault, docs/DEVSERVER.md). One fault is armed
  * at a time in S.fault, for a count of SSM calls; each call takes a copy of it under S.mu and is
  * answered from that copy without the mutex: an HTTP 500 page, a cut grant, an HTML page, a slow

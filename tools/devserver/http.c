@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bkoauth-devserver: HTTP helpers - text from outside, request values, answers, and the request
  * handler that reads a request's body and passes the request to /__dev/ or to the SSM protocols. */
 #include "devserver.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bkoauth-devserver - a local SSM token service for development and tests.
  *
  * Serves both wire protocols of the BlueKing SSM service (docs/PROTOCOL.md; ieod: GET with a

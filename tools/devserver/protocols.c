@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bkoauth-devserver: the two SSM protocols (docs/PROTOCOL.md). ieod: GET with a query string;
  * ee: POST with a JSON body and X-BK-APP-* headers. Each call is counted and recorded, takes one
  * use of an armed fault, and is then answered: by the fault, or by issuing or refreshing a token

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bkoauth-devserver: the issued tokens (S.tokens) and their two indexes, by access_token and by
  * refresh_token. Every function but dev_random_hex and dev_token_valid is called with S.mu held. */
 #include "devserver.h"

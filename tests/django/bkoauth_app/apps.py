@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The bkoauth Django app as BlueKing apps install it: app label "bkoauth", so its migration records
 in django_migrations are app = 'bkoauth', as the real app's are."""
 from django.apps import AppConfig

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The bkoauth AccessToken model in its final form (after migrations 0001-0003)."""
 from django.db import models
 

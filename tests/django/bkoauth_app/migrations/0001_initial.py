@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The bkoauth app's first migration: the model as first released (refresh_token unique and
 # required, scope required, no index on env_name or user_id).
 from django.db import migrations, models

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # refresh_token becomes optional and no longer unique; scope optional.
 from django.db import migrations, models
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # An index on env_name and on user_id (the columns every lookup uses).
 from django.db import migrations, models
 
