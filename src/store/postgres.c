@@ -21,6 +21,9 @@
  * the first call after the server or the pooler is back succeeds. */
 #include "postgres_int.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,16 +171,69 @@ static int give_back(pool *p, pconn *c, int fresh)
     return !fresh;
 }
 
+/* Sends sql and waits for its result at most until deadline_ms (monotonic): the last result, or
+ * NULL (libpq out of memory, the connection broken: PQstatus says which; or *late set when no
+ * answer came in time). A pooler in session mode with fewer server connections than its clients
+ * hold, or a server down behind a pooler, keeps a statement queued without a word: the wait is
+ * bounded here instead of by the pooler's query_wait_timeout (PgBouncer: 120 s). */
+static PGresult *exec_bounded(PGconn *pg, const char *sql, int n, const char *const *params,
+                              int64_t deadline_ms, int *late)
+{
+    *late = 0;
+    if (!PQsendQueryParams(pg, sql, n, NULL, params, NULL, NULL, 0)) return NULL;
+    PGresult *last = NULL;
+    for (;;) {
+        int pending = PQflush(pg); /* -1 broken, 0 sent, 1 more to send */
+        if (pending < 0) break;
+        while (pending == 0 && !PQisBusy(pg)) {
+            PGresult *r = PQgetResult(pg);
+            if (r == NULL) return last;
+            PQclear(last);
+            last = r;
+        }
+        int64_t left = deadline_ms - bk_monotonic_ms();
+        if (left <= 0) {
+            *late = 1;
+            break;
+        }
+        struct pollfd pfd = {PQsocket(pg), (short)(POLLIN | (pending ? POLLOUT : 0)), 0};
+        int ready = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (ready < 0 && errno != EINTR) break;
+        if (ready > 0 && !PQconsumeInput(pg)) break;
+    }
+    PQclear(last);
+    /* broken: libpq's own error result, which says so */
+    return !*late && PQstatus(pg) != CONNECTION_OK ? PQgetResult(pg) : NULL;
+}
+
+/* StoreError for a statement that had no answer in time (the connection is then dropped). */
+static void no_answer(pg_store *ps, pconn *c, const char *what, bkoauth_error *err)
+{
+    c->lost = 1;
+    c->late = 1;
+    err_set(err, BKOAUTH_E_STORE,
+            "the PostgreSQL token store at %s did not answer within %lld ms while %s: the server is "
+            "overloaded or down, or a pooler queues the statement (PgBouncer in pool_mode = session "
+            "gives each client connection a server connection of its own: make default_pool_size at "
+            "least the clients' processes x BKOAUTH_DB_CONNECTIONS, or use pool_mode = transaction)",
+            ps->where, (long long)store_hold_ms(ps->s), what);
+}
+
 PGresult *bk_pg_run(pg_store *ps, pconn *c, const char *sql, int n, const char *const *params,
                     ExecStatusType want, const char *what, bkoauth_error *err)
 {
-    PGresult *r = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
+    int late = 0;
+    PGresult *r = exec_bounded(c->pg, sql, n, params, bk_monotonic_ms() + store_hold_ms(ps->s), &late);
     if (r != NULL && PQresultStatus(r) == want) return r;
+    if (late) {
+        no_answer(ps, c, what, err);
+        return NULL;
+    }
     if (r == NULL && PQstatus(c->pg) == CONNECTION_OK) { /* libpq could not allocate the result */
         err_nomem(err);
         return NULL;
     }
-    if (session_gone(r)) c->lost = 1;
+    if (r == NULL || session_gone(r)) c->lost = 1;
     if (c->lost) {
         char line[300];
         err_set(err, BKOAUTH_E_STORE,
@@ -204,7 +260,8 @@ bkoauth_code bk_pg_with_conn(pg_store *ps, pool *p, bk_pg_work work, void *arg, 
             pool_put(p, c);
             return rc;
         }
-        if (!give_back(p, c, fresh) || attempt > 0) return rc;
+        int late = c->late;
+        if (!give_back(p, c, fresh) || late || attempt > 0) return rc;
         atomic_fetch_add(&ps->base.reconnects, 1);
         log_write(ps->base.logger, BKOAUTH_LOG_INFO,
                   "PostgreSQL token store at %s: a connection was broken (%s); trying again on a new one",

@@ -13,6 +13,7 @@
 typedef struct pconn {
     PGconn *pg;
     int lost; /* a statement's error said the session is gone (the server or the pooler's link) */
+    int late; /* a statement had no answer within store_hold_ms(): not tried again */
 } pconn;
 
 typedef struct pg_store {

@@ -117,6 +117,36 @@ for mode in session transaction statement; do
   bash "$src/scripts/pgbouncer.sh" stop "$bouncer"
 done
 
+# Session mode with a pool smaller than the clients hold: PgBouncer queues a statement without a
+# word until its query_wait_timeout (120 s). The client bounds the wait (BKOAUTH_TIMEOUT_MS + 5 s)
+# and fails with a StoreError that names the pool mode and the fix. The one server connection is
+# held by another client for the whole case.
+port=$(bash "$src/scripts/pgbouncer.sh" start "$bouncer" "$pg_port" session 1 0)
+echo "== PgBouncer session mode, default_pool_size 1, its server connection held by another client"
+db=$(sed -E 's|.*/([^/?]+)(\?.*)?$|\1|' <<<"$BKOAUTH_TEST_PG_URL")
+"$psql_bin" -h 127.0.0.1 -p "$port" -U postgres -d "$db" -X -q -c "SELECT pg_sleep(30)" >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 1 100); do # until the holder's statement runs on the server
+  n=$(server -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'")
+  [ "$n" = 1 ] && break
+  sleep 0.1
+done
+start=$(date +%s)
+set +e
+BKOAUTH_TIMEOUT_MS=1000 OAUTH_API_URL=http://127.0.0.1:9 APP_CODE=demo SECRET_KEY=not-used \
+  "$build/tools/bkoauth" -D "postgresql://postgres@127.0.0.1:$port/$db" token alice >"$tmp/out" 2>&1
+rc=$?
+set -e
+took=$(( $(date +%s) - start ))
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
+echo "  bkoauth token alice: exit $rc after $took s: $(head -c 300 "$tmp/out")"
+grep -q "StoreError" "$tmp/out" || fail "undersized session pool: no StoreError: $(cat "$tmp/out")"
+grep -q "pool_mode = session" "$tmp/out" || fail "undersized session pool: the message does not name the pool mode"
+grep -q "default_pool_size" "$tmp/out" || fail "undersized session pool: the message does not name the fix"
+[ "$took" -lt 60 ] || fail "undersized session pool: the call waited $took s (PgBouncer's queue), not the client's bound"
+bash "$src/scripts/pgbouncer.sh" stop "$bouncer"
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures failures" >&2
   exit 1
