@@ -26,8 +26,12 @@
 #include "teststore.h"
 
 #include <dirent.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <jansson.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -252,7 +256,21 @@ static void run_schedule(schedule *sc, long s, long *next_restart)
 typedef struct sample {
     unsigned long calls, fails[NCODES];
     long rss, anon, fds;
+    long heap_used, heap_held; /* kB: the C library's blocks in use, and the memory it holds */
+    long sqlite_used;          /* kB: SQLite's share of heap_used */
 } sample;
+
+/* What the C library's allocator holds (all arenas, mmapped blocks included) and how much of it
+ * is in use; -1 where unknown. */
+static void heap_kb(long *used, long *held)
+{
+    *used = *held = -1;
+#ifdef __GLIBC__
+    struct mallinfo2 mi = mallinfo2();
+    *used = (long)((mi.uordblks + mi.hblkhd) / 1024);
+    *held = (long)((mi.arena + mi.hblkhd) / 1024);
+#endif
+}
 
 static void take(sample *out)
 {
@@ -263,6 +281,8 @@ static void take(sample *out)
             out->fails[k] += atomic_load(&per_thread[i].fails[k]);
     }
     memory_kb(&out->rss, &out->anon);
+    heap_kb(&out->heap_used, &out->heap_held);
+    out->sqlite_used = (long)(sqlite3_memory_used() / 1024);
     out->fds = open_fds();
 }
 
@@ -276,7 +296,8 @@ static void print_minute(int m, const sample *prev, const sample *now, double se
         any += n;
     }
     if (!any) printf(" none");
-    printf("; VmRSS %ld kB, RssAnon %ld kB; fds %ld\n", now->rss, now->anon, now->fds);
+    printf("; VmRSS %ld kB, RssAnon %ld kB (malloc: %ld kB in use, %ld kB held); fds %ld\n", now->rss,
+           now->anon, now->heap_used, now->heap_held, now->fds);
     fflush(stdout);
 }
 
