@@ -296,8 +296,8 @@ static void print_minute(int m, const sample *prev, const sample *now, double se
         any += n;
     }
     if (!any) printf(" none");
-    printf("; VmRSS %ld kB, RssAnon %ld kB (malloc: %ld kB in use, %ld kB held); fds %ld\n", now->rss,
-           now->anon, now->heap_used, now->heap_held, now->fds);
+    printf("; VmRSS %ld kB, RssAnon %ld kB (malloc: %ld kB in use, SQLite's %ld, %ld kB held); fds %ld\n",
+           now->rss, now->anon, now->heap_used, now->sqlite_used, now->heap_held, now->fds);
     fflush(stdout);
 }
 
