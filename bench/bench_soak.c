@@ -12,9 +12,13 @@
  * through scripts/pg.sh or scripts/mysql.sh with BKOAUTH_TEST_PG_DIR / BKOAUTH_TEST_MYSQL_DIR;
  * SQLite has no server to restart.
  *
- * Every minute it prints calls/s, failures by kind, VmRSS and RssAnon (/proc/self/status) and
- * the open descriptors (/proc/self/fd); at the end the growth of RSS and descriptors from
- * minute 2 to the end. It prints figures; it asserts nothing about them.
+ * Every minute it prints calls/s, failures by kind, VmRSS and RssAnon (/proc/self/status), what
+ * the C library's malloc has in use and holds (mallinfo2, all arenas; SQLite's share from
+ * sqlite3_memory_used) and the open descriptors (/proc/self/fd); at the end the growth of RSS
+ * and descriptors from minute 2 to the end. It prints figures; it asserts nothing about them.
+ * Failures are what callers see: TokenAPIError while a fault is on and no saved token is valid
+ * (a business error or an expired token), TokenNotExist for the by-user calls of a user between
+ * the delete of its token and its next login (which fails while a fault is on).
  *
  *   bench_soak [-m MINUTES] [-t THREADS] [-u USERS] [-r RESTART_SECONDS] [DATABASE_URL]
  *
