@@ -17,13 +17,18 @@ struct cache {
  * client's cached copy of that key stale (two clients on different stores only share misses). */
 static _Atomic uint64_t generations[CACHE_GENERATIONS];
 
+/* A slot owns one block (block, cap bytes: a size class, see block_class) for as long as the
+ * table lives or its cache does: a new token for the slot is copied into it when it fits, so a
+ * put allocates nothing once the slot has a block. token is the block while it holds a token. */
 typedef struct slot {
     uint64_t cache_id;
     uint64_t hash;
     uint64_t gen;
     int64_t stored_ms; /* bk_monotonic_coarse_ms() when the token was read */
     bkoauth_token *token;
-    size_t bytes;
+    size_t bytes; /* the token's own bytes, what a copy of it takes */
+    void *block;
+    size_t cap;
 } slot;
 
 typedef struct table {
@@ -49,17 +54,24 @@ static int is_live(uint64_t id)
     return 0;
 }
 
+/* Frees the slot's block and the token in it (its secrets wiped). */
+static void slot_clear(table *t, slot *s)
+{
+    if (s->block == NULL) return;
+    t->bytes -= s->cap;
+    bkoauth__wipe_free(s->block, s->cap);
+    s->block = NULL;
+    s->token = NULL;
+    s->cap = s->bytes = 0;
+}
+
 /* Frees this thread's copies of caches that were freed. */
 static void sweep(table *t)
 {
     pthread_mutex_lock(&live_mu);
     for (int i = 0; i < CACHE_SLOTS; i++) {
         slot *s = &t->slots[i];
-        if (s->token != NULL && !is_live(s->cache_id)) {
-            t->bytes -= s->bytes;
-            bkoauth_token_free(s->token);
-            s->token = NULL;
-        }
+        if (s->block != NULL && !is_live(s->cache_id)) slot_clear(t, s);
     }
     t->seen_frees = atomic_load(&cache_frees);
     pthread_mutex_unlock(&live_mu);
@@ -77,7 +89,7 @@ static void table_destroy(void *p)
 {
     table *t = p;
     for (int i = 0; i < CACHE_SLOTS; i++)
-        bkoauth_token_free(t->slots[i].token);
+        slot_clear(t, &t->slots[i]);
     bkoauth__free(t);
 }
 
@@ -194,18 +206,23 @@ bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, in
     return clone(s->token, s->bytes);
 }
 
-static size_t token_bytes(const bkoauth_token *tok)
-{
-    size_t n = sizeof *tok + strlen(tok->access_token) + strlen(tok->refresh_token) + strlen(tok->scope) +
-               strlen(tok->env_name) + 4;
-    return tok->user_id ? n + strlen(tok->user_id) + 1 : n;
-}
-
 uint64_t cache_generation(cache *c, const char *env_name, const char *user_id)
 {
     if (c == NULL) return 0;
     uint64_t h = slot_hash(env_name, user_id);
     return atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire);
+}
+
+/* The bytes of a slot's block for a token of bytes: rounded up to a multiple of BLOCK_STEP, at
+ * least BLOCK_MIN, so that the tokens of one deployment (access_token and refresh_token of one
+ * length, user ids of a few lengths) share one size and every slot's block takes any of them. */
+#define BLOCK_MIN 192
+#define BLOCK_STEP 64
+static size_t block_class(size_t bytes)
+{
+    if (bytes <= BLOCK_MIN) return BLOCK_MIN;
+    if (bytes > SIZE_MAX - BLOCK_STEP) return bytes;
+    return (bytes + BLOCK_STEP - 1) / BLOCK_STEP * BLOCK_STEP;
 }
 
 void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now_ms)
@@ -215,20 +232,24 @@ void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now_m
     if (t == NULL) return;
     sweep_if_freed(t);
     uint64_t h = slot_hash(token->env_name, token->user_id);
-    bkoauth_token *copy = bkoauth_token_dup(token);
-    if (copy == NULL) return;
     slot *s = &t->slots[h % CACHE_SLOTS];
-    if (s->token != NULL) {
-        t->bytes -= s->bytes;
-        bkoauth_token_free(s->token);
+    size_t bytes = token_block_size(token);
+    if (bytes == 0) return;
+    if (s->block != NULL && (s->cap < bytes || s->cap > block_class(bytes))) slot_clear(t, s);
+    if (s->block == NULL) {
+        size_t cap = block_class(bytes);
+        if ((s->block = bkoauth__malloc(cap)) == NULL) return; /* not cached */
+        s->cap = cap;
+        t->bytes += cap;
+    } else {
+        bkoauth__wipe(s->block, s->cap); /* the previous token's secrets */
     }
+    s->token = token_copy_into(s->block, s->cap, token);
     s->cache_id = c->id;
     s->hash = h;
     s->gen = gen;
     s->stored_ms = now_ms;
-    s->token = copy;
-    s->bytes = token_bytes(copy);
-    t->bytes += s->bytes;
+    s->bytes = bytes;
 }
 
 void cache_invalidate(cache *c, const char *env_name, const char *user_id)

@@ -8,8 +8,12 @@
  * unseen; whether a token expires soon is a matter of the wall clock. Renewals in this process
  * bump a per-key generation counter shared by all threads and clients (read-mostly atomics), so
  * no thread serves a token older than this process's last renewal.
- * Memory is bounded: CACHE_SLOTS tokens per thread that used the cache, freed at thread exit;
- * a freed client's copies go at each thread's next use of the cache. */
+ * Memory is bounded and steady: each slot owns one block of a size class (192 bytes and up in
+ * steps of 64) that later tokens of the slot are copied into, so a put allocates nothing once
+ * the slot has its block and the cache's memory is never freed and taken again in other sizes;
+ * at most CACHE_SLOTS blocks per thread that used the cache, freed at thread exit; a freed
+ * client's blocks go at each thread's next use of the cache. A hit costs one malloc: the
+ * caller's copy. */
 #ifndef BKOAUTH_CACHE_H
 #define BKOAUTH_CACHE_H
 

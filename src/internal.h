@@ -128,6 +128,11 @@ void buf_free(bk_buf *b);
  * bkoauth_token_free() can free it with one free(). NULL on OOM. */
 bkoauth_token *token_make(const char *access_token, const char *refresh_token, const char *scope,
                           const char *env_name, const char *user_id, int64_t expires, int64_t created_at);
+/* The bytes of the one block token_make() would make for a copy of token (0: too long). */
+size_t token_block_size(const bkoauth_token *token);
+/* A copy of token laid out in block (size bytes, not overlapping token), as token_make() lays it
+ * out; NULL when it does not fit. For blocks that are reused (the cache's slots). */
+bkoauth_token *token_copy_into(void *block, size_t size, const bkoauth_token *token);
 /* expires - now < expires_seconds */
 int token_expiring(const bkoauth_token *token, int64_t expires_seconds, int64_t now);
 

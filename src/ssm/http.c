@@ -22,6 +22,8 @@
 /* Idle easy handles kept per client; more threads at once simply create more, the surplus is
  * closed when it comes back. */
 #define HTTP_POOL_MAX 16
+/* libcurl's receive buffer, bytes: its minimum (see http_set_options) */
+#define HTTP_RECV_BUFFER 1024L
 
 struct http_client {
     const bk_settings *s;    /* borrowed */
@@ -571,6 +573,10 @@ static int http_set_options(const http_client *h, CURL *c, const http_request *r
         oom |= curl_easy_setopt(c, CURLOPT_CAPATH, h->s->ca_path) == CURLE_OUT_OF_MEMORY;
     oom |= http_set_proxy(h, c);
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_MAX_RESPONSE);
+    /* the receive buffer is allocated for each transfer (the handle is reset after it): at the
+     * smallest size a grant fits in, the C library takes it from the thread's cache of small
+     * blocks, instead of a 16 KB block that, held through a slow answer, fragments the heap */
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, HTTP_RECV_BUFFER);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, http_header);

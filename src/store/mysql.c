@@ -78,8 +78,10 @@ static const char *const INDEXES[2][2] = {
 typedef struct mconn {
     MYSQL *db;
     MYSQL_STMT *stmt[Q_COUNT];
-    int broken; /* a statement found the connection lost */
-    int retry;  /* the last failure is worth one more try (deadlock, lock wait timeout) */
+    int broken;          /* a statement found the connection lost */
+    int retry;           /* the last failure is worth one more try (deadlock, lock wait timeout) */
+    struct row_buf *row; /* the buffers rows are fetched into (9 KiB), made at the first read and
+                          * kept with the connection: a read allocates none */
 } mconn;
 
 typedef struct my_store {
@@ -138,6 +140,8 @@ static bkoauth_code stmt_error(my_store *ms, mconn *c, MYSQL_STMT *st, const cha
 
 /* ---- connections ------------------------------------------------------------------------------ */
 
+static void conn_row_free(mconn *c);
+
 static void mconn_close(void *p)
 {
     mconn *c = p;
@@ -145,6 +149,7 @@ static void mconn_close(void *p)
     for (int i = 0; i < Q_COUNT; i++)
         if (c->stmt[i] != NULL) mysql_stmt_close(c->stmt[i]);
     mysql_close(c->db);
+    conn_row_free(c);
     bkoauth__free(c);
 }
 
@@ -309,6 +314,21 @@ typedef struct row_buf {
     unsigned long len[NCOLS];
     my_bool null[NCOLS], error[NCOLS];
 } row_buf;
+
+/* The connection's row buffers, made at its first read; NULL when out of memory. */
+static row_buf *conn_row(mconn *c)
+{
+    if (c->row == NULL && (c->row = bkoauth__malloc(sizeof *c->row)) != NULL)
+        memset(c->row->big, 0, sizeof c->row->big);
+    return c->row;
+}
+
+/* Frees the row buffers, wiped: they held the last row's tokens. */
+static void conn_row_free(mconn *c)
+{
+    bkoauth__wipe_free(c->row, sizeof *c->row);
+    c->row = NULL;
+}
 
 static void row_bind(row_buf *r)
 {
@@ -480,9 +500,7 @@ static bkoauth_code query_key(my_store *ms, mconn *c, const char *env_name, cons
     } else {
         bind_text(&p[0], &pt[0], env_name);
     }
-    *r = bkoauth__malloc(sizeof **r);
-    if (*r == NULL) return err_nomem(err);
-    memset((*r)->big, 0, sizeof(*r)->big);
+    if ((*r = conn_row(c)) == NULL) return err_nomem(err);
     return execute(ms, c, *st, p, *r, "reading a token", err);
 }
 
@@ -509,10 +527,7 @@ static bkoauth_code find(my_store *ms, mconn *c, const char *env_name, const cha
     MYSQL_STMT *st;
     row_buf *r;
     bkoauth_code rc = query_key(ms, c, env_name, user_id, &st, &r, err);
-    if (rc != BKOAUTH_OK) {
-        bkoauth__free(r);
-        return rc;
-    }
+    if (rc != BKOAUTH_OK) return rc;
     int f = MYSQL_NO_DATA;
     int64_t bad_id = -1;
     bkoauth_error bad;
@@ -543,7 +558,6 @@ static bkoauth_code find(my_store *ms, mconn *c, const char *env_name, const cha
     }
     if (rc == BKOAUTH_OK && f != MYSQL_NO_DATA) rc = stmt_error(ms, c, st, "reading a token", err);
     mysql_stmt_free_result(st);
-    bkoauth__free(r);
     if (rc == BKOAUTH_OK && *out == NULL && bad_id >= 0) {
         if (overwrite)
             *id = bad_id; /* a save replaces the junk in place */
@@ -725,14 +739,10 @@ static bkoauth_code list_work(my_store *ms, mconn *c, void *arg, bkoauth_error *
     list_arg *a = arg;
     MYSQL_STMT *st = stmt(ms, c, Q_LIST, err);
     if (st == NULL) return BKOAUTH_E_STORE;
-    row_buf *r = bkoauth__malloc(sizeof *r);
+    row_buf *r = conn_row(c);
     if (r == NULL) return err_nomem(err);
-    memset(r->big, 0, sizeof r->big);
     bkoauth_code rc = execute(ms, c, st, NULL, r, "listing tokens", err);
-    if (rc != BKOAUTH_OK) {
-        bkoauth__free(r);
-        return rc;
-    }
+    if (rc != BKOAUTH_OK) return rc;
     size_t n = (size_t)mysql_stmt_num_rows(st), seen = 0;
     store_rows rows = {0};
     int f = MYSQL_NO_DATA;
@@ -747,7 +757,6 @@ static bkoauth_code list_work(my_store *ms, mconn *c, void *arg, bkoauth_error *
     }
     if (rc == BKOAUTH_OK && seen < n) rc = stmt_error(ms, c, st, "listing tokens", err);
     mysql_stmt_free_result(st);
-    bkoauth__free(r);
     return store_rows_finish(&rows, rc, a->out, a->ids, a->count);
 }
 

@@ -18,7 +18,7 @@
 #include <sys/prctl.h>
 #endif
 
-#define DEVSERVER_MAX_EXTRA 48
+#define DEVSERVER_MAX_EXTRA 4200 /* the devserver takes up to 4096 --user options */
 
 static void devserver_sleep_ms(long ms)
 {

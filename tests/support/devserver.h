@@ -19,7 +19,7 @@ typedef struct devserver {
 
 /* Starts the devserver: forks and execs BKOAUTH_DEVSERVER_PATH with
  * --listen 127.0.0.1:0 --port-file <tmp> --quiet and then extra_args (a NULL-terminated list,
- * may be NULL; at most 48), and waits up to 10 s for the port file. Returns a handle owned by the
+ * may be NULL; at most 4200), and waits up to 10 s for the port file. Returns a handle owned by the
  * caller (free it with devserver_stop), or NULL with a message on stderr when the server exits
  * at start or does not listen in time (it is killed then). The server gets none of the caller's
  * descriptors and, on Linux, SIGTERM when the calling thread ends (so a failed test leaves no

@@ -1,0 +1,452 @@
+/* SPDX-License-Identifier: MIT */
+/* bench_soak.c - weeks of uptime in minutes: one process, one client, THREADS threads making
+ * mixed calls over USERS users for MINUTES minutes, against bkoauth-devserver with faults
+ * switched on and off on a schedule and the database server restarted every few minutes.
+ *
+ * Tokens live TTL seconds at the devserver and "expire soon" (EXPIRES_SECONDS) TTL - 10 s after
+ * they are issued, so each user's token is renewed about every 10 s while it is used. Calls
+ * (per thread, picked at random): get_access_token_by_user mostly; get_access_token (a login
+ * with the user's cookie) 1 in 500; refresh_token of the user's token 1 in 5000;
+ * get_app_access_token 1 in 100; delete_token then a login 1 in 20000; list_tokens 1 in 50000.
+ * Faults: every 20 s one kind (http500, drop, slow, truncated, business, html in turn) is on
+ * for 3 s. Database: PostgreSQL / MySQL restarted every RESTART_EVERY seconds (from 90 s on)
+ * through scripts/pg.sh or scripts/mysql.sh with BKOAUTH_TEST_PG_DIR / BKOAUTH_TEST_MYSQL_DIR;
+ * SQLite has no server to restart.
+ *
+ * Every minute it prints calls/s, failures by kind, VmRSS and RssAnon (/proc/self/status), what
+ * the C library's malloc has in use and holds (mallinfo2, all arenas; SQLite's share from
+ * sqlite3_memory_used) and the open descriptors (/proc/self/fd); at the end the growth of RSS
+ * and descriptors from minute 2 to the end. It prints figures; it asserts nothing about them.
+ * Failures are what callers see: TokenAPIError while a fault is on and no saved token is valid
+ * (a business error or an expired token), TokenNotExist for the by-user calls of a user between
+ * the delete of its token and its next login (which fails while a fault is on).
+ *
+ *   bench_soak [-m MINUTES] [-t THREADS] [-u USERS] [-r RESTART_SECONDS] [DATABASE_URL]
+ *
+ * Without DATABASE_URL the store is the test suite's: BKOAUTH_TEST_STORE (sqlite, postgres,
+ * mysql) with BKOAUTH_TEST_PG_URL / BKOAUTH_TEST_MYSQL_URL; sqlite is a temporary file. */
+#include "bkoauth.h"
+#include "devserver.h"
+#include "testsettings.h"
+#include "teststore.h"
+
+#include <dirent.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_THREADS 256
+#define MAX_USERS 2000
+#define MAX_MINUTES 10000
+#define NCODES 8 /* BKOAUTH_OK .. BKOAUTH_E_NOMEM */
+#define TTL 60   /* seconds a token lives at the devserver */
+
+static int minutes = 10, nthreads = 32, nusers = 500, restart_every = 180;
+static devserver *dev;
+static char db_url[512];
+static bkoauth_client *client;
+static atomic_int stop;
+
+typedef struct counters {
+    _Alignas(64) atomic_ulong calls;
+    atomic_ulong fails[NCODES];
+} counters;
+static counters per_thread[MAX_THREADS];
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static uint64_t next_rand(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void count(counters *c, bkoauth_code rc)
+{
+    atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
+    if (rc != BKOAUTH_OK && (int)rc > 0 && (int)rc < NCODES)
+        atomic_fetch_add_explicit(&c->fails[rc], 1, memory_order_relaxed);
+}
+
+static bkoauth_code login(int user)
+{
+    char name[16], cookie[40];
+    snprintf(name, sizeof name, "u%d", user);
+    snprintf(cookie, sizeof cookie, "bk_token=cred-u%d", user);
+    bkoauth_request req = {.username = name, .cookie_header = cookie, .remote_addr = "127.0.0.1"};
+    bkoauth_token *t = NULL;
+    bkoauth_code rc = bkoauth_get_access_token(client, &req, &t, NULL);
+    bkoauth_token_free(t);
+    return rc;
+}
+
+static bkoauth_code by_user(int user, bkoauth_token **keep)
+{
+    char name[16];
+    snprintf(name, sizeof name, "u%d", user);
+    bkoauth_token *t = NULL;
+    bkoauth_code rc = bkoauth_get_access_token_by_user(client, name, &t, NULL);
+    if (keep != NULL)
+        *keep = t;
+    else
+        bkoauth_token_free(t);
+    return rc;
+}
+
+static bkoauth_code refresh(int user)
+{
+    bkoauth_token *old = NULL, *t = NULL;
+    bkoauth_code rc = by_user(user, &old);
+    if (rc == BKOAUTH_OK) rc = bkoauth_refresh_token(client, old, &t, NULL);
+    bkoauth_token_free(old);
+    bkoauth_token_free(t);
+    return rc;
+}
+
+static bkoauth_code list(void)
+{
+    bkoauth_token **all = NULL;
+    size_t n = 0;
+    bkoauth_code rc = bkoauth_list_tokens(client, &all, &n, NULL);
+    bkoauth_tokens_free(all, n);
+    return rc;
+}
+
+static bkoauth_code one_call(uint64_t *seed)
+{
+    uint64_t r = next_rand(seed);
+    int user = (int)((r >> 32) % (uint64_t)nusers);
+    uint64_t pick = r % 100000;
+    if (pick < 2) return list();
+    if (pick < 7) {
+        char name[16];
+        snprintf(name, sizeof name, "u%d", user);
+        bkoauth_code rc = bkoauth_delete_token(client, name, NULL);
+        return rc == BKOAUTH_OK ? login(user) : rc;
+    }
+    if (pick < 27) return refresh(user);
+    if (pick < 227) return login(user);
+    if (pick < 1227) {
+        bkoauth_token *t = NULL;
+        bkoauth_code rc = bkoauth_get_app_access_token(client, &t, NULL);
+        bkoauth_token_free(t);
+        return rc;
+    }
+    return by_user(user, NULL);
+}
+
+static void *worker(void *arg)
+{
+    counters *c = arg;
+    uint64_t seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)arg;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed))
+        count(c, one_call(&seed));
+    return NULL;
+}
+
+/* ---- what the process holds -------------------------------------------------------------- */
+
+/* VmRSS and RssAnon of /proc/self/status, in kB (-1 when not found). */
+static void memory_kb(long *rss, long *anon)
+{
+    *rss = *anon = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL) return;
+    char line[256];
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0) *rss = atol(line + 6);
+        if (strncmp(line, "RssAnon:", 8) == 0) *anon = atol(line + 8);
+    }
+    fclose(f);
+}
+
+/* Open descriptors: the entries of /proc/self/fd (the directory's own one not counted). */
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL) return -1;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;
+}
+
+/* ---- the schedule: faults and database restarts ----------------------------------------- */
+
+static const char *const fault_kinds[] = {"http500", "drop", "slow", "truncated", "business", "html"};
+#define NKINDS (sizeof fault_kinds / sizeof fault_kinds[0])
+
+static const char *server_dir(void)
+{
+    const char *label = teststore_label(db_url);
+    if (strcmp(label, "PostgreSQL") == 0) return getenv("BKOAUTH_TEST_PG_DIR");
+    if (strcmp(label, "MySQL") == 0) return getenv("BKOAUTH_TEST_MYSQL_DIR");
+    return NULL;
+}
+
+/* Restarts the database server; its duration in seconds, or -1 on failure. */
+static double restart_server(void)
+{
+    const char *script = strcmp(teststore_label(db_url), "PostgreSQL") == 0 ? "pg.sh" : "mysql.sh";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "bash '%s/scripts/%s' restart '%s' >/dev/null 2>&1", BKOAUTH_SOURCE_DIR, script,
+             server_dir());
+    double t0 = now_s();
+    return system(cmd) == 0 ? now_s() - t0 : -1;
+}
+
+typedef struct schedule {
+    int faults_on, faults_started;
+    int restarts, restarts_failed;
+    double restart_seconds;
+} schedule;
+
+/* At second s of the run: every 20 s a fault kind is on for 3 s (a fault on the next 100000
+ * calls, then cleared: count 0); every restart_every s from 90 s the server restarts. */
+static void run_schedule(schedule *sc, long s, long *next_restart)
+{
+    long phase = s % 20;
+    if (phase == 5 && !sc->faults_on) {
+        const char *kind = fault_kinds[(s / 20) % NKINDS];
+        char path[160];
+        if (strcmp(kind, "slow") == 0)
+            snprintf(path, sizeof path, "/__dev/fault?kind=slow&count=100000&delay_ms=1500");
+        else
+            snprintf(path, sizeof path, "/__dev/fault?kind=%s&count=100000", kind);
+        json_decref(devserver_post(dev, path));
+        sc->faults_on = 1;
+        sc->faults_started++;
+    } else if (phase == 8 && sc->faults_on) {
+        json_decref(devserver_post(dev, "/__dev/fault?kind=http500&count=0"));
+        sc->faults_on = 0;
+    }
+    if (server_dir() != NULL && s >= *next_restart) {
+        double d = restart_server();
+        sc->restarts++;
+        if (d < 0)
+            sc->restarts_failed++;
+        else
+            sc->restart_seconds += d;
+        *next_restart = s + restart_every;
+    }
+}
+
+/* ---- the minutes -------------------------------------------------------------------------- */
+
+typedef struct sample {
+    unsigned long calls, fails[NCODES];
+    long rss, anon, fds;
+    long heap_used, heap_held; /* kB: the C library's blocks in use, and the memory it holds */
+    long sqlite_used;          /* kB: SQLite's share of heap_used */
+} sample;
+
+/* What the C library's allocator holds (all arenas, mmapped blocks included) and how much of it
+ * is in use; -1 where unknown. */
+static void heap_kb(long *used, long *held)
+{
+    *used = *held = -1;
+#ifdef __GLIBC__
+    struct mallinfo2 mi = mallinfo2();
+    *used = (long)((mi.uordblks + mi.hblkhd) / 1024);
+    *held = (long)((mi.arena + mi.hblkhd) / 1024);
+#endif
+}
+
+static void take(sample *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < nthreads; i++) {
+        out->calls += atomic_load(&per_thread[i].calls);
+        for (int k = 0; k < NCODES; k++)
+            out->fails[k] += atomic_load(&per_thread[i].fails[k]);
+    }
+    memory_kb(&out->rss, &out->anon);
+    heap_kb(&out->heap_used, &out->heap_held);
+    out->sqlite_used = (long)(sqlite3_memory_used() / 1024);
+    out->fds = open_fds();
+}
+
+static void print_minute(int m, const sample *prev, const sample *now, double seconds)
+{
+    printf("minute %3d: %8.0f calls/s; failures:", m, (double)(now->calls - prev->calls) / seconds);
+    unsigned long any = 0;
+    for (int k = 1; k < NCODES; k++) {
+        unsigned long n = now->fails[k] - prev->fails[k];
+        if (n) printf(" %s %lu", bkoauth_code_name((bkoauth_code)k), n);
+        any += n;
+    }
+    if (!any) printf(" none");
+    printf("; VmRSS %ld kB, RssAnon %ld kB (malloc: %ld kB in use, SQLite's %ld, %ld kB held); fds %ld\n",
+           now->rss, now->anon, now->heap_used, now->sqlite_used, now->heap_held, now->fds);
+    fflush(stdout);
+}
+
+static double growth(long from, long to)
+{
+    return from > 0 ? 100.0 * (double)(to - from) / (double)from : 0;
+}
+
+/* Runs the minutes; the samples at the end of each minute go to at[1..minutes]. */
+static void run_minutes(sample *at, schedule *sc)
+{
+    double t0 = now_s(), minute_start = t0;
+    long next_restart = 90;
+    take(&at[0]);
+    for (int m = 1; m <= minutes; m++) {
+        while (now_s() - t0 < 60.0 * m) {
+            run_schedule(sc, (long)(now_s() - t0), &next_restart);
+            sleep_ms(200);
+        }
+        double t = now_s();
+        take(&at[m]);
+        print_minute(m, &at[m - 1], &at[m], t - minute_start);
+        minute_start = t;
+    }
+}
+
+static void summary(const sample *at, const schedule *sc, double seconds)
+{
+    const sample *first = &at[0], *last = &at[minutes];
+    printf("total: %lu calls in %.0f s (%.0f calls/s); failures:", last->calls - first->calls, seconds,
+           (double)(last->calls - first->calls) / seconds);
+    for (int k = 1; k < NCODES; k++)
+        printf(" %s %lu", bkoauth_code_name((bkoauth_code)k), last->fails[k] - first->fails[k]);
+    printf("\nfault windows: %d (3 s each, every 20 s)", sc->faults_started);
+    if (server_dir() != NULL)
+        printf("; database restarts: %d (%d failed, %.1f s each on average)\n", sc->restarts,
+               sc->restarts_failed, sc->restarts ? sc->restart_seconds / sc->restarts : 0);
+    else
+        printf("; database restarts: none (%s)\n",
+               strcmp(teststore_label(db_url), "SQLite") == 0
+                   ? "SQLite has no server to restart"
+                   : "BKOAUTH_TEST_PG_DIR / BKOAUTH_TEST_MYSQL_DIR not set");
+    if (minutes < 2) return;
+    long peak_rss = 0, peak_fds = 0;
+    for (int m = 2; m <= minutes; m++) {
+        peak_rss = at[m].rss > peak_rss ? at[m].rss : peak_rss;
+        peak_fds = at[m].fds > peak_fds ? at[m].fds : peak_fds;
+    }
+    printf("growth from minute 2 to the end: VmRSS %+.2f %% (%ld -> %ld kB, peak %ld), RssAnon %+.2f %% "
+           "(%ld -> %ld kB), fds %+.2f %% (%ld -> %ld, peak %ld)\n",
+           growth(at[2].rss, last->rss), at[2].rss, last->rss, peak_rss, growth(at[2].anon, last->anon),
+           at[2].anon, last->anon, growth(at[2].fds, last->fds), at[2].fds, last->fds, peak_fds);
+}
+
+/* ---- set-up ------------------------------------------------------------------------------- */
+
+static devserver *start_devserver(void)
+{
+    static char creds[MAX_USERS][32];
+    static const char *args[2 * MAX_USERS + 16];
+    static char ttl[16];
+    int n = 0;
+    snprintf(ttl, sizeof ttl, "%d", TTL);
+    const char *fixed[] = {"--app-code", "soak-app", "--app-secret", "soak-secret",
+                           "--ttl",      ttl,        "--overlap",    "30"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        args[n++] = fixed[i];
+    for (int i = 0; i < nusers; i++) {
+        snprintf(creds[i], sizeof creds[i], "cred-u%d=u%d", i, i);
+        args[n++] = "--user";
+        args[n++] = creds[i];
+    }
+    args[n] = NULL;
+    return devserver_start(args);
+}
+
+static bkoauth_client *make_client(void)
+{
+    static test_settings s;
+    static char expires[16];
+    snprintf(expires, sizeof expires, "%d", TTL - 10);
+    test_settings_base(&s, dev->url, "soak-app", "soak-secret", db_url);
+    test_settings_set(&s, "EXPIRES_SECONDS", expires);
+    test_settings_set(&s, "BKOAUTH_TIMEOUT_MS", "5000");
+    bkoauth_error e;
+    bkoauth_client *c = test_settings_client(s.kv, &e);
+    if (c == NULL) fprintf(stderr, "bench_soak: client: %s\n", e.message);
+    return c;
+}
+
+static int parse_args(int argc, char **argv)
+{
+    int opt;
+    while ((opt = getopt(argc, argv, "m:t:u:r:")) != -1) {
+        if (opt == 'm')
+            minutes = atoi(optarg);
+        else if (opt == 't')
+            nthreads = atoi(optarg);
+        else if (opt == 'u')
+            nusers = atoi(optarg);
+        else if (opt == 'r')
+            restart_every = atoi(optarg);
+        else
+            return -1;
+    }
+    if (minutes < 1 || minutes > MAX_MINUTES || nthreads < 1 || nthreads > MAX_THREADS || nusers < 1 ||
+        nusers > MAX_USERS || restart_every < 10)
+        return -1;
+    if (optind < argc) {
+        snprintf(db_url, sizeof db_url, "%s", argv[optind]);
+        return 0;
+    }
+    return teststore_fresh_url("soak", db_url, sizeof db_url) ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    if (parse_args(argc, argv) != 0) {
+        fprintf(stderr, "usage: bench_soak [-m MINUTES] [-t THREADS] [-u USERS] [-r RESTART_SECONDS] "
+                        "[DATABASE_URL]\n");
+        return 2;
+    }
+    if ((dev = start_devserver()) == NULL || (client = make_client()) == NULL) return 1;
+    int failed_logins = 0;
+    for (int u = 0; u < nusers; u++)
+        failed_logins += login(u) != BKOAUTH_OK;
+    printf("soak: %d threads, %d users, %d min, store %s; tokens live %d s, renewed when %d s are left; "
+           "faults 3 s of every 20 s; %s; %d first logins failed\n",
+           nthreads, nusers, minutes, teststore_label(db_url), TTL, TTL - 10,
+           server_dir() ? "database restarted every few minutes" : "no database restarts", failed_logins);
+    fflush(stdout);
+    pthread_t th[MAX_THREADS];
+    for (int i = 0; i < nthreads; i++)
+        pthread_create(&th[i], NULL, worker, &per_thread[i]);
+    static sample at[MAX_MINUTES + 1];
+    schedule sc = {0};
+    double t0 = now_s();
+    run_minutes(at, &sc);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(th[i], NULL);
+    summary(at, &sc, now_s() - t0);
+    bkoauth_client_free(client);
+    devserver_stop(dev);
+    teststore_cleanup();
+    return 0;
+}

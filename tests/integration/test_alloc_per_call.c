@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/* test_alloc_per_call.c - how many allocations a call makes through the library's allocators,
+ * counted with the test allocator (faultalloc): a cached token costs exactly one (the caller's
+ * copy); a new token for a cache slot is copied into the slot's block (no allocation); a lookup
+ * in the store (cache off) costs one of ours (SQLite allocates through its own allocator). Every
+ * block comes back. Memory stays flat over weeks only if these stay small: see
+ * docs/ARCHITECTURE.md ("Memory that stays flat"). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "bkoauth.h"
+#include "cache.h"
+#include "devserver.h"
+#include "faultalloc.h"
+#include "internal.h"
+#include "testsettings.h"
+#include "teststore.h"
+
+#define CALLS 1000
+
+static devserver *dev;
+static char db_url[512];
+
+static bkoauth_client *client(const char *cache_seconds)
+{
+    test_settings s;
+    test_settings_base(&s, dev->url, "alloc-app", "alloc-secret", db_url);
+    test_settings_set(&s, "BKOAUTH_CACHE_SECONDS", cache_seconds);
+    bkoauth_error e;
+    bkoauth_client *c = test_settings_client(s.kv, &e);
+    if (c == NULL) fail_msg("client: %s", e.message);
+    return c;
+}
+
+static void by_user(bkoauth_client *c)
+{
+    bkoauth_token *t = NULL;
+    bkoauth_error e;
+    if (bkoauth_get_access_token_by_user(c, "bob", &t, &e) != BKOAUTH_OK) fail_msg("by_user: %s", e.message);
+    bkoauth_token_free(t);
+}
+
+/* Allocations per call of get_access_token_by_user on c, over CALLS calls after a first one. */
+static double per_call(bkoauth_client *c)
+{
+    by_user(c); /* the first: cache filled, connection open, statement prepared */
+    long live = faultalloc_live(), before = faultalloc_count();
+    for (int i = 0; i < CALLS; i++)
+        by_user(c);
+    assert_int_equal(faultalloc_live(), live); /* every block came back */
+    return (double)(faultalloc_count() - before) / CALLS;
+}
+
+static void test_cached_call_allocates_once(void **state)
+{
+    (void)state;
+    bkoauth_client *c = client("600");
+    assert_true(per_call(c) == 1.0);
+    bkoauth_client_free(c);
+}
+
+static void test_store_lookup_allocates_once(void **state)
+{
+    (void)state;
+    bkoauth_client *c = client("0");
+    assert_true(per_call(c) == 1.0);
+    bkoauth_client_free(c);
+}
+
+/* A slot that holds a token takes the next token of its key in place: no allocation, and the
+ * copy handed out is the new token. */
+static void test_cache_slot_reused(void **state)
+{
+    (void)state;
+    cache *ca = cache_new(600);
+    assert_non_null(ca);
+    int64_t now = bk_now(), now_ms = bk_monotonic_coarse_ms();
+    bkoauth_token *a = token_make("access-token-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "refresh-a", "", "test",
+                                  "carol", now + 7200, now);
+    bkoauth_token *b = token_make("access-token-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "refresh-bb", "",
+                                  "test", "carol", now + 7200, now);
+    long before = faultalloc_count();
+    cache_put(ca, a, cache_generation(ca, "test", "carol"), now_ms);
+    assert_int_equal(faultalloc_count() - before, 1); /* the slot's block */
+    before = faultalloc_count();
+    for (int i = 0; i < CALLS; i++)
+        cache_put(ca, (i % 2) ? a : b, cache_generation(ca, "test", "carol"), now_ms);
+    assert_int_equal(faultalloc_count() - before, 0);
+    bkoauth_token *hit = cache_get(ca, "test", "carol", 600, now, now_ms);
+    assert_non_null(hit);
+    assert_string_equal(hit->access_token, a->access_token); /* the last put: i = CALLS - 1, odd */
+    assert_string_equal(hit->refresh_token, "refresh-a");
+    assert_string_equal(hit->user_id, "carol");
+    bkoauth_token_free(hit);
+    bkoauth_token_free(a);
+    bkoauth_token_free(b);
+    cache_free(ca);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    dev = devserver_start_users("alloc-app", "alloc-secret", 0);
+    if (dev == NULL || teststore_fresh_url("alloc", db_url, sizeof db_url) == NULL) return -1;
+    bkoauth_client *c = client("0");
+    bkoauth_request req = {.username = "bob", .cookie_header = "bk_token=cred-bob", .remote_addr = "::1"};
+    bkoauth_token *t = NULL;
+    bkoauth_error e;
+    int rc = bkoauth_get_access_token(c, &req, &t, &e);
+    if (rc != BKOAUTH_OK) fprintf(stderr, "login: %s\n", e.message);
+    bkoauth_token_free(t);
+    bkoauth_client_free(c);
+    return rc == BKOAUTH_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    devserver_stop(dev);
+    teststore_cleanup();
+    return 0;
+}
+
+int main(void)
+{
+    faultalloc_install();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cached_call_allocates_once),
+        cmocka_unit_test(test_store_lookup_allocates_once),
+        cmocka_unit_test(test_cache_slot_reused),
+    };
+    return cmocka_run_group_tests_name("allocations per call", tests, setup, teardown);
+}
