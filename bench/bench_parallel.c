@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "testtime.h"
 
 #define MAX_USERS 64
 
@@ -37,12 +38,6 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static const char *const *settings(void)
@@ -106,7 +101,7 @@ static void *looker_main(void *arg)
         l->worst = d > l->worst ? d : l->worst;
         l->total += d;
         l->n++;
-        sleep_ms(20);
+        test_sleep_ms(20);
     }
     return NULL;
 }
@@ -197,13 +192,13 @@ static int scenario(int procs, int threads)
             _exit(failed > 255 ? 255 : failed);
         }
     }
-    sleep_ms(300); /* every client open, every thread waiting */
+    test_sleep_ms(300); /* every client open, every thread waiting */
     char bytes[MAX_USERS];
     memset(bytes, 'g', sizeof bytes);
     double t0 = now_ms();
     if (write(go[1], bytes, (size_t)users) != users) return -1;
     /* a new process looks a token up while the logins are in flight */
-    sleep_ms(delay_ms / 5);
+    test_sleep_ms(delay_ms / 5);
     long in_flight_then = devserver_counter(dev, "in_flight");
     pid_t npid = fork();
     if (npid == 0) new_process_lookup(np[1]);

@@ -44,6 +44,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "testtime.h"
 
 #define MAX_THREADS 256
 #define MAX_USERS 2000
@@ -62,19 +63,6 @@ typedef struct counters {
     atomic_ulong fails[NCODES];
 } counters;
 static counters per_thread[MAX_THREADS];
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static uint64_t next_rand(uint64_t *s)
 {
@@ -216,8 +204,8 @@ static double restart_server(void)
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "bash '%s/scripts/%s' restart '%s' >/dev/null 2>&1", BKOAUTH_SOURCE_DIR, script,
              server_dir());
-    double t0 = now_s();
-    return system(cmd) == 0 ? now_s() - t0 : -1;
+    double t0 = test_mono_s();
+    return system(cmd) == 0 ? test_mono_s() - t0 : -1;
 }
 
 typedef struct schedule {
@@ -314,15 +302,15 @@ static double growth(long from, long to)
 /* Runs the minutes; the samples at the end of each minute go to at[1..minutes]. */
 static void run_minutes(sample *at, schedule *sc)
 {
-    double t0 = now_s(), minute_start = t0;
+    double t0 = test_mono_s(), minute_start = t0;
     long next_restart = 90;
     take(&at[0]);
     for (int m = 1; m <= minutes; m++) {
-        while (now_s() - t0 < 60.0 * m) {
-            run_schedule(sc, (long)(now_s() - t0), &next_restart);
-            sleep_ms(200);
+        while (test_mono_s() - t0 < 60.0 * m) {
+            run_schedule(sc, (long)(test_mono_s() - t0), &next_restart);
+            test_sleep_ms(200);
         }
-        double t = now_s();
+        double t = test_mono_s();
         take(&at[m]);
         print_minute(m, &at[m - 1], &at[m], t - minute_start);
         minute_start = t;
@@ -439,12 +427,12 @@ int main(int argc, char **argv)
         pthread_create(&th[i], NULL, worker, &per_thread[i]);
     static sample at[MAX_MINUTES + 1];
     schedule sc = {0};
-    double t0 = now_s();
+    double t0 = test_mono_s();
     run_minutes(at, &sc);
     atomic_store(&stop, 1);
     for (int i = 0; i < nthreads; i++)
         pthread_join(th[i], NULL);
-    summary(at, &sc, now_s() - t0);
+    summary(at, &sc, test_mono_s() - t0);
     bkoauth_client_free(client);
     devserver_stop(dev);
     teststore_cleanup();

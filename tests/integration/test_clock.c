@@ -39,6 +39,7 @@
 #include "testjwt.h"
 #include "teststore.h"
 #include "testsettings.h"
+#include "testtime.h"
 
 #define SECRET "clock-secret-0123456789"
 #define HOUR 3600
@@ -61,19 +62,6 @@ static int64_t offset;  /* seconds the wall clock is stepped now */
 static char steps[600]; /* FAKETIME_TIMESTAMP_FILE */
 
 /* ---- the clock ------------------------------------------------------------------------------- */
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* The wall clock as the library sees it. */
 static int64_t wall_now(void)
@@ -200,7 +188,7 @@ static int before_each(void **state)
     fixture *f = *state;
     step_clock(0);
     for (int i = 0; i < 1000 && devserver_counter(f->dev, "in_flight") > 0; i++)
-        sleep_ms(10);
+        test_sleep_ms(10);
     json_decref(devserver_post(f->dev, "/__dev/reset"));
     if (devserver_config(f->dev, HOUR, 60) != 0) return -1;
     alarm(CALL_LIMIT_S);
@@ -244,11 +232,11 @@ static void test_backoff_ends_after_step_back(void **state)
     json_decref(devserver_post(f->dev, "/__dev/reset"));
     /* the service is back: the next renewal comes after the back-off (at most 2 s), not an hour */
     int user_renewed = 0, app_renewed = 0;
-    double start = mono_s();
-    while (!(user_renewed && app_renewed) && mono_s() - start < 15) {
+    double start = test_mono_s();
+    while (!(user_renewed && app_renewed) && test_mono_s() - start < 15) {
         user_renewed = user_renewed || changed(by_user(c, "alice"), alice->access_token);
         app_renewed = app_renewed || changed(app(c), a0->access_token);
-        sleep_ms(100);
+        test_sleep_ms(100);
     }
     if (!user_renewed || !app_renewed)
         fail_msg("the wall clock stepped back an hour: no renewal (user %d, APP %d) within 15 s although "
@@ -296,10 +284,10 @@ static void test_cache_sees_other_process_after_step_back(void **state)
     assert_int_equal(renew_elsewhere(), 0);
     step_clock(-HOUR);
     int seen = 0;
-    double start = mono_s();
-    while (!seen && mono_s() - start < 15) {
+    double start = test_mono_s();
+    while (!seen && test_mono_s() - start < 15) {
         seen = changed(by_user(c, "alice"), t0->access_token);
-        if (!seen) sleep_ms(100);
+        if (!seen) test_sleep_ms(100);
     }
     if (!seen)
         fail_msg("the wall clock stepped back an hour: the cache still served the token another process "
@@ -421,7 +409,7 @@ static void test_waiter_patience_after_step_forward(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, renewer_main, &r), 0);
     for (int i = 0; i < 500 && devserver_counter(f->dev, "in_flight") != 1; i++)
-        sleep_ms(10);
+        test_sleep_ms(10);
     assert_int_equal(devserver_counter(f->dev, "in_flight"), 1);
     step_clock(HOUR);
     /* the renewal hangs at the service: this caller takes its own valid token after its patience
@@ -489,10 +477,10 @@ static int run_faked(char **argv)
 static int check_faked(void)
 {
     int64_t real = (int64_t)time(NULL);
-    double m0 = mono_s();
+    double m0 = test_mono_s();
     step_clock(HOUR);
     int64_t ahead = (int64_t)time(NULL) - real;
-    double m1 = mono_s();
+    double m1 = test_mono_s();
     step_clock(0);
     if (ahead < HOUR - 5 || ahead > HOUR + 5 || m1 - m0 > 5) {
         fprintf(stderr, "test_clock: libfaketime does not step the clock (moved %lld s for +3600)\n",

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "devserver.h"
+#include "testtime.h"
 
 #define APP "dev-app"
 #define SECRET "dev-secret"
@@ -49,13 +50,6 @@ static size_t take(char *p, size_t size, size_t n, void *ctx)
     a->len += add;
     a->body[a->len] = '\0';
     return size * n;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* method (GET/POST/...) on path of the shared devserver; for POST, json_body is sent with the ee
@@ -87,9 +81,9 @@ static answer request(const char *method, const char *path, const char *json_bod
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, json_body);
     }
-    double t0 = now_s();
+    double t0 = test_mono_s();
     a.rc = curl_easy_perform(c);
-    a.seconds = now_s() - t0;
+    a.seconds = test_mono_s() - t0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a.status);
     curl_slist_free_all(hs);
     curl_easy_cleanup(c);
@@ -712,8 +706,8 @@ static void test_slow_refresh_counted_first(void **state)
     char *io[2] = {rt, NULL};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, slow_refresh, io), 0);
-    double deadline = now_s() + 5.0;
-    while (devserver_counter(dev, "refresh") < 1 && now_s() < deadline)
+    double deadline = test_mono_s() + 5.0;
+    while (devserver_counter(dev, "refresh") < 1 && test_mono_s() < deadline)
         usleep(10 * 1000);
     assert_int_equal(devserver_counter(dev, "refresh"), 1); /* counted on arrival */
     assert_int_equal(devserver_counter(dev, "faulted"), 1);
@@ -804,9 +798,9 @@ static void run(const char *const *args, run_result *r)
         _exit(127);
     }
     int st = 0;
-    double deadline = now_s() + 10.0; /* a server that should have refused to start is killed */
+    double deadline = test_mono_s() + 10.0; /* a server that should have refused to start is killed */
     while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_s() > deadline) {
+        if (test_mono_s() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             break;

@@ -25,6 +25,7 @@
 #include "store/store.h"
 #include "teststore.h"
 #include "testsettings.h"
+#include "testtime.h"
 
 #define SECRET "faults-secret-0123456789"
 
@@ -56,14 +57,12 @@ static int teardown(void **state)
     return 0;
 }
 
-static void sleep_ms(long ms);
-
 /* Each test on a fresh store, with no slow call of an earlier test still being answered. */
 static int fresh_store(void **state)
 {
     fixture *f = *state;
     for (int i = 0; i < 1000 && devserver_counter(f->dev, "in_flight") > 0; i++)
-        sleep_ms(10);
+        test_sleep_ms(10);
     json_decref(devserver_post(f->dev, "/__dev/reset"));
     return teststore_fresh_url("faults", f->db_url, sizeof f->db_url) ? 0 : -1;
 }
@@ -108,12 +107,6 @@ static bkoauth_stats stats(bkoauth_client *c)
     bkoauth_stats s;
     assert_int_equal(bkoauth_client_stats(c, &s, NULL), BKOAUTH_OK);
     return s;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* ---- an outage while the saved tokens are still valid ----------------------------------------- */
@@ -172,7 +165,7 @@ static void test_outage_serves_valid_tokens(void **state)
 
     /* the service is back: after the back-off, the next call renews */
     json_decref(devserver_post(f->dev, "/__dev/reset"));
-    sleep_ms(2300);
+    test_sleep_ms(2300);
     t = by_user(c, "alice");
     assert_string_not_equal(t->access_token, alice->access_token);
     bkoauth_token_free(t);
@@ -454,7 +447,7 @@ static void test_database_restart_during_refresh(void **state)
     pthread_t th;
     pthread_create(&th, NULL, refresher_main, &r);
     for (int i = 0; i < 500 && devserver_counter(f->dev, "in_flight") != 1; i++)
-        sleep_ms(10);
+        test_sleep_ms(10);
     assert_int_equal(devserver_counter(f->dev, "in_flight"), 1);
     assert_int_equal(server_ctl("restart"), 0);
     pthread_join(th, NULL);

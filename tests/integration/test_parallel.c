@@ -28,6 +28,7 @@
 #include "herd.h"
 #include "teststore.h"
 #include "testsettings.h"
+#include "testtime.h"
 
 #define USERS 16
 /* BKOAUTH_TEST_SLOW_MS may shorten it (tests/scripts/test_pgbouncer_pg.sh runs this suite three
@@ -79,12 +80,6 @@ static const char *const *settings(fixture *f)
     return test_settings_set(&s, "BKOAUTH_TIMEOUT_MS", "20000");
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* bob's token saved (a fast login), for the lookups; then the counters zeroed. */
 static void save_bob(fixture *f)
 {
@@ -129,7 +124,7 @@ static long wait_in_flight(fixture *f, long want)
         long now = devserver_counter(f->dev, "in_flight");
         if (now >= want) return now;
         if (now == 0 && devserver_counter(f->dev, "user_token") >= want) return now;
-        sleep_ms(10);
+        test_sleep_ms(10);
     }
     return devserver_counter(f->dev, "in_flight");
 }
