@@ -522,12 +522,15 @@ static bkoauth_code schema_statement(pg_store *ps, pconn *c, const char *sql, co
     "CREATE INDEX \"bkoauth_access_token_user_id_a4b1d1f5_like\" ON \"bkoauth_access_token\" "               \
     "(\"user_id\" varchar_pattern_ops); "
 
+/* The columns of the token table the library reads and writes, as an SQL list. */
+#define TABLE_COLUMNS                                                                                        \
+    "'id', 'access_token', 'expires', 'refresh_token', 'scope', 'env_name', 'user_id', 'created_at'"
+
 /* A table another program made: the columns the library needs must be there. */
 static bkoauth_code check_columns(pg_store *ps, pconn *c, bkoauth_error *err)
 {
     PGresult *r = bk_pg_run(ps, c,
-                            "SELECT string_agg(w.c, ', ') FROM unnest(ARRAY['id', 'access_token', 'expires', "
-                            "'refresh_token', 'scope', 'env_name', 'user_id', 'created_at']) AS w(c) "
+                            "SELECT string_agg(w.c, ', ') FROM unnest(ARRAY[" TABLE_COLUMNS "]) AS w(c) "
                             "WHERE NOT EXISTS (SELECT 1 FROM information_schema.columns i WHERE "
                             "i.table_name = 'bkoauth_access_token' AND i.table_schema = current_schema() "
                             "AND i.column_name = w.c)",
@@ -586,8 +589,7 @@ static bkoauth_code prepare_schema(pg_store *ps, pconn *c, bkoauth_error *err)
         "a.attrelid = x.indrelid AND a.attnum = x.indkey[0] WHERE x.indrelid = "
         "to_regclass('bkoauth_access_token') AND a.attname IN ('env_name', 'user_id')) = 2 AND "
         "(SELECT count(*) FROM information_schema.columns i WHERE i.table_name = 'bkoauth_access_token' "
-        "AND i.table_schema = current_schema() AND i.column_name IN ('id', 'access_token', 'expires', "
-        "'refresh_token', 'scope', 'env_name', 'user_id', 'created_at')) = 8, "
+        "AND i.table_schema = current_schema() AND i.column_name IN (" TABLE_COLUMNS ")) = 8, "
         "to_regclass('bkoauth_renewal_lease') IS NOT NULL",
         0, NULL, PGRES_TUPLES_OK, "reading the schema", err);
     if (r == NULL) return BKOAUTH_E_STORE;
