@@ -2,7 +2,7 @@
 /* ee.c - the "ee" wire protocol (BKAUTH_BACKEND_TYPE = bk_token): HTTP POST with a JSON body and
  * the headers X-BK-APP-CODE / X-BK-APP-SECRET (PROTOCOL.md "Protocol ee"). */
 #include "ssm_int.h"
-#include "../json.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <stdlib.h>

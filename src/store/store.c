@@ -1,4 +1,12 @@
 /* SPDX-License-Identifier: MIT */
+/* src/store/ - the token stores: the bkoauth_access_token table on SQLite, PostgreSQL and MySQL
+ * or MariaDB, and the renewal section (one renewal per expiry) built on them.
+ *   store.c    the interface of store.h: argument checks, the dispatch to a backend (the table
+ *              in backends.c) and the renewal section    rows.c  helpers the backends share
+ *   keys.c     the per-key locks and state of renewals in the process (keys.h)
+ *   pool.c     bounded connection pools (pool.h)
+ *   sqlite.c, postgres.c + postgres_lease.c, mysql.c + mysql_url.c   the backends
+ * Backends call pool.c, rows.c and keys.c, never store.c. */
 /* store.c - the store interface: argument checks shared by every backend, dispatch, and the
  * renewal section built from the backends' short operations (lock, read, save). */
 #include "store.h"

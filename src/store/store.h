@@ -15,7 +15,7 @@
 #define BKOAUTH_STORE_H
 
 #include "../internal.h"
-#include "../keys.h"
+#include "keys.h"
 
 #include <stdatomic.h>
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Every allocation of the library goes through its allocators (src/alloc.c: bkoauth__malloc,
+# Every allocation of the library goes through its allocators (src/base/alloc.c: bkoauth__malloc,
 # bkoauth__calloc, bkoauth__realloc, bkoauth__free, bkoauth__strdup, bkoauth__strndup,
 # bkoauth__json_loadb, bkoauth__json_dump), so that bkoauth_set_allocators() reaches all of it
 # and every failure is counted. Checked on the compiled objects: none but alloc.c.o may call the
@@ -19,11 +19,11 @@ failures=0
 checked=0
 while IFS= read -r obj; do
   rel=${obj#"$objdir"/}
-  [ "$rel" = alloc.c.o ] && continue
+  [ "$rel" = base/alloc.c.o ] && continue
   checked=$((checked + 1))
   calls=$(nm -u "$obj" | awk '{print $NF}' | grep -E "$forbidden" | tr '\n' ' ')
   if [ -n "$calls" ]; then
-    echo "FAIL: $rel calls $calls(use the bkoauth__ functions of src/internal.h and src/json.h)" >&2
+    echo "FAIL: $rel calls $calls(use the bkoauth__ functions of src/internal.h and src/base/json.h)" >&2
     failures=$((failures + 1))
   fi
 done < <(find "$objdir" -name '*.o' | sort)

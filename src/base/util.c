@@ -1,4 +1,14 @@
 /* SPDX-License-Identifier: MIT */
+/* src/base/ - what every other folder stands on, calling nothing above it:
+ *   alloc.c    every allocation (bkoauth_set_allocators), the wipe, libcurl's allocators
+ *   error.c    result codes and the error record      log.c     the client's logger
+ *   scrub.c    bk_scrub: secrets masked and outside text escaped in every message and log line;
+ *              bkoauth_mask
+ *   text.c     what outside text may hold (token alphabet, readable names, UTF-8)
+ *   util.c     strings, buffers and the two clocks     token.c   the token record
+ *   kvlist.c   lists of string pairs                   json.c    JSON as Python writes it (json.h)
+ *   datetime.c Django's datetimes                      tzfile.c  named time zones (TZif files)
+ * Their declarations are in src/internal.h. */
 /* util.c - small string, memory and time helpers. */
 #include "internal.h"
 

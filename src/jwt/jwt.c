@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* src/jwt/ - the API-gateway JWT: bkoauth_verify_jwt() checks X-Bkapi-Jwt with the client's
+ * APIGW_PUBLIC_KEY, parsed once and kept in a small process-wide key cache (this file). It reads
+ * the client's settings and logger (core/client.c) and stands on base/. */
 /* jwt.c - X-Bkapi-Jwt verification (the Python apigw_required decorator).
  *
  * The BlueKing API gateway forwards a request with an RS256 JWT in the header X-Bkapi-Jwt.

@@ -1,4 +1,12 @@
 /* SPDX-License-Identifier: MIT */
+/* src/settings/ - the settings: every NAME the library knows, from the settings file, the
+ * environment or bkoauth_config_set(), checked when set and converted for the client.
+ *   config.c       names, defaults, value checks, set/get and the environment (config_int.h)
+ *   config_file.c  the settings file: NAME = value lines, as Django or an environment file
+ *   pyliteral.c    the file's values (Python literals only) and the dict settings as JSON
+ *   settings.c     the checked text turned into bk_settings (internal.h), as the client uses it
+ * It checks the proxy (ssm/proxy.c) and MySQL URLs (store/mysql_url.c) with the parsers of the
+ * layers that use them, and otherwise stands on base/ only. */
 /* settings.c - the settings as the client works with them: settings_from_config() turns the text
  * of a bkoauth_config (checked when set, config.c) into a bk_settings of numbers, flags, lists
  * and copies. */

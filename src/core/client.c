@@ -1,4 +1,12 @@
 /* SPDX-License-Identifier: MIT */
+/* src/core/ - the client and its four operations: what a caller of the public API meets first.
+ *   client.c   the client (made from settings, closed) and the rules of the four operations:
+ *              the APP token, a user's token, refresh, the login hook; counters and after_fork
+ *   cache.c    per-thread copies of saved tokens with process-wide generations (cache.h)
+ *   request.c  what an operation takes from an incoming request: credentials, the uin rule, the
+ *              client address
+ * It calls down into settings/ (the settings checked), store/ (the saved tokens and the renewal
+ * section), ssm/ (the service) and base/; nothing below calls back into it. */
 /* client.c - the rules of the four operations of the seed and the login hook.
  *
  * Policy only: the saved token is looked up in the store (store/store.h), the SSM service is
