@@ -23,12 +23,10 @@
  * statement) is discarded with every idle one of its pool, and the work, when safe to repeat,
  * is done once more on a fresh connection; so the first call after a restart succeeds. A
  * deadlock or lock wait timeout is retried once the same way. */
+#include "mysql_dl.h"
 #include "pool.h"
 #include "store.h"
 
-#include <errmsg.h>
-#include <mysql.h>
-#include <mysqld_error.h>
 #include <openssl/evp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1032,6 +1030,7 @@ static bkoauth_code prepare_schema(my_store *ms, mconn *c, bkoauth_error *err)
 
 store *store_mysql_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
 {
+    if (bk_mysql_load(err) != BKOAUTH_OK) return NULL; /* loaded by the first MySQL store */
     my_store *ms = bkoauth__calloc(1, sizeof *ms);
     if (ms == NULL) {
         err_nomem(err);
