@@ -42,17 +42,15 @@ static bkoauth_code dl_open(bk_dl_lib *lib, bkoauth_error *err)
     if (h == NULL) {
         const char *why = dlerror();
         return err_set(err, lib->code,
-                       "%s needs %s, which cannot be loaded (%s): install the package %s (apt-get install "
-                       "%s)",
-                       lib->feature, lib->soname, why != NULL ? why : "no reason given", lib->package,
+                       "%s cannot be loaded (%s); %s needs it: install the package %s (apt-get install %s)",
+                       lib->soname, why != NULL ? why : "no reason given", lib->feature, lib->package,
                        lib->package);
     }
     const char *missing = "";
     if (lib->resolve(h, &missing) != 0) {
         dlclose(h);
-        return err_set(err, lib->code,
-                       "%s needs %s, but the one installed lacks %s (too old): upgrade the package %s",
-                       lib->feature, lib->soname, missing, lib->package);
+        return err_set(err, lib->code, "%s lacks %s (too old); %s needs it: upgrade the package %s",
+                       lib->soname, missing, lib->feature, lib->package);
     }
     return BKOAUTH_OK;
 }

@@ -17,7 +17,7 @@
 typedef struct bk_dl_lib {
     const char *soname;  /* "libcurl.so.4" */
     const char *package; /* the Debian package that installs it: "libcurl4" */
-    const char *feature; /* what needs it, for messages: "the SSM calls" */
+    const char *feature; /* what needs it, for messages: "an SSM call" */
     bkoauth_code code;   /* the error code when it cannot be loaded */
     /* fills the library's table from handle; the name of a missing function in *missing */
     int (*resolve)(void *handle, const char **missing);
@@ -25,8 +25,10 @@ typedef struct bk_dl_lib {
     atomic_int loaded;    /* 1 once the table is filled: it stays so for the process's life */
 } bk_dl_lib;
 
-#define BK_DL_LIB(soname, package, feature, code, resolve)                                         \
-    {soname, package, feature, code, resolve, PTHREAD_MUTEX_INITIALIZER, 0}
+#define BK_DL_LIB(soname, package, feature, code, resolve)                                                   \
+    {                                                                                                        \
+        soname, package, feature, code, resolve, PTHREAD_MUTEX_INITIALIZER, 0                                \
+    }
 
 /* Loads lib once per process (thread-safe: threads racing on the first call wait for one load;
  * after a fork the child keeps the parent's table). BKOAUTH_OK, or lib->code with a message naming
@@ -44,13 +46,13 @@ int bk_dl_sym(void *handle, const char *name, void *slot, size_t size, const cha
  * {"feature","description","priority","soname"}), so that packaging tools see the dependency;
  * text is a string literal. */
 #define BK_DL_NOTE_TYPE UINT32_C(0x407c0c0a)
-#define BK_DL_NOTE(variable, text)                                                                 \
-    __attribute__((used, section(".note.dlopen"))) _Alignas(4) static const struct {              \
-        struct {                                                                                   \
-            uint32_t n_namesz, n_descsz, n_type;                                                   \
-        } nhdr;                                                                                    \
-        char name[sizeof "FDO"];                                                                   \
-        _Alignas(4) char json[(sizeof text + 3) / 4 * 4];                                          \
+#define BK_DL_NOTE(variable, text)                                                                           \
+    __attribute__((used, section(".note.dlopen"))) _Alignas(4) static const struct {                         \
+        struct {                                                                                             \
+            uint32_t n_namesz, n_descsz, n_type;                                                             \
+        } nhdr;                                                                                              \
+        char name[sizeof "FDO"];                                                                             \
+        _Alignas(4) char json[(sizeof text + 3) / 4 * 4];                                                    \
     } variable = {{sizeof "FDO", sizeof text, BK_DL_NOTE_TYPE}, "FDO", text}
 
 #endif

@@ -10,12 +10,13 @@
 
 bk_curl_api bk_curl;
 
-BK_DL_NOTE(bk_curl_note, "[{\"feature\":\"ssm\",\"description\":\"the SSM calls (getting and refreshing "
-                         "access_tokens over HTTP)\",\"priority\":\"required\",\"soname\":[\"libcurl.so.4\"]}]");
+BK_DL_NOTE(bk_curl_note,
+           "[{\"feature\":\"ssm\",\"description\":\"the SSM calls (getting and refreshing "
+           "access_tokens over HTTP)\",\"priority\":\"required\",\"soname\":[\"libcurl.so.4\"]}]");
 
 static int curl_resolve(void *h, const char **missing)
 {
-#define BK_CURL_SYM(name)                                                                          \
+#define BK_CURL_SYM(name)                                                                                    \
     if (bk_dl_sym(h, #name, &bk_curl.name, sizeof bk_curl.name, missing) != 0) return -1;
     BK_CURL_FUNCS(BK_CURL_SYM)
 #undef BK_CURL_SYM
@@ -23,7 +24,7 @@ static int curl_resolve(void *h, const char **missing)
 }
 
 static bk_dl_lib curl_lib =
-    BK_DL_LIB("libcurl.so.4", "libcurl4", "the SSM calls", BKOAUTH_E_TOKEN_API, curl_resolve);
+    BK_DL_LIB("libcurl.so.4", "libcurl4", "an SSM call", BKOAUTH_E_TOKEN_API, curl_resolve);
 
 /* libcurl's allocations go through these, which count them, so that the library can tell
  * whether libcurl allocates through it (a program that initialised libcurl first keeps its own

@@ -33,11 +33,11 @@ struct http_client {
     pthread_mutex_t lock;    /* guards idle/nidle */
     CURL *idle[HTTP_POOL_MAX];
     size_t nidle;
-    proxy_environ env;  /* the proxy variables of the environment when the client was made */
+    proxy_environ env;          /* the proxy variables of the environment when the client was made */
     pthread_mutex_t ready_lock; /* held while the first call readies the client */
     atomic_bool ready;          /* libcurl loaded and the proxy chosen: proxy is read-only from now */
-    proxy_choice proxy; /* the proxy of OAUTH_API_URL, chosen once (proxy.c) */
-    int via_http_proxy; /* the proxy is an HTTP(S) proxy and the service is http: it answers for it */
+    proxy_choice proxy;         /* the proxy of OAUTH_API_URL, chosen once (proxy.c) */
+    int via_http_proxy;         /* the proxy is an HTTP(S) proxy and the service is http: it answers for it */
 };
 
 /* The scheme and host of url as libcurl takes them (an IPv6 host without its brackets), for the

@@ -312,8 +312,9 @@ bkoauth_code proxy_choose(const char *scheme, const char *host, const char *sett
     return proxy_choose_in(NULL, scheme, host, setting, no_proxy_setting, out, err);
 }
 
-bkoauth_code proxy_choose_in(const proxy_environ *env, const char *scheme, const char *host, const char *setting,
-                             const char *no_proxy_setting, proxy_choice *out, bkoauth_error *err)
+bkoauth_code proxy_choose_in(const proxy_environ *env, const char *scheme, const char *host,
+                             const char *setting, const char *no_proxy_setting, proxy_choice *out,
+                             bkoauth_error *err)
 {
     memset(out, 0, sizeof *out);
     const char *no_source = "BKOAUTH_NO_PROXY", *no_list = no_proxy_setting;

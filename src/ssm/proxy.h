@@ -66,8 +66,9 @@ bkoauth_code proxy_environ_take(proxy_environ *env, bkoauth_error *err);
 /* Wipes and frees the copies; a zeroed proxy_environ is fine. */
 void proxy_environ_clear(proxy_environ *env);
 /* proxy_choose() reading env instead of the environment (NULL: the environment). */
-bkoauth_code proxy_choose_in(const proxy_environ *env, const char *scheme, const char *host, const char *setting,
-                             const char *no_proxy_setting, proxy_choice *out, bkoauth_error *err);
+bkoauth_code proxy_choose_in(const proxy_environ *env, const char *scheme, const char *host,
+                             const char *setting, const char *no_proxy_setting, proxy_choice *out,
+                             bkoauth_error *err);
 /* Frees and wipes what proxy_choose() filled; a zeroed choice is fine. */
 void proxy_choice_clear(proxy_choice *c);
 /* "the proxy http://user:***@host:3128 (from https_proxy)" into out; "" when there is none. */

@@ -13,33 +13,33 @@
 #include <mysqld_error.h>
 
 /* The functions of libmariadb.so.3 the library calls. */
-#define BK_MYSQL_FUNCS(X) \
-    X(mysql_close) \
-    X(mysql_commit) \
-    X(mysql_errno) \
-    X(mysql_error) \
-    X(mysql_fetch_row) \
-    X(mysql_free_result) \
-    X(mysql_get_socket) \
-    X(mysql_init) \
-    X(mysql_server_init) \
-    X(mysql_options) \
-    X(mysql_real_connect) \
-    X(mysql_real_query) \
-    X(mysql_rollback) \
-    X(mysql_stmt_bind_param) \
-    X(mysql_stmt_bind_result) \
-    X(mysql_stmt_close) \
-    X(mysql_stmt_errno) \
-    X(mysql_stmt_error) \
-    X(mysql_stmt_execute) \
-    X(mysql_stmt_fetch) \
-    X(mysql_stmt_fetch_column) \
-    X(mysql_stmt_free_result) \
-    X(mysql_stmt_init) \
-    X(mysql_stmt_num_rows) \
-    X(mysql_stmt_prepare) \
-    X(mysql_stmt_store_result) \
+#define BK_MYSQL_FUNCS(X)                                                                                    \
+    X(mysql_close)                                                                                           \
+    X(mysql_commit)                                                                                          \
+    X(mysql_errno)                                                                                           \
+    X(mysql_error)                                                                                           \
+    X(mysql_fetch_row)                                                                                       \
+    X(mysql_free_result)                                                                                     \
+    X(mysql_get_socket)                                                                                      \
+    X(mysql_init)                                                                                            \
+    X(mysql_server_init)                                                                                     \
+    X(mysql_options)                                                                                         \
+    X(mysql_real_connect)                                                                                    \
+    X(mysql_real_query)                                                                                      \
+    X(mysql_rollback)                                                                                        \
+    X(mysql_stmt_bind_param)                                                                                 \
+    X(mysql_stmt_bind_result)                                                                                \
+    X(mysql_stmt_close)                                                                                      \
+    X(mysql_stmt_errno)                                                                                      \
+    X(mysql_stmt_error)                                                                                      \
+    X(mysql_stmt_execute)                                                                                    \
+    X(mysql_stmt_fetch)                                                                                      \
+    X(mysql_stmt_fetch_column)                                                                               \
+    X(mysql_stmt_free_result)                                                                                \
+    X(mysql_stmt_init)                                                                                       \
+    X(mysql_stmt_num_rows)                                                                                   \
+    X(mysql_stmt_prepare)                                                                                    \
+    X(mysql_stmt_store_result)                                                                               \
     X(mysql_store_result)
 
 #define BK_MYSQL_FUNCS_MEMBER(name) __typeof__(&name) name;

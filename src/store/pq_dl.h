@@ -10,26 +10,26 @@
 #include <libpq-fe.h>
 
 /* The functions of libpq.so.5 the library calls. */
-#define BK_PQ_FUNCS(X) \
-    X(PQclear) \
-    X(PQcmdTuples) \
-    X(PQconnectdbParams) \
-    X(PQconninfoFree) \
-    X(PQconninfoParse) \
-    X(PQconsumeInput) \
-    X(PQerrorMessage) \
-    X(PQfinish) \
-    X(PQflush) \
-    X(PQgetResult) \
-    X(PQgetisnull) \
-    X(PQgetvalue) \
-    X(PQisBusy) \
-    X(PQntuples) \
-    X(PQresultErrorField) \
-    X(PQresultStatus) \
-    X(PQsendQueryParams) \
-    X(PQsetNoticeProcessor) \
-    X(PQsocket) \
+#define BK_PQ_FUNCS(X)                                                                                       \
+    X(PQclear)                                                                                               \
+    X(PQcmdTuples)                                                                                           \
+    X(PQconnectdbParams)                                                                                     \
+    X(PQconninfoFree)                                                                                        \
+    X(PQconninfoParse)                                                                                       \
+    X(PQconsumeInput)                                                                                        \
+    X(PQerrorMessage)                                                                                        \
+    X(PQfinish)                                                                                              \
+    X(PQflush)                                                                                               \
+    X(PQgetResult)                                                                                           \
+    X(PQgetisnull)                                                                                           \
+    X(PQgetvalue)                                                                                            \
+    X(PQisBusy)                                                                                              \
+    X(PQntuples)                                                                                             \
+    X(PQresultErrorField)                                                                                    \
+    X(PQresultStatus)                                                                                        \
+    X(PQsendQueryParams)                                                                                     \
+    X(PQsetNoticeProcessor)                                                                                  \
+    X(PQsocket)                                                                                              \
     X(PQstatus)
 
 #define BK_PQ_FUNCS_MEMBER(name) __typeof__(&name) name;
