@@ -12,7 +12,6 @@
 #include "json.h"
 
 #include <stdatomic.h>
-#include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,11 +96,7 @@ char *bkoauth__strdup(const char *s)
 void bkoauth__wipe(void *p, size_t n)
 {
     if (p == NULL || n == 0) return;
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
-    explicit_bzero(p, n);
-#else
-    OPENSSL_cleanse(p, n);
-#endif
+    explicit_bzero(p, n); /* glibc 2.25, musl, the BSDs: never optimised away */
 }
 
 void bkoauth__wipe_free(void *p, size_t n)

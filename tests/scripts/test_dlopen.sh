@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# libcurl, libpq and the MariaDB connector loaded on first use (docs/ARCHITECTURE.md):
+# libcurl, libcrypto, libpq and the MariaDB connector loaded on first use (docs/ARCHITECTURE.md):
 #   - libbkoauth.so, the command line and a program linked with the library alone have no NEEDED
 #     entry for them; the library declares them in its .note.dlopen ELF notes (and so does the
 #     static archive);
 #   - `bkoauth --version` and `bkoauth token alice` (SQLite, a fresh saved token) load none of
-#     them; `bkoauth app-token` loads libcurl only;
+#     them; an SSM call loads libcurl (and the TLS libraries it needs), `verify-jwt` libcrypto;
 #   - a library that cannot be loaded (BKOAUTH_TEST_DLOPEN_FAIL) is a clear error naming the
-#     Debian package to install, never a crash, for each of the three; the next call, once the
+#     Debian package to install, never a crash, for each of the four; the next call, once the
 #     library can be loaded, succeeds;
 #   - 16 threads racing on the first SSM calls (SQLite store), then a fork after first use.
 #   usage: test_dlopen.sh BUILD_DIR SOURCE_DIR
@@ -15,7 +15,7 @@ set -uo pipefail
 . "$(dirname "$0")/cli_common.sh" test_dlopen "$1" "$2"
 FIRST="$build/tests/bkoauth-first-use"
 [ -x "$FIRST" ] || { echo "test_dlopen: not built: $FIRST" >&2; exit 1; }
-HEAVY='libcurl\.so|libpq\.so|libmariadb\.so'
+HEAVY='libcurl\.so|libpq\.so|libmariadb\.so|libcrypto\.so'
 
 # ---- no NEEDED entry; the .note.dlopen notes
 for f in "$build/libbkoauth.so" "$CLI" "$FIRST"; do
@@ -26,9 +26,9 @@ done
 for f in "$build/libbkoauth.so" "$build/libbkoauth.a"; do
   notes=$(readelf -n "$f" 2>&1)
   n=$(grep -c 'FDO .*0x407c0c0a' <<<"$notes")
-  expect_eq "$n" 3 "$f: FDO dlopen notes (type 0x407c0c0a)"
+  expect_eq "$n" 4 "$f: FDO dlopen notes (type 0x407c0c0a)"
   json=$(readelf -p .note.dlopen "$f" 2>&1)
-  for pair in ssm:libcurl.so.4 postgresql:libpq.so.5 mysql:libmariadb.so.3; do
+  for pair in ssm:libcurl.so.4 jwt:libcrypto.so.3 postgresql:libpq.so.5 mysql:libmariadb.so.3; do
     if grep -q "\"feature\":\"${pair%%:*}\".*\"priority\":\"[a-z]*\",\"soname\":\[\"${pair#*:}\"\]" <<<"$json"; then ok
     else fail "$f: no .note.dlopen entry for ${pair#*:}: $json"; fi
   done
@@ -60,11 +60,17 @@ expect_rc 0 "--version"
 expect_eq "$(loaded)" "" "--version loads"
 run -- user-token alice --cookie 'bk_token=cred-alice-0123456789'
 expect_rc 0 "user-token alice (saves the token)"
-expect_eq "$(loaded)" "libcurl.so " "user-token (an SSM call) loads"
+expect_eq "$(loaded)" "libcrypto.so libcurl.so " "user-token (an SSM call: libcurl and its TLS library) loads"
 run -- token alice
 expect_rc 0 "token alice from the SQLite store"
 expect_eq "$(loaded)" "" "token alice (SQLite, a fresh saved token) loads"
 [ -s "$work/libs" ] || fail "LD_DEBUG=files listed nothing: the check above checked nothing"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null | openssl pkey -pubout >"$work/pub.pem"
+KEY="APIGW_PUBLIC_KEY=$(cat "$work/pub.pem")"
+run "$KEY" -- verify-jwt eyJhbGciOiJSUzI1NiJ9.e30.c2ln
+expect_rc 7 "verify-jwt of a token not signed by the key"
+expect_err "JWTError: .*signature" "the signature refused"
+expect_eq "$(loaded)" "libcrypto.so " "verify-jwt loads"
 
 # ---- a library that cannot be loaded: the package named, exit status of the kind
 run BKOAUTH_TEST_DLOPEN_FAIL=libcurl.so.4 BKOAUTH_DATABASE_URL=sqlite:"$work/empty.db" -- app-token
@@ -76,11 +82,14 @@ expect_err "StoreError: .*libpq\.so\.5.*cannot be loaded.*install the package li
 run BKOAUTH_TEST_DLOPEN_FAIL=libmariadb.so.3 -- -D mysql://u:p@127.0.0.1:1/none token alice
 expect_rc 6 "a mysql:// store without the MariaDB connector"
 expect_err "StoreError: .*libmariadb\.so\.3.*cannot be loaded.*install the package libmariadb3" "libmariadb missing"
+run "$KEY" BKOAUTH_TEST_DLOPEN_FAIL=libcrypto.so.3 -- verify-jwt eyJhbGciOiJSUzI1NiJ9.e30.c2ln
+expect_rc 7 "verify-jwt without libcrypto"
+expect_err "JWTError: .*libcrypto\.so\.3.*cannot be loaded.*install the package libssl3" "libcrypto missing"
 # without the hook the same store fails at the connection, not at the library
 run -- -D mysql://u:p@127.0.0.1:1/none token alice
 expect_rc 6 "a mysql:// store on a closed port"
 if [[ "$ERR" == *libmariadb3* ]]; then fail "the connector was loaded, yet: $ERR"; else ok; fi
-expect_eq "$(loaded)" "libmariadb.so " "a mysql:// store loads"
+expect_eq "$(loaded)" "libcrypto.so libmariadb.so " "a mysql:// store loads"
 
 # ---- a fresh process: the failure not remembered; 16 threads on the first calls, then a fork
 firstuse() {
