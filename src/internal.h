@@ -70,12 +70,9 @@ unsigned long bkoauth__alloc_failures(void);
  * it before its memory is freed or reused. NULL is fine. */
 void bkoauth__wipe(void *p, size_t n);
 void bkoauth__wipe_free(void *p, size_t n); /* bkoauth__wipe() then bkoauth__free(); NULL is fine */
-/* libcurl's process-wide initialisation with the library's allocators (curl_global_init_mem).
- * A failure is not remembered: the next call tries again. BKOAUTH_E_NOMEM or
- * BKOAUTH_E_TOKEN_API. The caller runs it once (under its own lock). */
-bkoauth_code bkoauth__curl_global_init(bkoauth_error *err);
 /* 1 when libcurl allocates through the library (so that bkoauth__alloc_failures() sees its
- * failures): it does unless the program initialised libcurl before the first client. */
+ * failures): it does unless the program initialised libcurl before the first SSM call
+ * (src/ssm/curl_dl.c, where libcurl is loaded and initialised with the library's allocators). */
 int bkoauth__curl_allocations_counted(void);
 
 /* ---- strings and memory (util.c) -------------------------------------------------------- */

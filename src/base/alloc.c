@@ -11,9 +11,7 @@
  * so other threads running out of memory meanwhile do not count. */
 #include "json.h"
 
-#include <curl/curl.h>
 #include <stdatomic.h>
-#include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,11 +96,7 @@ char *bkoauth__strdup(const char *s)
 void bkoauth__wipe(void *p, size_t n)
 {
     if (p == NULL || n == 0) return;
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
-    explicit_bzero(p, n);
-#else
-    OPENSSL_cleanse(p, n);
-#endif
+    explicit_bzero(p, n); /* glibc 2.25, musl, the BSDs: never optimised away */
 }
 
 void bkoauth__wipe_free(void *p, size_t n)
@@ -148,61 +142,6 @@ bkoauth_code bkoauth_set_allocators(bkoauth_malloc_fn malloc_fn, bkoauth_calloc_
 void bkoauth_free(void *ptr)
 {
     bkoauth__free(ptr);
-}
-
-/* ---- libcurl -------------------------------------------------------------------------------- */
-
-/* libcurl's allocations go through these, which count them, so that the library can tell
- * whether libcurl allocates through it (a program that initialised libcurl first keeps its own
- * allocators). */
-static _Thread_local unsigned long curl_allocations;
-static atomic_int curl_counted;
-
-static void *curl_malloc_w(size_t size)
-{
-    curl_allocations++;
-    return bkoauth__malloc(size);
-}
-
-static void *curl_calloc_w(size_t count, size_t size)
-{
-    curl_allocations++;
-    return bkoauth__calloc(count, size);
-}
-
-static void *curl_realloc_w(void *ptr, size_t size)
-{
-    curl_allocations++;
-    return bkoauth__realloc(ptr, size);
-}
-
-static char *curl_strdup_w(const char *s)
-{
-    curl_allocations++;
-    return bkoauth__strdup(s);
-}
-
-bkoauth_code bkoauth__curl_global_init(bkoauth_error *err)
-{
-    unsigned long failed = bkoauth__alloc_failures();
-    CURLcode rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, curl_malloc_w, bkoauth__free, curl_realloc_w,
-                                       curl_strdup_w, curl_calloc_w);
-    if (rc == CURLE_OK) {
-        /* one allocation by libcurl tells whose allocators it uses */
-        unsigned long before = curl_allocations;
-        struct curl_slist *probe = curl_slist_append(NULL, "x");
-        if (probe == NULL) return err_nomem(err);
-        atomic_store(&curl_counted, curl_allocations != before);
-        curl_slist_free_all(probe);
-        return BKOAUTH_OK;
-    }
-    if (rc == CURLE_OUT_OF_MEMORY || bkoauth__alloc_failures() != failed) return err_nomem(err);
-    return err_set(err, BKOAUTH_E_TOKEN_API, "cannot initialise libcurl: %s", curl_easy_strerror(rc));
-}
-
-int bkoauth__curl_allocations_counted(void)
-{
-    return atomic_load(&curl_counted);
 }
 
 /* ---- Jansson -------------------------------------------------------------------------------- */

@@ -28,12 +28,8 @@
  * JWT_KEYS_MAX entries; past that the least recently used entry is dropped. A caller takes its
  * own reference on the EVP_PKEY under the lock, so dropping an entry never frees a key another
  * thread is using. */
+#include "crypto_dl.h"
 #include "json.h"
-
-#include <openssl/decoder.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/rsa.h>
 
 #include <ctype.h>
 #include <limits.h>
@@ -346,7 +342,7 @@ void bkoauth__jwt_keys_clear(void)
     pthread_mutex_lock(&jwt_keys_lock);
     for (size_t i = 0; i < JWT_KEYS_MAX; i++) {
         bkoauth__free(jwt_keys[i].pem);
-        EVP_PKEY_free(jwt_keys[i].pkey);
+        if (jwt_keys[i].pkey != NULL) EVP_PKEY_free(jwt_keys[i].pkey); /* libcrypto loaded then */
         memset(&jwt_keys[i], 0, sizeof jwt_keys[i]);
     }
     pthread_mutex_unlock(&jwt_keys_lock);
@@ -443,8 +439,10 @@ static bkoauth_code jwt_client_key(bkoauth_client *client, EVP_PKEY **pkey, bkoa
         return err_set(err, BKOAUTH_E_JWT,
                        "public key unusable: APIGW_PUBLIC_KEY is not set; set it to the API gateway's PEM "
                        "public key (\"-----BEGIN PUBLIC KEY-----...\")");
+    bkoauth_code rc = bk_crypto_load(BKOAUTH_E_JWT, err); /* libcrypto: loaded by the first check */
+    if (rc != BKOAUTH_OK) return rc;
     char why[256] = "";
-    bkoauth_code rc = jwt_key_get(s->apigw_public_key, pkey, why, sizeof why);
+    rc = jwt_key_get(s->apigw_public_key, pkey, why, sizeof why);
     if (rc == BKOAUTH_E_NOMEM) return err_set(err, BKOAUTH_E_NOMEM, "out of memory reading APIGW_PUBLIC_KEY");
     if (rc != BKOAUTH_OK) {
         log_write(client_logger(client), BKOAUTH_LOG_ERROR, "X-Bkapi-Jwt refused: public key unusable: %s",

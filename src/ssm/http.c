@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* http.c - the HTTP carrier of the SSM layer, over libcurl.
  *
- * libcurl is initialised once per process, with the library's allocators (alloc.c); a failed
- * initialisation is tried again by the next client. Each http_client keeps a small free list
- * of easy handles; a handle keeps its live connections when it goes back to the list
- * (curl_easy_reset keeps them), so consecutive calls, from any thread, reuse connections. */
+ * libcurl is loaded and initialised once per process, at the first call (curl_dl.c): a client
+ * that never calls the SSM service never maps it. The proxy is chosen then too (libcurl reads the
+ * service's URL), from the settings and the environment as they were when the client was made.
+ * Each http_client keeps a small free list of easy handles; a handle keeps its live connections
+ * when it goes back to the list (curl_easy_reset keeps them), so consecutive calls, from any
+ * thread, reuse connections. */
 #include "http.h"
 #include "http_fail.h"
 #include "proxy.h"
 
-#include <curl/curl.h>
+#include "curl_dl.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,27 +33,12 @@ struct http_client {
     pthread_mutex_t lock;    /* guards idle/nidle */
     CURL *idle[HTTP_POOL_MAX];
     size_t nidle;
-    proxy_choice proxy; /* the proxy of OAUTH_API_URL, chosen once (proxy.c) */
-    int via_http_proxy; /* the proxy is an HTTP(S) proxy and the service is http: it answers for it */
+    proxy_environ env;          /* the proxy variables of the environment when the client was made */
+    pthread_mutex_t ready_lock; /* held while the first call readies the client */
+    atomic_bool ready;          /* libcurl loaded and the proxy chosen: proxy is read-only from now */
+    proxy_choice proxy;         /* the proxy of OAUTH_API_URL, chosen once (proxy.c) */
+    int via_http_proxy;         /* the proxy is an HTTP(S) proxy and the service is http: it answers for it */
 };
-
-static pthread_mutex_t http_init_lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_bool http_init_done;
-
-/* libcurl's process-wide initialisation, once it succeeds (a failure, such as running out of
- * memory, is not remembered). */
-static bkoauth_code http_global_init(bkoauth_error *err)
-{
-    if (atomic_load_explicit(&http_init_done, memory_order_acquire)) return BKOAUTH_OK;
-    pthread_mutex_lock(&http_init_lock);
-    bkoauth_code rc = BKOAUTH_OK;
-    if (!atomic_load_explicit(&http_init_done, memory_order_relaxed)) {
-        rc = bkoauth__curl_global_init(err);
-        if (rc == BKOAUTH_OK) atomic_store_explicit(&http_init_done, 1, memory_order_release);
-    }
-    pthread_mutex_unlock(&http_init_lock);
-    return rc;
-}
 
 /* The scheme and host of url as libcurl takes them (an IPv6 host without its brackets), for the
  * choice of the proxy. 0, or -1 when url cannot be read (libcurl will say why at the call). */
@@ -87,7 +74,7 @@ static bkoauth_code http_choose_proxy(http_client *h, bkoauth_error *err)
     if (bk_empty(s->api_url) || http_scheme_host(s->api_url, scheme, sizeof scheme, host, sizeof host) != 0 ||
         (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
         return BKOAUTH_OK;
-    bkoauth_code rc = proxy_choose(scheme, host, s->proxy, s->no_proxy, &h->proxy, err);
+    bkoauth_code rc = proxy_choose_in(&h->env, scheme, host, s->proxy, s->no_proxy, &h->proxy, err);
     if (rc != BKOAUTH_OK || h->proxy.url == NULL || h->proxy.problem != NULL) return rc;
     int http_proxy = strncmp(h->proxy.parsed.scheme, "socks", 5) != 0;
     h->via_http_proxy = http_proxy && strcmp(scheme, "http") == 0;
@@ -96,26 +83,47 @@ static bkoauth_code http_choose_proxy(http_client *h, bkoauth_error *err)
 
 http_client *http_new(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
 {
-    if (http_global_init(err) != BKOAUTH_OK) return NULL;
     http_client *h = bkoauth__calloc(1, sizeof *h);
     if (h == NULL) {
         err_nomem(err);
         return NULL;
     }
-    if (pthread_mutex_init(&h->lock, NULL) != 0) {
-        bkoauth__free(h);
+    if (pthread_mutex_init(&h->lock, NULL) != 0 || pthread_mutex_init(&h->ready_lock, NULL) != 0) {
+        bkoauth__free(h); /* glibc's mutexes hold nothing to destroy */
         err_set(err, BKOAUTH_E_NOMEM, "cannot create a mutex for the HTTP connection pool");
         return NULL;
     }
     h->s = s;
     h->logger = logger;
-    if (http_choose_proxy(h, err) != BKOAUTH_OK) {
-        pthread_mutex_destroy(&h->lock);
-        bkoauth__free(h);
+    if (proxy_environ_take(&h->env, err) != BKOAUTH_OK) {
+        http_free(h);
         return NULL;
     }
     http_announce(h);
     return h;
+}
+
+static void http_announce_proxy(const http_client *h);
+
+/* Readies h at its first call, once: libcurl loaded, the proxy chosen (and logged). A failure
+ * (libcurl not installed, out of memory) is not remembered: the next call tries again. */
+static bkoauth_code http_ready(http_client *h, bkoauth_error *err)
+{
+    if (atomic_load_explicit(&h->ready, memory_order_acquire)) return BKOAUTH_OK;
+    bkoauth_code rc = bk_curl_load(err);
+    if (rc != BKOAUTH_OK) return rc;
+    int made = 0;
+    pthread_mutex_lock(&h->ready_lock);
+    if (!atomic_load_explicit(&h->ready, memory_order_relaxed)) {
+        proxy_choice_clear(&h->proxy);
+        h->via_http_proxy = 0;
+        rc = http_choose_proxy(h, err);
+        made = rc == BKOAUTH_OK;
+        if (made) atomic_store_explicit(&h->ready, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&h->ready_lock);
+    if (made) http_announce_proxy(h);
+    return rc;
 }
 
 void http_announce(const http_client *h)
@@ -126,7 +134,12 @@ void http_announce(const http_client *h)
             h->logger, BKOAUTH_LOG_WARNING,
             "BKOAUTH_TLS_VERIFY is false: TLS verification is off, the SSM service's certificate is not "
             "checked and anyone on the network path can impersonate it");
-    if (h == NULL) return;
+    if (h != NULL && atomic_load_explicit(&h->ready, memory_order_acquire)) http_announce_proxy(h);
+}
+
+/* The proxy chosen at the first call, at info (a warning when it cannot be used). */
+static void http_announce_proxy(const http_client *h)
+{
     char via[400];
     const proxy_choice *p = &h->proxy;
     if (p->url != NULL && p->problem != NULL)
@@ -144,7 +157,7 @@ void http_announce(const http_client *h)
 const char *http_route(const http_client *h, char *out, size_t size)
 {
     char via[400];
-    if (h == NULL || h->proxy.url == NULL)
+    if (h == NULL || !atomic_load_explicit(&h->ready, memory_order_acquire) || h->proxy.url == NULL)
         snprintf(out, size, "%s", "");
     else
         snprintf(out, size, " through %s", proxy_describe(&h->proxy, via, sizeof via));
@@ -157,7 +170,9 @@ void http_free(http_client *h)
     for (size_t i = 0; i < h->nidle; i++)
         curl_easy_cleanup(h->idle[i]);
     pthread_mutex_destroy(&h->lock);
+    pthread_mutex_destroy(&h->ready_lock);
     proxy_choice_clear(&h->proxy);
+    proxy_environ_clear(&h->env);
     bkoauth__free(h);
 }
 
@@ -167,6 +182,7 @@ void http_after_fork(http_client *h)
      * end the parent's; they are left as they are, and new ones made */
     h->nidle = 0;
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->ready_lock, NULL);
 }
 
 void http_response_clear(http_response *r)
@@ -632,6 +648,8 @@ static bkoauth_code http_perform_scoped(http_client *h, const http_request *req,
 bkoauth_code http_perform(http_client *h, const http_request *req, http_response *resp, bkoauth_error *err)
 {
     memset(resp, 0, sizeof *resp);
+    bkoauth_code ready = http_ready(h, err);
+    if (ready != BKOAUTH_OK) return ready;
     const proxy_choice *p = &h->proxy;
     if (p->url != NULL && p->problem != NULL)
         return err_set(

@@ -7,7 +7,7 @@
 
 #include "proxy.h"
 
-#include <curl/curl.h>
+#include "curl_dl.h"
 
 /* A failed transfer, as the messages name it. */
 typedef struct http_failure {

@@ -252,22 +252,51 @@ int proxy_noproxy_match(const char *host, const char *list)
 
 /* ---- the choice ---------------------------------------------------------------------------- */
 
-/* getenv() as libcurl's curl_getenv(): an empty value is no value. */
-static const char *proxy_env(const char *name)
+static const char *const PROXY_ENV_NAMES[PROXY_ENV_COUNT] = {
+    "http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"};
+
+/* getenv() as libcurl's curl_getenv(): an empty value is no value. From env when it is given. */
+static const char *proxy_env(const proxy_environ *env, const char *name)
 {
-    const char *v = getenv(name);
+    const char *v = NULL;
+    if (env == NULL)
+        v = getenv(name);
+    else
+        for (size_t i = 0; i < PROXY_ENV_COUNT; i++)
+            if (strcmp(PROXY_ENV_NAMES[i], name) == 0) v = env->value[i];
     return v != NULL && v[0] != '\0' ? v : NULL;
 }
 
+bkoauth_code proxy_environ_take(proxy_environ *env, bkoauth_error *err)
+{
+    memset(env, 0, sizeof *env);
+    for (size_t i = 0; i < PROXY_ENV_COUNT; i++) {
+        const char *v = proxy_env(NULL, PROXY_ENV_NAMES[i]);
+        if (v != NULL && (env->value[i] = bk_strdup(v)) == NULL) {
+            proxy_environ_clear(env);
+            return err_nomem(err);
+        }
+    }
+    return BKOAUTH_OK;
+}
+
+void proxy_environ_clear(proxy_environ *env)
+{
+    for (size_t i = 0; i < PROXY_ENV_COUNT; i++) {
+        bk_wipe_free(env->value[i]);
+        env->value[i] = NULL;
+    }
+}
+
 /* The environment's proxy for scheme (libcurl's detect_proxy()); *source set to its name. */
-static const char *proxy_from_env(const char *scheme, const char **source)
+static const char *proxy_from_env(const proxy_environ *env, const char *scheme, const char **source)
 {
     int https = strcasecmp(scheme, "https") == 0;
-    const char *v = proxy_env(*source = https ? "https_proxy" : "http_proxy");
+    const char *v = proxy_env(env, *source = https ? "https_proxy" : "http_proxy");
     /* never HTTP_PROXY: a CGI program's environment holds the request's "Proxy:" header there */
-    if (v == NULL && https) v = proxy_env(*source = "HTTPS_PROXY");
-    if (v == NULL) v = proxy_env(*source = "all_proxy");
-    if (v == NULL) v = proxy_env(*source = "ALL_PROXY");
+    if (v == NULL && https) v = proxy_env(env, *source = "HTTPS_PROXY");
+    if (v == NULL) v = proxy_env(env, *source = "all_proxy");
+    if (v == NULL) v = proxy_env(env, *source = "ALL_PROXY");
     if (v == NULL) *source = NULL;
     return v;
 }
@@ -280,10 +309,17 @@ static int proxy_is_none(const char *setting)
 bkoauth_code proxy_choose(const char *scheme, const char *host, const char *setting,
                           const char *no_proxy_setting, proxy_choice *out, bkoauth_error *err)
 {
+    return proxy_choose_in(NULL, scheme, host, setting, no_proxy_setting, out, err);
+}
+
+bkoauth_code proxy_choose_in(const proxy_environ *env, const char *scheme, const char *host,
+                             const char *setting, const char *no_proxy_setting, proxy_choice *out,
+                             bkoauth_error *err)
+{
     memset(out, 0, sizeof *out);
     const char *no_source = "BKOAUTH_NO_PROXY", *no_list = no_proxy_setting;
-    if (no_list == NULL) no_list = proxy_env(no_source = "no_proxy");
-    if (no_list == NULL) no_list = proxy_env(no_source = "NO_PROXY");
+    if (no_list == NULL) no_list = proxy_env(env, no_source = "no_proxy");
+    if (no_list == NULL) no_list = proxy_env(env, no_source = "NO_PROXY");
     if (setting != NULL && proxy_is_none(setting)) {
         out->source = "BKOAUTH_PROXY";
         return BKOAUTH_OK;
@@ -293,7 +329,7 @@ bkoauth_code proxy_choose(const char *scheme, const char *host, const char *sett
         return BKOAUTH_OK;
     }
     const char *url = setting, *source = "BKOAUTH_PROXY";
-    if (url == NULL) url = proxy_from_env(scheme, &source);
+    if (url == NULL) url = proxy_from_env(env, scheme, &source);
     if (url == NULL) return BKOAUTH_OK;
     out->source = source;
     out->problem = proxy_parse(url, &out->parsed);

@@ -53,6 +53,22 @@ typedef struct proxy_choice {
  * (getenv). BKOAUTH_OK, or BKOAUTH_E_NOMEM. */
 bkoauth_code proxy_choose(const char *scheme, const char *host, const char *setting,
                           const char *no_proxy_setting, proxy_choice *out, bkoauth_error *err);
+/* The proxy variables of the environment (http_proxy, https_proxy, HTTPS_PROXY, all_proxy,
+ * ALL_PROXY, no_proxy, NO_PROXY), copied when a client is made so that its choice, made at its
+ * first call, is the one of the environment then. */
+#define PROXY_ENV_COUNT 7
+typedef struct proxy_environ {
+    char *value[PROXY_ENV_COUNT]; /* NULL: unset or empty; may hold passwords */
+} proxy_environ;
+/* Copies the variables from the environment (getenv). BKOAUTH_OK, or BKOAUTH_E_NOMEM (nothing
+ * kept). */
+bkoauth_code proxy_environ_take(proxy_environ *env, bkoauth_error *err);
+/* Wipes and frees the copies; a zeroed proxy_environ is fine. */
+void proxy_environ_clear(proxy_environ *env);
+/* proxy_choose() reading env instead of the environment (NULL: the environment). */
+bkoauth_code proxy_choose_in(const proxy_environ *env, const char *scheme, const char *host,
+                             const char *setting, const char *no_proxy_setting, proxy_choice *out,
+                             bkoauth_error *err);
 /* Frees and wipes what proxy_choose() filled; a zeroed choice is fine. */
 void proxy_choice_clear(proxy_choice *c);
 /* "the proxy http://user:***@host:3128 (from https_proxy)" into out; "" when there is none. */

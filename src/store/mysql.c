@@ -23,13 +23,11 @@
  * statement) is discarded with every idle one of its pool, and the work, when safe to repeat,
  * is done once more on a fresh connection; so the first call after a restart succeeds. A
  * deadlock or lock wait timeout is retried once the same way. */
+#include "crypto_dl.h"
+#include "mysql_dl.h"
 #include "pool.h"
 #include "store.h"
 
-#include <errmsg.h>
-#include <mysql.h>
-#include <mysqld_error.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1032,6 +1030,8 @@ static bkoauth_code prepare_schema(my_store *ms, mconn *c, bkoauth_error *err)
 
 store *store_mysql_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
 {
+    /* the connector and libcrypto (the lock names): loaded by the first MySQL store */
+    if (bk_mysql_load(err) != BKOAUTH_OK || bk_crypto_load(BKOAUTH_E_STORE, err) != BKOAUTH_OK) return NULL;
     my_store *ms = bkoauth__calloc(1, sizeof *ms);
     if (ms == NULL) {
         err_nomem(err);

@@ -603,6 +603,7 @@ static bkoauth_code prepare_schema(pg_store *ps, pconn *c, bkoauth_error *err)
 
 store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
 {
+    if (bk_pq_load(err) != BKOAUTH_OK) return NULL; /* libpq: loaded by the first PostgreSQL store */
     pg_store *ps = bkoauth__calloc(1, sizeof *ps);
     if (ps == NULL) {
         err_nomem(err);

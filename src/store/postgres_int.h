@@ -7,7 +7,7 @@
 #include "pool.h"
 #include "store.h"
 
-#include <libpq-fe.h>
+#include "pq_dl.h"
 #include <stdatomic.h>
 
 typedef struct pconn {
