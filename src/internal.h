@@ -70,6 +70,14 @@ unsigned long bkoauth__alloc_failures(void);
  * it before its memory is freed or reused. NULL is fine. */
 void bkoauth__wipe(void *p, size_t n);
 void bkoauth__wipe_free(void *p, size_t n); /* bkoauth__wipe() then bkoauth__free(); NULL is fine */
+/* Gives the C library's free pages back to the system (glibc's malloc_trim(0): every arena's
+ * free pages are dropped with MADV_DONTNEED) at most once every seconds seconds in the process,
+ * whichever thread comes first; 0 never. Called where no lock of the library is held, after a
+ * store read or a renewal, never on the cached path (BKOAUTH_MEMORY_TRIM_SECONDS; alloc.c).
+ * Returns 1 when this call trimmed. */
+int bkoauth__memory_trim_maybe(int seconds);
+/* How many times the process trimmed (for tests). */
+unsigned long bkoauth__memory_trims(void);
 /* libcurl's process-wide initialisation with the library's allocators (curl_global_init_mem).
  * A failure is not remembered: the next call tries again. BKOAUTH_E_NOMEM or
  * BKOAUTH_E_TOKEN_API. The caller runs it once (under its own lock). */
@@ -219,6 +227,8 @@ typedef struct bk_settings {
     int db_connections;          /* BKOAUTH_DB_CONNECTIONS: most connections a client opens to its store */
     int64_t backoff_seconds;     /* BKOAUTH_BACKOFF_SECONDS: first wait after a failed renewal (0: none) */
     int64_t backoff_max_seconds; /* BKOAUTH_BACKOFF_MAX_SECONDS: the longest wait */
+    int memory_trim_seconds;     /* BKOAUTH_MEMORY_TRIM_SECONDS: free pages given back at most this often (0:
+                                    never) */
 } bk_settings;
 
 /* Checks and converts config into out (zeroed first; settings.c). OAUTH_API_URL may be unset
