@@ -21,7 +21,9 @@
  * (a business error or an expired token), TokenNotExist for the by-user calls of a user between
  * the delete of its token and its next login (which fails while a fault is on).
  *
- *   bench_soak [-m MINUTES] [-t THREADS] [-u USERS] [-r RESTART_SECONDS] [DATABASE_URL]
+ *   bench_soak [-m MINUTES] [-t THREADS] [-u USERS] [-r RESTART_SECONDS] [-T TRIM_SECONDS] [URL]
+ *
+ * -T sets BKOAUTH_MEMORY_TRIM_SECONDS (default 60, the library's; 0: never trim).
  *
  * Without DATABASE_URL the store is the test suite's: BKOAUTH_TEST_STORE (sqlite, postgres,
  * mysql) with BKOAUTH_TEST_PG_URL / BKOAUTH_TEST_MYSQL_URL; sqlite is a temporary file. */
@@ -53,6 +55,7 @@
 #define TTL 60   /* seconds a token lives at the devserver */
 
 static int minutes = 10, nthreads = 32, nusers = 500, restart_every = 180;
+static const char *trim_seconds = "60"; /* -T: BKOAUTH_MEMORY_TRIM_SECONDS */
 static devserver *dev;
 static char db_url[512];
 static bkoauth_client *client;
@@ -375,6 +378,7 @@ static bkoauth_client *make_client(void)
     test_settings_base(&s, dev->url, "soak-app", "soak-secret", db_url);
     test_settings_set(&s, "EXPIRES_SECONDS", expires);
     test_settings_set(&s, "BKOAUTH_TIMEOUT_MS", "5000");
+    test_settings_set(&s, "BKOAUTH_MEMORY_TRIM_SECONDS", trim_seconds);
     bkoauth_error e;
     bkoauth_client *c = test_settings_client(s.kv, &e);
     if (c == NULL) fprintf(stderr, "bench_soak: client: %s\n", e.message);
@@ -384,7 +388,7 @@ static bkoauth_client *make_client(void)
 static int parse_args(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "m:t:u:r:")) != -1) {
+    while ((opt = getopt(argc, argv, "m:t:u:r:T:")) != -1) {
         if (opt == 'm')
             minutes = atoi(optarg);
         else if (opt == 't')
@@ -393,6 +397,8 @@ static int parse_args(int argc, char **argv)
             nusers = atoi(optarg);
         else if (opt == 'r')
             restart_every = atoi(optarg);
+        else if (opt == 'T')
+            trim_seconds = optarg;
         else
             return -1;
     }
@@ -410,7 +416,7 @@ int main(int argc, char **argv)
 {
     if (parse_args(argc, argv) != 0) {
         fprintf(stderr, "usage: bench_soak [-m MINUTES] [-t THREADS] [-u USERS] [-r RESTART_SECONDS] "
-                        "[DATABASE_URL]\n");
+                        "[-T TRIM_SECONDS] [DATABASE_URL]\n");
         return 2;
     }
     if ((dev = start_devserver()) == NULL || (client = make_client()) == NULL) return 1;
@@ -418,9 +424,10 @@ int main(int argc, char **argv)
     for (int u = 0; u < nusers; u++)
         failed_logins += login(u) != BKOAUTH_OK;
     printf("soak: %d threads, %d users, %d min, store %s; tokens live %d s, renewed when %d s are left; "
-           "faults 3 s of every 20 s; %s; %d first logins failed\n",
+           "faults 3 s of every 20 s; %s; BKOAUTH_MEMORY_TRIM_SECONDS=%s; %d first logins failed\n",
            nthreads, nusers, minutes, teststore_label(db_url), TTL, TTL - 10,
-           server_dir() ? "database restarted every few minutes" : "no database restarts", failed_logins);
+           server_dir() ? "database restarted every few minutes" : "no database restarts", trim_seconds,
+           failed_logins);
     fflush(stdout);
     pthread_t th[MAX_THREADS];
     for (int i = 0; i < nthreads; i++)

@@ -232,6 +232,11 @@ BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
  *  |                          | session mode needs a default_pool_size of at least the  |
  *  |                          | processes' total. Renewals are not capped:              |
  *  |                          | none holds a connection while the SSM service is called.|
+ *  | BKOAUTH_MEMORY_TRIM_SECONDS | glibc: the C library's free pages are given back to  | 60
+ *  |                          | the system (malloc_trim(0)) at most this often, by the  |
+ *  |                          | thread ending a store read or a renewal, never on a     |
+ *  |                          | cached call nor with a lock held (0: never; process-wide|
+ *  |                          | malloc settings are the program's: docs/BENCHMARKS.md)  |
  *
  *  Booleans accept true/false/1/0/yes/no in any case. A JSON object may be written with
  *  single quotes, Python style. */

@@ -70,6 +70,14 @@ unsigned long bkoauth__alloc_failures(void);
  * it before its memory is freed or reused. NULL is fine. */
 void bkoauth__wipe(void *p, size_t n);
 void bkoauth__wipe_free(void *p, size_t n); /* bkoauth__wipe() then bkoauth__free(); NULL is fine */
+/* Gives the C library's free pages back to the system (glibc's malloc_trim(0): every arena's
+ * free pages are dropped with MADV_DONTNEED) at most once every seconds seconds in the process,
+ * whichever thread comes first; 0 never. Called where no lock of the library is held, after a
+ * store read or a renewal, never on the cached path (BKOAUTH_MEMORY_TRIM_SECONDS; alloc.c).
+ * Returns 1 when this call trimmed. */
+int bkoauth__memory_trim_maybe(int seconds);
+/* How many times the process trimmed (for tests). */
+unsigned long bkoauth__memory_trims(void);
 /* 1 when libcurl allocates through the library (so that bkoauth__alloc_failures() sees its
  * failures): it does unless the program initialised libcurl before the first SSM call
  * (src/ssm/curl_dl.c, where libcurl is loaded and initialised with the library's allocators). */
@@ -216,6 +224,8 @@ typedef struct bk_settings {
     int db_connections;          /* BKOAUTH_DB_CONNECTIONS: most connections a client opens to its store */
     int64_t backoff_seconds;     /* BKOAUTH_BACKOFF_SECONDS: first wait after a failed renewal (0: none) */
     int64_t backoff_max_seconds; /* BKOAUTH_BACKOFF_MAX_SECONDS: the longest wait */
+    int memory_trim_seconds;     /* BKOAUTH_MEMORY_TRIM_SECONDS: free pages given back at most this often (0:
+                                    never) */
 } bk_settings;
 
 /* Checks and converts config into out (zeroed first; settings.c). OAUTH_API_URL may be unset

@@ -11,6 +11,13 @@
  * so other threads running out of memory meanwhile do not count. */
 #include "json.h"
 
+<<<<<<< HEAD:src/base/alloc.c
+=======
+#include <curl/curl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+>>>>>>> soak:src/alloc.c
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -104,6 +111,42 @@ void bkoauth__wipe_free(void *p, size_t n)
     if (p == NULL) return;
     bkoauth__wipe(p, n);
     bkoauth__free(p);
+}
+
+/* ---- giving free pages back ----------------------------------------------------------------- */
+
+/* glibc keeps the pages of freed blocks inside its arenas (one per thread group, many with many
+ * threads); blocks that live long amid short-lived ones leave free pages that stay resident.
+ * malloc_trim(0) drops them (MADV_DONTNEED), arena by arena, each under that arena's lock: a
+ * millisecond or so with a few MB of heap, so it runs at most once every few seconds, in the
+ * thread that claims the turn, never where the library holds a lock. */
+static atomic_llong bk_next_trim_ms;
+static atomic_ulong bk_trims;
+
+int bkoauth__memory_trim_maybe(int seconds)
+{
+#ifdef __GLIBC__
+    if (seconds <= 0) return 0;
+    long long now = (long long)bk_monotonic_coarse_ms();
+    long long next = atomic_load_explicit(&bk_next_trim_ms, memory_order_relaxed);
+    if (next == 0) { /* the first call starts the clock: nothing to give back yet */
+        atomic_compare_exchange_strong(&bk_next_trim_ms, &next, now + seconds * 1000LL);
+        return 0;
+    }
+    if (now < next) return 0;
+    if (!atomic_compare_exchange_strong(&bk_next_trim_ms, &next, now + seconds * 1000LL)) return 0;
+    malloc_trim(0);
+    atomic_fetch_add_explicit(&bk_trims, 1, memory_order_relaxed);
+    return 1;
+#else
+    (void)seconds;
+    return 0;
+#endif
+}
+
+unsigned long bkoauth__memory_trims(void)
+{
+    return atomic_load_explicit(&bk_trims, memory_order_relaxed);
 }
 
 /* ---- the public calls ----------------------------------------------------------------------- */

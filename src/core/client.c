@@ -398,6 +398,7 @@ static bkoauth_code renew_row(bkoauth_client *c, renew_ctx *r, store_current_ok_
                               int64_t patience_ms, bkoauth_token **out, bkoauth_error *err)
 {
     bkoauth_code rc = store_renew_if(c->st, r->env_name, r->user_id, ok, fn, r, patience_ms, out, err);
+    bkoauth__memory_trim_maybe(c->s.memory_trim_seconds);        /* the key's lock is released */
     if (rc == BKOAUTH_E_STORE && *out != NULL) rc = err_ok(err); /* logged by the store */
     if (rc == BKOAUTH_OK && *out != NULL && r->called) {
         /* every thread's cached copy is stale from now on; this thread keeps the new token */
@@ -466,6 +467,7 @@ static bkoauth_code stored(bkoauth_client *c, const char *user_id, bkoauth_token
     uint64_t gen = cache_generation(c->cache, c->s.env_name, user_id);
     atomic_fetch_add(&c->store_reads, 1);
     bkoauth_code rc = store_get(c->st, c->s.env_name, user_id, out, err);
+    bkoauth__memory_trim_maybe(c->s.memory_trim_seconds); /* no lock or connection held */
     if (rc == BKOAUTH_OK && !token_expiring(*out, c->s.expires_seconds, bk_now()))
         cache_put(c->cache, *out, gen, read_ms);
     return rc;

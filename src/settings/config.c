@@ -41,6 +41,7 @@ const setting config_settings[S_COUNT] = {
     [S_DB_CONNECTIONS] = {"BKOAUTH_DB_CONNECTIONS", K_INT, "13", 3, 1000L},
     [S_BACKOFF_SECONDS] = {"BKOAUTH_BACKOFF_SECONDS", K_INT, "5", 0, 3600L},
     [S_BACKOFF_MAX_SECONDS] = {"BKOAUTH_BACKOFF_MAX_SECONDS", K_INT, "60", 1, 86400L},
+    [S_MEMORY_TRIM_SECONDS] = {"BKOAUTH_MEMORY_TRIM_SECONDS", K_INT, "60", 0, 86400L},
 };
 
 int config_find(const char *name)

@@ -156,6 +156,7 @@ static void read_numbers(const bkoauth_config *config, bk_settings *out)
     out->backoff_seconds = number_of(config, S_BACKOFF_SECONDS);
     long max = number_of(config, S_BACKOFF_MAX_SECONDS);
     out->backoff_max_seconds = max < out->backoff_seconds ? out->backoff_seconds : max;
+    out->memory_trim_seconds = (int)number_of(config, S_MEMORY_TRIM_SECONDS);
 }
 
 bkoauth_code settings_from_config(const bkoauth_config *config, bk_settings *out, bkoauth_error *err)

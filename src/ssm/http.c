@@ -207,8 +207,9 @@ static CURL *http_acquire(http_client *h)
 }
 
 /* Back to the free list (its connections stay open), or closed when the list is full or the
- * handle is not to be trusted again (keep 0: a transfer failed or ran out of memory midway and
- * may have left its connection in any state). */
+ * handle is not to be trusted again (keep 0: an allocation failed midway and may have left it
+ * half set up). A transfer that failed otherwise keeps its handle: libcurl itself closes a
+ * connection whose transfer did not end cleanly. */
 static void http_release(http_client *h, CURL *c, int keep)
 {
     if (keep) {
@@ -694,6 +695,9 @@ static bkoauth_code http_perform_scoped(http_client *h, const http_request *req,
     buf_free(&sink.buf);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     http_slist_wipe_free(headers);
-    http_release(h, c, code == BKOAUTH_OK && !resp->alloc_failed);
+    /* a failed transfer's handle is kept (libcurl closes a connection whose transfer did not end
+     * cleanly): closing it here, in another thread than the one that made it, is what churned
+     * glibc's per-thread caches in the soak; one that ran out of memory is closed */
+    http_release(h, c, bkoauth__alloc_failures() == failed && !resp->alloc_failed);
     return code;
 }

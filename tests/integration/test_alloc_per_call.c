@@ -3,8 +3,9 @@
  * counted with the test allocator (faultalloc): a cached token costs exactly one (the caller's
  * copy); a new token for a cache slot is copied into the slot's block (no allocation); a lookup
  * in the store (cache off) costs one of ours (SQLite allocates through its own allocator). Every
- * block comes back. Memory stays flat over weeks only if these stay small: see
- * docs/ARCHITECTURE.md ("Memory that stays flat"). */
+ * block comes back. The free pages are given back (malloc_trim) at the rate of
+ * BKOAUTH_MEMORY_TRIM_SECONDS after store reads, never on a cached call. Memory stays flat over weeks only if
+ * these stay small: see docs/ARCHITECTURE.md ("Memory that stays flat"). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,21 +22,28 @@
 #include "internal.h"
 #include "testsettings.h"
 #include "teststore.h"
+#include "testtime.h"
 
 #define CALLS 1000
 
 static devserver *dev;
 static char db_url[512];
 
-static bkoauth_client *client(const char *cache_seconds)
+static bkoauth_client *client_trimming(const char *cache_seconds, const char *trim_seconds)
 {
     test_settings s;
     test_settings_base(&s, dev->url, "alloc-app", "alloc-secret", db_url);
     test_settings_set(&s, "BKOAUTH_CACHE_SECONDS", cache_seconds);
+    test_settings_set(&s, "BKOAUTH_MEMORY_TRIM_SECONDS", trim_seconds);
     bkoauth_error e;
     bkoauth_client *c = test_settings_client(s.kv, &e);
     if (c == NULL) fail_msg("client: %s", e.message);
     return c;
+}
+
+static bkoauth_client *client(const char *cache_seconds)
+{
+    return client_trimming(cache_seconds, "0");
 }
 
 static void by_user(bkoauth_client *c)
@@ -103,6 +111,40 @@ static void test_cache_slot_reused(void **state)
     cache_free(ca);
 }
 
+/* Store reads for about `seconds` s; returns how many times the process trimmed meanwhile. */
+static unsigned long trims_during(bkoauth_client *c, double seconds)
+{
+    unsigned long before = bkoauth__memory_trims();
+    double end = test_mono_s() + seconds;
+    while (test_mono_s() < end)
+        by_user(c);
+    return bkoauth__memory_trims() - before;
+}
+
+/* BKOAUTH_MEMORY_TRIM_SECONDS=1: store reads for 2.5 s trim at least once (the first read
+ * starts the clock), and never more than once a second, however many threads or calls. */
+static void test_trim_runs_at_its_rate(void **state)
+{
+    (void)state;
+    bkoauth_client *c = client_trimming("0", "1");
+    unsigned long n = trims_during(c, 2.5);
+    bkoauth_client_free(c);
+    if (n < 1 || n > 3) fail_msg("%lu trims in 2.5 s of store reads with BKOAUTH_MEMORY_TRIM_SECONDS=1", n);
+}
+
+/* 0 is off; and a cached call never trims, whatever the setting (it is the hot path). */
+static void test_trim_off_and_never_on_cached_calls(void **state)
+{
+    (void)state;
+    bkoauth_client *c = client_trimming("0", "0");
+    assert_int_equal(trims_during(c, 1.2), 0);
+    bkoauth_client_free(c);
+    c = client_trimming("600", "1");
+    by_user(c); /* the store read that fills the cache */
+    assert_int_equal(trims_during(c, 1.2), 0);
+    bkoauth_client_free(c);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -134,6 +176,8 @@ int main(void)
         cmocka_unit_test(test_cached_call_allocates_once),
         cmocka_unit_test(test_store_lookup_allocates_once),
         cmocka_unit_test(test_cache_slot_reused),
+        cmocka_unit_test(test_trim_runs_at_its_rate),
+        cmocka_unit_test(test_trim_off_and_never_on_cached_calls),
     };
     return cmocka_run_group_tests_name("allocations per call", tests, setup, teardown);
 }
