@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* bkoauth_faulty.c - the bkoauth command line as a test build, with the fault-injecting
  * allocator of tests/support/faultalloc.h in place of the C library's. Built from the very same
- * source (tools/bkoauth.c, included below), by tests/CMakeLists.txt only; never installed. The
- * installed bkoauth reads none of the variables below.
+ * code (tools/cli/main.c compiled with BKOAUTH_CLI_TEST_ALLOCATORS, which then calls
+ * cli_test_allocators() below, linked with the command line's bkoauth_cli_commands), by
+ * tests/CMakeLists.txt only; never installed. The installed bkoauth reads none of the variables
+ * below.
  *
  *   BKOAUTH_TEST_FAIL_ALLOC=N         the N-th allocation through the library fails (N >= 1)
  *   BKOAUTH_TEST_FAIL_PERSISTENT=1    and every allocation after it too
@@ -15,12 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int cli_test_allocators(void);
-#define CLI_SET_ALLOCATORS() cli_test_allocators()
-#define main bkoauth_cli_main
-int bkoauth_cli_main(int argc, char **argv);
-#include "../../tools/bkoauth.c"
-#undef main
+int cli_test_allocators(void); /* tools/cli/main.c calls it first thing */
 
 static const char *report_path;
 
@@ -33,7 +30,7 @@ static void cli_test_report(void)
     fclose(f);
 }
 
-static int cli_test_allocators(void)
+int cli_test_allocators(void)
 {
     faultalloc_install();
     const char *n = getenv("BKOAUTH_TEST_FAIL_ALLOC");
@@ -42,9 +39,4 @@ static int cli_test_allocators(void)
     if (n != NULL && atol(n) > 0) faultalloc_arm(atol(n), persistent != NULL && persistent[0] == '1');
     if (report_path != NULL) atexit(cli_test_report);
     return 0;
-}
-
-int main(int argc, char **argv)
-{
-    return bkoauth_cli_main(argc, argv);
 }

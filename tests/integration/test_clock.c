@@ -35,6 +35,7 @@
 
 #include "bkoauth.h"
 #include "devserver.h"
+#include "testfixture.h"
 #include "internal.h"
 #include "testjwt.h"
 #include "teststore.h"
@@ -51,10 +52,9 @@
 #define BKOAUTH_LIBARCH ""
 #endif
 
-typedef struct fixture {
-    devserver *dev;
-    char db_url[512];
-} fixture;
+typedef test_fixture fixture;
+
+static const test_fixture_spec fixture_spec = {"clock-app", SECRET, test_dev_alice_bob_hour, "clock", 0, 0};
 
 static fixture *F;
 static int faked;       /* 1: libfaketime steps the clock; 0: bk_wall_offset does */
@@ -104,13 +104,7 @@ static void on_alarm(int sig)
 
 static bkoauth_client *client(const char *const *extra)
 {
-    bkoauth_error e;
-    test_settings s;
-    test_settings_base(&s, F->dev->url, "clock-app", SECRET, F->db_url);
-    test_settings_set_all(&s, extra);
-    bkoauth_client *c = test_settings_client(s.kv, &e);
-    if (c == NULL) fail_msg("client: %s", e.message);
-    return c;
+    return test_fixture_client(F, F->dev->url, NULL, extra);
 }
 
 /* Every token a call returns: not expired by the wall clock the library sees. */
@@ -124,22 +118,12 @@ static bkoauth_token *checked(bkoauth_token *t, const char *what)
 
 static bkoauth_token *login(bkoauth_client *c, const char *user)
 {
-    char cookie[64];
-    snprintf(cookie, sizeof cookie, "bk_token=cred-%s", user);
-    bkoauth_request r = {.username = user, .cookie_header = cookie, .remote_addr = "::1"};
-    bkoauth_token *t = NULL;
-    bkoauth_error e;
-    if (bkoauth_get_access_token(c, &r, &t, &e) != BKOAUTH_OK) fail_msg("login of %s: %s", user, e.message);
-    return checked(t, "get_access_token");
+    return checked(test_call_login(c, user), "get_access_token");
 }
 
 static bkoauth_token *by_user(bkoauth_client *c, const char *user)
 {
-    bkoauth_token *t = NULL;
-    bkoauth_error e;
-    if (bkoauth_get_access_token_by_user(c, user, &t, &e) != BKOAUTH_OK)
-        fail_msg("get_access_token_by_user(%s): %s: %s", user, bkoauth_code_name(e.code), e.message);
-    return checked(t, "get_access_token_by_user");
+    return checked(test_call_by_user(c, user), "get_access_token_by_user");
 }
 
 static bkoauth_token *app(bkoauth_client *c)
@@ -163,23 +147,9 @@ static int changed(bkoauth_token *t, const char *old)
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    const char *args[] = {"--app-code", "clock-app",    "--app-secret", SECRET, "--user", "cred-alice=alice",
-                          "--user",     "cred-bob=bob", "--ttl",        "3600", NULL};
-    f->dev = devserver_start(args);
-    if (f->dev == NULL) return -1;
-    F = f;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    if (f == NULL) return 0;
-    devserver_stop(f->dev);
-    free(f);
-    return 0;
+    int rc = test_fixture_setup(state, sizeof(fixture), &fixture_spec);
+    F = *state;
+    return rc;
 }
 
 /* Each test: the real time, a fresh store, tokens of an hour, no fault, an alarm. */
@@ -187,12 +157,9 @@ static int before_each(void **state)
 {
     fixture *f = *state;
     step_clock(0);
-    for (int i = 0; i < 1000 && devserver_counter(f->dev, "in_flight") > 0; i++)
-        test_sleep_ms(10);
-    json_decref(devserver_post(f->dev, "/__dev/reset"));
-    if (devserver_config(f->dev, HOUR, 60) != 0) return -1;
+    if (test_fixture_fresh_store(state) != 0 || devserver_config(f->dev, HOUR, 60) != 0) return -1;
     alarm(CALL_LIMIT_S);
-    return teststore_fresh_url("clock", f->db_url, sizeof f->db_url) ? 0 : -1;
+    return 0;
 }
 
 static int after_each(void **state)
@@ -259,8 +226,7 @@ static int renew_elsewhere(void)
     if (pid == 0) {
         bkoauth_error e;
         test_settings s;
-        test_settings_base(&s, F->dev->url, "clock-app", SECRET, F->db_url);
-        bkoauth_client *o = test_settings_client(s.kv, &e);
+        bkoauth_client *o = test_settings_client(test_fixture_settings(F, &s, F->dev->url, NULL, NULL), &e);
         bkoauth_token *t = NULL, *n = NULL;
         int ok = o != NULL && bkoauth_get_access_token_by_user(o, "alice", &t, NULL) == BKOAUTH_OK &&
                  bkoauth_refresh_token(o, t, &n, NULL) == BKOAUTH_OK;
@@ -526,7 +492,7 @@ int main(int argc, char **argv)
         T(test_expiry_follows_the_wall_clock), T(test_waiter_patience_after_step_forward),
         T(test_jwt_follows_the_wall_clock),
     };
-    int failed = cmocka_run_group_tests_name("clock", tests, setup, teardown);
+    int failed = TEST_RUN_GROUP("clock", tests, 0, setup, test_fixture_teardown);
     teststore_cleanup();
     return failed ? 1 : 0;
 }

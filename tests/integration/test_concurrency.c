@@ -18,6 +18,7 @@
 
 #include "bkoauth.h"
 #include "devserver.h"
+#include "testfixture.h"
 #include "herd.h"
 #include "teststore.h"
 #include "testsettings.h"
@@ -26,29 +27,17 @@
 #define THREADS 16
 #define SECRET "herd-secret-0123456789"
 
-typedef struct fixture {
-    devserver *dev;
-    char db_url[512];
-} fixture;
+typedef test_fixture fixture;
 
+static const test_fixture_spec fixture_spec = {
+    "herd-app", SECRET, (const char *const[]){"--user", "cred-alice=alice", "--ttl", "3600", NULL},
+    "herd",     0,      0};
+
+/* One store for the whole group. */
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    const char *args[] = {"--app-code",       "herd-app", "--app-secret", SECRET, "--user",
-                          "cred-alice=alice", "--ttl",    "3600",         NULL};
-    f->dev = devserver_start(args);
-    if (f->dev == NULL || teststore_fresh_url("herd", f->db_url, sizeof f->db_url) == NULL) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    if (f == NULL) return 0; /* the group set-up failed: nothing to undo */
-    devserver_stop(f->dev);
-    free(f);
-    return 0;
+    return test_fixture_setup(state, sizeof(fixture), &fixture_spec) == 0 ? test_fixture_fresh_store(state)
+                                                                          : -1;
 }
 
 static void set_ttl(fixture *f, int ttl)
@@ -63,9 +52,8 @@ static void set_ttl(fixture *f, int ttl)
 static const char *const *settings(fixture *f, const char *expires_seconds, const char *cache_seconds)
 {
     static test_settings s;
-    test_settings_base(&s, f->dev->url, "herd-app", SECRET, f->db_url);
-    test_settings_set(&s, "EXPIRES_SECONDS", expires_seconds);
-    return test_settings_set(&s, "BKOAUTH_CACHE_SECONDS", cache_seconds);
+    const char *own[] = {"EXPIRES_SECONDS", expires_seconds, "BKOAUTH_CACHE_SECONDS", cache_seconds, NULL};
+    return test_fixture_settings(f, &s, f->dev->url, own, NULL);
 }
 
 static bkoauth_client *make_client(fixture *f, const char *expires_seconds, const char *cache_seconds)
@@ -247,7 +235,7 @@ int main(void)
         cmocka_unit_test(test_cache_coherent_with_renewals),
         cmocka_unit_test(test_killed_renewal_loses_nothing),
     };
-    int failed = cmocka_run_group_tests_name("concurrency", tests, setup, teardown);
+    int failed = TEST_RUN_GROUP("concurrency", tests, 0, setup, test_fixture_teardown);
     teststore_cleanup();
     return failed ? 1 : 0;
 }

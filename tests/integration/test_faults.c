@@ -21,6 +21,7 @@
 
 #include "bkoauth.h"
 #include "devserver.h"
+#include "testfixture.h"
 #include "internal.h"
 #include "store/store.h"
 #include "teststore.h"
@@ -29,77 +30,24 @@
 
 #define SECRET "faults-secret-0123456789"
 
-typedef struct fixture {
-    devserver *dev;
-    char db_url[512];
-} fixture;
+typedef test_fixture fixture;
 
+static const test_fixture_spec fixture_spec = {"faults-app", SECRET, test_dev_alice_bob_hour, "faults", 0, 0};
 static fixture *F;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    const char *args[] = {"--app-code", "faults-app",   "--app-secret", SECRET, "--user", "cred-alice=alice",
-                          "--user",     "cred-bob=bob", "--ttl",        "3600", NULL};
-    f->dev = devserver_start(args);
-    if (f->dev == NULL) return -1;
-    F = f;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    if (f == NULL) return 0; /* the group set-up failed: nothing to undo */
-    devserver_stop(f->dev);
-    free(f);
-    return 0;
-}
-
-/* Each test on a fresh store, with no slow call of an earlier test still being answered. */
-static int fresh_store(void **state)
-{
-    fixture *f = *state;
-    for (int i = 0; i < 1000 && devserver_counter(f->dev, "in_flight") > 0; i++)
-        test_sleep_ms(10);
-    json_decref(devserver_post(f->dev, "/__dev/reset"));
-    return teststore_fresh_url("faults", f->db_url, sizeof f->db_url) ? 0 : -1;
+    int rc = test_fixture_setup(state, sizeof(fixture), &fixture_spec);
+    F = *state;
+    return rc;
 }
 
 /* A client on the fixture's store; extra: NAME, VALUE, ..., NULL. Tokens of the devserver live
  * 3600 s: with EXPIRES_SECONDS 7200 they expire soon (but have not expired). */
 static bkoauth_client *client(const char *expires_seconds, const char *const *extra)
 {
-    bkoauth_error e;
-    test_settings s;
-    test_settings_base(&s, F->dev->url, "faults-app", SECRET, F->db_url);
-    test_settings_set(&s, "BKOAUTH_CACHE_SECONDS", "0");
-    test_settings_set(&s, "EXPIRES_SECONDS", expires_seconds);
-    test_settings_set_all(&s, extra);
-    bkoauth_client *c = test_settings_client(s.kv, &e);
-    if (c == NULL) fail_msg("client: %s", e.message);
-    return c;
-}
-
-static bkoauth_token *login(bkoauth_client *c, const char *user)
-{
-    char cookie[64];
-    snprintf(cookie, sizeof cookie, "bk_token=cred-%s", user);
-    bkoauth_request r = {.username = user, .cookie_header = cookie, .remote_addr = "::1"};
-    bkoauth_token *t = NULL;
-    bkoauth_error e;
-    if (bkoauth_get_access_token(c, &r, &t, &e) != BKOAUTH_OK) fail_msg("login of %s: %s", user, e.message);
-    return t;
-}
-
-static bkoauth_token *by_user(bkoauth_client *c, const char *user)
-{
-    bkoauth_token *t = NULL;
-    bkoauth_error e;
-    if (bkoauth_get_access_token_by_user(c, user, &t, &e) != BKOAUTH_OK)
-        fail_msg("get_access_token_by_user(%s): %s: %s", user, bkoauth_code_name(e.code), e.message);
-    return t;
+    const char *own[] = {"BKOAUTH_CACHE_SECONDS", "0", "EXPIRES_SECONDS", expires_seconds, NULL};
+    return test_fixture_client(F, F->dev->url, own, extra);
 }
 
 static bkoauth_stats stats(bkoauth_client *c)
@@ -115,14 +63,14 @@ static void test_outage_serves_valid_tokens(void **state)
 {
     fixture *f = *state;
     bkoauth_client *fresh = client("60", NULL);
-    bkoauth_token *alice = login(fresh, "alice"), *app = NULL;
+    bkoauth_token *alice = test_call_login(fresh, "alice"), *app = NULL;
     assert_int_equal(bkoauth_get_app_access_token(fresh, &app, NULL), BKOAUTH_OK);
     const char *backoff[] = {"BKOAUTH_BACKOFF_SECONDS", "2", NULL};
     bkoauth_client *c = client("7200", backoff);
     json_decref(devserver_post(f->dev, "/__dev/reset"));
     assert_int_equal(devserver_fault(f->dev, "http500", 1000, 0), 0);
     for (int i = 0; i < 20; i++) {
-        bkoauth_token *t = by_user(c, "alice");
+        bkoauth_token *t = test_call_by_user(c, "alice");
         assert_string_equal(t->access_token, alice->access_token);
         bkoauth_token_free(t);
         bkoauth_error e;
@@ -131,7 +79,7 @@ static void test_outage_serves_valid_tokens(void **state)
         bkoauth_token_free(t);
     }
     /* a login of alice during the outage gets her saved, valid token too */
-    bkoauth_token *t = login(c, "alice");
+    bkoauth_token *t = test_call_login(c, "alice");
     assert_string_equal(t->access_token, alice->access_token);
     bkoauth_token_free(t);
     long attempts = devserver_counter(f->dev, "total");
@@ -166,7 +114,7 @@ static void test_outage_serves_valid_tokens(void **state)
     /* the service is back: after the back-off, the next call renews */
     json_decref(devserver_post(f->dev, "/__dev/reset"));
     test_sleep_ms(2300);
-    t = by_user(c, "alice");
+    t = test_call_by_user(c, "alice");
     assert_string_not_equal(t->access_token, alice->access_token);
     bkoauth_token_free(t);
     assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_OK);
@@ -184,13 +132,13 @@ static void test_hanging_service(void **state)
 {
     fixture *f = *state;
     bkoauth_client *fresh = client("60", NULL);
-    bkoauth_token *alice = login(fresh, "alice");
+    bkoauth_token *alice = test_call_login(fresh, "alice");
     const char *extra[] = {"BKOAUTH_TIMEOUT_MS", "400", NULL};
     bkoauth_client *c = client("7200", extra);
     json_decref(devserver_post(f->dev, "/__dev/reset"));
     assert_int_equal(devserver_fault(f->dev, "slow", 1000, 5000), 0);
     for (int i = 0; i < 10; i++) {
-        bkoauth_token *t = by_user(c, "alice");
+        bkoauth_token *t = test_call_by_user(c, "alice");
         assert_string_equal(t->access_token, alice->access_token);
         bkoauth_token_free(t);
     }
@@ -228,7 +176,7 @@ static void test_waiters_take_their_valid_token(void **state)
 {
     fixture *f = *state;
     bkoauth_client *fresh = client("60", NULL);
-    bkoauth_token *alice = login(fresh, "alice");
+    bkoauth_token *alice = test_call_login(fresh, "alice");
     const char *extra[] = {"BKOAUTH_TIMEOUT_MS", "20000", NULL};
     bkoauth_client *c = client("7200", extra);
     json_decref(devserver_post(f->dev, "/__dev/reset"));
@@ -269,29 +217,29 @@ static void test_grant_kept_when_save_fails(void **state)
      * issued later live an hour (fresh for c) */
     bkoauth_client *other = client("60", NULL); /* another process's view of the table */
     assert_int_equal(devserver_config(f->dev, 120, -1), 0);
-    bkoauth_token *t1 = login(other, "alice");
+    bkoauth_token *t1 = test_call_login(other, "alice");
     assert_int_equal(devserver_config(f->dev, 3600, -1), 0);
     bkoauth_client *c = client("600", NULL);
     json_decref(devserver_post(f->dev, "/__dev/reset"));
 
     /* the save fails, and so does the retry: the caller still gets the new token */
     store_fail_next_saves(client_store(c), 2);
-    bkoauth_token *t2 = by_user(c, "alice");
+    bkoauth_token *t2 = test_call_by_user(c, "alice");
     assert_string_not_equal(t2->access_token, t1->access_token);
     assert_int_equal(devserver_counter(f->dev, "refresh"), 1);
     assert_int_equal(stats(c).grants_unsaved, 1);
-    bkoauth_token *seen = by_user(other, "alice");
+    bkoauth_token *seen = test_call_by_user(other, "alice");
     assert_string_equal(seen->access_token, t1->access_token); /* not saved yet */
     bkoauth_token_free(seen);
     /* the next caller gets the kept grant without calling the service, and it is saved then */
-    bkoauth_token *t = by_user(c, "alice");
+    bkoauth_token *t = test_call_by_user(c, "alice");
     assert_string_equal(t->access_token, t2->access_token);
     bkoauth_token_free(t);
     assert_int_equal(devserver_counter(f->dev, "refresh"), 1);
     bkoauth_stats s = stats(c);
     assert_int_equal(s.grants_unsaved, 0);
     assert_int_equal(s.grants_saved_late, 1);
-    seen = by_user(other, "alice");
+    seen = test_call_by_user(other, "alice");
     assert_string_equal(seen->access_token, t2->access_token);
     assert_string_equal(seen->refresh_token, t2->refresh_token);
     bkoauth_token_free(seen);
@@ -302,16 +250,16 @@ static void test_grant_kept_when_save_fails(void **state)
     bkoauth_token *t3 = NULL;
     bkoauth_error e;
     assert_int_equal(bkoauth_refresh_token(c, t2, &t3, &e), BKOAUTH_OK);
-    t = by_user(c, "alice");
+    t = test_call_by_user(c, "alice");
     assert_string_equal(t->access_token, t3->access_token);
     bkoauth_token_free(t);
-    seen = by_user(other, "alice");
+    seen = test_call_by_user(other, "alice");
     assert_string_equal(seen->access_token, t2->access_token);
     bkoauth_token_free(seen);
     store_fail_next_saves(client_store(c), 0);
     bkoauth_token *t4 = NULL;
     assert_int_equal(bkoauth_refresh_token(c, t3, &t4, &e), BKOAUTH_OK);
-    seen = by_user(other, "alice");
+    seen = test_call_by_user(other, "alice");
     assert_string_equal(seen->access_token, t4->access_token);
     bkoauth_token_free(seen);
     assert_true(devserver_token_valid(f->dev, t4->access_token));
@@ -370,7 +318,7 @@ static void test_database_restart_warm_connections(void **state)
     fixture *f = *state;
     if (!on_server()) skip();
     bkoauth_client *c = client("60", NULL);
-    bkoauth_token *alice = login(c, "alice");
+    bkoauth_token *alice = test_call_login(c, "alice");
     /* warm the pool: 8 threads reading at once */
     enum { N = 8 };
     pthread_barrier_t go;
@@ -389,7 +337,7 @@ static void test_database_restart_warm_connections(void **state)
     assert_int_equal(server_ctl("restart"), 0);
     /* every call after the restart succeeds */
     for (int i = 0; i < N; i++) {
-        bkoauth_token *t = by_user(c, "alice");
+        bkoauth_token *t = test_call_by_user(c, "alice");
         assert_string_equal(t->access_token, alice->access_token);
         bkoauth_token_free(t);
     }
@@ -435,10 +383,10 @@ static void test_database_restart_during_refresh(void **state)
     fixture *f = *state;
     if (!on_server()) skip();
     bkoauth_client *other = client("60", NULL);
-    bkoauth_token *t1 = login(other, "alice");
+    bkoauth_token *t1 = test_call_login(other, "alice");
     bkoauth_client *c = client("7200", NULL);
-    bkoauth_token_free(login(c, "bob")); /* every pool of c warm: a save, a lookup */
-    bkoauth_token_free(by_user(other, "alice"));
+    bkoauth_token_free(test_call_login(c, "bob")); /* every pool of c warm: a save, a lookup */
+    bkoauth_token_free(test_call_by_user(other, "alice"));
     json_decref(devserver_post(f->dev, "/__dev/reset"));
     /* the answer comes after the restart is over: a restart takes a second or more, and several
      * on a loaded machine; the grant must reach a server that is up again */
@@ -453,7 +401,7 @@ static void test_database_restart_during_refresh(void **state)
     pthread_join(th, NULL);
     if (r.rc != BKOAUTH_OK) fail_msg("refresh across the restart: %s", r.message);
     assert_string_not_equal(r.token, t1->access_token);
-    bkoauth_token *seen = by_user(other, "alice");
+    bkoauth_token *seen = test_call_by_user(other, "alice");
     assert_string_equal(seen->access_token, r.token); /* the row holds the new grant */
     bkoauth_token *next = NULL;
     bkoauth_error e;
@@ -471,8 +419,8 @@ static void test_fork(void **state)
 {
     fixture *f = *state;
     bkoauth_client *c = client("60", NULL);
-    bkoauth_token *alice = login(c, "alice");
-    bkoauth_token_free(by_user(c, "alice"));
+    bkoauth_token *alice = test_call_login(c, "alice");
+    bkoauth_token_free(test_call_by_user(c, "alice"));
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -490,7 +438,7 @@ static void test_fork(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     /* the parent's connections were left alone: it sees the child's refresh and renews on */
-    bkoauth_token *t = by_user(c, "alice");
+    bkoauth_token *t = test_call_by_user(c, "alice");
     assert_string_not_equal(t->access_token, alice->access_token);
     bkoauth_token *n = NULL;
     bkoauth_error e;
@@ -504,7 +452,7 @@ static void test_fork(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup(fn, fresh_store)
+#define T(fn) cmocka_unit_test_setup(fn, test_fixture_fresh_store)
     const struct CMUnitTest tests[] = {
         T(test_outage_serves_valid_tokens),
         T(test_hanging_service),
@@ -514,7 +462,7 @@ int main(void)
         T(test_database_restart_during_refresh),
         T(test_fork),
     };
-    int failed = cmocka_run_group_tests_name("faults", tests, setup, teardown);
+    int failed = TEST_RUN_GROUP("faults", tests, 0, setup, test_fixture_teardown);
     teststore_cleanup();
     return failed ? 1 : 0;
 }

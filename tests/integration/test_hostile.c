@@ -22,6 +22,7 @@
 
 #include "bkoauth.h"
 #include "devserver.h"
+#include "testfixture.h"
 #include "rawserver.h"
 #include "ssm/ssm.h"
 #include "testsettings.h"
@@ -32,24 +33,10 @@
 #define APP_SECRET "s3cr3t/Key+2024=="
 #define CRED "cred alice/+x"
 
-typedef struct fixture {
-    devserver *dev;
-    char dir[64];
-    int ee;
-    int n; /* databases made */
-} fixture;
+typedef test_fixture fixture; /* dir: each client a database of its own there */
 
-/* ---- captured log lines ------------------------------------------------------------------- */
-
-static char logs[32768];
-
-/* Lines are kept apart by " | " (no newline of ours: a line of the library holds none). */
-static void capture(void *ctx, int level, const char *message)
-{
-    (void)ctx;
-    size_t n = strlen(logs);
-    snprintf(logs + n, sizeof logs - n, "%d %s | ", level, message);
-}
+static const test_fixture_spec fixture_spec = {
+    APP_CODE, APP_SECRET, (const char *const[]){"--user", CRED "=alice", NULL}, "hostile", 1, 0};
 
 /* ---- the forms a secret may take in a message --------------------------------------------- */
 
@@ -102,69 +89,20 @@ static void assert_one_line(const char *text)
     assert_null(strstr(text, "\xe2\x80\xae")); /* U+202E */
 }
 
-static void assert_has(const char *text, const char *want)
-{
-    if (strstr(text, want) == NULL) fail_msg("expected '%s' in: %s", want, text);
-}
-
 /* ---- setup ------------------------------------------------------------------------------------- */
 
-static int setup(void **state, int ee)
+static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    f->ee = ee;
-    const char *args[] = {"--app-code", APP_CODE, "--app-secret", APP_SECRET, "--user", CRED "=alice", NULL};
-    f->dev = devserver_start(args);
-    if (f->dev == NULL) return -1;
-    if (teststore_tmpdir(f->dir, sizeof f->dir) == NULL) return -1;
-    *state = f;
-    return 0;
-}
-
-static int setup_ieod(void **state)
-{
-    return setup(state, 0);
-}
-
-static int setup_ee(void **state)
-{
-    return setup(state, 1);
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    if (f == NULL) return 0; /* the group set-up failed: nothing to undo */
-    devserver_stop(f->dev);
-    free(f);
-    return 0;
-}
-
-/* Before each test: the devserver's counters zeroed, no fault left. */
-static int reset(void **state)
-{
-    fixture *f = *state;
-    json_decref(devserver_post(f->dev, "/__dev/reset"));
-    return 0;
+    return test_fixture_setup(state, sizeof(fixture), &fixture_spec);
 }
 
 /* A client of its own database against api_url, with extra settings (name, value, ..., NULL). */
 static bkoauth_client *client(fixture *f, const char *api_url, const char *const *extra)
 {
-    char db[128];
-    snprintf(db, sizeof db, "sqlite:%s/t%d.db", f->dir, f->n++);
-    test_settings s;
-    bkoauth_error e;
-    test_settings_base(&s, api_url, APP_CODE, APP_SECRET, db);
-    test_settings_set(&s, "BKOAUTH_LOG_LEVEL", "info");
-    test_settings_set(&s, "BKOAUTH_BACKOFF_SECONDS", "0");
-    test_settings_set(&s, "BKOAUTH_TIMEOUT_MS", "5000");
-    test_settings_set(&s, "BKAUTH_BACKEND_TYPE", f->ee ? "bk_token" : "");
-    test_settings_set_all(&s, extra);
-    bkoauth_client *c = test_settings_client(s.kv, &e);
-    if (c == NULL) fail_msg("client: %s", e.message);
-    logs[0] = '\0';
-    bkoauth_client_set_logger(c, capture, NULL);
+    const char *own[] = {
+        "BKOAUTH_LOG_LEVEL", "info", "BKOAUTH_BACKOFF_SECONDS", "0", "BKOAUTH_TIMEOUT_MS", "5000", NULL};
+    bkoauth_client *c = test_fixture_client(f, api_url, own, extra);
+    test_log_capture(c);
     return c;
 }
 
@@ -221,15 +159,15 @@ static void test_grant_with_control_characters_refused(void **state)
         bkoauth_error e;
         assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_E_TOKEN_API);
         assert_null(t);
-        assert_has(e.message, cases[i].field);
-        assert_has(e.message, cases[i].why);
-        assert_has(e.message, "nothing was saved");
+        test_assert_has(e.message, cases[i].field);
+        test_assert_has(e.message, cases[i].why);
+        test_assert_has(e.message, "nothing was saved");
         assert_one_line(e.message);
         assert_null(strstr(e.message, "INJECTED"));
         assert_null(strstr(e.message, "evil"));
         assert_int_equal(saved_count(c), 0);
     }
-    assert_one_line(logs);
+    assert_one_line(test_logs);
     /* the service works again: its grant is saved */
     bkoauth_token *t = NULL;
     assert_int_equal(bkoauth_get_app_access_token(c, &t, NULL), BKOAUTH_OK);
@@ -254,16 +192,16 @@ static void test_service_quoting_the_request_back(void **state)
     bkoauth_token *t = NULL;
     bkoauth_error e;
     assert_int_equal(bkoauth_get_access_token(c, &r, &t, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "refused the request");
-    assert_has(e.message, "bad request");
+    test_assert_has(e.message, "refused the request");
+    test_assert_has(e.message, "bad request");
     assert_never(e.message, APP_SECRET);
     assert_never(e.message, CRED);
     assert_one_line(e.message);
     assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_E_TOKEN_API);
     assert_never(e.message, APP_SECRET);
-    assert_never(logs, APP_SECRET);
-    assert_never(logs, CRED);
-    assert_one_line(logs);
+    assert_never(test_logs, APP_SECRET);
+    assert_never(test_logs, CRED);
+    assert_one_line(test_logs);
     /* the secret where the service's message is cut (200 bytes): masked whole, before the cut */
     char msg[400], body[600];
     memset(msg, 'm', 190);
@@ -274,7 +212,7 @@ static void test_service_quoting_the_request_back(void **state)
     raw_fault(f, 200, body);
     assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_E_TOKEN_API);
     assert_never(e.message, APP_SECRET);
-    assert_has(e.message, "mmmm");
+    test_assert_has(e.message, "mmmm");
     /* percent-encoded in lower case, and JSON-escaped inside the message */
     snprintf(body, sizeof body,
              f->ee ? "{\"code\": 40000, \"message\": \"app_secret=s3cr3t%%2fKey%%2b2024%%3d%%3d and "
@@ -284,7 +222,7 @@ static void test_service_quoting_the_request_back(void **state)
     raw_fault(f, 200, body);
     assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_E_TOKEN_API);
     assert_never(e.message, APP_SECRET);
-    assert_has(e.message, "app_secret=");
+    test_assert_has(e.message, "app_secret=");
     bkoauth_client_free(c);
 }
 
@@ -324,7 +262,7 @@ static void test_user_name_cannot_forge_a_line(void **state)
     assert_int_equal(bkoauth_get_access_token_by_user(c, name, &t, &e), BKOAUTH_E_TOKEN_NOT_EXIST);
     strcat(name, "x");
     assert_int_equal(bkoauth_get_access_token_by_user(c, name, &t, &e), BKOAUTH_E_INVALID);
-    assert_has(e.message, "65 characters");
+    test_assert_has(e.message, "65 characters");
     assert_int_equal(devserver_counter(f->dev, "total"), 0);
     bkoauth_client_free(c);
 }
@@ -343,7 +281,7 @@ static void test_no_credential_no_call(void **state)
     bkoauth_token *t = NULL;
     bkoauth_error e;
     assert_int_equal(bkoauth_get_access_token(c, &r, &t, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "no login credential in the request: cookie bk_token missing");
+    test_assert_has(e.message, "no login credential in the request: cookie bk_token missing");
     assert_int_equal(devserver_counter(f->dev, "total"), before);
     /* from the query string, it is there: the call is made */
     r.query_string = "bk_token=cred%20alice%2F%2Bx";
@@ -359,7 +297,7 @@ static void test_no_credential_no_call(void **state)
     r.query_string = NULL;
     r.cookie_header = "bk_token=" CRED;
     assert_int_equal(bkoauth_get_access_token(c, &r, &t, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "OAUTH_COOKIES_PARAMS names no cookie");
+    test_assert_has(e.message, "OAUTH_COOKIES_PARAMS names no cookie");
     assert_int_equal(devserver_counter(f->dev, "total"), before + 1);
     bkoauth_client_free(c);
 }
@@ -396,7 +334,7 @@ static void test_x_forwarded_for_bounded(void **state)
     xff[1025] = '\0';
     assert_int_equal(bkoauth_delete_token(c, "alice", NULL), BKOAUTH_OK);
     assert_int_equal(bkoauth_get_access_token(c, &r, &t, &e), BKOAUTH_E_INVALID);
-    assert_has(e.message, "X-Forwarded-For is 1025 bytes long; at most 1024");
+    test_assert_has(e.message, "X-Forwarded-For is 1025 bytes long; at most 1024");
     assert_int_equal(devserver_counter(f->dev, "total"), before);
     bkoauth_client_free(c);
 }
@@ -431,8 +369,7 @@ static void stderr_of_client_new(fixture *f, const char *level, char *out, size_
     out[n] = '\0';
     fclose(in);
     /* a logger set later is told again */
-    logs[0] = '\0';
-    bkoauth_client_set_logger(c, capture, NULL);
+    test_log_capture(c);
     bkoauth_client_free(c);
 }
 
@@ -441,13 +378,13 @@ static void test_tls_off_is_loud(void **state)
     fixture *f = *state;
     char out[2048];
     stderr_of_client_new(f, "error", out, sizeof out);
-    assert_has(out, "bkoauth: warning: BKOAUTH_TLS_VERIFY is false: TLS verification is off");
-    assert_has(logs, "BKOAUTH_TLS_VERIFY is false");
+    test_assert_has(out, "bkoauth: warning: BKOAUTH_TLS_VERIFY is false: TLS verification is off");
+    test_assert_has(test_logs, "BKOAUTH_TLS_VERIFY is false");
     stderr_of_client_new(f, "warning", out, sizeof out);
-    assert_has(out, "TLS verification is off");
+    test_assert_has(out, "TLS verification is off");
     stderr_of_client_new(f, "off", out, sizeof out);
     assert_string_equal(out, "");
-    assert_string_equal(logs, "");
+    assert_string_equal(test_logs, "");
 }
 
 /* ---- 5. errors name the real cause --------------------------------------------------------------- */
@@ -464,7 +401,7 @@ static void test_numbers_out_of_range(void **state)
              "%s\"access_token\": \"AT\", \"expires_in\": 1000000000000000000000000000000}}", head);
     raw_fault(f, 200, body);
     assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "data.expires_in is implausibly large");
+    test_assert_has(e.message, "data.expires_in is implausibly large");
     char digits[401];
     memset(digits, '7', 400);
     digits[400] = '\0';
@@ -472,7 +409,7 @@ static void test_numbers_out_of_range(void **state)
              f->ee ? "{\"code\": %s, \"message\": \"no\"}" : "{\"result\": false, \"code\": %s}", digits);
     raw_fault(f, 200, body);
     assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "number out of any range");
+    test_assert_has(e.message, "number out of any range");
     assert_null(strstr(e.message, "not JSON but"));
     assert_int_equal(saved_count(c), 0);
     bkoauth_client_free(c);
@@ -499,23 +436,23 @@ static void test_answers_that_are_not_http(void **state)
     const char *http09 = "{\"result\": true}\n";
     rawserver_answer(rs, http09, strlen(http09));
     assert_int_equal(call_raw(f, rs, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "did not answer in HTTP/1.x");
+    test_assert_has(e.message, "did not answer in HTTP/1.x");
     assert_null(strstr(e.message, "must start with http"));
     const char *v12 = "HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\n{}";
     rawserver_answer(rs, v12, strlen(v12));
     assert_int_equal(call_raw(f, rs, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "did not answer in HTTP/1.x");
+    test_assert_has(e.message, "did not answer in HTTP/1.x");
     const char *s101 = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n";
     rawserver_answer(rs, s101, strlen(s101));
     assert_int_equal(call_raw(f, rs, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "interim status HTTP 101");
+    test_assert_has(e.message, "interim status HTTP 101");
     const char *s199 = "HTTP/1.1 199 Odd\r\nContent-Length: 2\r\n\r\n{}";
     rawserver_answer(rs, s199, strlen(s199));
     assert_int_equal(call_raw(f, rs, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "HTTP 199");
+    test_assert_has(e.message, "HTTP 199");
     rawserver_answer_http(rs, 999, "{}");
     assert_int_equal(call_raw(f, rs, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "HTTP 999");
+    test_assert_has(e.message, "HTTP 999");
     /* 2 MB in one header line: libcurl's limit, not out of memory */
     size_t big = 2u * 1024 * 1024;
     char *huge = malloc(big + 200);
@@ -525,7 +462,7 @@ static void test_answers_that_are_not_http(void **state)
     n += (size_t)snprintf(huge + n, 200, "\r\nContent-Length: 2\r\n\r\n{}");
     rawserver_answer(rs, huge, n);
     assert_int_equal(call_raw(f, rs, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "header line larger than libcurl accepts");
+    test_assert_has(e.message, "header line larger than libcurl accepts");
     /* many headers: more than the 64 KB limit */
     n = (size_t)snprintf(huge, 200, "HTTP/1.1 200 OK\r\n");
     for (int i = 0; i < 300; i++) {
@@ -538,7 +475,7 @@ static void test_answers_that_are_not_http(void **state)
     n += (size_t)snprintf(huge + n, 200, "Content-Length: 2\r\n\r\n{}");
     rawserver_answer(rs, huge, n);
     assert_int_equal(call_raw(f, rs, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "more than 65536 bytes of headers");
+    test_assert_has(e.message, "more than 65536 bytes of headers");
     free(huge);
     rawserver_stop(rs);
 }
@@ -559,7 +496,7 @@ static void test_out_of_file_descriptors(void **state)
     snprintf(s.env_name, sizeof s.env_name, "test");
     s.timeout_ms = 5000;
     s.tls_verify = 1;
-    bk_logger lg = {capture, NULL, BKOAUTH_LOG_DEBUG};
+    bk_logger lg = {test_log_line, NULL, BKOAUTH_LOG_DEBUG};
     bkoauth_error e;
     ssm_client *sc = ssm_new(&s, &lg, &e);
     assert_non_null(sc);
@@ -581,8 +518,8 @@ static void test_out_of_file_descriptors(void **state)
         close(fds[i]);
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
     assert_int_equal(rc, BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "run out of file descriptors");
-    assert_has(e.message, "EMFILE");
+    test_assert_has(e.message, "run out of file descriptors");
+    test_assert_has(e.message, "EMFILE");
     /* with descriptors back, the call works */
     assert_int_equal(ssm_fetch_app(sc, NULL, &g, &e), BKOAUTH_OK);
     ssm_grant_clear(&g);
@@ -602,24 +539,24 @@ int main(void)
     unsetenv("all_proxy");
     unsetenv("ALL_PROXY");
     const struct CMUnitTest ieod[] = {
-        cmocka_unit_test_setup(test_grant_with_control_characters_refused, reset),
-        cmocka_unit_test_setup(test_service_quoting_the_request_back, reset),
-        cmocka_unit_test_setup(test_user_name_cannot_forge_a_line, reset),
-        cmocka_unit_test_setup(test_no_credential_no_call, reset),
-        cmocka_unit_test_setup(test_x_forwarded_for_bounded, reset),
-        cmocka_unit_test_setup(test_tls_off_is_loud, reset),
-        cmocka_unit_test_setup(test_numbers_out_of_range, reset),
-        cmocka_unit_test_setup(test_answers_that_are_not_http, reset),
-        cmocka_unit_test_setup(test_out_of_file_descriptors, reset),
+        cmocka_unit_test_setup(test_grant_with_control_characters_refused, test_fixture_reset),
+        cmocka_unit_test_setup(test_service_quoting_the_request_back, test_fixture_reset),
+        cmocka_unit_test_setup(test_user_name_cannot_forge_a_line, test_fixture_reset),
+        cmocka_unit_test_setup(test_no_credential_no_call, test_fixture_reset),
+        cmocka_unit_test_setup(test_x_forwarded_for_bounded, test_fixture_reset),
+        cmocka_unit_test_setup(test_tls_off_is_loud, test_fixture_reset),
+        cmocka_unit_test_setup(test_numbers_out_of_range, test_fixture_reset),
+        cmocka_unit_test_setup(test_answers_that_are_not_http, test_fixture_reset),
+        cmocka_unit_test_setup(test_out_of_file_descriptors, test_fixture_reset),
     };
     const struct CMUnitTest ee[] = {
-        cmocka_unit_test_setup(test_grant_with_control_characters_refused, reset),
-        cmocka_unit_test_setup(test_service_quoting_the_request_back, reset),
-        cmocka_unit_test_setup(test_no_credential_no_call, reset),
-        cmocka_unit_test_setup(test_numbers_out_of_range, reset),
+        cmocka_unit_test_setup(test_grant_with_control_characters_refused, test_fixture_reset),
+        cmocka_unit_test_setup(test_service_quoting_the_request_back, test_fixture_reset),
+        cmocka_unit_test_setup(test_no_credential_no_call, test_fixture_reset),
+        cmocka_unit_test_setup(test_numbers_out_of_range, test_fixture_reset),
     };
-    int failed = cmocka_run_group_tests_name("ieod", ieod, setup_ieod, teardown);
-    failed += cmocka_run_group_tests_name("ee", ee, setup_ee, teardown);
+    int failed = TEST_RUN_GROUP("ieod", ieod, 0, setup, test_fixture_teardown);
+    failed += TEST_RUN_GROUP("ee", ee, 1, setup, test_fixture_teardown);
     teststore_cleanup();
     return failed;
 }

@@ -15,6 +15,7 @@
 
 #include "bkoauth.h"
 #include "devserver.h"
+#include "testfixture.h"
 #include "testsettings.h"
 #include "teststore.h"
 
@@ -23,64 +24,36 @@
 #define TTL 3600
 
 typedef struct fixture {
-    int ee; /* protocol */
-    devserver *dev;
-    char db_url[512];
+    test_fixture t;      /* the devserver, the group's protocol, the store */
     bkoauth_client *c;   /* tokens fresh: EXPIRES_SECONDS 60 < TTL */
     bkoauth_client *old; /* every token expires soon: EXPIRES_SECONDS > TTL */
 } fixture;
 
+static const test_fixture_spec fixture_spec = {
+    APP_CODE,
+    APP_SECRET,
+    (const char *const[]){"--user", "cred-alice=alice", "--user", "836324475=bob", "--user",
+                          "cred-carol=carol", "--ttl", "3600", "--overlap", "30", NULL},
+    "ops",
+    0,
+    0};
+
 static bkoauth_client *make_client(fixture *f, const char *api_url, const char *const *extra)
 {
-    test_settings s;
-    bkoauth_error e;
-    test_settings_base(&s, api_url, APP_CODE, APP_SECRET, f->db_url);
-    test_settings_set(&s, "EXPIRES_SECONDS", "60");
-    test_settings_set(&s, "BKAUTH_BACKEND_TYPE", f->ee ? "bk_token" : "");
-    test_settings_set_all(&s, extra);
-    bkoauth_client *c = test_settings_client(s.kv, &e);
-    if (c == NULL) fail_msg("client: %s", e.message);
-    return c;
+    const char *own[] = {"EXPIRES_SECONDS", "60", NULL};
+    return test_fixture_client(&f->t, api_url, own, extra);
 }
 
-static int setup(void **state, int ee)
+static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    f->ee = ee;
-    const char *args[] = {"--app-code",
-                          APP_CODE,
-                          "--app-secret",
-                          APP_SECRET,
-                          "--user",
-                          "cred-alice=alice",
-                          "--user",
-                          "836324475=bob",
-                          "--user",
-                          "cred-carol=carol",
-                          "--ttl",
-                          "3600",
-                          "--overlap",
-                          "30",
-                          NULL};
-    f->dev = devserver_start(args);
-    if (f->dev == NULL) return -1;
-    if (teststore_fresh_url(ee ? "ops-ee" : "ops-ieod", f->db_url, sizeof f->db_url) == NULL) return -1;
-    f->c = make_client(f, f->dev->url, NULL);
+    if (test_fixture_setup(state, sizeof(fixture), &fixture_spec) != 0) return -1;
+    fixture *f = *state;
+    if (test_fixture_fresh_store(state) != 0) return -1;
+    f->c = make_client(f, f->t.dev->url, NULL);
     /* tokens expire "soon" for this client; no back-off, so each test starts clean */
     const char *old[] = {"EXPIRES_SECONDS", "7200", "BKOAUTH_BACKOFF_SECONDS", "0", NULL};
-    f->old = make_client(f, f->dev->url, old);
-    *state = f;
+    f->old = make_client(f, f->t.dev->url, old);
     return 0;
-}
-
-static int setup_ieod(void **state)
-{
-    return setup(state, 0);
-}
-
-static int setup_ee(void **state)
-{
-    return setup(state, 1);
 }
 
 static int teardown(void **state)
@@ -89,9 +62,7 @@ static int teardown(void **state)
     if (f == NULL) return 0; /* the group set-up failed: nothing to undo */
     bkoauth_client_free(f->c);
     bkoauth_client_free(f->old);
-    devserver_stop(f->dev);
-    free(f);
-    return 0;
+    return test_fixture_teardown(state);
 }
 
 /* Before each test: an empty table and zeroed counters. */
@@ -104,7 +75,7 @@ static int reset(void **state)
     for (size_t i = 0; i < n; i++)
         bkoauth_delete_token(f->c, all[i]->user_id, NULL);
     bkoauth_tokens_free(all, n);
-    json_decref(devserver_post(f->dev, "/__dev/reset"));
+    json_decref(devserver_post(f->t.dev, "/__dev/reset"));
     return 0;
 }
 
@@ -147,12 +118,12 @@ static void test_app_token_fetched_saved_reused(void **state)
     assert_string_equal(t1->env_name, "test");
     assert_string_equal(t1->refresh_token, "");
     assert_true(t1->expires > t1->created_at + TTL - 60);
-    assert_true(devserver_token_valid(f->dev, t1->access_token));
-    assert_int_equal(devserver_counter(f->dev, "app_token"), 1);
+    assert_true(devserver_token_valid(f->t.dev, t1->access_token));
+    assert_int_equal(devserver_counter(f->t.dev, "app_token"), 1);
 
     assert_int_equal(bkoauth_get_app_access_token(f->c, &t2, &e), BKOAUTH_OK);
     assert_string_equal(t1->access_token, t2->access_token);
-    assert_int_equal(devserver_counter(f->dev, "total"), 1); /* reused, no call */
+    assert_int_equal(devserver_counter(f->t.dev, "total"), 1); /* reused, no call */
     bkoauth_token_free(t1);
     bkoauth_token_free(t2);
 }
@@ -165,8 +136,8 @@ static void test_app_token_renewed_when_expiring(void **state)
     assert_int_equal(bkoauth_get_app_access_token(f->old, &t2, NULL), BKOAUTH_OK);
     assert_string_not_equal(t1->access_token, t2->access_token);
     assert_int_equal(t1->created_at, t2->created_at); /* updated in place */
-    assert_int_equal(devserver_counter(f->dev, "app_token"), 2);
-    assert_int_equal(devserver_counter(f->dev, "refresh"), 0); /* APP tokens are never refreshed */
+    assert_int_equal(devserver_counter(f->t.dev, "app_token"), 2);
+    assert_int_equal(devserver_counter(f->t.dev, "refresh"), 0); /* APP tokens are never refreshed */
     bkoauth_token **all = NULL;
     size_t n = 0;
     assert_int_equal(bkoauth_list_tokens(f->c, &all, &n, NULL), BKOAUTH_OK);
@@ -186,17 +157,17 @@ static void test_user_token_from_cookie(void **state)
     assert_string_equal(t->user_id, "alice");
     assert_string_equal(t->env_name, "test");
     assert_true(strlen(t->refresh_token) > 0);
-    assert_true(devserver_token_valid(f->dev, t->access_token));
-    assert_int_equal(devserver_counter(f->dev, "user_token"), 1);
+    assert_true(devserver_token_valid(f->t.dev, t->access_token));
+    assert_int_equal(devserver_counter(f->t.dev, "user_token"), 1);
     /* fresh: served from the store */
     bkoauth_token *t2 = must_login(f, f->c, "alice", "bk_token=cred-alice");
     assert_string_equal(t->access_token, t2->access_token);
-    assert_int_equal(devserver_counter(f->dev, "total"), 1);
+    assert_int_equal(devserver_counter(f->t.dev, "total"), 1);
     /* APP and user rows are kept apart */
     bkoauth_token *app = NULL;
     assert_int_equal(bkoauth_get_app_access_token(f->c, &app, NULL), BKOAUTH_OK);
     assert_string_not_equal(app->access_token, t->access_token);
-    assert_int_equal(devserver_counter(f->dev, "app_token"), 1);
+    assert_int_equal(devserver_counter(f->t.dev, "app_token"), 1);
     bkoauth_token_free(app);
     bkoauth_token_free(t);
     bkoauth_token_free(t2);
@@ -208,8 +179,8 @@ static void test_user_token_renewed_on_login_when_expiring(void **state)
     bkoauth_token *t1 = must_login(f, f->c, "alice", "bk_token=cred-alice");
     bkoauth_token *t2 = must_login(f, f->old, "alice", "bk_token=cred-alice");
     assert_string_not_equal(t1->access_token, t2->access_token);
-    assert_int_equal(devserver_counter(f->dev, "user_token"), 2); /* a new token, not a refresh */
-    assert_int_equal(devserver_counter(f->dev, "refresh"), 0);
+    assert_int_equal(devserver_counter(f->t.dev, "user_token"), 2); /* a new token, not a refresh */
+    assert_int_equal(devserver_counter(f->t.dev, "refresh"), 0);
     assert_int_equal(t1->created_at, t2->created_at);
     bkoauth_token_free(t1);
     bkoauth_token_free(t2);
@@ -260,7 +231,7 @@ static void test_anonymous_request_refused(void **state)
     assert_non_null(strstr(e.message, "anonymous"));
     r.username = "";
     assert_int_equal(bkoauth_get_access_token(f->c, &r, &t, &e), BKOAUTH_E_INVALID);
-    assert_int_equal(devserver_counter(f->dev, "total"), 0);
+    assert_int_equal(devserver_counter(f->t.dev, "total"), 0);
 }
 
 static void test_unknown_credential_is_token_api_error(void **state)
@@ -282,18 +253,18 @@ static void test_requests_do_not_leak_into_each_other(void **state)
     bkoauth_token *a = must_login(f, f->c, "alice", "bk_token=cred-alice");
     /* carol's request has no credential at all: nothing of alice's may be sent for her (no call
      * is made: there is nothing to send) */
-    long calls = devserver_counter(f->dev, "total");
+    long calls = devserver_counter(f->t.dev, "total");
     bkoauth_request r = login("carol", "x=y");
     bkoauth_token *t = NULL;
     bkoauth_error e;
     assert_int_equal(bkoauth_get_access_token(f->c, &r, &t, &e), BKOAUTH_E_TOKEN_API);
     assert_non_null(strstr(e.message, "no login credential in the request: cookie bk_token missing"));
-    assert_int_equal(devserver_counter(f->dev, "total"), calls);
+    assert_int_equal(devserver_counter(f->t.dev, "total"), calls);
     /* dave's credential is not a login: his request carries his credential only */
     r = login("dave", "bk_token=not-a-login");
     assert_int_equal(bkoauth_get_access_token(f->c, &r, &t, &e), BKOAUTH_E_TOKEN_API);
-    assert_int_equal(devserver_counter(f->dev, "total"), calls + 1);
-    json_t *last = devserver_get(f->dev, "/__dev/counters");
+    assert_int_equal(devserver_counter(f->t.dev, "total"), calls + 1);
+    json_t *last = devserver_get(f->t.dev, "/__dev/counters");
     assert_non_null(last);
     char *dump = json_dumps(json_object_get(last, "last"), 0);
     assert_non_null(dump);
@@ -307,17 +278,17 @@ static void test_oauth_params_and_client_ip_sent(void **state)
 {
     fixture *f = *state;
     const char *extra[] = {"OAUTH_PARAMS", "{'region': 'sz', 'bk_token': 'never-sent'}", NULL};
-    bkoauth_client *c = make_client(f, f->dev->url, extra);
+    bkoauth_client *c = make_client(f, f->t.dev->url, extra);
     bkoauth_request r = login("alice", "bk_token=cred-alice");
     r.x_forwarded_for = "203.0.113.9, 10.0.0.1";
     bkoauth_token *t = NULL;
     bkoauth_error e;
     assert_int_equal(bkoauth_get_access_token(c, &r, &t, &e), BKOAUTH_OK); /* the credential won */
-    json_t *j = devserver_get(f->dev, "/__dev/counters");
+    json_t *j = devserver_get(f->t.dev, "/__dev/counters");
     char *dump = json_dumps(json_object_get(j, "last"), 0);
     assert_non_null(strstr(dump, "region"));
     assert_null(strstr(dump, "never-sent"));
-    if (!f->ee) /* bk_client_ip is an ieod parameter */
+    if (!f->t.ee) /* bk_client_ip is an ieod parameter */
         assert_non_null(strstr(dump, "203.0.113.9%2C%2010.0.0.1"));
     free(dump);
     json_decref(j);
@@ -329,7 +300,7 @@ static void test_run_mode_product_is_prod(void **state)
 {
     fixture *f = *state;
     const char *extra[] = {"RUN_MODE", "PRODUCT", NULL};
-    bkoauth_client *c = make_client(f, f->dev->url, extra);
+    bkoauth_client *c = make_client(f, f->t.dev->url, extra);
     assert_string_equal(bkoauth_client_env_name(c), "prod");
     bkoauth_token *p = NULL, *t = NULL;
     assert_int_equal(bkoauth_get_app_access_token(c, &p, NULL), BKOAUTH_OK);
@@ -338,7 +309,7 @@ static void test_run_mode_product_is_prod(void **state)
     assert_int_equal(bkoauth_get_app_access_token(f->c, &t, NULL), BKOAUTH_OK);
     assert_string_equal(t->env_name, "test");
     assert_string_not_equal(p->access_token, t->access_token);
-    assert_int_equal(devserver_counter(f->dev, "app_token"), 2);
+    assert_int_equal(devserver_counter(f->t.dev, "app_token"), 2);
     bkoauth_token_free(p);
     bkoauth_token_free(t);
     bkoauth_client_free(c);
@@ -357,16 +328,16 @@ static void test_by_user(void **state)
     bkoauth_token *l = must_login(f, f->c, "alice", "bk_token=cred-alice");
     assert_int_equal(bkoauth_get_access_token_by_user(f->c, "alice", &t, &e), BKOAUTH_OK);
     assert_string_equal(t->access_token, l->access_token);
-    assert_int_equal(devserver_counter(f->dev, "total"), 1);
+    assert_int_equal(devserver_counter(f->t.dev, "total"), 1);
     bkoauth_token_free(t);
 
     /* expiring: refreshed with the refresh_token, saved, old token still valid (overlap) */
     assert_int_equal(bkoauth_get_access_token_by_user(f->old, "alice", &t, &e), BKOAUTH_OK);
     assert_string_not_equal(t->access_token, l->access_token);
     assert_string_not_equal(t->refresh_token, l->refresh_token);
-    assert_int_equal(devserver_counter(f->dev, "refresh"), 1);
-    assert_true(devserver_token_valid(f->dev, t->access_token));
-    assert_true(devserver_token_valid(f->dev, l->access_token));
+    assert_int_equal(devserver_counter(f->t.dev, "refresh"), 1);
+    assert_true(devserver_token_valid(f->t.dev, t->access_token));
+    assert_true(devserver_token_valid(f->t.dev, l->access_token));
     bkoauth_token *again = NULL;
     assert_int_equal(bkoauth_get_access_token_by_user(f->c, "alice", &again, &e), BKOAUTH_OK);
     assert_string_equal(again->access_token, t->access_token);
@@ -390,7 +361,7 @@ static void test_refresh_token(void **state)
      * without a second call (the refresh_token was single-use anyway) */
     assert_int_equal(bkoauth_refresh_token(f->c, l, &r2, &e), BKOAUTH_OK);
     assert_string_equal(r2->access_token, r1->access_token);
-    assert_int_equal(devserver_counter(f->dev, "refresh"), 1);
+    assert_int_equal(devserver_counter(f->t.dev, "refresh"), 1);
     bkoauth_token_free(l);
     bkoauth_token_free(r1);
     bkoauth_token_free(r2);
@@ -405,7 +376,7 @@ static void test_refresh_without_refresh_token(void **state)
     assert_int_equal(bkoauth_get_app_access_token(f->c, &app, NULL), BKOAUTH_OK);
     assert_int_equal(bkoauth_refresh_token(f->c, app, &out, &e), BKOAUTH_E_TOKEN_NOT_EXIST);
     assert_null(out);
-    assert_int_equal(devserver_counter(f->dev, "refresh"), 0);
+    assert_int_equal(devserver_counter(f->t.dev, "refresh"), 0);
     assert_int_equal(bkoauth_refresh_token(f->c, NULL, &out, &e), BKOAUTH_E_INVALID);
     bkoauth_token_free(app);
 }
@@ -435,12 +406,12 @@ static void check_fault(fixture *f, const char *kind, int want_status, int outag
     bkoauth_token *l = NULL, *app = NULL;
     assert_int_equal(bkoauth_get_app_access_token(f->c, &app, NULL), BKOAUTH_OK);
     l = must_login(f, f->c, "alice", "bk_token=cred-alice");
-    json_decref(devserver_post(f->dev, "/__dev/reset"));
+    json_decref(devserver_post(f->t.dev, "/__dev/reset"));
 
     for (int op = 0; op < 4; op++) {
         /* libcurl retries once on a reused connection that died without an answer: a dropped
          * connection must happen twice to reach the caller */
-        assert_int_equal(devserver_fault(f->dev, kind, strcmp(kind, "drop") == 0 ? 2 : 1, 0), 0);
+        assert_int_equal(devserver_fault(f->t.dev, kind, strcmp(kind, "drop") == 0 ? 2 : 1, 0), 0);
         bkoauth_token *t = (bkoauth_token *)1;
         bkoauth_error e;
         bkoauth_code rc;
@@ -459,7 +430,7 @@ static void check_fault(fixture *f, const char *kind, int want_status, int outag
             rc = bkoauth_refresh_token(f->c, l, &t, &e);
             break;
         }
-        assert_true(devserver_counter(f->dev, "faulted") >= 1); /* the service was tried */
+        assert_true(devserver_counter(f->t.dev, "faulted") >= 1); /* the service was tried */
         if (outage && op < 3) {
             if (rc != BKOAUTH_OK)
                 fail_msg("fault %s, op %d: got %s: %s", kind, op, bkoauth_code_name(rc), e.message);
@@ -486,7 +457,7 @@ static void check_fault(fixture *f, const char *kind, int want_status, int outag
         assert_int_equal(bkoauth_get_app_access_token(f->c, &s, NULL), BKOAUTH_OK);
         assert_string_equal(s->access_token, app->access_token);
         bkoauth_token_free(s);
-        json_decref(devserver_post(f->dev, "/__dev/reset")); /* no fault left over */
+        json_decref(devserver_post(f->t.dev, "/__dev/reset")); /* no fault left over */
     }
     /* the fault is over: the next call works and the old refresh_token is still good */
     bkoauth_token *t = NULL;
@@ -527,11 +498,11 @@ static void test_timeout(void **state)
 {
     fixture *f = *state;
     const char *extra[] = {"BKOAUTH_TIMEOUT_MS", "300", "EXPIRES_SECONDS", "7200", NULL};
-    bkoauth_client *c = make_client(f, f->dev->url, extra);
+    bkoauth_client *c = make_client(f, f->t.dev->url, extra);
     bkoauth_token *app = NULL;
     assert_int_equal(bkoauth_get_app_access_token(f->c, &app, NULL), BKOAUTH_OK);
     /* the saved APP token expires soon for c but has not expired: served while the call times out */
-    assert_int_equal(devserver_fault(f->dev, "slow", 1, 1500), 0);
+    assert_int_equal(devserver_fault(f->t.dev, "slow", 1, 1500), 0);
     bkoauth_token *t = NULL;
     bkoauth_error e;
     assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_OK);
@@ -544,7 +515,7 @@ static void test_timeout(void **state)
     assert_int_equal(st.served_during_outage, 1);
     /* an explicit refresh reports the timeout, saying which setting bounds it */
     bkoauth_token *l = must_login(f, f->c, "alice", "bk_token=cred-alice");
-    assert_int_equal(devserver_fault(f->dev, "slow", 1, 1500), 0);
+    assert_int_equal(devserver_fault(f->t.dev, "slow", 1, 1500), 0);
     assert_int_equal(bkoauth_refresh_token(c, l, &t, &e), BKOAUTH_E_TOKEN_API);
     assert_non_null(strstr(e.message, "BKOAUTH_TIMEOUT_MS"));
     bkoauth_token *s = NULL;
@@ -601,9 +572,9 @@ static void test_without_api_url(void **state)
     assert_non_null(strstr(e.message, "OAUTH_API_URL is not set"));
     assert_int_equal(bkoauth_delete_token(c, "alice", &e), BKOAUTH_OK);
     assert_int_equal(bkoauth_get_access_token_by_user(c, "alice", &t, &e), BKOAUTH_E_TOKEN_NOT_EXIST);
-    assert_int_equal(devserver_counter(f->dev, "user_token"), 1); /* only the login through f->c */
-    assert_int_equal(devserver_counter(f->dev, "app_token"), 0);
-    assert_int_equal(devserver_counter(f->dev, "refresh"), 0);
+    assert_int_equal(devserver_counter(f->t.dev, "user_token"), 1); /* only the login through f->c */
+    assert_int_equal(devserver_counter(f->t.dev, "app_token"), 0);
+    assert_int_equal(devserver_counter(f->t.dev, "refresh"), 0);
     bkoauth_token_free(saved);
     bkoauth_client_free(c);
 }
@@ -621,7 +592,7 @@ static void test_database_restart(void **state)
     snprintf(cmd, sizeof cmd, "bash '%s/scripts/%s' restart '%s'", BKOAUTH_SOURCE_DIR,
              strcmp(kind, "postgres") == 0 ? "pg.sh" : "mysql.sh", dir);
     const char *nocache[] = {"BKOAUTH_CACHE_SECONDS", "0", NULL};
-    bkoauth_client *c = make_client(f, f->dev->url, nocache);
+    bkoauth_client *c = make_client(f, f->t.dev->url, nocache);
     bkoauth_token *alice = must_login(f, c, "alice", "bk_token=cred-alice"), *t = NULL;
     bkoauth_error e;
     assert_int_equal(system(cmd), 0);
@@ -699,10 +670,10 @@ int main(void)
     /* BKOAUTH_TEST_SKIP: a pattern (* and ?) of tests not to run, e.g. test_database_restart where
      * another suite restarts the database (tests/scripts/test_pgbouncer_pg.sh) */
     if (getenv("BKOAUTH_TEST_SKIP") != NULL) cmocka_set_skip_filter(getenv("BKOAUTH_TEST_SKIP"));
-    int failed = cmocka_run_group_tests_name("ieod protocol", tests, setup_ieod, teardown);
+    int failed = TEST_RUN_GROUP("ieod protocol", tests, 0, setup, teardown);
     /* BKOAUTH_TEST_ONE_PROTOCOL: the store is what is tested (test_pgbouncer_pg.sh) */
     if (getenv("BKOAUTH_TEST_ONE_PROTOCOL") == NULL)
-        failed += cmocka_run_group_tests_name("ee protocol", tests, setup_ee, teardown);
+        failed += TEST_RUN_GROUP("ee protocol", tests, 1, setup, teardown);
     teststore_cleanup();
     return failed ? 1 : 0;
 }

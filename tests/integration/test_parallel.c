@@ -25,6 +25,7 @@
 
 #include "bkoauth.h"
 #include "devserver.h"
+#include "testfixture.h"
 #include "herd.h"
 #include "teststore.h"
 #include "testsettings.h"
@@ -41,43 +42,22 @@ static int slow_ms(void)
 #define SLOW_MS slow_ms()
 #define SECRET "parallel-secret-0123456789"
 
-typedef struct fixture {
-    devserver *dev;
-    char db_url[512];
-} fixture;
+typedef test_fixture fixture;
+
+static const test_fixture_spec fixture_spec = {
+    .app_code = "par-app", .secret = SECRET, .store_tag = "parallel", .users = USERS};
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    f->dev = devserver_start_users("par-app", SECRET, USERS);
-    if (f->dev == NULL) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    if (f == NULL) return 0; /* the group set-up failed: nothing to undo */
-    devserver_stop(f->dev);
-    free(f);
-    return 0;
-}
-
-/* Each test on a fresh store. */
-static int fresh_store(void **state)
-{
-    fixture *f = *state;
-    json_decref(devserver_post(f->dev, "/__dev/reset"));
-    return teststore_fresh_url("parallel", f->db_url, sizeof f->db_url) ? 0 : -1;
+    return test_fixture_setup(state, sizeof(fixture), &fixture_spec);
 }
 
 static const char *const *settings(fixture *f)
 {
     static test_settings s;
-    test_settings_base(&s, f->dev->url, "par-app", SECRET, f->db_url);
-    test_settings_set(&s, "BKOAUTH_CACHE_SECONDS", "0"); /* every lookup reads the store */
-    return test_settings_set(&s, "BKOAUTH_TIMEOUT_MS", "20000");
+    /* every lookup reads the store */
+    const char *own[] = {"BKOAUTH_CACHE_SECONDS", "0", "BKOAUTH_TIMEOUT_MS", "20000", NULL};
+    return test_fixture_settings(f, &s, f->dev->url, own, NULL);
 }
 
 /* bob's token saved (a fast login), for the lookups; then the counters zeroed. */
@@ -242,10 +222,10 @@ static void test_processes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_threads_of_one_process, fresh_store),
-        cmocka_unit_test_setup(test_processes, fresh_store),
+        cmocka_unit_test_setup(test_threads_of_one_process, test_fixture_fresh_store),
+        cmocka_unit_test_setup(test_processes, test_fixture_fresh_store),
     };
-    int failed = cmocka_run_group_tests_name("parallel", tests, setup, teardown);
+    int failed = TEST_RUN_GROUP("parallel", tests, 0, setup, test_fixture_teardown);
     teststore_cleanup();
     return failed ? 1 : 0;
 }

@@ -23,6 +23,7 @@
 
 #include "bkoauth.h"
 #include "devserver.h"
+#include "testfixture.h"
 #include "sidecar.h"
 #include "testsettings.h"
 #include "teststore.h"
@@ -34,35 +35,16 @@
 #define WRONG_PASSWORD "Wr0ngPassw0rd"
 
 typedef struct fixture {
-    devserver *dev;
-    sidecar *tls;    /* stunnel in front of dev */
+    test_fixture t;  /* the devserver; dir: the PKI, and each client a database of its own */
+    sidecar *tls;    /* stunnel in front of t.dev */
     sidecar *open;   /* tinyproxy without credentials */
     sidecar *closed; /* tinyproxy with BasicAuth PROXY_USER PROXY_PASSWORD */
-    char dir[64];
     char ca[128], capath[128];
-    int n;
 } fixture;
 
+static const test_fixture_spec fixture_spec = {APP_CODE, APP_SECRET, NULL, "tls", 1, 0};
+
 static fixture *fx;
-static char logs[65536];
-
-static void capture(void *ctx, int level, const char *message)
-{
-    (void)ctx;
-    size_t n = strlen(logs);
-    snprintf(logs + n, sizeof logs - n, "%d %s | ", level, message);
-}
-
-static void assert_has(const char *text, const char *want)
-{
-    if (strstr(text, want) == NULL) fail_msg("expected '%s' in: %s", want, text);
-}
-
-static void assert_lacks(const char *text, const char *unwanted)
-{
-    if (strstr(text, unwanted) != NULL) fail_msg("'%s' must not be in: %s", unwanted, text);
-}
-
 /* The proxy variables of curl, all unset (each test sets its own). */
 static void env_clear(void)
 {
@@ -75,31 +57,25 @@ static void env_clear(void)
 static int setup(void **state)
 {
     env_clear();
-    fx = calloc(1, sizeof *fx);
-    if (fx == NULL || teststore_tmpdir(fx->dir, sizeof fx->dir) == NULL) return -1;
-    if (sidecar_make_pki(fx->dir) != 0) return -1;
-    snprintf(fx->ca, sizeof fx->ca, "%s/ca.pem", fx->dir);
-    snprintf(fx->capath, sizeof fx->capath, "%s/capath", fx->dir);
-    const char *args[] = {"--app-code", APP_CODE, "--app-secret", APP_SECRET, NULL};
-    if ((fx->dev = devserver_start(args)) == NULL) return -1;
-    if ((fx->tls = sidecar_stunnel(fx->dir, fx->dev->port)) == NULL) return -1;
-    if ((fx->open = sidecar_tinyproxy(fx->dir, NULL, NULL)) == NULL) return -1;
-    if ((fx->closed = sidecar_tinyproxy(fx->dir, PROXY_USER, PROXY_PASSWORD)) == NULL) return -1;
-    *state = fx;
+    if (test_fixture_setup(state, sizeof *fx, &fixture_spec) != 0) return -1;
+    fx = *state;
+    if (sidecar_make_pki(fx->t.dir) != 0) return -1;
+    snprintf(fx->ca, sizeof fx->ca, "%s/ca.pem", fx->t.dir);
+    snprintf(fx->capath, sizeof fx->capath, "%s/capath", fx->t.dir);
+    if ((fx->tls = sidecar_stunnel(fx->t.dir, fx->t.dev->port)) == NULL) return -1;
+    if ((fx->open = sidecar_tinyproxy(fx->t.dir, NULL, NULL)) == NULL) return -1;
+    if ((fx->closed = sidecar_tinyproxy(fx->t.dir, PROXY_USER, PROXY_PASSWORD)) == NULL) return -1;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    (void)state;
     if (fx == NULL) return 0;
     sidecar_stop(fx->closed);
     sidecar_stop(fx->open);
     sidecar_stop(fx->tls);
-    devserver_stop(fx->dev);
-    free(fx);
     fx = NULL;
-    return 0;
+    return test_fixture_teardown(state);
 }
 
 static int each(void **state)
@@ -134,19 +110,11 @@ static const char *proxy_url(const sidecar *p, const char *password)
  * log captured from here on, at debug. */
 static bkoauth_client *client(const char *api_url, const char *const *extra)
 {
-    char db[128];
-    snprintf(db, sizeof db, "sqlite:%s/t%d.db", fx->dir, fx->n++);
-    test_settings s;
-    bkoauth_error e;
-    test_settings_base(&s, api_url, APP_CODE, APP_SECRET, db);
-    test_settings_set(&s, "BKOAUTH_LOG_LEVEL", "debug");
-    test_settings_set(&s, "BKOAUTH_BACKOFF_SECONDS", "0");
-    test_settings_set(&s, "BKOAUTH_TIMEOUT_MS", "20000"); /* loading the system CAs is slow under valgrind */
-    test_settings_set_all(&s, extra);
-    bkoauth_client *c = test_settings_client(s.kv, &e);
-    if (c == NULL) fail_msg("client: %s", e.message);
-    logs[0] = '\0';
-    bkoauth_client_set_logger(c, capture, NULL);
+    const char *own[] = {"BKOAUTH_LOG_LEVEL", "debug", "BKOAUTH_BACKOFF_SECONDS", "0",
+                         /* loading the system CAs is slow under valgrind */
+                         "BKOAUTH_TIMEOUT_MS", "20000", NULL};
+    bkoauth_client *c = test_fixture_client(&fx->t, api_url, own, extra);
+    test_log_capture(c);
     return c;
 }
 
@@ -166,19 +134,19 @@ static bkoauth_code app_token(const char *api_url, const char *const *extra, bko
 /* The APP token must come, and from the devserver (its counter moves). */
 static void expect_token(const char *api_url, const char *const *extra)
 {
-    long before = devserver_counter(fx->dev, "app_token");
+    long before = devserver_counter(fx->t.dev, "app_token");
     bkoauth_error e;
     if (app_token(api_url, extra, &e) != BKOAUTH_OK) fail_msg("expected a token, got: %s", e.message);
-    assert_int_equal(devserver_counter(fx->dev, "app_token"), before + 1);
+    assert_int_equal(devserver_counter(fx->t.dev, "app_token"), before + 1);
 }
 
 /* The call must fail; its message in *e. The devserver's counter must not move. */
 static void expect_failure(const char *api_url, const char *const *extra, bkoauth_error *e)
 {
-    long before = devserver_counter(fx->dev, "app_token");
+    long before = devserver_counter(fx->t.dev, "app_token");
     if (app_token(api_url, extra, e) == BKOAUTH_OK) fail_msg("expected a failure against %s", api_url);
     assert_int_equal(e->code, BKOAUTH_E_TOKEN_API);
-    assert_int_equal(devserver_counter(fx->dev, "app_token"), before);
+    assert_int_equal(devserver_counter(fx->t.dev, "app_token"), before);
 }
 
 /* Requests tinyproxy p passed on so far (its log: one line per request taken). */
@@ -194,10 +162,10 @@ static void test_private_ca_refused_by_default(void **state)
     (void)state;
     bkoauth_error e;
     expect_failure(tls_url(TLS_GOOD), NULL, &e);
-    assert_has(e.message, "not issued by a CA this host trusts");
-    assert_has(e.message, "BKOAUTH_CA_FILE");
-    assert_has(e.message, "127.0.0.1:");
-    assert_lacks(e.message, "proxy");
+    test_assert_has(e.message, "not issued by a CA this host trusts");
+    test_assert_has(e.message, "BKOAUTH_CA_FILE");
+    test_assert_has(e.message, "127.0.0.1:");
+    test_assert_lacks(e.message, "proxy");
 }
 
 static void test_private_ca_accepted_with_ca_file(void **state)
@@ -223,8 +191,8 @@ static void test_wrong_host_name_refused(void **state)
     const char *extra[] = {"BKOAUTH_CA_FILE", fx->ca, NULL};
     bkoauth_error e;
     expect_failure(tls_url(TLS_OTHER_HOST), extra, &e);
-    assert_has(e.message, "certificate is for another host name");
-    assert_has(e.message, "OAUTH_API_URL");
+    test_assert_has(e.message, "certificate is for another host name");
+    test_assert_has(e.message, "OAUTH_API_URL");
 }
 
 static void test_expired_certificate_refused(void **state)
@@ -233,7 +201,7 @@ static void test_expired_certificate_refused(void **state)
     const char *extra[] = {"BKOAUTH_CA_FILE", fx->ca, NULL};
     bkoauth_error e;
     expect_failure(tls_url(TLS_EXPIRED), extra, &e);
-    assert_has(e.message, "certificate has expired");
+    test_assert_has(e.message, "certificate has expired");
 }
 
 static void test_self_signed_refused(void **state)
@@ -242,8 +210,8 @@ static void test_self_signed_refused(void **state)
     const char *extra[] = {"BKOAUTH_CA_FILE", fx->ca, NULL};
     bkoauth_error e;
     expect_failure(tls_url(TLS_SELF_SIGNED), extra, &e);
-    assert_has(e.message, "not issued by a CA this host trusts");
-    assert_has(e.message, "self-signed");
+    test_assert_has(e.message, "not issued by a CA this host trusts");
+    test_assert_has(e.message, "self-signed");
 }
 
 static void test_verification_off_only_by_setting_and_warned(void **state)
@@ -251,18 +219,18 @@ static void test_verification_off_only_by_setting_and_warned(void **state)
     (void)state;
     const char *extra[] = {"BKOAUTH_TLS_VERIFY", "false", "BKOAUTH_LOG_LEVEL", "error", NULL};
     expect_token(tls_url(TLS_SELF_SIGNED), extra);
-    assert_has(logs, "TLS verification is off"); /* logged again to the logger set after creation */
+    test_assert_has(test_logs, "TLS verification is off"); /* logged again to the logger set after creation */
 }
 
 static void test_missing_ca_file_named(void **state)
 {
     (void)state;
     char missing[160];
-    snprintf(missing, sizeof missing, "%s/no-such-ca.pem", fx->dir);
+    snprintf(missing, sizeof missing, "%s/no-such-ca.pem", fx->t.dir);
     const char *extra[] = {"BKOAUTH_CA_FILE", missing, NULL};
     bkoauth_error e;
     expect_failure(tls_url(TLS_GOOD), extra, &e);
-    assert_has(e.message, "BKOAUTH_CA_FILE");
+    test_assert_has(e.message, "BKOAUTH_CA_FILE");
 }
 
 /* ---- proxies -------------------------------------------------------------------------------- */
@@ -272,11 +240,11 @@ static void test_http_through_http_proxy(void **state)
     (void)state;
     setenv("http_proxy", proxy_url(fx->closed, PROXY_PASSWORD), 1);
     int before = proxied(fx->closed);
-    expect_token(fx->dev->url, NULL);
+    expect_token(fx->t.dev->url, NULL);
     assert_int_equal(proxied(fx->closed), before + 1);
-    assert_has(logs, "SSM calls go through the proxy http://" PROXY_USER ":***@127.0.0.1:");
-    assert_has(logs, "(from http_proxy)");
-    assert_lacks(logs, PROXY_PASSWORD);
+    test_assert_has(test_logs, "SSM calls go through the proxy http://" PROXY_USER ":***@127.0.0.1:");
+    test_assert_has(test_logs, "(from http_proxy)");
+    test_assert_lacks(test_logs, PROXY_PASSWORD);
 }
 
 static void test_https_through_proxy_tunnel(void **state)
@@ -288,13 +256,13 @@ static void test_https_through_proxy_tunnel(void **state)
     const char *extra[] = {"BKOAUTH_CA_FILE", fx->ca, NULL};
     expect_token(tls_url(TLS_GOOD), extra);
     assert_int_equal(proxied(fx->closed), before + 1);
-    assert_has(logs, "(from HTTPS_PROXY)");
+    test_assert_has(test_logs, "(from HTTPS_PROXY)");
     /* lower case wins, as in curl */
     setenv("https_proxy", proxy_url(fx->open, NULL), 1);
     before = proxied(fx->open);
     expect_token(tls_url(TLS_GOOD), extra);
     assert_int_equal(proxied(fx->open), before + 1);
-    assert_has(logs, "(from https_proxy)");
+    test_assert_has(test_logs, "(from https_proxy)");
 }
 
 static void test_proxy_down_named(void **state)
@@ -305,22 +273,22 @@ static void test_proxy_down_named(void **state)
     snprintf(down, sizeof down, "http://127.0.0.1:%d", port);
     setenv("http_proxy", down, 1);
     bkoauth_error e;
-    expect_failure(fx->dev->url, NULL, &e);
+    expect_failure(fx->t.dev->url, NULL, &e);
     char want[96];
     snprintf(want, sizeof want, "connection refused by the proxy at 127.0.0.1:%d (from http_proxy)", port);
-    assert_has(e.message, want);
-    assert_lacks(e.message, "is the SSM service running");
+    test_assert_has(e.message, want);
+    test_assert_lacks(e.message, "is the SSM service running");
     /* https through a proxy that is down: the same */
     setenv("https_proxy", down, 1);
     expect_failure(tls_url(TLS_GOOD), NULL, &e);
     snprintf(want, sizeof want, "connection refused by the proxy at 127.0.0.1:%d (from https_proxy)", port);
-    assert_has(e.message, want);
+    test_assert_has(e.message, want);
     snprintf(want, sizeof want, "connection refused by the proxy at 127.0.0.1:%d (from http_proxy)", port);
     /* and the service check says so too */
-    bkoauth_client *c = client(fx->dev->url, NULL);
+    bkoauth_client *c = client(fx->t.dev->url, NULL);
     long status = 0;
     assert_int_equal(bkoauth_check_service(c, &status, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, want);
+    test_assert_has(e.message, want);
     bkoauth_client_free(c);
 }
 
@@ -342,11 +310,11 @@ static void test_proxy_timeout_named(void **state)
     setenv("http_proxy", url, 1);
     const char *extra[] = {"BKOAUTH_TIMEOUT_MS", "300", NULL};
     bkoauth_error e;
-    expect_failure(fx->dev->url, extra, &e);
+    expect_failure(fx->t.dev->url, extra, &e);
     close(fd);
-    assert_has(e.message, "timeout");
+    test_assert_has(e.message, "timeout");
     snprintf(want, sizeof want, "through the proxy at 127.0.0.1:%d (from http_proxy)", ntohs(a.sin_port));
-    assert_has(e.message, want);
+    test_assert_has(e.message, want);
 }
 
 static void test_proxy_credentials_refused(void **state)
@@ -354,25 +322,25 @@ static void test_proxy_credentials_refused(void **state)
     (void)state;
     bkoauth_error e;
     setenv("http_proxy", proxy_url(fx->closed, WRONG_PASSWORD), 1);
-    expect_failure(fx->dev->url, NULL, &e);
-    assert_has(e.message, "refused its credentials");
-    assert_has(e.message, "check the proxy's user and password in http_proxy");
-    assert_lacks(e.message, "APP_CODE");
-    assert_lacks(e.message, WRONG_PASSWORD);
-    assert_lacks(logs, WRONG_PASSWORD);
-    assert_has(logs, PROXY_USER ":***@");
+    expect_failure(fx->t.dev->url, NULL, &e);
+    test_assert_has(e.message, "refused its credentials");
+    test_assert_has(e.message, "check the proxy's user and password in http_proxy");
+    test_assert_lacks(e.message, "APP_CODE");
+    test_assert_lacks(e.message, WRONG_PASSWORD);
+    test_assert_lacks(test_logs, WRONG_PASSWORD);
+    test_assert_has(test_logs, PROXY_USER ":***@");
     /* through the CONNECT tunnel */
     setenv("https_proxy", proxy_url(fx->closed, WRONG_PASSWORD), 1);
     const char *extra[] = {"BKOAUTH_CA_FILE", fx->ca, NULL};
     expect_failure(tls_url(TLS_GOOD), extra, &e);
-    assert_has(e.message, "refused its credentials");
-    assert_has(e.message, "https_proxy");
-    assert_lacks(e.message, WRONG_PASSWORD);
-    assert_lacks(logs, WRONG_PASSWORD);
+    test_assert_has(e.message, "refused its credentials");
+    test_assert_has(e.message, "https_proxy");
+    test_assert_lacks(e.message, WRONG_PASSWORD);
+    test_assert_lacks(test_logs, WRONG_PASSWORD);
     /* none given */
     setenv("http_proxy", proxy_url(fx->closed, NULL), 1);
-    expect_failure(fx->dev->url, NULL, &e);
-    assert_has(e.message, "asks for credentials (HTTP 407");
+    expect_failure(fx->t.dev->url, NULL, &e);
+    test_assert_has(e.message, "asks for credentials (HTTP 407");
 }
 
 static void test_proxy_cannot_reach_service(void **state)
@@ -383,9 +351,9 @@ static void test_proxy_cannot_reach_service(void **state)
     setenv("http_proxy", proxy_url(fx->open, NULL), 1);
     bkoauth_error e;
     expect_failure(gone, NULL, &e);
-    assert_has(e.message, "answered HTTP 500");
-    assert_has(e.message, "instead of passing the request on");
-    assert_has(e.message, "(from http_proxy)");
+    test_assert_has(e.message, "answered HTTP 500");
+    test_assert_has(e.message, "instead of passing the request on");
+    test_assert_has(e.message, "(from http_proxy)");
 }
 
 static void test_service_refusal_through_proxy_says_so(void **state)
@@ -394,9 +362,9 @@ static void test_service_refusal_through_proxy_says_so(void **state)
     setenv("http_proxy", proxy_url(fx->open, NULL), 1);
     const char *extra[] = {"APP_CODE", "unknown-app", NULL};
     bkoauth_error e;
-    assert_int_equal(app_token(fx->dev->url, extra, &e), BKOAUTH_E_TOKEN_API);
-    assert_has(e.message, "through the proxy http://127.0.0.1:");
-    assert_lacks(e.message, "answered HTTP"); /* the service's answer, passed on: not the proxy's */
+    assert_int_equal(app_token(fx->t.dev->url, extra, &e), BKOAUTH_E_TOKEN_API);
+    test_assert_has(e.message, "through the proxy http://127.0.0.1:");
+    test_assert_lacks(e.message, "answered HTTP"); /* the service's answer, passed on: not the proxy's */
 }
 
 static void test_no_proxy_bypasses(void **state)
@@ -407,13 +375,13 @@ static void test_no_proxy_bypasses(void **state)
     for (int i = 0; i < 3; i++) {
         setenv(i % 2 ? "NO_PROXY" : "no_proxy", lists[i], 1);
         int before = proxied(fx->open);
-        expect_token(fx->dev->url, NULL);
+        expect_token(fx->t.dev->url, NULL);
         assert_int_equal(proxied(fx->open), before);
         unsetenv("no_proxy");
         unsetenv("NO_PROXY");
     }
     char url[64];
-    snprintf(url, sizeof url, "http://localhost:%d", fx->dev->port);
+    snprintf(url, sizeof url, "http://localhost:%d", fx->t.dev->port);
     setenv("no_proxy", ".localhost,localhost:1", 1); /* a port is never compared: localhost matches */
     int before = proxied(fx->open);
     expect_token(url, NULL);
@@ -429,12 +397,12 @@ static void test_all_proxy_and_upper_case_http_proxy(void **state)
     (void)state;
     setenv("HTTP_PROXY", "http://127.0.0.1:1", 1); /* never read, as curl */
     int before = proxied(fx->open);
-    expect_token(fx->dev->url, NULL);
+    expect_token(fx->t.dev->url, NULL);
     assert_int_equal(proxied(fx->open), before);
     setenv("ALL_PROXY", proxy_url(fx->open, NULL), 1);
-    expect_token(fx->dev->url, NULL);
+    expect_token(fx->t.dev->url, NULL);
     assert_int_equal(proxied(fx->open), before + 1);
-    assert_has(logs, "(from ALL_PROXY)");
+    test_assert_has(test_logs, "(from ALL_PROXY)");
 }
 
 static void test_setting_overrides_environment(void **state)
@@ -443,19 +411,19 @@ static void test_setting_overrides_environment(void **state)
     setenv("http_proxy", "http://127.0.0.1:1", 1);
     const char *extra[] = {"BKOAUTH_PROXY", proxy_url(fx->closed, PROXY_PASSWORD), NULL};
     int before = proxied(fx->closed);
-    expect_token(fx->dev->url, extra);
+    expect_token(fx->t.dev->url, extra);
     assert_int_equal(proxied(fx->closed), before + 1);
-    assert_has(logs, "(from BKOAUTH_PROXY)");
-    assert_lacks(logs, PROXY_PASSWORD);
+    test_assert_has(test_logs, "(from BKOAUTH_PROXY)");
+    test_assert_lacks(test_logs, PROXY_PASSWORD);
     /* BKOAUTH_NO_PROXY replaces no_proxy */
     setenv("no_proxy", "127.0.0.1", 1);
     const char *extra2[] = {"BKOAUTH_PROXY", proxy_url(fx->open, NULL), "BKOAUTH_NO_PROXY", "example.com",
                             NULL};
     before = proxied(fx->open);
-    expect_token(fx->dev->url, extra2);
+    expect_token(fx->t.dev->url, extra2);
     assert_int_equal(proxied(fx->open), before + 1);
     const char *extra3[] = {"BKOAUTH_PROXY", "http://127.0.0.1:1", "BKOAUTH_NO_PROXY", "127.0.0.1", NULL};
-    expect_token(fx->dev->url, extra3);
+    expect_token(fx->t.dev->url, extra3);
 }
 
 static void test_setting_none_means_direct(void **state)
@@ -465,7 +433,7 @@ static void test_setting_none_means_direct(void **state)
     setenv("https_proxy", "http://127.0.0.1:1", 1);
     setenv("ALL_PROXY", "http://127.0.0.1:1", 1);
     const char *none[] = {"BKOAUTH_PROXY", "none", NULL};
-    expect_token(fx->dev->url, none);
+    expect_token(fx->t.dev->url, none);
     const char *empty[] = {"BKOAUTH_PROXY", "", "BKOAUTH_CA_FILE", fx->ca, NULL};
     expect_token(tls_url(TLS_GOOD), empty);
 }
@@ -475,16 +443,16 @@ static void test_unusable_proxy_variable_named(void **state)
     (void)state;
     setenv("http_proxy", "ftp://alice:" WRONG_PASSWORD "@proxy.example.com", 1);
     bkoauth_error e;
-    expect_failure(fx->dev->url, NULL, &e);
-    assert_has(e.message, "the proxy in http_proxy");
-    assert_has(e.message, "cannot be used");
-    assert_lacks(e.message, WRONG_PASSWORD);
+    expect_failure(fx->t.dev->url, NULL, &e);
+    test_assert_has(e.message, "the proxy in http_proxy");
+    test_assert_has(e.message, "cannot be used");
+    test_assert_lacks(e.message, WRONG_PASSWORD);
     /* the setting is checked when set, its password never shown */
     bkoauth_config *cfg = bkoauth_config_new();
     assert_int_equal(bkoauth_config_set(cfg, "BKOAUTH_PROXY", "gopher://u:" WRONG_PASSWORD "@h:1", &e),
                      BKOAUTH_E_CONFIG);
-    assert_has(e.message, "BKOAUTH_PROXY");
-    assert_lacks(e.message, WRONG_PASSWORD);
+    test_assert_has(e.message, "BKOAUTH_PROXY");
+    test_assert_lacks(e.message, WRONG_PASSWORD);
     bkoauth_config_free(cfg);
 }
 
