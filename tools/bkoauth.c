@@ -15,6 +15,8 @@
 #include "internal.h"    /* bk_scrub, bk_utf8_next: the library's own escaping */
 #include "store/store.h" /* store_django_migrations: check's Django line */
 
+#include "cli_agent.h" /* --agent: the token commands asked of bkoauth-agent */
+
 #include <jansson.h>
 
 #include <errno.h>
@@ -58,6 +60,8 @@ typedef struct cli_args {
     const char *cookie;    /* user-token --cookie */
     const char *client_ip; /* user-token --client-ip */
     int app;               /* delete --app */
+    int agent;             /* --agent [SOCKET] */
+    const char *agent_socket;
 } cli_args;
 
 typedef int (*cli_handler)(bkoauth_client *client, const cli_args *a);
@@ -157,6 +161,9 @@ static void cli_print_tool_help(FILE *f)
         "                           mysql://USER:PASSWORD@HOST:PORT/DATABASE (overrides\n"
         "                           BKOAUTH_DATABASE_URL)\n"
         "      --json               print JSON instead of text\n"
+        "      --agent[=SOCKET]     ask bkoauth-agent for the token commands (default $BKOAUTH_AGENT, else\n"
+        "                           " CLI_AGENT_DEFAULT_SOCKET
+        "; a SOCKET with a '/' may follow as an argument)\n"
         "  -h, --help               show help (bkoauth COMMAND --help for a command)\n"
         "      --version            show the version\n"
         "\nSettings come from the file, then the environment (the same names, e.g. OAUTH_API_URL,\n"
@@ -968,7 +975,14 @@ static const cli_command *cli_find(const char *name)
 
 /* The options, global and per command; getopt_long() matches them (a unique prefix of a long
  * name too) and takes a value as "--long VALUE", "--long=VALUE", "-s VALUE" or "-sVALUE". */
-enum { CLI_LONG_JSON = 256, CLI_LONG_VERSION, CLI_LONG_APP, CLI_LONG_COOKIE, CLI_LONG_CLIENT_IP };
+enum {
+    CLI_LONG_JSON = 256,
+    CLI_LONG_VERSION,
+    CLI_LONG_APP,
+    CLI_LONG_COOKIE,
+    CLI_LONG_CLIENT_IP,
+    CLI_LONG_AGENT
+};
 
 static const struct option cli_options[] = {
     {"config", required_argument, NULL, 'c'},
@@ -979,6 +993,7 @@ static const struct option cli_options[] = {
     {"app", no_argument, NULL, CLI_LONG_APP},
     {"cookie", required_argument, NULL, CLI_LONG_COOKIE},
     {"client-ip", required_argument, NULL, CLI_LONG_CLIENT_IP},
+    {"agent", optional_argument, NULL, CLI_LONG_AGENT},
     {NULL, 0, NULL, 0},
 };
 
@@ -1051,6 +1066,12 @@ static int cli_parse(int argc, char **argv, cli_args *a)
             break;
         case CLI_LONG_CLIENT_IP:
             a->client_ip = optarg;
+            break;
+        case CLI_LONG_AGENT: /* "--agent SOCKET": the next argument when it holds a '/' */
+            a->agent = 1;
+            a->agent_socket = optarg;
+            if (optarg == NULL && optind < argc && strchr(argv[optind], '/') != NULL)
+                a->agent_socket = argv[optind++];
             break;
         case ':':
             status = cli_usage_error(a->command ? cli_find(a->command) : NULL, "option %.64s needs a value",
@@ -1137,7 +1158,14 @@ static int cli_help(const cli_args *a)
 /* Runs command c with a client made from the settings. The exit status. */
 static int cli_run(const cli_command *c, const cli_args *a)
 {
+    if (a->agent && !cli_agent_serves(c->name))
+        return cli_usage_error(
+            c, "--agent: the agent serves app-token, user-token, token and refresh, not %s", c->name);
     if (c->run == cmd_check) return cli_run_check(a);
+    const char *agent = cli_agent_serves(c->name) ? cli_agent_socket(a->agent, a->agent_socket) : NULL;
+    if (agent != NULL)
+        return cli_agent_run(
+            &(cli_agent_call){agent, c->name, a->positional[0], a->cookie, a->client_ip, a->json});
     bkoauth_error e;
     memset(&e, 0, sizeof e);
     bkoauth_config *config = cli_settings(a, &e);
