@@ -12,6 +12,7 @@ PACKAGES=(
   libmariadb-dev mariadb-server mariadb-client python3-mysqldb tzdata
   libfaketime faketime
   tinyproxy-bin stunnel4 pgbouncer
+  golang-go
 )
 
 missing=()
