@@ -4,6 +4,7 @@
  * the body holds: it carries credentials. */
 #include "agent.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,9 +65,13 @@ static void sb_encode(sbuf *b, const char *s)
     }
 }
 
-static int fail(char *msg, size_t size, const char *fmt, const char *a)
+static int fail(char *msg, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *msg, size_t size, const char *fmt, ...)
 {
-    snprintf(msg, size, fmt, a);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, size, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
