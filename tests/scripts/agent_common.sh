@@ -23,7 +23,7 @@ AGENT_PID=""
 agent_cleanup() {
   if [ -n "$AGENT_PID" ]; then kill "$AGENT_PID" 2>/dev/null; wait "$AGENT_PID" 2>/dev/null; fi
   devserver_stop
-  rm -rf "$work"
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"
 }
 trap agent_cleanup EXIT
 
