@@ -110,9 +110,9 @@ static int opt_number(agent_opts *o, const char *name, const char *v, int *rc)
     static const struct {
         const char *name;
         long lo, hi;
-    } nums[] = {{"--refresh-ahead", 0, 31536000},   {"--refresh-spread", 0, 31536000},
-                {"--refresh-interval", 1, 86400},   {"--max-connections", 1, 100000},
-                {"--timeout", 1, 3600},            {"--stop-timeout", 0, 3600}};
+    } nums[] = {{"--refresh-ahead", 0, 31536000}, {"--refresh-spread", 0, 31536000},
+                {"--refresh-interval", 1, 86400}, {"--max-connections", 1, 100000},
+                {"--timeout", 1, 3600},           {"--stop-timeout", 0, 3600}};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         if (strcmp(name, nums[i].name) != 0) continue;
         long n;
@@ -141,7 +141,8 @@ static int opt_ids(agent_opts *o, const char *name, const char *v)
     if (strcmp(name, "--socket-mode") == 0) {
         char *end;
         unsigned long m = strtoul(v, &end, 8);
-        if (end == v || *end != '\0' || m > 0777) return usage_error("bad --socket-mode %s (octal, e.g. 0660)", v);
+        if (end == v || *end != '\0' || m > 0777)
+            return usage_error("bad --socket-mode %s (octal, e.g. 0660)", v);
         o->socket_mode = (unsigned)m;
     } else if (strcmp(name, "--group") == 0) {
         if (parse_gid(v, &o->group) != 0) return usage_error("no such group: %s", v);
@@ -165,8 +166,8 @@ static int opt_value(agent_opts *o, const char *name, const char *v)
     if (opt_number(o, name, v, &rc)) return rc;
     const char **strs[] = {&o->config_file, &o->config_file, &o->database_url, &o->database_url,
                            &o->socket_path, &o->listen,      &o->secret_file,  &o->port_file};
-    const char *names[] = {"-c",       "--config", "-D",         "--database-url",
-                           "--socket", "--listen", "--secret-file", "--port-file"};
+    const char *names[] = {"-c",       "--config",      "-D",         "--database-url", "--socket",
+                           "--listen", "--secret-file", "--port-file"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i]) == 0) {
             *strs[i] = v;
