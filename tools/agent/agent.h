@@ -18,10 +18,10 @@
 
 #define AGENT_DEFAULT_SOCKET "/run/bkoauth/agent.sock"
 #define AGENT_DEFAULT_CONFIG "/etc/bkoauth/bkoauth.conf"
-#define AGENT_MAX_BODY 16384  /* bytes of a request body */
+#define AGENT_MAX_BODY 16384   /* bytes of a request body */
 #define AGENT_MAX_HEADER 16384 /* bytes of the request line and headers (libmicrohttpd's pool) */
-#define AGENT_MAX_USER 256    /* bytes of a user name taken from a path */
-#define AGENT_MAX_IDS 64      /* entries of each allow list */
+#define AGENT_MAX_USER 256     /* bytes of a user name taken from a path */
+#define AGENT_MAX_IDS 64       /* entries of each allow list */
 #define AGENT_RETRY_AFTER "5"
 
 /* ---- options (options.c) ------------------------------------------------------------------ */

@@ -47,8 +47,8 @@ static void renew_one(agent_gen *g, const bkoauth_token *t)
     if (rc != BKOAUTH_OK) {
         if (rc == BKOAUTH_E_STORE) agent_count_store_error();
         agent_count_ahead("failed");
-        agent_log(AGENT_WARNING, "refresh ahead of the token of %s failed: %s: %s", who, bkoauth_code_name(rc),
-                  e.message);
+        agent_log(AGENT_WARNING, "refresh ahead of the token of %s failed: %s: %s", who,
+                  bkoauth_code_name(rc), e.message);
     } else if (after.renewals > before.renewals) {
         agent_count_ahead("renewed");
         agent_log(AGENT_INFO, "refresh ahead: renewed the token of %s (%lld s were left)", who,
@@ -58,8 +58,10 @@ static void renew_one(agent_gen *g, const bkoauth_token *t)
         agent_log(AGENT_INFO, "refresh ahead: the token of %s was renewed elsewhere; picked up", who);
     } else {
         agent_count_ahead("failed");
-        agent_log(AGENT_WARNING, "refresh ahead of the token of %s did not renew it (the SSM service fails or "
-                  "renewals back off); the saved token is still served", who);
+        agent_log(AGENT_WARNING,
+                  "refresh ahead of the token of %s did not renew it (the SSM service fails or "
+                  "renewals back off); the saved token is still served",
+                  who);
     }
     bkoauth_token_free(fresh);
 }
@@ -80,8 +82,8 @@ static void pass(agent_gen *g)
     bkoauth_error e = {0};
     if (bkoauth_list_tokens(g->client, &all, &n, &e) != BKOAUTH_OK) {
         if (e.code == BKOAUTH_E_STORE) agent_count_store_error();
-        agent_log(AGENT_WARNING, "refresh ahead cannot list the saved tokens: %s: %s", bkoauth_code_name(e.code),
-                  e.message);
+        agent_log(AGENT_WARNING, "refresh ahead cannot list the saved tokens: %s: %s",
+                  bkoauth_code_name(e.code), e.message);
         return;
     }
     const char *env = bkoauth_client_env_name(g->client);

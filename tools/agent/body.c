@@ -4,6 +4,7 @@
  * the body holds: it carries credentials. */
 #include "agent.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,8 @@ static void sb_putc(sbuf *b, char c)
 
 static void sb_puts(sbuf *b, const char *s)
 {
-    while (*s) sb_putc(b, *s++);
+    while (*s)
+        sb_putc(b, *s++);
 }
 
 static void sb_wipe(sbuf *b)
@@ -64,9 +66,13 @@ static void sb_encode(sbuf *b, const char *s)
     }
 }
 
-static int fail(char *msg, size_t size, const char *fmt, const char *a)
+static int fail(char *msg, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *msg, size_t size, const char *fmt, ...)
 {
-    snprintf(msg, size, fmt, a);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, size, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
@@ -78,13 +84,27 @@ static json_t *parse_object(const char *body, size_t len, char *msg, size_t size
     if (v == NULL) {
         const char *why;
         switch (json_error_code(&e)) {
-        case json_error_duplicate_key: why = "a member is given twice"; break;
-        case json_error_invalid_utf8: why = "text that is not UTF-8"; break;
-        case json_error_null_character: why = "a NUL character (\\u0000)"; break;
-        case json_error_premature_end_of_input: why = "the text ends too early"; break;
-        case json_error_end_of_input_expected: why = "more after the JSON value"; break;
-        case json_error_out_of_memory: why = "out of memory"; break;
-        default: why = "not JSON"; break;
+        case json_error_duplicate_key:
+            why = "a member is given twice";
+            break;
+        case json_error_invalid_utf8:
+            why = "text that is not UTF-8";
+            break;
+        case json_error_null_character:
+            why = "a NUL character (\\u0000)";
+            break;
+        case json_error_premature_end_of_input:
+            why = "the text ends too early";
+            break;
+        case json_error_end_of_input_expected:
+            why = "more after the JSON value";
+            break;
+        case json_error_out_of_memory:
+            why = "out of memory";
+            break;
+        default:
+            why = "not JSON";
+            break;
         }
         snprintf(msg, size, "the body is not a usable JSON object: %s at line %d column %d", why, e.line,
                  e.column);
@@ -167,8 +187,9 @@ static int login_members(json_t *o, agent_login *out, char *msg, size_t size)
             else if ((out->client_ip = dup_string(json_string_value(v))) == NULL)
                 rc = fail(msg, size, "%s", "out of memory");
         } else {
-            rc = fail(msg, size, "%s", "unknown member in the body; a login takes \"cookies\", \"query\" and "
-                                       "\"client_ip\"");
+            rc = fail(msg, size, "%s",
+                      "unknown member in the body; a login takes \"cookies\", \"query\" and "
+                      "\"client_ip\"");
         }
         if (rc != 0) break;
     }
@@ -187,7 +208,8 @@ static int login_members(json_t *o, agent_login *out, char *msg, size_t size)
 int agent_login_parse(const char *body, size_t len, agent_login *out, char *msg, size_t size)
 {
     memset(out, 0, sizeof *out);
-    if (len == 0) return fail(msg, size, "%s", "a login needs a JSON body: {\"cookies\": {\"bk_token\": \"...\"}}");
+    if (len == 0)
+        return fail(msg, size, "%s", "a login needs a JSON body: {\"cookies\": {\"bk_token\": \"...\"}}");
     json_t *o = parse_object(body, len, msg, size);
     if (o == NULL) return -1;
     int rc = login_members(o, out, msg, size);

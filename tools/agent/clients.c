@@ -128,8 +128,8 @@ int agent_clients_reload(const agent_opts *o)
     bkoauth_error e = {0};
     agent_gen *g = gen_new(o, &e);
     if (g == NULL) {
-        agent_log(AGENT_ERROR, "reload refused, the settings in force stay: %s: %s", bkoauth_code_name(e.code),
-                  e.message);
+        agent_log(AGENT_ERROR, "reload refused, the settings in force stay: %s: %s",
+                  bkoauth_code_name(e.code), e.message);
         agent_count_reload(0);
         return -1;
     }

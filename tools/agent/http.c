@@ -68,7 +68,8 @@ static char *json_text(const json_t *v)
 static enum MHD_Result queue_text(struct MHD_Connection *c, unsigned status, char *text, const char *type,
                                   const agent_answer *a, const char *allow)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, wipe_free_text);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer_with_free_callback(strlen(text), text, wipe_free_text);
     if (r == NULL) {
         wipe_free_text(text);
         return MHD_NO;
@@ -91,8 +92,9 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, agent_op op, agent_
     json_decref(a->body);
     a->body = NULL;
     if (text == NULL) {
-        static const char oom[] = "{\"error\":\"OutOfMemory\",\"message\":\"out of memory building the answer\","
-                                  "\"status\":500}\n";
+        static const char oom[] =
+            "{\"error\":\"OutOfMemory\",\"message\":\"out of memory building the answer\","
+            "\"status\":500}\n";
         text = malloc(sizeof oom);
         if (text == NULL) return MHD_NO;
         memcpy(text, oom, sizeof oom);
@@ -115,7 +117,8 @@ static enum MHD_Result send_error(struct MHD_Connection *c, agent_op op, unsigne
 static enum MHD_Result send_metrics(struct MHD_Connection *c)
 {
     char *text = agent_metrics_text();
-    if (text == NULL) return send_error(c, OP_METRICS, 500, "OutOfMemory", "out of memory building the metrics", NULL, 0);
+    if (text == NULL)
+        return send_error(c, OP_METRICS, 500, "OutOfMemory", "out of memory building the metrics", NULL, 0);
     agent_count_request(OP_METRICS, "OK");
     return queue_text(c, 200, text, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
 }
@@ -136,7 +139,8 @@ static int secret_equal(const char *given, const char *want)
 {
     size_t gl = strlen(given), wl = strlen(want);
     unsigned char d = gl != wl;
-    for (size_t i = 0; i < wl; i++) d |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? given[i] : 0);
+    for (size_t i = 0; i < wl; i++)
+        d |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? given[i] : 0);
     return d == 0;
 }
 
@@ -164,12 +168,14 @@ static unsigned check_unix(struct MHD_Connection *c, const char **why)
     struct ucred cr;
     socklen_t len = sizeof cr;
     if (ci == NULL || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0) {
-        agent_log(AGENT_WARNING, "refused a request on the Unix socket: cannot read the caller's credentials");
+        agent_log(AGENT_WARNING,
+                  "refused a request on the Unix socket: cannot read the caller's credentials");
         *why = "the caller's credentials cannot be read";
         return 403;
     }
     if (peer_allowed(&cr)) return 0;
-    agent_log(AGENT_WARNING, "refused a request on the Unix socket from uid %u gid %u (pid %d): not in the allow list",
+    agent_log(AGENT_WARNING,
+              "refused a request on the Unix socket from uid %u gid %u (pid %d): not in the allow list",
               (unsigned)cr.uid, (unsigned)cr.gid, (int)cr.pid);
     *why = "this uid and gid may not ask this agent (see its --allow-uid and --allow-gid)";
     return 403;
@@ -195,7 +201,8 @@ static unsigned check_tcp(struct MHD_Connection *c, const char **why)
 /* ---- requests ------------------------------------------------------------------------------ */
 
 /* The first call of a request: who asks, what path, a body announced too large. */
-static enum MHD_Result request_begin(const transport *t, struct MHD_Connection *c, const char *url, req_state *st)
+static enum MHD_Result request_begin(const transport *t, struct MHD_Connection *c, const char *url,
+                                     req_state *st)
 {
     const char *why = NULL;
     unsigned refused = t->tcp ? check_tcp(c, &why) : check_unix(c, &why);
@@ -233,14 +240,17 @@ static enum MHD_Result request_data(struct MHD_Connection *c, req_state *st, con
 }
 
 /* The whole request is in: the answer. */
-static enum MHD_Result request_end(const transport *t, struct MHD_Connection *c, const char *method, req_state *st)
+static enum MHD_Result request_end(const transport *t, struct MHD_Connection *c, const char *method,
+                                   req_state *st)
 {
     const char *allow = NULL;
     agent_op op = st->route.op;
-    if (st->route_rc == 404) return send_error(c, OP_OTHER, 404, "NotFound", "no such path; see docs/AGENT.md", NULL, 0);
+    if (st->route_rc == 404)
+        return send_error(c, OP_OTHER, 404, "NotFound", "no such path; see docs/AGENT.md", NULL, 0);
     if (st->route_rc != 0) return send_error(c, OP_OTHER, 400, "BadRequest", st->msg, NULL, 0);
     if (!agent_method_ok(op, method, &allow))
-        return send_error(c, op, 405, "MethodNotAllowed", "this path takes another method (see Allow)", allow, 0);
+        return send_error(c, op, 405, "MethodNotAllowed", "this path takes another method (see Allow)", allow,
+                          0);
     if (agent_stopping() && op != OP_METRICS && op != OP_STATS)
         return send_error(c, op, 503, "ShuttingDown", "the agent is stopping; retry", NULL, 1);
     agent_answer a = {0};
@@ -255,7 +265,8 @@ static enum MHD_Result request_end(const transport *t, struct MHD_Connection *c,
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                              const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+                              const char *version, const char *upload_data, size_t *upload_size,
+                              void **con_cls)
 {
     (void)version;
     const transport *t = cls;
@@ -272,7 +283,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return request_end(t, c, method, st);
 }
 
-static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
     (void)c;
@@ -296,7 +308,8 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
 
 static struct MHD_Daemon *start_daemon(transport *t, int fd)
 {
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC;
     if (!opts->quiet) flags |= MHD_USE_ERROR_LOG;
     return MHD_start_daemon(flags, 0, NULL, NULL, handle, t, MHD_OPTION_LISTEN_SOCKET, fd,
                             MHD_OPTION_CONNECTION_LIMIT, opts->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
@@ -308,7 +321,8 @@ static struct MHD_Daemon *start_daemon(transport *t, int fd)
 int agent_http_start(const agent_opts *o, const agent_sockets *s, const char *bearer)
 {
     opts = o;
-    if (bearer != NULL && (secret = malloc(strlen(bearer) + 1)) != NULL) memcpy(secret, bearer, strlen(bearer) + 1);
+    if (bearer != NULL && (secret = malloc(strlen(bearer) + 1)) != NULL)
+        memcpy(secret, bearer, strlen(bearer) + 1);
     int fds[2] = {s->unix_fd, s->tcp_fd};
     for (int i = 0; i < 2; i++) {
         if (fds[i] < 0) continue;
@@ -334,7 +348,8 @@ void agent_http_stop(unsigned stop_timeout)
     atomic_store(&stopping, 1);
     for (int i = 0; i < 2; i++)
         if (transports[i].daemon != NULL) MHD_quiesce_daemon(transports[i].daemon);
-    for (long waited = 0; agent_in_flight() > 0 && waited < (long)stop_timeout * 1000; waited += 20) sleep_ms(20);
+    for (long waited = 0; agent_in_flight() > 0 && waited < (long)stop_timeout * 1000; waited += 20)
+        sleep_ms(20);
     if (agent_in_flight() > 0)
         agent_log(AGENT_WARNING, "stopping with %ld request(s) still in flight after %u s", agent_in_flight(),
                   stop_timeout);

@@ -20,7 +20,8 @@
 void agent_notify(const char *state)
 {
     const char *path = getenv("NOTIFY_SOCKET");
-    if (path == NULL || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+    if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+        strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return;
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);
@@ -63,7 +64,8 @@ static int take_activated(agent_sockets *s)
         else if ((ss.ss_family == AF_INET || ss.ss_family == AF_INET6) && s->tcp_fd < 0)
             s->tcp_fd = fd;
         else
-            agent_log(AGENT_WARNING, "socket activation: fd %d is not used (one Unix and one TCP socket are)", fd);
+            agent_log(AGENT_WARNING, "socket activation: fd %d is not used (one Unix and one TCP socket are)",
+                      fd);
     }
     agent_log(AGENT_INFO, "socket activation: %ld socket(s) from systemd", n);
     return 1;
@@ -96,8 +98,8 @@ static int open_unix(const agent_opts *o, agent_sockets *s)
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
     if (strlen(o->socket_path) >= sizeof sa.sun_path) {
-        agent_log(AGENT_ERROR, "--socket %s is too long for a Unix socket (at most %zu bytes)", o->socket_path,
-                  sizeof sa.sun_path - 1);
+        agent_log(AGENT_ERROR, "--socket %s is too long for a Unix socket (at most %zu bytes)",
+                  o->socket_path, sizeof sa.sun_path - 1);
         return -1;
     }
     memcpy(sa.sun_path, o->socket_path, strlen(o->socket_path));
@@ -146,7 +148,8 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t
         return 0;
     }
 bad:
-    agent_log(AGENT_ERROR, "--listen %s: give a loopback address and a port, 127.0.0.1:PORT or [::1]:PORT", spec);
+    agent_log(AGENT_ERROR, "--listen %s: give a loopback address and a port, 127.0.0.1:PORT or [::1]:PORT",
+              spec);
     return -1;
 }
 

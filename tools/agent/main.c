@@ -52,7 +52,9 @@ static char *read_secret(const char *path)
     char *s = n >= 16 ? malloc(n + 1) : NULL;
     if (s != NULL) memcpy(s, buf, n + 1);
     explicit_bzero(buf, sizeof buf);
-    if (s == NULL) agent_log(AGENT_ERROR, "the secret file %s must hold a secret of at least 16 bytes on its first line", path);
+    if (s == NULL)
+        agent_log(AGENT_ERROR, "the secret file %s must hold a secret of at least 16 bytes on its first line",
+                  path);
     return s;
 }
 
@@ -64,7 +66,8 @@ static void started_line(const agent_opts *o, const agent_sockets *s)
         agent_log(AGENT_INFO, "listening on %s (env %s)", o->socket_path, env);
     else if (s->unix_fd >= 0)
         agent_log(AGENT_INFO, "listening on the Unix socket from systemd (env %s)", env);
-    if (s->tcp_fd >= 0) agent_log(AGENT_INFO, "listening on TCP port %u (bearer secret required)", s->tcp_port);
+    if (s->tcp_fd >= 0)
+        agent_log(AGENT_INFO, "listening on TCP port %u (bearer secret required)", s->tcp_port);
 }
 
 /* Serves until SIGTERM or SIGINT; SIGHUP reloads. */
@@ -98,7 +101,8 @@ static int run(const agent_opts *o, const sigset_t *set)
     int rc = agent_http_start(o, &s, secret);
     if (secret != NULL) explicit_bzero(secret, strlen(secret));
     free(secret);
-    if (rc == 0 && s.tcp_fd >= 0 && o->port_file != NULL && agent_write_port_file(o->port_file, s.tcp_port) != 0) {
+    if (rc == 0 && s.tcp_fd >= 0 && o->port_file != NULL &&
+        agent_write_port_file(o->port_file, s.tcp_port) != 0) {
         agent_log(AGENT_ERROR, "cannot write the port file %s", o->port_file);
         agent_http_stop(0);
         rc = -1;

@@ -12,8 +12,8 @@
 
 /* The results a request can end with: "OK", the library's code names, the agent's own. */
 static const char *const results[] = {
-    "OK",           "TokenAPIError", "TokenNotExist", "ConfigError",      "InvalidArgument",
-    "StoreError",   "JWTError",      "OutOfMemory",   "BadRequest",       "Unauthorized",
+    "OK",           "TokenAPIError", "TokenNotExist",    "ConfigError",     "InvalidArgument",
+    "StoreError",   "JWTError",      "OutOfMemory",      "BadRequest",      "Unauthorized",
     "Forbidden",    "NotFound",      "MethodNotAllowed", "PayloadTooLarge", "ShuttingDown",
     "InternalError"};
 #define N_RESULTS (sizeof results / sizeof results[0])
@@ -51,7 +51,8 @@ static void observe_ssm(const char *what, int ok, long long micros)
     atomic_fetch_add(&M.ssm[k][ok ? 0 : 1], 1);
     double s = (double)micros / 1e6;
     size_t b = 0;
-    while (b < N_BUCKETS && s > buckets[b]) b++;
+    while (b < N_BUCKETS && s > buckets[b])
+        b++;
     atomic_fetch_add(&M.hist[b], 1);
     atomic_fetch_add(&M.hist_sum_us, (unsigned long long)(micros > 0 ? micros : 0));
 }
@@ -119,21 +120,21 @@ static unsigned long requests_total(void)
 {
     unsigned long n = 0;
     for (size_t o = 0; o < OP_COUNT; o++)
-        for (size_t r = 0; r < N_RESULTS; r++) n += atomic_load(&M.requests[o][r]);
+        for (size_t r = 0; r < N_RESULTS; r++)
+            n += atomic_load(&M.requests[o][r]);
     return n;
 }
 
 json_t *agent_counters_json(void)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests",
-                     (json_int_t)requests_total(), "refused",
-                     (json_int_t)(atomic_load(&M.refused[0]) + atomic_load(&M.refused[1])), "in_flight",
-                     (json_int_t)agent_in_flight(), "renewals_ahead", (json_int_t)atomic_load(&M.ahead[0]),
-                     "renewals_ahead_picked_up", (json_int_t)atomic_load(&M.ahead[1]), "renewals_ahead_failed",
-                     (json_int_t)atomic_load(&M.ahead[2]), "store_errors",
-                     (json_int_t)atomic_load(&M.store_errors), "reloads", (json_int_t)atomic_load(&M.reloads),
-                     "reload_failures", (json_int_t)atomic_load(&M.reload_failures), "uptime_seconds",
-                     (json_int_t)agent_uptime());
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)requests_total(),
+        "refused", (json_int_t)(atomic_load(&M.refused[0]) + atomic_load(&M.refused[1])), "in_flight",
+        (json_int_t)agent_in_flight(), "renewals_ahead", (json_int_t)atomic_load(&M.ahead[0]),
+        "renewals_ahead_picked_up", (json_int_t)atomic_load(&M.ahead[1]), "renewals_ahead_failed",
+        (json_int_t)atomic_load(&M.ahead[2]), "store_errors", (json_int_t)atomic_load(&M.store_errors),
+        "reloads", (json_int_t)atomic_load(&M.reloads), "reload_failures",
+        (json_int_t)atomic_load(&M.reload_failures), "uptime_seconds", (json_int_t)agent_uptime());
 }
 
 /* ---- the Prometheus text ------------------------------------------------------------------- */
@@ -187,14 +188,16 @@ static void put_requests(text *t)
                 put(t, "bkoauth_agent_requests_total{operation=\"%s\",result=\"%s\"} %lu\n",
                     agent_op_name((agent_op)o), results[r], n);
         }
-    head(t, "bkoauth_agent_refused_total", "counter", "Requests refused: peer not allowed or bad bearer secret.");
+    head(t, "bkoauth_agent_refused_total", "counter",
+         "Requests refused: peer not allowed or bad bearer secret.");
     put(t, "bkoauth_agent_refused_total{transport=\"unix\"} %lu\n", atomic_load(&M.refused[0]));
     put(t, "bkoauth_agent_refused_total{transport=\"tcp\"} %lu\n", atomic_load(&M.refused[1]));
 }
 
 static void put_ssm(text *t)
 {
-    head(t, "bkoauth_agent_ssm_calls_total", "counter", "Calls to the SSM token service, by call and result.");
+    head(t, "bkoauth_agent_ssm_calls_total", "counter",
+         "Calls to the SSM token service, by call and result.");
     for (size_t k = 0; k < 3; k++)
         for (size_t ok = 0; ok < 2; ok++)
             put(t, "bkoauth_agent_ssm_calls_total{call=\"%s\",result=\"%s\"} %lu\n", ssm_calls[k],
@@ -227,8 +230,8 @@ static void put_agent(text *t, const bkoauth_stats *s)
     put_counter(t, "bkoauth_agent_served_stale_total",
                 "Valid saved tokens served while the SSM service failed or renewals backed off.",
                 (unsigned long long)s->served_during_outage);
-    put_counter(t, "bkoauth_agent_store_errors_total", "Requests and refresh-ahead steps ended in StoreError.",
-                atomic_load(&M.store_errors));
+    put_counter(t, "bkoauth_agent_store_errors_total",
+                "Requests and refresh-ahead steps ended in StoreError.", atomic_load(&M.store_errors));
     put_counter(t, "bkoauth_agent_store_reconnects_total", "Broken database connections replaced.",
                 (unsigned long long)s->store_reconnects);
     put_counter(t, "bkoauth_agent_cache_hits_total", "Tokens served from the process cache.",
@@ -239,7 +242,8 @@ static void put_agent(text *t, const bkoauth_stats *s)
                 (unsigned long long)s->renewals);
     head(t, "bkoauth_agent_in_flight", "gauge", "Requests being answered.");
     put(t, "bkoauth_agent_in_flight %ld\n", agent_in_flight());
-    put_counter(t, "bkoauth_agent_reloads_total", "Settings reloads that took effect.", atomic_load(&M.reloads));
+    put_counter(t, "bkoauth_agent_reloads_total", "Settings reloads that took effect.",
+                atomic_load(&M.reloads));
     put_counter(t, "bkoauth_agent_reload_failures_total", "Settings reloads refused (the old settings stay).",
                 atomic_load(&M.reload_failures));
     head(t, "bkoauth_agent_start_time_seconds", "gauge", "Unix time the agent started.");

@@ -33,11 +33,16 @@ void agent_error(agent_answer *a, unsigned status, const char *name, const char 
 static unsigned status_of(const bkoauth_error *e)
 {
     switch (e->code) {
-    case BKOAUTH_E_TOKEN_NOT_EXIST: return 404;
-    case BKOAUTH_E_INVALID: return 400;
-    case BKOAUTH_E_STORE: return 503;
-    case BKOAUTH_E_TOKEN_API: return e->http_status != 0 || e->api_code != 0 ? 502 : 503;
-    default: return 500;
+    case BKOAUTH_E_TOKEN_NOT_EXIST:
+        return 404;
+    case BKOAUTH_E_INVALID:
+        return 400;
+    case BKOAUTH_E_STORE:
+        return 503;
+    case BKOAUTH_E_TOKEN_API:
+        return e->http_status != 0 || e->api_code != 0 ? 502 : 503;
+    default:
+        return 500;
     }
 }
 
@@ -69,13 +74,13 @@ static void token_answer(agent_answer *a, const bkoauth_token *t)
     int64_t now = (int64_t)time(NULL);
     a->status = 200;
     a->result = "OK";
-    a->body = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:s, s:b}", "access_token", t->access_token,
-                        "scope", t->scope ? t->scope : "", "env_name", t->env_name ? t->env_name : "",
-                        "user_id", t->user_id ? json_string(t->user_id) : json_null(), "expires",
-                        iso_time(t->expires, exp, sizeof exp), "expires_at", (json_int_t)t->expires,
-                        "expires_in", (json_int_t)(t->expires - now), "created_at",
-                        iso_time(t->created_at, cre, sizeof cre), "has_refresh_token",
-                        t->refresh_token != NULL && t->refresh_token[0] != '\0');
+    a->body =
+        json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:s, s:b}", "access_token", t->access_token, "scope",
+                  t->scope ? t->scope : "", "env_name", t->env_name ? t->env_name : "", "user_id",
+                  t->user_id ? json_string(t->user_id) : json_null(), "expires",
+                  iso_time(t->expires, exp, sizeof exp), "expires_at", (json_int_t)t->expires, "expires_in",
+                  (json_int_t)(t->expires - now), "created_at", iso_time(t->created_at, cre, sizeof cre),
+                  "has_refresh_token", t->refresh_token != NULL && t->refresh_token[0] != '\0');
 }
 
 static void finish(agent_answer *a, bkoauth_code rc, bkoauth_token *t, const bkoauth_error *e)
@@ -122,8 +127,10 @@ static void op_refresh(bkoauth_client *c, const agent_route *r, const char *body
     bkoauth_token *saved = NULL, *t = NULL;
     bkoauth_code rc = store_get(client_store(c), bkoauth_client_env_name(c), r->user, &saved, &e);
     if (rc == BKOAUTH_E_TOKEN_NOT_EXIST)
-        snprintf(e.message, sizeof e.message, "no saved access_token for user %s in env %s: log the user in first "
-                 "(POST /v1/users/{user}/login)", r->user, bkoauth_client_env_name(c));
+        snprintf(e.message, sizeof e.message,
+                 "no saved access_token for user %s in env %s: log the user in first "
+                 "(POST /v1/users/{user}/login)",
+                 r->user, bkoauth_client_env_name(c));
     if (rc == BKOAUTH_OK) {
         bkoauth_token old = *saved;
         if (held != NULL) old.access_token = held;
@@ -156,9 +163,15 @@ void agent_run_op(const agent_route *r, const char *body, size_t len, agent_answ
         rc = bkoauth_get_access_token_by_user(g->client, r->user, &t, &e);
         finish(a, rc, t, &e);
         break;
-    case OP_LOGIN: op_login(g->client, r, body, len, a); break;
-    case OP_REFRESH: op_refresh(g->client, r, body, len, a); break;
-    default: agent_error(a, 404, "NotFound", "no such operation"); break;
+    case OP_LOGIN:
+        op_login(g->client, r, body, len, a);
+        break;
+    case OP_REFRESH:
+        op_refresh(g->client, r, body, len, a);
+        break;
+    default:
+        agent_error(a, 404, "NotFound", "no such operation");
+        break;
     }
     agent_gen_release(g);
 }
@@ -169,8 +182,8 @@ void agent_healthz(agent_answer *a, const char *transport)
     a->status = 200;
     a->result = "OK";
     a->body = json_pack("{s:b, s:s, s:s, s:I, s:i, s:s}", "ok", 1, "version", bkoauth_version(), "env_name",
-                        agent_env_name(env, sizeof env), "uptime_seconds", (json_int_t)agent_uptime(), "reloads",
-                        (int)agent_reloads(), "transport", transport);
+                        agent_env_name(env, sizeof env), "uptime_seconds", (json_int_t)agent_uptime(),
+                        "reloads", (int)agent_reloads(), "transport", transport);
 }
 
 void agent_stats(agent_answer *a)
@@ -179,13 +192,13 @@ void agent_stats(agent_answer *a)
     agent_clients_stats(&s);
     json_t *client = json_pack(
         "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "cache_hits",
-        (json_int_t)s.cache_hits, "store_reads", (json_int_t)s.store_reads, "renewals", (json_int_t)s.renewals,
-        "ssm_calls", (json_int_t)s.ssm_calls, "ssm_fail_network", (json_int_t)s.ssm_fail_network,
-        "ssm_fail_server", (json_int_t)s.ssm_fail_server, "ssm_fail_answer", (json_int_t)s.ssm_fail_answer,
-        "ssm_fail_refused", (json_int_t)s.ssm_fail_refused, "ssm_fail_setup", (json_int_t)s.ssm_fail_setup,
-        "served_during_outage", (json_int_t)s.served_during_outage, "store_reconnects",
-        (json_int_t)s.store_reconnects, "grants_saved_late", (json_int_t)s.grants_saved_late, "grants_unsaved",
-        (json_int_t)s.grants_unsaved);
+        (json_int_t)s.cache_hits, "store_reads", (json_int_t)s.store_reads, "renewals",
+        (json_int_t)s.renewals, "ssm_calls", (json_int_t)s.ssm_calls, "ssm_fail_network",
+        (json_int_t)s.ssm_fail_network, "ssm_fail_server", (json_int_t)s.ssm_fail_server, "ssm_fail_answer",
+        (json_int_t)s.ssm_fail_answer, "ssm_fail_refused", (json_int_t)s.ssm_fail_refused, "ssm_fail_setup",
+        (json_int_t)s.ssm_fail_setup, "served_during_outage", (json_int_t)s.served_during_outage,
+        "store_reconnects", (json_int_t)s.store_reconnects, "grants_saved_late",
+        (json_int_t)s.grants_saved_late, "grants_unsaved", (json_int_t)s.grants_unsaved);
     a->status = 200;
     a->result = "OK";
     a->body = json_pack("{s:o, s:o}", "client", client, "agent", agent_counters_json());

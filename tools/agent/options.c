@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +42,14 @@ static const char help_text[] =
     "  --quiet                   log only warnings and errors\n"
     "See docs/AGENT.md or bkoauth-agent(8) for the API.\n";
 
-static int usage_error(const char *fmt, const char *arg)
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fputs("bkoauth-agent: ", stderr);
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fputc('\n', stderr);
     fputs(usage_text, stderr);
     return 2;
@@ -105,9 +110,9 @@ static int opt_number(agent_opts *o, const char *name, const char *v, int *rc)
     static const struct {
         const char *name;
         long lo, hi;
-    } nums[] = {{"--refresh-ahead", 0, 31536000},   {"--refresh-spread", 0, 31536000},
-                {"--refresh-interval", 1, 86400},   {"--max-connections", 1, 100000},
-                {"--timeout", 1, 3600},            {"--stop-timeout", 0, 3600}};
+    } nums[] = {{"--refresh-ahead", 0, 31536000}, {"--refresh-spread", 0, 31536000},
+                {"--refresh-interval", 1, 86400}, {"--max-connections", 1, 100000},
+                {"--timeout", 1, 3600},           {"--stop-timeout", 0, 3600}};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         if (strcmp(name, nums[i].name) != 0) continue;
         long n;
@@ -136,7 +141,8 @@ static int opt_ids(agent_opts *o, const char *name, const char *v)
     if (strcmp(name, "--socket-mode") == 0) {
         char *end;
         unsigned long m = strtoul(v, &end, 8);
-        if (end == v || *end != '\0' || m > 0777) return usage_error("bad --socket-mode %s (octal, e.g. 0660)", v);
+        if (end == v || *end != '\0' || m > 0777)
+            return usage_error("bad --socket-mode %s (octal, e.g. 0660)", v);
         o->socket_mode = (unsigned)m;
     } else if (strcmp(name, "--group") == 0) {
         if (parse_gid(v, &o->group) != 0) return usage_error("no such group: %s", v);
@@ -160,8 +166,8 @@ static int opt_value(agent_opts *o, const char *name, const char *v)
     if (opt_number(o, name, v, &rc)) return rc;
     const char **strs[] = {&o->config_file, &o->config_file, &o->database_url, &o->database_url,
                            &o->socket_path, &o->listen,      &o->secret_file,  &o->port_file};
-    const char *names[] = {"-c",       "--config", "-D",         "--database-url",
-                           "--socket", "--listen", "--secret-file", "--port-file"};
+    const char *names[] = {"-c",       "--config",      "-D",         "--database-url", "--socket",
+                           "--listen", "--secret-file", "--port-file"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i]) == 0) {
             *strs[i] = v;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const op_names[OP_COUNT] = {"app_token", "user_token", "login",  "refresh",
+static const char *const op_names[OP_COUNT] = {"app_token", "user_token", "login",   "refresh",
                                                "healthz",   "stats",      "metrics", "other"};
 
 const char *agent_op_name(agent_op op)
@@ -60,12 +60,14 @@ static int split(const char *p, size_t len, const char *seg[5], size_t seglen[5]
     size_t i = 1;
     while (i <= len) {
         size_t j = i;
-        while (j < len && p[j] != '/') j++;
+        while (j < len && p[j] != '/')
+            j++;
         if (*n == 5) return -1;
         seg[*n] = p + i;
         seglen[*n] = j - i;
         (*n)++;
-        if (j - i == 0 && !(j == len && *n == 1)) return bad(msg, size, "an empty segment ('//' or a trailing '/')");
+        if (j - i == 0 && !(j == len && *n == 1))
+            return bad(msg, size, "an empty segment ('//' or a trailing '/')");
         if ((j - i == 1 && p[i] == '.') || (j - i == 2 && p[i] == '.' && p[i + 1] == '.'))
             return bad(msg, size, "a '.' or '..' segment");
         i = j + 1;
