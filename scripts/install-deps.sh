@@ -13,6 +13,7 @@ PACKAGES=(
   libfaketime faketime
   tinyproxy-bin stunnel4 pgbouncer
   abigail-tools
+  golang-go
 )
 
 missing=()

@@ -11,13 +11,9 @@
  * so other threads running out of memory meanwhile do not count. */
 #include "json.h"
 
-<<<<<<< HEAD:src/base/alloc.c
-=======
-#include <curl/curl.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
->>>>>>> soak:src/alloc.c
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -38,6 +38,12 @@ struct ssm_client {
 };
 
 static _Thread_local ssm_failure last_failure;
+static _Atomic(bkoauth__ssm_observer_fn) ssm_observer;
+
+void bkoauth__ssm_set_observer(bkoauth__ssm_observer_fn fn)
+{
+    atomic_store(&ssm_observer, fn);
+}
 
 ssm_failure ssm_last_failure(void)
 {
@@ -650,6 +656,10 @@ static bkoauth_code ssm_send(ssm_client *c, const ssm_call *call, const char *wh
         rc = err_set(err, BKOAUTH_E_NOMEM,
                      "out of memory during the SSM %s call (the request may have lost a part)", what);
     ssm_log_call(c, call, what, resp.status, ms, rc, err);
+    bkoauth__ssm_observer_fn observe = atomic_load(&ssm_observer);
+    if (observe != NULL)
+        observe(what, rc == BKOAUTH_OK,
+                (long long)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
     http_response_clear(&resp);
     ssm_buf_wipe_free(&url);
     return rc;

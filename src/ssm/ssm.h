@@ -32,6 +32,13 @@ const char *ssm_route(const ssm_client *c, char *out, size_t size);
 /* The wire protocol the client speaks: "ieod" or "ee". */
 const char *ssm_protocol_name(const ssm_client *c);
 
+/* A process-wide observer of the SSM calls sent (for bkoauth-agent's metrics): called after
+ * each call with what was asked ("APP token", "user token", "refresh_token"), 1 when a usable
+ * grant came back (else 0) and the call's time in microseconds. NULL (the default): none. Set
+ * it before clients are used from other threads. */
+typedef void (*bkoauth__ssm_observer_fn)(const char *what, int ok, long long micros);
+void bkoauth__ssm_set_observer(bkoauth__ssm_observer_fn fn);
+
 /* Each returns BKOAUTH_OK with *out filled, or BKOAUTH_E_TOKEN_API (http_status/api_code set
  * when known) with a message a person can act on; *out is then zeroed. */
 bkoauth_code ssm_fetch_app(ssm_client *c, const char *env_name, ssm_grant *out, bkoauth_error *err);

@@ -36,13 +36,13 @@ arch=$(dpkg --print-architecture)
 version=$(cd "$src" && dpkg-parsechangelog -S Version)
 upstream=$(sed -n 's/^project(bkoauth VERSION \([0-9][0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
 soname=libbkoauth.so.0
-packages=(libbkoauth0 libbkoauth-dev bkoauth-tools bkoauth-devserver)
+packages=(libbkoauth0 libbkoauth-dev bkoauth-tools bkoauth-devserver bkoauth-agent)
 deb() { echo "$out/${1}_${version}_${arch}.deb"; }
 # every function bkoauth.h exports, one a line, sorted
 api=$(sed -n 's/^BKOAUTH_API .*[ *]\(bkoauth_[a-z0-9_]*\)(.*/\1/p' "$src/include/bkoauth.h" | sort)
 [ "$(echo "$api" | wc -l)" -ge 20 ] || fail "found only $(echo "$api" | wc -l) BKOAUTH_API functions in bkoauth.h"
 
-# ---- 1. the four packages, and no others (beside their -dbgsym) ------------------------------
+# ---- 1. the five packages, and no others (beside their -dbgsym) ------------------------------
 for p in "${packages[@]}"; do
   [ -f "$(deb "$p")" ] || fail "package.sh did not make $(deb "$p")"
 done
@@ -85,6 +85,18 @@ expect_files bkoauth-tools "usr/bin/bkoauth
 usr/share/man/man1/bkoauth.1.gz"
 expect_files bkoauth-devserver "usr/bin/bkoauth-devserver
 usr/share/man/man1/bkoauth-devserver.1.gz"
+expect_files bkoauth-agent "usr/bin/bkoauth-agent
+usr/share/man/man1/bkoauth-agent.1.gz
+etc/bkoauth/agent.conf
+etc/default/bkoauth-agent
+lib/systemd/system/bkoauth-agent.service
+lib/systemd/system/bkoauth-agent.socket
+usr/lib/sysusers.d/bkoauth-agent.conf"
+# the settings and the options are conffiles (an admin's change survives an upgrade)
+conffiles=$(dpkg-deb --ctrl-tarfile "$(deb bkoauth-agent)" | tar -xOf - ./conffiles | sort)
+[ "$conffiles" = "$(printf '/etc/bkoauth/agent.conf\n/etc/default/bkoauth-agent')" ] \
+  || fail "bkoauth-agent's conffiles are not agent.conf and default/bkoauth-agent: $conffiles"
+ok
 
 for p in "${packages[@]}"; do dpkg-deb -x "$(deb "$p")" "$root"; done
 libdir="$root/usr/lib/$ma"
@@ -138,7 +150,10 @@ needs_covered() { # package, binary in the root: each NEEDED library's package i
 needs_covered libbkoauth0 "$libdir/$soname"
 needs_covered bkoauth-tools "$root/usr/bin/bkoauth"
 needs_covered bkoauth-devserver "$root/usr/bin/bkoauth-devserver"
-for p in bkoauth-tools bkoauth-devserver libbkoauth0; do
+needs_covered bkoauth-agent "$root/usr/bin/bkoauth-agent"
+# the sysusers snippet of its postinst runs systemd-sysusers
+depends_of bkoauth-agent | contains -x systemd || fail "bkoauth-agent does not depend on systemd (systemd-sysusers): $(dpkg-deb -f "$(deb bkoauth-agent)" Depends)"
+for p in bkoauth-tools bkoauth-devserver bkoauth-agent libbkoauth0; do
   depends_of "$p" | contains -- '-dev$' && fail "$p depends on a -dev package: $(dpkg-deb -f "$(deb "$p")" Depends)"
 done
 dpkg-deb -f "$(deb libbkoauth-dev)" Depends | contains "libbkoauth0 (= $version)" || fail "libbkoauth-dev does not depend on libbkoauth0 (= $version)"
@@ -174,7 +189,7 @@ ok
 pkgs=()
 for p in "${packages[@]}"; do pkgs+=("$(deb "$p")"); done
 apt-get -s -o Debug::NoLocking=1 install "${pkgs[@]}" >"$work/apt.log" 2>&1 \
-  || { cat "$work/apt.log" >&2; fail "apt-get --simulate install of the four packages failed"; }
+  || { cat "$work/apt.log" >&2; fail "apt-get --simulate install of the five packages failed"; }
 for p in "${packages[@]}"; do
   grep -q -e "^Conf $p " -e "^$p is already the newest version" "$work/apt.log" || fail "apt would not install $p: $(cat "$work/apt.log")"
 done
@@ -228,9 +243,54 @@ set +e; cli token nobody >/dev/null 2>&1; rc=$?; set -e
 [ "$rc" = 4 ] || fail "bkoauth token nobody exited $rc, not 4 (TokenNotExist)"
 ok
 
+# ---- 4. the packaged agent: its units, its users, and the agent as its socket unit starts it ----
+unit="$root/lib/systemd/system"
+grep -qx 'ListenStream=/run/bkoauth/agent.sock' "$unit/bkoauth-agent.socket" && grep -qx 'SocketMode=0660' "$unit/bkoauth-agent.socket" \
+  && grep -qx 'SocketGroup=bkoauth-clients' "$unit/bkoauth-agent.socket" || fail "bkoauth-agent.socket: not /run/bkoauth/agent.sock, 0660, bkoauth-clients"
+for line in Type=notify 'ExecReload=/bin/kill -HUP $MAINPID' User=bkoauth Group=bkoauth RuntimeDirectory=bkoauth \
+            RuntimeDirectoryPreserve=yes 'ExecStart=/usr/bin/bkoauth-agent -c /etc/bkoauth/agent.conf $BKOAUTH_AGENT_OPTIONS'; do
+  grep -qxF "$line" "$unit/bkoauth-agent.service" || fail "bkoauth-agent.service lacks the line $line"
+done
+# systemd reads both units without a complaint (the binary looked for in the unpacked root)
+mkdir "$work/units"
+cp "$unit/bkoauth-agent.socket" "$work/units/"
+sed "s|/usr/bin/bkoauth-agent|$root/usr/bin/bkoauth-agent|" "$unit/bkoauth-agent.service" >"$work/units/bkoauth-agent.service"
+verify=$(cd "$work/units" && systemd-analyze verify --man=no ./bkoauth-agent.socket ./bkoauth-agent.service 2>&1) \
+  || fail "systemd-analyze verify refuses the units: $verify"
+[ -z "$verify" ] || fail "systemd-analyze verify complains about the units: $verify"
+grep -q '^u bkoauth ' "$root/usr/lib/sysusers.d/bkoauth-agent.conf" && grep -q '^g bkoauth-clients ' "$root/usr/lib/sysusers.d/bkoauth-agent.conf" \
+  || fail "the sysusers file does not make the user bkoauth and the group bkoauth-clients"
+dpkg-deb --ctrl-tarfile "$(deb bkoauth-agent)" | tar -xOf - ./postinst >"$work/postinst"
+grep -q 'systemd-sysusers.*bkoauth-agent.conf' "$work/postinst" && grep -q 'chown root:bkoauth "$conf"' "$work/postinst" \
+  || fail "bkoauth-agent's postinst does not make the users and protect agent.conf"
+# installed disabled (the agent needs its settings first): no unit is enabled at installation
+grep -q 'deb-systemd-helper enable' "$work/postinst" && fail "bkoauth-agent's postinst enables a unit"
+grep -q "^BKOAUTH_AGENT_OPTIONS=\"--allow-gid bkoauth-clients\"" "$root/etc/default/bkoauth-agent" \
+  || fail "/etc/default/bkoauth-agent does not allow the group bkoauth-clients"
+ok
+# socket activation as bkoauth-agent.socket does it: the socket is made first, the agent is
+# started on the first connection and handed the socket; the packaged command line asks it
+cp "$root/etc/bkoauth/agent.conf" "$work/agent.conf"
+sed -i "s|^BKOAUTH_DATABASE_URL = .*|BKOAUTH_DATABASE_URL = 'sqlite:$work/agent.db'|" "$work/agent.conf"
+printf "OAUTH_API_URL = '%s'\nAPP_CODE = 'pkg-app'\nSECRET_KEY = 'pkg-secret'\nOAUTH_COOKIES_PARAMS = {'bk_token': 'bk_token'}\n" "$DEV_URL" >>"$work/agent.conf"
+systemd-socket-activate -l "$work/agent.sock" "$root/usr/bin/bkoauth-agent" -c "$work/agent.conf" \
+  >"$work/agent.log" 2>&1 &
+activate_pid=$!
+for i in $(seq 1 50); do [ -S "$work/agent.sock" ] && break; sleep 0.1; done
+acli() { env -i PATH="$PATH" "$root/usr/bin/bkoauth" "$@"; }
+agent_app=$(acli --agent "$work/agent.sock" app-token) || { cat "$work/agent.log" >&2; fail "the packaged bkoauth --agent app-token failed against the socket-activated packaged agent"; }
+[ "$(acli -c "$work/agent.conf" app-token)" = "$agent_app" ] || fail "the agent's APP token is not the one saved in its store"
+agent_user=$(acli --agent "$work/agent.sock" user-token paula --cookie 'bk_token=cred-paula') || fail "bkoauth --agent user-token failed"
+[ "$(acli --agent "$work/agent.sock" token paula)" = "$agent_user" ] || fail "bkoauth --agent token paula is not the login's token"
+grep -q 'socket activation' "$work/agent.log" || fail "the agent did not take its socket from systemd-socket-activate: $(cat "$work/agent.log")"
+kill "$activate_pid" 2>/dev/null || true; wait "$activate_pid" 2>/dev/null || true
+set +e; acli --agent "$work/agent.sock" token paula >/dev/null 2>"$work/err"; rc=$?; set -e
+[ "$rc" = 1 ] && grep -q "no agent at $work/agent.sock" "$work/err" || fail "bkoauth --agent after the agent stopped: exit $rc, $(cat "$work/err")"
+ok
+
 # ---- 4. the packaged man pages -------------------------------------------------------------------
 export MANPATH="$root/usr/share/man" MANWIDTH=80 LC_ALL=C.UTF-8
-for page in "1 bkoauth" "1 bkoauth-devserver" "3 bkoauth"; do
+for page in "1 bkoauth" "1 bkoauth-devserver" "1 bkoauth-agent" "3 bkoauth"; do
   set -- $page
   man -w "$1" "$2" | contains "^$root/usr/share/man/man$1/$2.$1.gz$" || fail "man -w $1 $2 does not find the packaged page"
   warnings=$(MANROFFSEQ='' man --warnings -E UTF-8 -Tutf8 -Z "$1" "$2" 2>&1 >/dev/null || true)
@@ -240,5 +300,5 @@ for fn in $api; do
   man 3 "$fn" 2>/dev/null | contains "$fn(" || fail "man 3 $fn does not show the synopsis of $fn"
 done
 ok
-echo "test_packages: $checks checks passed: 4 packages in $out, installed into a throwaway root," \
+echo "test_packages: $checks checks passed: 5 packages in $out, installed into a throwaway root," \
      "outside program built against libbkoauth-dev (pkg-config shared and static, CMake) and run against libbkoauth0"

@@ -30,8 +30,20 @@ for o in $options; do
     || fail "bkoauth-devserver(1) has no entry for $o"
 done
 
+agent_options=$("$build/tools/bkoauth-agent" --help | grep -o -- '--[a-z][a-z-]*' | sort -u)
+[ "$(echo "$agent_options" | wc -l)" -ge 10 ] || fail "bkoauth-agent --help lists only: $agent_options"
+for o in $agent_options; do
+  grep -q "^\.B[IR]* .*$(sed 's/-/\\\\-/g' <<<"$o")\b" "$src/tools/agent/bkoauth-agent.1" \
+    || fail "bkoauth-agent(1) has no entry for $o"
+done
+# bkoauth(1) explains every option of `bkoauth --help`
+cli_options=$("$build/tools/bkoauth" --help | grep -o -- '--[a-z][a-z-]*' | sort -u)
+for o in $cli_options; do
+  grep -q "^\.B[IR]* .*$(sed 's/-/\\\\-/g' <<<"$o")\b" "$src/tools/bkoauth.1" || fail "bkoauth(1) has no entry for $o"
+done
+
 if command -v man >/dev/null 2>&1; then
-  for f in "$page" "$src/tools/devserver/bkoauth-devserver.1" "$src/tools/bkoauth.1"; do
+  for f in "$page" "$src/tools/devserver/bkoauth-devserver.1" "$src/tools/bkoauth.1" "$src/tools/agent/bkoauth-agent.1"; do
     warnings=$(LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$f" 2>&1 >/dev/null || true)
     [ -z "$warnings" ] || fail "$f renders with warnings: $warnings"
   done
@@ -40,4 +52,4 @@ else
   rendered="not rendered (man is not installed)"
 fi
 echo "test_man: bkoauth(3) covers the $(echo "$api" | wc -l) functions of bkoauth.h, bkoauth-devserver(1) its" \
-     "$(echo "$options" | wc -l) options; pages $rendered"
+     "$(echo "$options" | wc -l) options, bkoauth-agent(1) its $(echo "$agent_options" | wc -l); pages $rendered"

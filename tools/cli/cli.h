@@ -11,6 +11,7 @@
  *   cmd_list_delete.c  list, delete
  *   cmd_check.c        check
  *   cmd_verify_jwt.c   verify-jwt
+ *   agent.c            --agent: the token commands asked of bkoauth-agent (agent.h)
  *
  * A new global option goes into main.c alone (cli_args, cli_options, cli_parse); a new command
  * into the table there and a cmd_*.c file of its group. */
@@ -43,6 +44,8 @@ typedef struct cli_args {
     const char *cookie;    /* user-token --cookie */
     const char *client_ip; /* user-token --client-ip */
     int app;               /* delete --app */
+    int agent;             /* --agent [SOCKET] */
+    const char *agent_socket;
 } cli_args;
 
 /* A command: runs with a client made from the settings (check: with NULL, it makes its own).

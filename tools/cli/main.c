@@ -16,6 +16,8 @@
  * library, in Jansson or in libcurl, is reported as "bkoauth: OutOfMemory: ..."). */
 #include "cli.h"
 
+#include "agent.h" /* --agent: the token commands asked of bkoauth-agent */
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -109,6 +111,9 @@ static void cli_print_tool_help(FILE *f)
         "                           mysql://USER:PASSWORD@HOST:PORT/DATABASE (overrides\n"
         "                           BKOAUTH_DATABASE_URL)\n"
         "      --json               print JSON instead of text\n"
+        "      --agent[=SOCKET]     ask bkoauth-agent for the token commands (default $BKOAUTH_AGENT, else\n"
+        "                           " CLI_AGENT_DEFAULT_SOCKET
+        "; a SOCKET with a '/' may follow as an argument)\n"
         "  -h, --help               show help (bkoauth COMMAND --help for a command)\n"
         "      --version            show the version\n"
         "\nSettings come from the file, then the environment (the same names, e.g. OAUTH_API_URL,\n"
@@ -166,7 +171,14 @@ static const cli_command *cli_find(const char *name)
 
 /* The options, global and per command; getopt_long() matches them (a unique prefix of a long
  * name too) and takes a value as "--long VALUE", "--long=VALUE", "-s VALUE" or "-sVALUE". */
-enum { CLI_LONG_JSON = 256, CLI_LONG_VERSION, CLI_LONG_APP, CLI_LONG_COOKIE, CLI_LONG_CLIENT_IP };
+enum {
+    CLI_LONG_JSON = 256,
+    CLI_LONG_VERSION,
+    CLI_LONG_APP,
+    CLI_LONG_COOKIE,
+    CLI_LONG_CLIENT_IP,
+    CLI_LONG_AGENT
+};
 
 static const struct option cli_options[] = {
     {"config", required_argument, NULL, 'c'},
@@ -177,6 +189,7 @@ static const struct option cli_options[] = {
     {"app", no_argument, NULL, CLI_LONG_APP},
     {"cookie", required_argument, NULL, CLI_LONG_COOKIE},
     {"client-ip", required_argument, NULL, CLI_LONG_CLIENT_IP},
+    {"agent", optional_argument, NULL, CLI_LONG_AGENT},
     {NULL, 0, NULL, 0},
 };
 
@@ -249,6 +262,12 @@ static int cli_parse(int argc, char **argv, cli_args *a)
             break;
         case CLI_LONG_CLIENT_IP:
             a->client_ip = optarg;
+            break;
+        case CLI_LONG_AGENT: /* "--agent SOCKET": the next argument when it holds a '/' */
+            a->agent = 1;
+            a->agent_socket = optarg;
+            if (optarg == NULL && optind < argc && strchr(argv[optind], '/') != NULL)
+                a->agent_socket = argv[optind++];
             break;
         case ':':
             status = cli_usage_error(a->command ? cli_find(a->command) : NULL, "option %.64s needs a value",
@@ -335,7 +354,14 @@ static int cli_help(const cli_args *a)
 /* Runs command c with a client made from the settings. The exit status. */
 static int cli_run(const cli_command *c, const cli_args *a)
 {
+    if (a->agent && !cli_agent_serves(c->name))
+        return cli_usage_error(
+            c, "--agent: the agent serves app-token, user-token, token and refresh, not %s", c->name);
     if (c->run == cmd_check) return cmd_check(NULL, a); /* it makes its client itself */
+    const char *agent = cli_agent_serves(c->name) ? cli_agent_socket(a->agent, a->agent_socket) : NULL;
+    if (agent != NULL)
+        return cli_agent_run(
+            &(cli_agent_call){agent, c->name, a->positional[0], a->cookie, a->client_ip, a->json});
     bkoauth_error e;
     memset(&e, 0, sizeof e);
     bkoauth_config *config = cli_settings(a, &e);

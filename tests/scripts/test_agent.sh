@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# bkoauth-agent (docs/AGENT.md): the API on the Unix socket and on TCP, who may ask (SO_PEERCRED
+# with a caller of another uid, the bearer secret), hostile requests, SIGHUP (settings re-read,
+# the same socket) and SIGTERM (a request in flight finishes, exit 0), sd_notify.
+#   usage: test_agent.sh BUILD_DIR SOURCE_DIR
+. "$(dirname "$0")/agent_common.sh" test_agent "$1" "$2"
+
+devserver_start "$DEVSERVER" --user cred-alice=alice --user cred-bob=bob || exit 1
+write_conf "$work/agent.conf"
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
+chmod 600 "$work/secret"
+SECRET=$(cat "$work/secret")
+
+# sd_notify: a datagram socket that writes what it gets, one message a line
+"$PY" - "$work/notify.sock" "$work/notify.log" <<'EOF' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as f:
+    while True:
+        m = s.recv(4096).decode()
+        f.write(m.replace("\n", " ") + "\n")
+EOF
+NOTIFY_PID=$!
+for _ in $(seq 1 50); do [ -S "$work/notify.sock" ] && break; sleep 0.1; done
+trap 'kill $NOTIFY_PID 2>/dev/null; agent_cleanup' EXIT
+
+NOTIFY_SOCKET="$work/notify.sock" agent_start -c "$work/agent.conf" --socket-mode 0666 --listen 127.0.0.1:0 \
+  --port-file "$work/tcp.port" --secret-file "$work/secret" --refresh-ahead 0 --timeout 2 || exit 1
+TCP_PORT=$(cat "$work/tcp.port")
+grep -q '^READY=1$' "$work/notify.log" && ok || fail "sd_notify: no READY=1 (got: $(cat "$work/notify.log"))"
+
+# ---- the API on the Unix socket ----
+req GET /healthz
+expect_eq "$CODE" 200 "healthz"
+expect_eq "$(jget transport)" unix "healthz transport"
+expect_eq "$(jget env_name)" test "healthz env_name"
+
+req GET /v1/app/token
+expect_eq "$CODE" 200 "app token"
+APP=$(jget access_token)
+expect_eq "$(jget user_id)" null "app token user_id"
+expect_eq "$(jget has_refresh_token)" false "app token has_refresh_token"
+expect_eq "$(curl -s "$DEV_URL/__dev/token?access_token=$APP" | jget valid "$(cat)")" true "the app token is the devserver's"
+[[ "$BODY" != *\"refresh_token\"* ]] && ok || fail "a refresh_token was handed out: $BODY"
+
+req GET /v1/users/alice/token
+expect_eq "$CODE" 404 "no saved token"
+expect_eq "$(jget error)" TokenNotExist "no saved token: error name"
+
+req POST /v1/users/alice/login -d '{"cookies": {"bk_token": "cred-alice"}, "client_ip": "10.1.2.3"}'
+expect_eq "$CODE" 200 "login"
+expect_eq "$(jget user_id)" alice "login user_id"
+ALICE=$(jget access_token)
+expect_eq "$(curl -s "$DEV_URL/__dev/token?access_token=$ALICE" | jget bk_client_ip "$(cat)")" 10.1.2.3 "client_ip sent"
+
+req POST /v1/users/bob/login -d '{"cookies": {"bk_token": "wrong"}}'
+expect_eq "$CODE" 502 "login with a bad credential"
+expect_eq "$(jget error)" TokenAPIError "bad credential: error name"
+expect_match "$(jget ssm_code)" '^[0-9]+$' "bad credential: ssm_code"
+
+req POST /v1/users/bob/login -d '{"cookies": {"bk_token": "a;b"}}'
+expect_eq "$CODE" 400 "a cookie value with ';'"
+
+req GET /v1/users/alice/token
+expect_eq "$CODE" 200 "alice's saved token"
+expect_eq "$(jget access_token)" "$ALICE" "the saved token is the login's"
+
+before=$(dev_counter refresh)
+req POST /v1/users/alice/refresh
+expect_eq "$CODE" 200 "refresh"
+ALICE2=$(jget access_token)
+expect_ne "$ALICE2" "$ALICE" "refresh gives a new token"
+expect_eq "$(dev_counter refresh)" $((before + 1)) "refresh: one SSM call"
+# a caller still holding the old token: the newer saved one, no SSM call
+req POST /v1/users/alice/refresh -d "{\"access_token\": \"$ALICE\"}"
+expect_eq "$CODE" 200 "refresh with an old token"
+expect_eq "$(jget access_token)" "$ALICE2" "refresh with an old token gives the saved one"
+expect_eq "$(dev_counter refresh)" $((before + 1)) "refresh with an old token: no SSM call"
+
+req POST /v1/users/carol/refresh
+expect_eq "$CODE" 404 "refresh without a saved token"
+req GET /v1/users/alice%40corp/token
+expect_eq "$(jget error)" TokenNotExist "a percent-encoded user name is decoded"
+expect_match "$(jget message)" 'alice@corp' "the decoded user name"
+
+req GET /nowhere
+expect_eq "$CODE" 404 "unknown path"
+expect_eq "$(jget error)" NotFound "unknown path: error name"
+req DELETE /v1/app/token
+expect_eq "$CODE" 405 "wrong method"
+expect_match "$HEADERS" 'Allow: GET, HEAD' "405 has Allow"
+
+req GET /stats
+expect_eq "$CODE" 200 "stats"
+expect_match "$(jget client.renewals)" '^[1-9]' "stats: renewals"
+expect_match "$(jget agent.requests)" '^[1-9]' "stats: requests"
+req GET /metrics
+expect_eq "$CODE" 200 "metrics"
+expect_match "$BODY" 'bkoauth_agent_requests_total\{operation="login",result="OK"\} 1' "metrics: logins"
+expect_match "$BODY" 'bkoauth_agent_ssm_calls_total\{call="refresh",result="ok"\} 1' "metrics: SSM refresh calls"
+expect_match "$BODY" 'bkoauth_agent_ssm_call_duration_seconds_count [1-9]' "metrics: SSM latency histogram"
+if "$PY" -c 'import prometheus_client' 2>/dev/null; then
+  echo "$BODY" | "$PY" -c 'import sys; from prometheus_client.parser import text_string_to_metric_families as p; list(p(sys.stdin.read()))' \
+    && ok || fail "the metrics text does not parse"
+fi
+
+# ---- TCP: the bearer secret ----
+treq GET /v1/app/token
+expect_eq "$CODE" 401 "TCP without Authorization"
+expect_match "$HEADERS" 'WWW-Authenticate: Bearer' "401 asks for a bearer"
+treq GET /v1/app/token -H "Authorization: Bearer ${SECRET}x"
+expect_eq "$CODE" 403 "TCP with a wrong secret"
+treq GET /v1/app/token -H "Authorization: Basic $SECRET"
+expect_eq "$CODE" 403 "TCP with another scheme"
+treq GET /v1/app/token -H "Authorization: Bearer $SECRET"
+expect_eq "$CODE" 200 "TCP with the secret"
+expect_eq "$(jget access_token)" "$APP" "the same APP token on TCP"
+grep -q "refused a request on TCP from 127.0.0.1 port [0-9]*: no Authorization" "$work/agent.log" && ok ||
+  fail "no log line for the TCP refusal"
+grep -q "$SECRET" "$work/agent.log" && fail "the secret is in the log" || ok
+
+# ---- the Unix socket: a caller of another uid ----
+if [ "$(id -u)" = 0 ]; then
+  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups curl -s -w ' %{http_code}' --unix-socket "$SOCK" http://agent/v1/app/token)
+  expect_match "$out" 'Forbidden.* 403$' "uid 65534 is refused"
+  grep -q "refused a request on the Unix socket from uid 65534 gid 65534" "$work/agent.log" && ok ||
+    fail "no log line for the refused uid"
+  [[ "$out" != *"$APP"* ]] && ok || fail "the refused caller got the token"
+else
+  echo "test_agent: not root: the other-uid check is skipped"
+fi
+
+# ---- hostile requests ----
+big=$(head -c 40000 /dev/zero | tr '\0' a)
+req GET /v1/app/token -H "X-Big: $big"
+expect_match "$CODE" '^4(13|31)$' "huge header"
+req POST /v1/users/alice/login -H 'Content-Type: application/json' --data-binary @<(head -c 20000 /dev/zero | tr '\0' ' ')
+expect_eq "$CODE" 413 "a body over 16 KiB"
+req POST /v1/users/alice/login -d '{"cookies": {"bk_token": "cred-alice"'
+expect_eq "$CODE" 400 "bad JSON"
+expect_match "$(jget message)" 'line 1 column' "bad JSON: where"
+[[ "$(jget message)" != *cred-alice* ]] && ok || fail "the message quotes the body"
+req POST /v1/users/alice/login -d '{"cookies": {"bk_token": "x"}, "cookies": {}}'
+expect_eq "$CODE" 400 "a repeated member"
+req POST /v1/users/alice/login -d '[1]'
+expect_eq "$CODE" 400 "JSON but not an object"
+req POST /v1/users/alice/login -d '{"cookies": {"bk_token": "x\u0000y"}}'
+expect_eq "$CODE" 400 "a NUL in a JSON string"
+req GET /v1/users/../app/token --path-as-is
+expect_eq "$CODE" 400 "a '..' segment"
+req GET /v1/users/a%2Fb/token
+expect_eq "$CODE" 400 "%2F in a segment"
+req GET /v1/users/a%00b/token
+expect_eq "$CODE" 400 "%00 in a segment"
+req GET /v1/users/a%zzb/token
+expect_eq "$CODE" 400 "bad percent-encoding"
+req GET //v1/app/token --path-as-is
+expect_eq "$CODE" 400 "an empty segment"
+# raw bytes: a NUL in the request line; half a request left hanging (slowloris) while others ask
+"$PY" - "$SOCK" <<'EOF' >"$work/raw.out"
+import socket, sys, time
+def conn():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(10); s.connect(sys.argv[1]); return s
+s = conn(); s.sendall(b"GET /v1/users/a\x00b/token HTTP/1.1\r\nHost: a\r\n\r\n")
+print("nul", s.recv(200).split(b"\r\n")[0].decode())
+slow = conn(); slow.sendall(b"GET /v1/app/token HTTP/1.1\r\nHost: a\r\nX-A: ")
+t0 = time.time()
+try:
+    got = slow.recv(100)
+except socket.timeout:
+    got = b"timeout"
+print("slowloris closed" if got == b"" else "slowloris got %r" % got, round(time.time() - t0))
+EOF
+# libmicrohttpd ends the path at a NUL byte: /v1/users/a, no such path
+expect_match "$(grep '^nul' "$work/raw.out")" 'HTTP/1.1 404' "a NUL byte in the request line"
+expect_match "$(grep '^slowloris' "$work/raw.out")" '^slowloris closed' "a slowloris connection is closed"
+req GET /healthz
+expect_eq "$CODE" 200 "the agent is still up after the hostile requests"
+
+# ---- SIGHUP: settings re-read, the same socket ----
+inode=$(stat -c %i "$SOCK")
+write_conf "$work/agent.conf" "RUN_MODE = 'PRODUCT'"
+kill -HUP "$AGENT_PID"
+for _ in $(seq 1 50); do req GET /healthz; [ "$(jget env_name)" = prod ] && break; sleep 0.1; done
+expect_eq "$(jget env_name)" prod "SIGHUP: RUN_MODE re-read"
+expect_eq "$(jget reloads)" 1 "SIGHUP: one reload"
+expect_eq "$(stat -c %i "$SOCK")" "$inode" "SIGHUP: the same socket"
+grep -q '^RELOADING=1 MONOTONIC_USEC=[0-9]*$' "$work/notify.log" && ok || fail "sd_notify: no RELOADING=1"
+echo "RUN_MODE = os.environ['X']" >"$work/agent.conf"
+kill -HUP "$AGENT_PID"
+for _ in $(seq 1 50); do grep -q "reload refused" "$work/agent.log" && break; sleep 0.1; done
+req GET /healthz
+expect_eq "$(jget env_name)" prod "bad settings on SIGHUP: the old ones stay"
+req GET /v1/app/token
+expect_eq "$CODE" 200 "after a refused reload the agent serves"
+
+# ---- SIGTERM: a request in flight finishes, exit 0 ----
+curl -s -X POST "$DEV_URL/__dev/fault?kind=slow&count=1&delay_ms=1500" >/dev/null
+write_conf "$work/agent.conf"
+kill -HUP "$AGENT_PID"
+for _ in $(seq 1 50); do req GET /healthz; [ "$(jget env_name)" = test ] && break; sleep 0.1; done
+curl -s -o "$work/inflight.out" -w '%{http_code}' -X POST --unix-socket "$SOCK" http://agent/v1/users/alice/refresh \
+  >"$work/inflight.code" &
+CURL_PID=$!
+sleep 0.5
+kill -TERM "$AGENT_PID"
+wait "$CURL_PID"
+wait "$AGENT_PID"
+rc=$?
+AGENT_PID=""
+expect_eq "$(cat "$work/inflight.code")" 200 "SIGTERM: the request in flight got its answer"
+expect_match "$(cat "$work/inflight.out")" '"user_id":"alice"' "SIGTERM: the answer is alice's token"
+expect_eq "$rc" 0 "SIGTERM: exit status"
+[ ! -e "$SOCK" ] && ok || fail "SIGTERM: the socket file is left"
+grep -q '^STOPPING=1$' "$work/notify.log" && ok || fail "sd_notify: no STOPPING=1"
+
+finish
