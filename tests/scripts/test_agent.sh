@@ -261,6 +261,30 @@ req GET /healthz
 expect_eq "$(jget env_name)" prod "bad settings on SIGHUP: the old ones stay"
 req GET /v1/app/token
 expect_eq "$CODE" 200 "after a refused reload the agent serves"
+# reloads under load: every request made meanwhile, on new and kept-alive connections, answered
+write_conf "$work/agent.conf" "RUN_MODE = 'PRODUCT'"
+"$PY" - "$SOCK" <<'EOF' >"$work/hup.out" &
+import http.client, socket, sys, time
+class UnixConn(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); self.sock.settimeout(10)
+        self.sock.connect(sys.argv[1])
+kept, codes, t0 = UnixConn("agent"), {}, time.time()
+while time.time() - t0 < 2.0:
+    for c in (kept, UnixConn("agent")):
+        try:
+            c.request("GET", "/v1/app/token"); r = c.getresponse(); r.read(); k = r.status
+        except Exception as e:
+            k = type(e).__name__
+        codes[k] = codes.get(k, 0) + 1
+print(" ".join("%s=%d" % kv for kv in sorted(codes.items(), key=str)))
+EOF
+HUP_PID=$!
+for _ in 1 2 3 4; do sleep 0.3; kill -HUP "$AGENT_PID"; done
+wait "$HUP_PID"
+expect_match "$(cat "$work/hup.out")" '^200=[0-9]+$' "requests during four reloads all answered 200"
+req GET /stats
+expect_eq "$(jget agent.reloads)" 5 "four more reloads"
 
 # ---- SIGTERM: a request in flight finishes, exit 0 ----
 curl -s -X POST "$DEV_URL/__dev/fault?kind=slow&count=1&delay_ms=1500" >/dev/null
