@@ -263,8 +263,15 @@ grep -q '^u bkoauth ' "$root/usr/lib/sysusers.d/bkoauth-agent.conf" && grep -q '
 dpkg-deb --ctrl-tarfile "$(deb bkoauth-agent)" | tar -xOf - ./postinst >"$work/postinst"
 grep -q 'systemd-sysusers.*bkoauth-agent.conf' "$work/postinst" && grep -q 'chown root:bkoauth "$conf"' "$work/postinst" \
   || fail "bkoauth-agent's postinst does not make the users and protect agent.conf"
-# installed disabled (the agent needs its settings first): no unit is enabled at installation
-grep -q 'deb-systemd-helper enable' "$work/postinst" && fail "bkoauth-agent's postinst enables a unit"
+# installed disabled (the agent needs its settings first): no unit is enabled at installation.
+# dh_installsystemd --no-enable keeps one enable call, inside "if ... was-enabled": on an upgrade
+# it re-makes the links of a unit the admin had enabled; any other enable call fails here.
+awk '/deb-systemd-helper --quiet was-enabled/ {inside = 1; next}
+     inside && /^[ \t]*fi[ \t]*$/ {inside = 0}
+     /deb-systemd-helper enable/ && !inside {bad = 1}
+     END {exit bad}' "$work/postinst" || fail "bkoauth-agent's postinst enables a unit at installation"
+grep -q 'deb-systemd-helper --quiet was-enabled' "$work/postinst" \
+  || fail "bkoauth-agent's postinst has no was-enabled check (dh_installsystemd --no-enable)"
 grep -q "^BKOAUTH_AGENT_OPTIONS=\"--allow-gid bkoauth-clients\"" "$root/etc/default/bkoauth-agent" \
   || fail "/etc/default/bkoauth-agent does not allow the group bkoauth-clients"
 ok
