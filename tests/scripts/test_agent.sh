@@ -98,6 +98,14 @@ req GET /stats
 expect_eq "$CODE" 200 "stats"
 expect_match "$(jget client.renewals)" '^[1-9]' "stats: renewals"
 expect_match "$(jget agent.requests)" '^[1-9]' "stats: requests"
+# a connection per request (as curl and bkoauth --agent make them): the library's token cache
+# (BKOAUTH_CACHE_SECONDS, 10 s here) still answers, not a store read per request
+r0=$(jget client.store_reads) h0=$(jget client.cache_hits)
+for _ in $(seq 1 20); do req GET /v1/users/alice/token; done
+req GET /stats
+reads=$(($(jget client.store_reads) - r0)) hits=$(($(jget client.cache_hits) - h0))
+[ "$reads" -le 2 ] && [ "$hits" -ge 18 ] && ok ||
+  fail "20 requests on new connections: $reads store reads, $hits cache hits (expected at most 2 reads)"
 req GET /metrics
 expect_eq "$CODE" 200 "metrics"
 expect_match "$BODY" 'bkoauth_agent_requests_total\{operation="login",result="OK"\} 1' "metrics: logins"

@@ -133,6 +133,16 @@ typedef struct agent_answer {
 
 /* Runs a token operation (OP_APP_TOKEN..OP_REFRESH) with the body received. */
 void agent_run_op(const agent_route *r, const char *body, size_t len, agent_answer *a);
+/* ---- worker threads (workers.c) ------------------------------------------------------------ */
+
+/* Starts the few long-lived threads that answer token reads with a warm library cache. */
+void agent_workers_start(void);
+/* agent_run_op, on an idle worker for the APP token and a user's saved token (the library's
+ * cache is per thread), else on the calling thread. */
+void agent_workers_run_op(const agent_route *r, const char *body, size_t len, agent_answer *a);
+/* Stops and joins them (no request may be in flight). */
+void agent_workers_stop(void);
+
 /* An error answer of the agent's own: {"error", "message", "status"}. */
 void agent_error(agent_answer *a, unsigned status, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -260,7 +260,7 @@ static enum MHD_Result request_end(const transport *t, struct MHD_Connection *c,
     else if (op == OP_STATS)
         agent_stats(&a);
     else
-        agent_run_op(&st->route, st->body != NULL ? st->body : "", st->len, &a);
+        agent_workers_run_op(&st->route, st->body != NULL ? st->body : "", st->len, &a);
     return send_answer(c, op, &a, NULL);
 }
 

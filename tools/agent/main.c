@@ -98,6 +98,7 @@ static int run(const agent_opts *o, const sigset_t *set)
         agent_clients_stop();
         return 1;
     }
+    agent_workers_start();
     int rc = agent_http_start(o, &s, secret);
     if (secret != NULL) explicit_bzero(secret, strlen(secret));
     free(secret);
@@ -118,6 +119,7 @@ static int run(const agent_opts *o, const sigset_t *set)
         agent_http_stop(o->stop_timeout);
         agent_ahead_stop();
     }
+    agent_workers_stop();
     agent_sockets_close(o, &s);
     if (o->port_file != NULL && s.tcp_port != 0) remove(o->port_file);
     agent_clients_stop();
