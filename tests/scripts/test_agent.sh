@@ -314,6 +314,26 @@ expect_eq "$rc" 0 "SIGTERM: exit status"
 [ ! -e "$SOCK" ] && ok || fail "SIGTERM: the socket file is left"
 grep -q '^STOPPING=1$' "$work/notify.log" && ok || fail "sd_notify: no STOPPING=1"
 
+# ---- SIGTERM with a request in flight past --stop-timeout: the agent exits then, not when the
+# request ends; that caller gets no answer ----
+agent_start -c "$work/agent.conf" --refresh-ahead 0 --stop-timeout 1 || exit 1
+curl -s -X POST "$DEV_URL/__dev/fault?kind=slow&count=1&delay_ms=6000" >/dev/null
+curl -s -o /dev/null -w '%{http_code}' -X POST --unix-socket "$SOCK" http://agent/v1/users/alice/refresh \
+  >"$work/late.code" &
+CURL_PID=$!
+sleep 0.5
+t0=$(date +%s%N)
+agent_stop
+elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
+wait "$CURL_PID"
+expect_eq "$AGENT_RC" 0 "--stop-timeout: exit status"
+[ "$elapsed_ms" -lt 4500 ] && ok || fail "--stop-timeout 1: the agent took $elapsed_ms ms to stop (the request takes 6 s)"
+expect_eq "$(cat "$work/late.code")" 000 "--stop-timeout: the request cut off gets no answer"
+grep -q 'still in flight after 1 s: their callers get no answer' "$work/agent.log" && ok ||
+  fail "--stop-timeout: no warning line"
+[ ! -e "$SOCK" ] && ok || fail "--stop-timeout: the socket file is left"
+curl -s -X POST "$DEV_URL/__dev/fault?kind=slow&count=0" >/dev/null
+
 # ---- the allow lists, the socket's group and mode, the connection limit ----
 # uid 65534 (nobody) by --allow-uid, primary gid 65532 by --allow-gid, gid 65531 by --group; the
 # socket is 0660 of group 65531, so a caller must also be in that group to connect at all

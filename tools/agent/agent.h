@@ -195,8 +195,10 @@ int agent_write_port_file(const char *path, unsigned port);
 
 /* Starts serving on the sockets. 0, or -1 (logged). */
 int agent_http_start(const agent_opts *o, const agent_sockets *s, const char *secret);
-/* Stops accepting; waits up to stop_timeout s for requests in flight; stops. */
-void agent_http_stop(unsigned stop_timeout);
+/* Stops accepting; waits up to stop_timeout s for requests in flight; stops. -1 (logged) when
+ * requests are still in flight then: the daemons are left running (no longer accepting), for
+ * the caller to exit without waiting for them. */
+int agent_http_stop(unsigned stop_timeout);
 /* 1 once a stop began (requests get 503 ShuttingDown). */
 int agent_stopping(void);
 
