@@ -253,6 +253,23 @@ expect_eq "$(grep '^half bodies' "$work/raw.out")" "half bodies closed 20" "conn
 req GET /healthz
 expect_eq "$CODE" 200 "the agent is still up after the hostile requests"
 
+# ---- bad arguments (exit 2) and a socket path that cannot be taken (exit 1) ----
+start_rc() { "$AGENT" --socket "$work/other.sock" -c "$work/agent.conf" "$@" >/dev/null 2>"$work/start.err"; echo $?; }
+expect_eq "$(start_rc --listen 0.0.0.0:8765 --secret-file "$work/secret")" 2 "--listen on a non-loopback address"
+expect_match "$(cat "$work/start.err")" 'loopback' "--listen on a non-loopback address: the message"
+expect_eq "$(start_rc --listen 127.0.0.1:0)" 2 "--listen without --secret-file"
+expect_eq "$(start_rc --socket-mode 0999)" 2 "a bad --socket-mode"
+expect_eq "$(start_rc --refresh-interval 0)" 2 "--refresh-interval 0"
+expect_eq "$(start_rc --allow-uid no-such-user-here)" 2 "an unknown --allow-uid"
+expect_eq "$("$AGENT" --socket "$SOCK" -c "$work/agent.conf" 2>"$work/start.err"; echo $?)" 1 "a second agent on a socket in use"
+expect_match "$(cat "$work/start.err")" 'another agent answers on it' "a second agent: the message"
+: >"$work/plain-file"
+expect_eq "$("$AGENT" --socket "$work/plain-file" -c "$work/agent.conf" 2>/dev/null; echo $?)" 1 "a socket path that is a plain file"
+[ -f "$work/plain-file" ] && ok || fail "the plain file was removed"
+short=$(head -c 8 /dev/zero | tr '\0' s)
+echo "$short" >"$work/short.secret"
+expect_eq "$(start_rc --listen 127.0.0.1:0 --secret-file "$work/short.secret")" 1 "a secret under 16 bytes"
+
 # ---- SIGHUP: settings re-read, the same socket ----
 inode=$(stat -c %i "$SOCK")
 write_conf "$work/agent.conf" "RUN_MODE = 'PRODUCT'"

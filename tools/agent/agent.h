@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #define AGENT_DEFAULT_SOCKET "/run/bkoauth/agent.sock"
@@ -183,6 +184,8 @@ typedef struct agent_sockets {
     unsigned tcp_port;
 } agent_sockets;
 
+/* --listen's ADDR:PORT or [::1]:PORT, loopback only. 0, or -1 (logged). */
+int agent_listen_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *len);
 /* Socket activation first, else the options' sockets. 0, or -1 (logged). */
 int agent_sockets_open(const agent_opts *o, agent_sockets *s);
 void agent_sockets_close(const agent_opts *o, agent_sockets *s);

@@ -184,6 +184,9 @@ static int opts_check(agent_opts *o)
 {
     if (o->listen != NULL && o->secret_file == NULL)
         return usage_error("%s needs --secret-file (TCP callers must send a bearer secret)", "--listen");
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (o->listen != NULL && agent_listen_parse(o->listen, &ss, &len) != 0) return 2;
     if (o->socket_path[0] == '\0') return usage_error("%s is empty", "--socket");
     if (o->spread < 0) o->spread = o->ahead / 2;
     if (o->spread > o->ahead) o->spread = o->ahead;
