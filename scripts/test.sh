@@ -9,7 +9,7 @@
 # Last, the Debian packages are built and tested (tests/package/test_packages.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh test
 
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
