@@ -369,6 +369,12 @@ if [ "$(id -u)" = 0 ]; then
   expect_match "$(as 65533 65533 65531)" 'Forbidden.* 403$' "in the socket's group but not allowed: refused"
   grep -q "refused a request on the Unix socket from uid 65533 gid 65533" "$work/agent.log" && ok ||
     fail "no log line for uid 65533"
+  # a refused caller causes nothing: a login with a good credential calls no SSM
+  before=$(dev_counter total)
+  out=$(setpriv --reuid=65533 --regid=65533 --groups 65531 curl -s -w ' %{http_code}' -X POST \
+    --unix-socket "$SOCK" http://agent/v1/users/mallory/login -d '{"cookies": {"bk_token": "cred-bob"}}')
+  expect_match "$out" 'Forbidden.* 403$' "a refused caller's login"
+  expect_eq "$(dev_counter total)" "$before" "a refused caller's login: no SSM call"
   expect_eq "$(as 65533 65533)" " 000" "not in the socket's group: the kernel refuses the connection"
   # the agent's own uid is allowed only when no --allow-uid and no --allow-gid is given
   req GET /v1/app/token
