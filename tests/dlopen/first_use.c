@@ -11,6 +11,11 @@
  *                             a library that cannot be loaded (BKOAUTH_TEST_DLOPEN_FAIL) is an
  *                             error naming its package; once it can be, the next call succeeds:
  *                             libcurl, then the store's (libpq or the MariaDB connector).
+ *   bkoauth-first-use forkload
+ *                             fork() while another thread is loading libcurl (a stand-in
+ *                             libcurl.so.4 whose constructor sleeps, first on LD_LIBRARY_PATH:
+ *                             test_dlopen.sh): the child's first SSM call ends (with the stand-in's
+ *                             error), and does not wait forever for a lock of the parent's thread.
  * Prints what it found; exit status 0 when every check held. */
 #include "bkoauth.h"
 
@@ -137,6 +142,42 @@ static int mode_race(int pq, int my)
     return failures;
 }
 
+static void *slow_loader(void *arg)
+{
+    bkoauth_error e;
+    bkoauth_check_service(arg, NULL, &e);
+    return NULL;
+}
+
+static int mode_forkload(void)
+{
+    bkoauth_error e;
+    bkoauth_client *c = bkoauth_client_new(config, &e);
+    if (c == NULL) {
+        fail("bkoauth_client_new", &e);
+        return 1;
+    }
+    pthread_t th;
+    pthread_create(&th, NULL, slow_loader, c);
+    usleep(300 * 1000); /* the thread is in the stand-in's constructor now, in the middle of its load */
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20); /* a child waiting for a lock that nobody will release dies of it */
+        bkoauth_client *child = bkoauth_client_new(config, &e);
+        bkoauth_code rc = child == NULL ? e.code : bkoauth_check_service(child, NULL, &e);
+        printf("child: %s %s\n", bkoauth_code_name(rc), rc != BKOAUTH_OK ? e.message : "");
+        fflush(stdout);
+        _exit(0);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail("the child forked during a load did not end its first SSM call", NULL);
+    pthread_join(th, NULL);
+    bkoauth_client_free(c);
+    return failures;
+}
+
 /* fn fails naming package while BKOAUTH_TEST_DLOPEN_FAIL names soname, then succeeds. */
 static void expect_retry(const char *soname, const char *package, bkoauth_code code, const char *database_url)
 {
@@ -172,6 +213,8 @@ int main(int argc, char **argv)
     int my = db != NULL && (strncmp(db, "mysql:", 6) == 0 || strncmp(db, "mariadb:", 8) == 0);
     if (strcmp(mode, "race") == 0) {
         mode_race(pq, my);
+    } else if (strcmp(mode, "forkload") == 0) {
+        mode_forkload();
     } else if (strcmp(mode, "retry") == 0) {
         expect_retry("libcurl.so.4", "libcurl4", BKOAUTH_E_TOKEN_API, NULL);
         if (argc > 2 && strncmp(argv[2], "mysql:", 6) == 0)
@@ -179,7 +222,7 @@ int main(int argc, char **argv)
         else if (argc > 2)
             expect_retry("libpq.so.5", "libpq5", BKOAUTH_E_STORE, argv[2]);
     } else {
-        fprintf(stderr, "usage: bkoauth-first-use race | retry [POSTGRESQL_OR_MYSQL_URL]\n");
+        fprintf(stderr, "usage: bkoauth-first-use race | forkload | retry [POSTGRESQL_OR_MYSQL_URL]\n");
         return 2;
     }
     bkoauth_config_free(config);

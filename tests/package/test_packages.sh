@@ -297,7 +297,10 @@ dpkg-deb --ctrl-tarfile "$(deb bkoauth-agent)" | tar -xOf - ./postinst >"$work/p
 grep -q 'systemd-sysusers.*bkoauth-agent.conf' "$work/postinst" && grep -q 'chown root:bkoauth "$conf"' "$work/postinst" \
   || fail "bkoauth-agent's postinst does not make the users and protect agent.conf"
 # installed disabled (the agent needs its settings first): no unit is enabled at installation
-grep -q 'deb-systemd-helper enable' "$work/postinst" && fail "bkoauth-agent's postinst enables a unit"
+# (dh_installsystemd --no-enable still writes "enable" under "if ... was-enabled": a unit the
+# administrator had enabled stays so across an upgrade; any other "enable" is one too many)
+awk 'BEGIN {guard = -10} /deb-systemd-helper --quiet was-enabled/ {guard = NR} /deb-systemd-helper enable/ && NR - guard > 2 {bad = 1} END {exit !bad}' \
+  "$work/postinst" && fail "bkoauth-agent's postinst enables a unit: $(grep -n 'deb-systemd-helper' "$work/postinst")"
 grep -q "^BKOAUTH_AGENT_OPTIONS=\"--allow-gid bkoauth-clients\"" "$root/etc/default/bkoauth-agent" \
   || fail "/etc/default/bkoauth-agent does not allow the group bkoauth-clients"
 ok

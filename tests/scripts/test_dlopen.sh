@@ -10,7 +10,8 @@
 #     Debian package to install, never a crash, for each of the four; the next call, once the
 #     library can be loaded, succeeds; a library found but too old (a stand-in lacking its
 #     functions) names the missing function and the package to upgrade;
-#   - 16 threads racing on the first SSM calls (SQLite store), then a fork after first use.
+#   - 16 threads racing on the first SSM calls (SQLite store), then a fork after first use; a
+#     fork while another thread is in the middle of loading libcurl.
 #   usage: test_dlopen.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 . "$(dirname "$0")/cli_common.sh" test_dlopen "$1" "$2"
@@ -124,4 +125,12 @@ expect_rc 0 "bkoauth-first-use retry: $OUT"
 firstuse BKOAUTH_DATABASE_URL=sqlite:"$work/race.db" "$FIRST" race
 expect_rc 0 "bkoauth-first-use race (SQLite): $OUT"
 expect_out "after the race: libcurl.so mapped" "the race loaded libcurl"
+# fork() while another thread is in the middle of loading libcurl (a stand-in whose constructor
+# sleeps): the child's first SSM call ends, with the stand-in's error
+mkdir -p "$work/slow"
+printf '#include <unistd.h>\n__attribute__((constructor)) static void slow(void) { usleep(900000); }\nint bk_stand_in;\n' \
+  | cc -shared -fPIC -x c - -o "$work/slow/libcurl.so.4" || fail "cannot build the slow stand-in libcurl.so.4"
+firstuse LD_LIBRARY_PATH="$work/slow" "$FIRST" forkload
+expect_rc 0 "bkoauth-first-use forkload: $OUT"
+expect_out "child: TokenAPIError .*libcurl\.so\.4 lacks" "the child's first SSM call after a fork in the middle of a load"
 finish
