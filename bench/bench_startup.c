@@ -2,7 +2,9 @@
 /* bench_startup.c - what a whole process costs, start to exit (a CGI program, a cron job,
  * T=$(bkoauth token alice) in a shell script): wall time from fork() to the end of waitpid(),
  * median of 20 runs after one warm-up, for
- *   a trivial C program (the floor), bkoauth --version, bkoauth token alice on SQLite,
+ *   a trivial C program (the floor), the same program with libjansson and libsqlite3 loaded but
+ *   not used (what those two, which every bkoauth command maps, cost), bkoauth --version,
+ *   bkoauth token alice on SQLite,
  *   PostgreSQL and MariaDB (a fresh saved token: no SSM call), and a C program linked with
  *   libbkoauth.so doing one bkoauth_get_access_token_by_user (SQLite);
  * each with the number of shared libraries the dynamic loader loaded (LD_DEBUG=files: the
@@ -204,10 +206,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_startup: cannot start %s/tools/bkoauth-devserver\n", build);
         return 1;
     }
-    static char cli[400], client[400], floor_prog[400], sqlite[400], pg[400], my[400];
+    static char cli[400], client[400], floor_prog[400], floor_libs[400], sqlite[400], pg[400], my[400];
     snprintf(cli, sizeof cli, "%s/tools/bkoauth", build);
     snprintf(client, sizeof client, "%s/bench/bench_startup_client", build);
     snprintf(floor_prog, sizeof floor_prog, "%s/bench/bench_startup_floor", build);
+    snprintf(floor_libs, sizeof floor_libs, "%s/bench/bench_startup_floor_libs", build);
     snprintf(sqlite, sizeof sqlite, "BKOAUTH_DATABASE_URL=sqlite:%s/tokens.db", dir);
     const char *pg_url = getenv("BKOAUTH_TEST_PG_URL"), *my_url = getenv("BKOAUTH_TEST_MYSQL_URL");
     snprintf(pg, sizeof pg, "BKOAUTH_DATABASE_URL=%s", pg_url ? pg_url : "");
@@ -215,17 +218,18 @@ int main(int argc, char **argv)
 
     bench_case cases[] = {
         {"trivial C program (the floor)", {floor_prog, NULL}, {0}},
+        {"the same + libjansson, libsqlite3 (unused)", {floor_libs, NULL}, {0}},
         {"bkoauth --version", {cli, "--version", NULL}, {0}},
         {"bkoauth token alice (SQLite)", {cli, "token", "alice", NULL}, {0}},
         {"bkoauth token alice (PostgreSQL)", {cli, "token", "alice", NULL}, {0}},
         {"bkoauth token alice (MariaDB)", {cli, "token", "alice", NULL}, {0}},
         {"C program: get_access_token_by_user (SQLite)", {client, "alice", NULL}, {0}},
     };
-    char *stores[] = {sqlite, sqlite, sqlite, pg_url ? pg : NULL, my_url ? my : NULL, sqlite};
+    char *stores[] = {sqlite, sqlite, sqlite, sqlite, pg_url ? pg : NULL, my_url ? my : NULL, sqlite};
     int status = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (stores[i] != NULL) settings(cases[i].env, stores[i]);
-        if (stores[i] != NULL && i >= 2 && i <= 4 && save_token(cli, stores[i]) != 0) {
+        if (stores[i] != NULL && i >= 3 && i <= 5 && save_token(cli, stores[i]) != 0) {
             fprintf(stderr, "bench_startup: could not save a token with %s\n", stores[i]);
             status = 1;
             stores[i] = NULL;
@@ -240,7 +244,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (stores[i] == NULL)
             printf("%-46s not measured (%s not set)\n", cases[i].name,
-                   i == 3 ? "BKOAUTH_TEST_PG_URL" : "BKOAUTH_TEST_MYSQL_URL");
+                   i == 4 ? "BKOAUTH_TEST_PG_URL" : "BKOAUTH_TEST_MYSQL_URL");
         else
             measure(&cases[i]);
     }

@@ -22,6 +22,13 @@
  *    thread-safe: build it in one thread, then hand it to bkoauth_client_new().
  *  - A call that runs out of memory fails with BKOAUTH_E_NOMEM and remembers nothing of it;
  *    bkoauth_set_allocators() gives the library your own allocator.
+ *  - libcurl, libcrypto, libpq and the MariaDB connector are loaded (dlopen) by the first call
+ *    that needs them, not when the program starts: libcurl by the first SSM call, libcrypto by
+ *    the first X-Bkapi-Jwt check or MySQL store, libpq and the connector by the first
+ *    postgresql:// or mysql:// store. Threads racing on that call load it once; a child after
+ *    fork() keeps what its parent loaded. One that cannot be loaded fails that call (and only
+ *    that call: the next one tries again) with BKOAUTH_E_TOKEN_API, BKOAUTH_E_STORE or
+ *    BKOAUTH_E_JWT and a message naming the library and the Debian package to install.
  */
 #ifndef BKOAUTH_H
 #define BKOAUTH_H
@@ -113,8 +120,8 @@ typedef char *(*bkoauth_strdup_fn)(const char *s);
  *   - Jansson, the JSON library: this call hands Jansson the library's own wrappers with
  *     json_set_alloc_funcs() (even with all five NULL). Jansson has one allocator per process,
  *     so the program's own use of Jansson allocates through them too;
- *   - libcurl, when libbkoauth initialises it (curl_global_init_mem() at the first
- *     bkoauth_client_new()); a program that initialised libcurl first keeps libcurl's own.
+ *   - libcurl, when libbkoauth initialises it (curl_global_init_mem() when the first SSM call
+ *     loads it); a program that initialised libcurl first keeps libcurl's own.
  *  OpenSSL, SQLite and libpq keep their own allocators.
  *
  *  When one of them returns NULL, the call that needed the memory fails with BKOAUTH_E_NOMEM

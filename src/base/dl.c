@@ -55,15 +55,42 @@ static bkoauth_code dl_open(bk_dl_lib *lib, bkoauth_error *err)
     return BKOAUTH_OK;
 }
 
+/* One lock for every load (loads are few: one per library and process). A thread of the parent
+ * may hold it at fork(): the child gets it anew, and a load left half-way is made again there
+ * (the library's table is filled only once its load is complete). */
+static pthread_mutex_t dl_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t dl_atfork_once = PTHREAD_ONCE_INIT;
+
+static void dl_fork_child(void)
+{
+    pthread_mutex_init(&dl_lock, NULL);
+}
+
+static void dl_register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, dl_fork_child);
+}
+
+void bk_dl_lock(void)
+{
+    pthread_once(&dl_atfork_once, dl_register_atfork);
+    pthread_mutex_lock(&dl_lock);
+}
+
+void bk_dl_unlock(void)
+{
+    pthread_mutex_unlock(&dl_lock);
+}
+
 bkoauth_code bk_dl_load(bk_dl_lib *lib, bkoauth_error *err)
 {
     if (atomic_load_explicit(&lib->loaded, memory_order_acquire)) return BKOAUTH_OK;
-    pthread_mutex_lock(&lib->lock);
+    bk_dl_lock();
     bkoauth_code rc = BKOAUTH_OK;
     if (!atomic_load_explicit(&lib->loaded, memory_order_relaxed)) {
         rc = dl_open(lib, err);
         if (rc == BKOAUTH_OK) atomic_store_explicit(&lib->loaded, 1, memory_order_release);
     }
-    pthread_mutex_unlock(&lib->lock);
+    bk_dl_unlock();
     return rc;
 }

@@ -21,21 +21,27 @@ typedef struct bk_dl_lib {
     bkoauth_code code;   /* the error code when it cannot be loaded */
     /* fills the library's table from handle; the name of a missing function in *missing */
     int (*resolve)(void *handle, const char **missing);
-    pthread_mutex_t lock; /* held while loading */
-    atomic_int loaded;    /* 1 once the table is filled: it stays so for the process's life */
+    atomic_int loaded; /* 1 once the table is filled: it stays so for the process's life */
 } bk_dl_lib;
 
 #define BK_DL_LIB(soname, package, feature, code, resolve)                                                   \
     {                                                                                                        \
-        soname, package, feature, code, resolve, PTHREAD_MUTEX_INITIALIZER, 0                                \
+        soname, package, feature, code, resolve, 0                                                           \
     }
 
 /* Loads lib once per process (thread-safe: threads racing on the first call wait for one load;
- * after a fork the child keeps the parent's table). BKOAUTH_OK, or lib->code with a message naming
+ * after a fork the child keeps the parent's table, and a load another thread of the parent was in
+ * the middle of is made again by the child's first use). BKOAUTH_OK, or lib->code with a message naming
  * the library, why it could not be loaded and the package to install. A failure is not
  * remembered: the next call tries again (the package may have been installed since). The library
  * is never unloaded. */
 bkoauth_code bk_dl_load(bk_dl_lib *lib, bkoauth_error *err);
+
+/* The lock every load holds, for a library's own once-per-process set-up after its load
+ * (curl_dl.c: curl_global_init_mem). A child after fork() gets it unlocked, whichever thread of
+ * the parent held it. */
+void bk_dl_lock(void);
+void bk_dl_unlock(void);
 
 /* For a resolve function: dlsym(handle, name) into the function pointer at slot (size bytes).
  * 0, or -1 with *missing = name when the library lacks it. */

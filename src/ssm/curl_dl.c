@@ -57,7 +57,7 @@ static char *curl_strdup_w(const char *s)
 }
 
 /* libcurl's process-wide initialisation with the library's allocators (curl_global_init_mem).
- * BKOAUTH_E_NOMEM or BKOAUTH_E_TOKEN_API. Run once, under curl_init_lock. */
+ * BKOAUTH_E_NOMEM or BKOAUTH_E_TOKEN_API. Run once, under bk_dl_lock(). */
 static bkoauth_code curl_global_init_ours(bkoauth_error *err)
 {
     unsigned long failed = bkoauth__alloc_failures();
@@ -82,8 +82,8 @@ int bkoauth__curl_allocations_counted(void)
 }
 
 /* libcurl's process-wide initialisation, once it succeeds (a failure, such as running out of
- * memory, is not remembered). */
-static pthread_mutex_t curl_init_lock = PTHREAD_MUTEX_INITIALIZER;
+ * memory, is not remembered), under the lock of the loads (a child after fork() gets it
+ * unlocked). */
 static atomic_bool curl_init_done;
 
 bkoauth_code bk_curl_load(bkoauth_error *err)
@@ -91,11 +91,11 @@ bkoauth_code bk_curl_load(bkoauth_error *err)
     if (atomic_load_explicit(&curl_init_done, memory_order_acquire)) return BKOAUTH_OK;
     bkoauth_code rc = bk_dl_load(&curl_lib, err);
     if (rc != BKOAUTH_OK) return rc;
-    pthread_mutex_lock(&curl_init_lock);
+    bk_dl_lock();
     if (!atomic_load_explicit(&curl_init_done, memory_order_relaxed)) {
         rc = curl_global_init_ours(err);
         if (rc == BKOAUTH_OK) atomic_store_explicit(&curl_init_done, 1, memory_order_release);
     }
-    pthread_mutex_unlock(&curl_init_lock);
+    bk_dl_unlock();
     return rc;
 }

@@ -3,11 +3,19 @@
  * MariaDB connector), for tests/scripts/test_dlopen*.sh: the libraries loaded on first use, as a
  * fresh process sees them. Settings from the environment.
  *   bkoauth-first-use race    16 threads at once: each makes a client (the first store opening:
- *                             libpq for a postgresql:// store), then each checks the SSM service on
+ *                             libpq for a postgresql:// store, the MariaDB connector and libcrypto
+ *                             for a mysql:// one), then each checks the SSM service on
  *                             its own client and asks the APP token on a shared one (the first SSM
  *                             calls: libcurl); then a fork: the child does it all again.
- *   bkoauth-first-use retry   a library that cannot be loaded (BKOAUTH_TEST_DLOPEN_FAIL) is an
- *                             error naming its package; once it can be, the next call succeeds.
+ *   bkoauth-first-use retry [STORE_URL]
+ *                             a library that cannot be loaded (BKOAUTH_TEST_DLOPEN_FAIL) is an
+ *                             error naming its package; once it can be, the next call succeeds:
+ *                             libcurl, then the store's (libpq or the MariaDB connector).
+ *   bkoauth-first-use forkload
+ *                             fork() while another thread is loading libcurl (a stand-in
+ *                             libcurl.so.4 whose constructor sleeps, first on LD_LIBRARY_PATH:
+ *                             test_dlopen.sh): the child's first SSM call ends (with the stand-in's
+ *                             error), and does not wait forever for a lock of the parent's thread.
  * Prints what it found; exit status 0 when every check held. */
 #include "bkoauth.h"
 
@@ -45,12 +53,12 @@ static int mapped(const char *prefix)
     return found;
 }
 
-/* libcrypto comes with libcurl (its TLS library), never before */
+/* libcrypto comes with libcurl (its TLS library) or the MySQL store, never before */
 static const char *const HEAVY[] = {"libcurl.so", "libpq.so", "libmariadb.so", "libcrypto.so"};
 
 static void expect_mapped(const char *when, int curl, int pq, int my)
 {
-    int want[4] = {curl, pq, my, curl};
+    int want[4] = {curl, pq, my, curl || my};
     for (int i = 0; i < 4; i++) {
         int m = mapped(HEAVY[i]);
         printf("%s: %s %s\n", when, HEAVY[i], m ? "mapped" : "not mapped");
@@ -95,7 +103,7 @@ static void race(void)
     pthread_barrier_destroy(&barrier);
 }
 
-static int mode_race(int pq)
+static int mode_race(int pq, int my)
 {
     bkoauth_error e;
     expect_mapped("at start", 0, 0, 0);
@@ -114,14 +122,14 @@ static int mode_race(int pq)
     for (int i = 0; i < THREADS; i++)
         pthread_join(th[i], NULL);
     pthread_barrier_destroy(&barrier);
-    expect_mapped("after the race", 1, pq, 0);
+    expect_mapped("after the race", 1, pq, my);
 
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) { /* the child: the libraries as the parent loaded them */
         failures = 0;
         race();
-        expect_mapped("in the child", 1, pq, 0);
+        expect_mapped("in the child", 1, pq, my);
         printf("child: %d failures\n", failures);
         fflush(stdout);
         _exit(failures == 0 ? 0 : 1);
@@ -131,6 +139,42 @@ static int mode_race(int pq)
         fail("the child after fork()", NULL);
     race(); /* and the parent goes on as well */
     bkoauth_client_free(shared);
+    return failures;
+}
+
+static void *slow_loader(void *arg)
+{
+    bkoauth_error e;
+    bkoauth_check_service(arg, NULL, &e);
+    return NULL;
+}
+
+static int mode_forkload(void)
+{
+    bkoauth_error e;
+    bkoauth_client *c = bkoauth_client_new(config, &e);
+    if (c == NULL) {
+        fail("bkoauth_client_new", &e);
+        return 1;
+    }
+    pthread_t th;
+    pthread_create(&th, NULL, slow_loader, c);
+    usleep(300 * 1000); /* the thread is in the stand-in's constructor now, in the middle of its load */
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20); /* a child waiting for a lock that nobody will release dies of it */
+        bkoauth_client *child = bkoauth_client_new(config, &e);
+        bkoauth_code rc = child == NULL ? e.code : bkoauth_check_service(child, NULL, &e);
+        printf("child: %s %s\n", bkoauth_code_name(rc), rc != BKOAUTH_OK ? e.message : "");
+        fflush(stdout);
+        _exit(0);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail("the child forked during a load did not end its first SSM call", NULL);
+    pthread_join(th, NULL);
+    bkoauth_client_free(c);
     return failures;
 }
 
@@ -166,13 +210,19 @@ int main(int argc, char **argv)
     }
     const char *db = bkoauth_config_get(config, "BKOAUTH_DATABASE_URL");
     int pq = db != NULL && strncmp(db, "postgres", 8) == 0;
+    int my = db != NULL && (strncmp(db, "mysql:", 6) == 0 || strncmp(db, "mariadb:", 8) == 0);
     if (strcmp(mode, "race") == 0) {
-        mode_race(pq);
+        mode_race(pq, my);
+    } else if (strcmp(mode, "forkload") == 0) {
+        mode_forkload();
     } else if (strcmp(mode, "retry") == 0) {
         expect_retry("libcurl.so.4", "libcurl4", BKOAUTH_E_TOKEN_API, NULL);
-        if (argc > 2) expect_retry("libpq.so.5", "libpq5", BKOAUTH_E_STORE, argv[2]);
+        if (argc > 2 && strncmp(argv[2], "mysql:", 6) == 0)
+            expect_retry("libmariadb.so.3", "libmariadb3", BKOAUTH_E_STORE, argv[2]);
+        else if (argc > 2)
+            expect_retry("libpq.so.5", "libpq5", BKOAUTH_E_STORE, argv[2]);
     } else {
-        fprintf(stderr, "usage: bkoauth-first-use race | retry [POSTGRESQL_URL]\n");
+        fprintf(stderr, "usage: bkoauth-first-use race | forkload | retry [POSTGRESQL_OR_MYSQL_URL]\n");
         return 2;
     }
     bkoauth_config_free(config);

@@ -151,6 +151,31 @@ needs_covered libbkoauth0 "$libdir/$soname"
 needs_covered bkoauth-tools "$root/usr/bin/bkoauth"
 needs_covered bkoauth-devserver "$root/usr/bin/bkoauth-devserver"
 needs_covered bkoauth-agent "$root/usr/bin/bkoauth-agent"
+# each library a binary loads with dlopen() on first use (its .note.dlopen notes, which
+# dpkg-shlibdeps does not read): its package in Depends when "required", in Recommends when
+# "recommended" (debian/dlopen-deps)
+field_of() { # package, field -> its packages, one a line (alternatives split, versions dropped)
+  dpkg-deb -f "$(deb "$1")" "$2" | tr ',|' '\n\n' | sed 's/(.*)//; s/:any//; s/^ *//; s/ *$//' | sed '/^$/d'
+}
+dlopen_covered() { # package, binary, how many notes at least
+  local p=$1 bin=$2 least=$3 n=0 priority lib path owner field
+  while read -r priority lib; do
+    case "$priority" in required) field=Depends ;; recommended) field=Recommends ;; *) field=Suggests ;; esac
+    path=$(ldconfig -p | awk -v l="$lib" '$1 == l && !found {print $NF; found = 1}')
+    [ -n "$path" ] || fail "$bin loads $lib on first use, which is not on this system"
+    owner=$(owner_of "$path")
+    [ -n "$owner" ] || fail "no package holds $path ($lib)"
+    field_of "$p" "$field" | contains -x "$owner" \
+      || fail "$p loads $lib ($priority, package $owner) on first use but its $field lack it: $(dpkg-deb -f "$(deb "$p")" "$field")"
+    n=$((n + 1))
+  done < <(readelf -p .note.dlopen "$bin" 2>/dev/null | grep -o '"priority":"[a-z]*","soname":\["[^"]*"' \
+             | sed 's/"priority":"\([a-z]*\)","soname":\["\([^"]*\)"/\1 \2/')
+  [ "$n" -ge "$least" ] || fail "$bin: $n .note.dlopen entries, not at least $least"
+  ok
+}
+dlopen_covered libbkoauth0 "$libdir/$soname" 4
+dlopen_covered bkoauth-tools "$root/usr/bin/bkoauth" 4
+dlopen_covered bkoauth-agent "$root/usr/bin/bkoauth-agent" 4
 # the sysusers snippet of its postinst runs systemd-sysusers
 depends_of bkoauth-agent | contains -x systemd || fail "bkoauth-agent does not depend on systemd (systemd-sysusers): $(dpkg-deb -f "$(deb bkoauth-agent)" Depends)"
 for p in bkoauth-tools bkoauth-devserver bkoauth-agent libbkoauth0; do
@@ -204,12 +229,20 @@ ok
 cc -std=c11 -Wall -Wextra -Werror "$src/tests/outside/outside.c" -o "$work/outside-pc" $(pkg-config --cflags --libs bkoauth)
 cc -std=c11 -M $(pkg-config --cflags bkoauth) "$src/tests/outside/outside.c" | tr ' \\' '\n\n' | grep '/bkoauth\.h$' \
   | xargs realpath | contains -x "$root/usr/include/bkoauth.h" || fail "outside.c was not compiled with the packaged bkoauth.h"
+# the static archive as pkg-config --static gives it: -Wl,-Bstatic takes libbkoauth.a for
+# -lbkoauth, its dependencies (Requires.private, Libs.private) stay shared
 cc -std=c11 -Wall -Wextra -Werror "$src/tests/outside/outside.c" -o "$work/outside-static" \
-   $(pkg-config --cflags bkoauth) "$(pkg-config --variable=libdir bkoauth)/libbkoauth.a" \
-   $(pkg-config --print-requires-private bkoauth | awk '{print $1}' | xargs pkg-config --libs) -lpthread
-objdump -p "$work/outside-static" | contains "NEEDED *$soname" && fail "outside-static links $soname"
+   $(pkg-config --cflags bkoauth) -Wl,-Bstatic -lbkoauth -Wl,-Bdynamic \
+   $(pkg-config --static --libs bkoauth | sed 's/\(^\| \)-lbkoauth\( \|$\)/ /')
 cmake -S "$src/tests/outside" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$root/usr" >/dev/null
 cmake --build "$work/cmake-build" >/dev/null
+for prog in "$work/outside-static" "$work/cmake-build/outside-static"; do
+  objdump -p "$prog" | contains "NEEDED *$soname" && fail "$prog links $soname"
+  # no library loaded on first use is linked: a static link needs none of them either
+  objdump -p "$prog" | contains -E "NEEDED *(libcurl|libpq|libmariadb|libcrypto|libssl)\." && fail "$prog links $(objdump -p "$prog" | grep NEEDED)"
+  # and the program carries the archive's .note.dlopen notes, for its own packaging
+  [ "$(readelf -n "$prog" | grep -c 'FDO .*0x407c0c0a')" -ge 4 ] || fail "$prog lacks the .note.dlopen notes of libbkoauth.a"
+done
 for prog in "$work/outside-pc" "$work/cmake-build/outside"; do
   objdump -p "$prog" | contains "NEEDED *$soname" || fail "$prog does not link $soname"
   LD_LIBRARY_PATH="$libdir" ldd "$prog" | contains "$soname => $libdir/$soname" \
@@ -219,8 +252,8 @@ ok
 
 devserver_start "$root/usr/bin/bkoauth-devserver" --app-code pkg-app --app-secret pkg-secret --user "cred-paula=paula"
 for backend in "" bk_token; do
-  for prog in "$work/outside-pc" "$work/outside-static" "$work/cmake-build/outside"; do
-    db="$work/$(basename "$prog")-${backend:-ieod}.db"
+  for prog in "$work/outside-pc" "$work/outside-static" "$work/cmake-build/outside" "$work/cmake-build/outside-static"; do
+    db="$work/$(basename "$prog")-$(basename "$(dirname "$prog")")-${backend:-ieod}.db"
     env -i PATH="$PATH" LD_LIBRARY_PATH="$libdir" OAUTH_API_URL="$DEV_URL" APP_CODE=pkg-app \
       SECRET_KEY=pkg-secret OAUTH_COOKIES_PARAMS='{"bk_token": "bk_token"}' BKAUTH_BACKEND_TYPE="$backend" \
       BKOAUTH_DATABASE_URL="sqlite:$db" OUTSIDE_USER=paula OUTSIDE_COOKIE="bk_token=cred-paula" "$prog" \
@@ -263,15 +296,11 @@ grep -q '^u bkoauth ' "$root/usr/lib/sysusers.d/bkoauth-agent.conf" && grep -q '
 dpkg-deb --ctrl-tarfile "$(deb bkoauth-agent)" | tar -xOf - ./postinst >"$work/postinst"
 grep -q 'systemd-sysusers.*bkoauth-agent.conf' "$work/postinst" && grep -q 'chown root:bkoauth "$conf"' "$work/postinst" \
   || fail "bkoauth-agent's postinst does not make the users and protect agent.conf"
-# installed disabled (the agent needs its settings first): no unit is enabled at installation.
-# dh_installsystemd --no-enable keeps one enable call, inside "if ... was-enabled": on an upgrade
-# it re-makes the links of a unit the admin had enabled; any other enable call fails here.
-awk '/deb-systemd-helper --quiet was-enabled/ {inside = 1; next}
-     inside && /^[ \t]*fi[ \t]*$/ {inside = 0}
-     /deb-systemd-helper enable/ && !inside {bad = 1}
-     END {exit bad}' "$work/postinst" || fail "bkoauth-agent's postinst enables a unit at installation"
-grep -q 'deb-systemd-helper --quiet was-enabled' "$work/postinst" \
-  || fail "bkoauth-agent's postinst has no was-enabled check (dh_installsystemd --no-enable)"
+# installed disabled (the agent needs its settings first): no unit is enabled at installation
+# (dh_installsystemd --no-enable still writes "enable" under "if ... was-enabled": a unit the
+# administrator had enabled stays so across an upgrade; any other "enable" is one too many)
+awk 'BEGIN {guard = -10} /deb-systemd-helper --quiet was-enabled/ {guard = NR} /deb-systemd-helper enable/ && NR - guard > 2 {bad = 1} END {exit !bad}' \
+  "$work/postinst" && fail "bkoauth-agent's postinst enables a unit: $(grep -n 'deb-systemd-helper' "$work/postinst")"
 grep -q "^BKOAUTH_AGENT_OPTIONS=\"--allow-gid bkoauth-clients\"" "$root/etc/default/bkoauth-agent" \
   || fail "/etc/default/bkoauth-agent does not allow the group bkoauth-clients"
 ok

@@ -8,8 +8,10 @@
 #     them; an SSM call loads libcurl (and the TLS libraries it needs), `verify-jwt` libcrypto;
 #   - a library that cannot be loaded (BKOAUTH_TEST_DLOPEN_FAIL) is a clear error naming the
 #     Debian package to install, never a crash, for each of the four; the next call, once the
-#     library can be loaded, succeeds;
-#   - 16 threads racing on the first SSM calls (SQLite store), then a fork after first use.
+#     library can be loaded, succeeds; a library found but too old (a stand-in lacking its
+#     functions) names the missing function and the package to upgrade;
+#   - 16 threads racing on the first SSM calls (SQLite store), then a fork after first use; a
+#     fork while another thread is in the middle of loading libcurl.
 #   usage: test_dlopen.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 . "$(dirname "$0")/cli_common.sh" test_dlopen "$1" "$2"
@@ -85,6 +87,27 @@ expect_err "StoreError: .*libmariadb\.so\.3.*cannot be loaded.*install the packa
 run "$KEY" BKOAUTH_TEST_DLOPEN_FAIL=libcrypto.so.3 -- verify-jwt eyJhbGciOiJSUzI1NiJ9.e30.c2ln
 expect_rc 7 "verify-jwt without libcrypto"
 expect_err "JWTError: .*libcrypto\.so\.3.*cannot be loaded.*install the package libssl3" "libcrypto missing"
+# a library found but too old (a stand-in lacking every function, first on LD_LIBRARY_PATH): the
+# missing function and the package to upgrade named, no crash
+command -v cc >/dev/null || fail "no C compiler for the stand-in libraries"
+for case in "libcurl.so.4 libcurl4 3 TokenAPIError -- app-token" \
+            "libpq.so.5 libpq5 6 StoreError -- -D postgresql://nobody@127.0.0.1:1/none token alice" \
+            "libmariadb.so.3 libmariadb3 6 StoreError -- -D mysql://u:p@127.0.0.1:1/none token alice" \
+            "libcrypto.so.3 libssl3 7 JWTError -- verify-jwt"; do
+  read -r soname package rc kind rest <<<"$case"
+  mkdir -p "$work/old-$soname"
+  echo 'int bk_stand_in;' | cc -shared -fPIC -x c - -o "$work/old-$soname/$soname" || fail "cannot build a stand-in $soname"
+  if [ "$soname" = libcrypto.so.3 ]; then
+    run "$KEY" LD_LIBRARY_PATH="$work/old-$soname" BKOAUTH_DATABASE_URL=sqlite:"$work/empty.db" -- verify-jwt eyJhbGciOiJSUzI1NiJ9.e30.c2ln
+  else
+    # shellcheck disable=SC2086 # the arguments of the case, split on purpose
+    run LD_LIBRARY_PATH="$work/old-$soname" BKOAUTH_DATABASE_URL=sqlite:"$work/empty.db" $rest
+  fi
+  expect_rc "$rc" "$soname too old"
+  expect_err "$kind: .*${soname//./\\.} lacks [a-zA-Z_0-9]* \\(too old\\).*upgrade the package $package" "$soname too old: the function and the package named"
+  grep -q "old-$soname/$soname" "$work/libs" || fail "the stand-in $soname was not the one loaded: $(cat "$work/libs")"
+done
+
 # without the hook the same store fails at the connection, not at the library
 run -- -D mysql://u:p@127.0.0.1:1/none token alice
 expect_rc 6 "a mysql:// store on a closed port"
@@ -102,4 +125,12 @@ expect_rc 0 "bkoauth-first-use retry: $OUT"
 firstuse BKOAUTH_DATABASE_URL=sqlite:"$work/race.db" "$FIRST" race
 expect_rc 0 "bkoauth-first-use race (SQLite): $OUT"
 expect_out "after the race: libcurl.so mapped" "the race loaded libcurl"
+# fork() while another thread is in the middle of loading libcurl (a stand-in whose constructor
+# sleeps): the child's first SSM call ends, with the stand-in's error
+mkdir -p "$work/slow"
+printf '#include <unistd.h>\n__attribute__((constructor)) static void slow(void) { usleep(900000); }\nint bk_stand_in;\n' \
+  | cc -shared -fPIC -x c - -o "$work/slow/libcurl.so.4" || fail "cannot build the slow stand-in libcurl.so.4"
+firstuse LD_LIBRARY_PATH="$work/slow" "$FIRST" forkload
+expect_rc 0 "bkoauth-first-use forkload: $OUT"
+expect_out "child: TokenAPIError .*libcurl\.so\.4 lacks" "the child's first SSM call after a fork in the middle of a load"
 finish

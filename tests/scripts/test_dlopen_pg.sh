@@ -3,7 +3,8 @@
 # libpq loaded on first use, in a fresh process linked with libbkoauth.so alone
 # (tests/dlopen/first_use.c): 16 threads racing on the first PostgreSQL store opening and the first
 # SSM calls, then a fork after first use; libpq hidden (BKOAUTH_TEST_DLOPEN_FAIL) is an error naming
-# libpq5, and the next opening, once it can be loaded, succeeds. A database of its own, dropped after.
+# libpq5, and the next opening, once it can be loaded, succeeds; the first opening with each
+# allocation failing in turn (dlopen_common.sh). A database of its own, dropped after.
 #   usage: test_dlopen_pg.sh BUILD_DIR SOURCE_DIR    (BKOAUTH_TEST_PG_URL, BKOAUTH_TEST_PG_DIR: scripts/test.sh)
 set -uo pipefail
 if [ -z "${BKOAUTH_TEST_PG_URL:-}" ] || [ -z "${BKOAUTH_TEST_PG_DIR:-}" ]; then
@@ -11,6 +12,7 @@ if [ -z "${BKOAUTH_TEST_PG_URL:-}" ] || [ -z "${BKOAUTH_TEST_PG_DIR:-}" ]; then
   exit 77
 fi
 . "$(dirname "$0")/cli_common.sh" test_dlopen_pg "$1" "$2"
+. "$(dirname "$0")/dlopen_common.sh"
 FIRST="$build/tests/bkoauth-first-use"
 [ -x "$FIRST" ] || { echo "test_dlopen_pg: not built: $FIRST" >&2; exit 1; }
 pg_port=$(cat "$BKOAUTH_TEST_PG_DIR/port")
@@ -21,13 +23,8 @@ server -c "CREATE DATABASE \"$db\"" || exit 1
 trap 'server -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; devserver_stop; rm -rf "$work"' EXIT
 url="postgresql://postgres@127.0.0.1:$pg_port/$db"
 
-devserver_start "$DEVSERVER" --app-code dl-app --app-secret dl-secret-0123456789abcdef || exit 1
-firstuse() {
-  env -i PATH="$PATH" OAUTH_API_URL="$DEV_URL" APP_CODE=dl-app SECRET_KEY=dl-secret-0123456789abcdef "$@" \
-    >"$work/out" 2>&1
-  RC=$?
-  OUT=$(cat "$work/out")
-}
+devserver_start "$DEVSERVER" --app-code "$DL_APP_CODE" --app-secret "$DL_APP_SECRET" \
+  --user cred-alice-0123456789=alice || exit 1
 firstuse BKOAUTH_DATABASE_URL=sqlite:"$work/retry.db" "$FIRST" retry "$url"
 expect_rc 0 "bkoauth-first-use retry (libpq): $OUT"
 expect_out "libpq.so.5 hidden: StoreError .*install the package libpq5" "libpq hidden"
@@ -35,4 +32,8 @@ firstuse BKOAUTH_DATABASE_URL="$url" "$FIRST" race
 expect_rc 0 "bkoauth-first-use race (PostgreSQL): $OUT"
 expect_out "after the race: libpq.so mapped" "the race loaded libpq"
 expect_out "in the child: libcurl.so mapped" "the child after fork"
+
+firstuse "$CLI" -D "$url" user-token alice --cookie bk_token=cred-alice-0123456789
+expect_rc 0 "user-token alice on the PostgreSQL store: $OUT"
+oom_first_use "$url"
 finish

@@ -19,10 +19,13 @@ done
 
 export PKG_CONFIG_PATH="$pcdir"
 cc -std=c11 -Wall -Wextra -Werror "$src/tests/outside/outside.c" -o "$work/outside-pc" $(pkg-config --cflags --libs bkoauth)
-# the static archive, with the dependencies named in Requires.private (their shared libraries)
+# the static archive as pkg-config --static gives it (-Wl,-Bstatic takes libbkoauth.a for
+# -lbkoauth; its dependencies stay shared): libcurl, libcrypto, libpq and the MariaDB connector
+# are loaded on first use, so none of them is linked, and the program carries the archive's
+# .note.dlopen notes
 cc -std=c11 -Wall -Wextra -Werror "$src/tests/outside/outside.c" -o "$work/outside-static" \
-   $(pkg-config --cflags bkoauth) "$libdir/libbkoauth.a" \
-   $(pkg-config --print-requires-private bkoauth | xargs pkg-config --libs) -lpthread
+   $(pkg-config --cflags bkoauth) -Wl,-Bstatic -lbkoauth -Wl,-Bdynamic \
+   $(pkg-config --static --libs bkoauth | sed 's/\(^\| \)-lbkoauth\( \|$\)/ /')
 # Namespace: every global name the installed libraries define begins with bkoauth_ (internal
 # ones are local), and a program with names of its own like the library's internal ones links
 # the static archive and runs
@@ -61,16 +64,22 @@ cc -std=c11 -Wall -Werror -Wno-missing-prototypes "$work/clash.c" -o "$work/clas
 "$work/clash" >/dev/null
 cmake -S "$src/tests/outside" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/cmake-build" >/dev/null
+for prog in "$work/outside-static" "$work/cmake-build/outside-static"; do
+  if readelf -d "$prog" | grep -Eq 'NEEDED.*(libbkoauth|libcurl|libpq|libmariadb|libcrypto|libssl)\.'; then
+    echo "$prog links $(readelf -d "$prog" | grep NEEDED)" >&2; exit 1
+  fi
+  [ "$(readelf -n "$prog" | grep -c 'FDO .*0x407c0c0a')" -ge 4 ] || { echo "$prog lacks the .note.dlopen notes of libbkoauth.a" >&2; exit 1; }
+done
 
 export LD_LIBRARY_PATH="$libdir"
 devserver_start "$work/prefix/bin/bkoauth-devserver" --app-code outside-app --app-secret outside-secret \
   --user "cred-olga=olga"
 for backend in "" bk_token; do
-  for prog in "$work/outside-pc" "$work/outside-static" "$work/cmake-build/outside"; do
-    db="$work/$(basename "$prog")-${backend:-ieod}.db"
+  for prog in "$work/outside-pc" "$work/outside-static" "$work/cmake-build/outside" "$work/cmake-build/outside-static"; do
+    db="$work/$(basename "$prog")-$(basename "$(dirname "$prog")")-${backend:-ieod}.db"
     env -i PATH="$PATH" LD_LIBRARY_PATH="$libdir" OAUTH_API_URL="$DEV_URL" APP_CODE=outside-app \
       SECRET_KEY=outside-secret OAUTH_COOKIES_PARAMS='{"bk_token": "bk_token"}' BKAUTH_BACKEND_TYPE="$backend" \
       BKOAUTH_DATABASE_URL="sqlite:$db" OUTSIDE_USER=olga OUTSIDE_COOKIE="bk_token=cred-olga" "$prog"
   done
 done
-echo "install test: pkg-config (shared, static) and CMake consumers passed on both protocols"
+echo "install test: pkg-config (shared, static) and CMake (shared, static) consumers passed on both protocols"
