@@ -69,7 +69,7 @@ void ssm_counts(const ssm_client *c, uint64_t *calls, uint64_t failures[SSM_FAIL
         failures[i] = atomic_load(&((ssm_client *)c)->failures[i]);
 }
 
-/* ---- grant and call records ------------------------------------------------------------- */
+/* ---- grant records (the call record: call.c) -------------------------------------------- */
 
 void ssm_grant_clear(ssm_grant *g)
 {
@@ -84,40 +84,6 @@ static void ssm_buf_wipe_free(bk_buf *b)
 {
     b->secret = 1;
     buf_free(b);
-}
-
-void ssm_call_clear(ssm_call *call)
-{
-    if (call == NULL) return;
-    ssm_buf_wipe_free(&call->query);
-    ssm_buf_wipe_free(&call->body);
-    for (size_t i = 0; i < call->nheaders; i++)
-        bk_wipe_free(call->headers[i]);
-    memset(call, 0, sizeof *call);
-}
-
-int ssm_call_header(ssm_call *call, const char *name, const char *value)
-{
-    if (call->nheaders >= sizeof call->headers / sizeof call->headers[0]) return -1;
-    for (const char *p = value; *p; p++)
-        if (*p == '\r' || *p == '\n')
-            return -1; /* never a header injection; ssm.c rejects such settings earlier */
-    bk_buf b = {NULL, 0, 0, 0, 1};
-    buf_printf(&b, "%s: %s", name, value);
-    if (b.oom) {
-        ssm_buf_wipe_free(&b);
-        return -1;
-    }
-    call->headers[call->nheaders++] = b.data;
-    return 0;
-}
-
-int ssm_kv_has(const bk_kvlist *credentials, const char *key)
-{
-    if (credentials == NULL) return 0;
-    for (size_t i = 0; i < credentials->count; i++)
-        if (bk_streq(credentials->items[i].key, key)) return 1;
-    return 0;
 }
 
 /* ---- the response parser ---------------------------------------------------------------- */

@@ -2,8 +2,8 @@
 /* mysql_url.c - the MySQL URL of BKOAUTH_DATABASE_URL:
  *   mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE   (mariadb:// is the same)
  * with percent-escapes in each part, as Django's dj-database-url style settings write them.
- * Always built (no MariaDB dependency), so that the settings check it even when the store is not
- * built in. No message ever holds the password. */
+ * settings/config.c checks the setting with it, store/mysql.c connects with what it reads. It
+ * needs no MariaDB library. No message ever holds the password. */
 #include "../internal.h"
 
 #include <stdlib.h>
