@@ -644,12 +644,12 @@ static bkoauth_code ssm_attempt(ssm_client *c, const ssm_request *rq, ssm_grant 
     rc = ssm_build(c, rq, &call, err);
     char shown[512], route[420];
     ssm_display_url(c->s->api_url, call.path ? call.path : "", shown, sizeof shown);
-    /* every failure says whether a proxy was in the way, and which */
-    http_route(c->http, route, sizeof route);
-    if (rc != BKOAUTH_OK) /* a setting the protocol cannot use, or out of memory building */
-        err_prefix(err, "SSM %s call to %s%s failed", what, shown, route);
-    else if ((rc = ssm_send(c, &call, what, out, err)) != BKOAUTH_OK && rc != BKOAUTH_E_NOMEM)
-        err_prefix(err, "SSM %s call to %s%s failed", what, shown, route);
+    int built = rc == BKOAUTH_OK; /* else a setting the protocol cannot use, or out of memory */
+    if (built) rc = ssm_send(c, &call, what, out, err);
+    /* every failure says whether a proxy was in the way, and which: known once the first call
+     * readied the carrier (http.c), so asked after the send */
+    if (rc != BKOAUTH_OK && (!built || rc != BKOAUTH_E_NOMEM))
+        err_prefix(err, "SSM %s call to %s%s failed", what, shown, http_route(c->http, route, sizeof route));
     ssm_call_clear(&call);
     return rc;
 }
