@@ -68,6 +68,62 @@ static bkoauth_code refuse(bk_mysql_url *out, bkoauth_error *err, const char *wh
     return bad_url(err, why);
 }
 
+/* What the part helpers below return when decoding failed: a bad escape (*bad set) or out of
+ * memory. Any other non-NULL answer is why the URL is refused. */
+static const char DECODE_FAILED[] = "";
+
+/* USER[:PASSWORD] of [p, at) into out. NULL, DECODE_FAILED or why it is refused. */
+static const char *url_user(const char *p, const char *at, bk_mysql_url *out, int *bad)
+{
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    const char *user_end = colon ? colon : at;
+    if (user_end == p) return "an empty user name before @";
+    out->user = decode(p, user_end, bad);
+    if (out->user == NULL) return DECODE_FAILED;
+    if (colon != NULL && (out->password = decode(colon + 1, at, bad)) == NULL) return DECODE_FAILED;
+    return NULL;
+}
+
+/* The port of [port, slash): 1 to 65535 into out->port. NULL or why it is refused. */
+static const char *url_port(const char *port, const char *slash, bk_mysql_url *out)
+{
+    long v = 0;
+    const char *q = port;
+    for (; q < slash && *q >= '0' && *q <= '9' && v <= 65535; q++)
+        v = v * 10 + (*q - '0');
+    if (q != slash || q == port || v < 1 || v > 65535) return "the port is not a number from 1 to 65535";
+    out->port = (unsigned)v;
+    return NULL;
+}
+
+/* HOST[:PORT] of [host, slash) into out (HOST a name, an address or [IPv6]; the port 3306 when
+ * none is written). NULL, DECODE_FAILED or why it is refused. */
+static const char *url_host(const char *host, const char *slash, bk_mysql_url *out, int *bad)
+{
+    const char *host_end = slash, *port = NULL;
+    if (*host == '[') { /* [IPv6] */
+        const char *close = memchr(host, ']', (size_t)(slash - host));
+        if (close == NULL) return "an IPv6 address without ]";
+        if (close + 1 < slash) {
+            if (close[1] != ':') return "junk after the IPv6 address";
+            port = close + 2;
+        }
+        out->host = bk_strndup(host + 1, (size_t)(close - host - 1));
+        if (out->host == NULL) return DECODE_FAILED;
+    } else {
+        const char *colon = memchr(host, ':', (size_t)(slash - host));
+        if (colon != NULL) {
+            host_end = colon;
+            port = colon + 1;
+        }
+        out->host = decode(host, host_end, bad);
+        if (out->host == NULL) return DECODE_FAILED;
+    }
+    if (out->host[0] == '\0') return "no host";
+    out->port = 3306;
+    return port != NULL ? url_port(port, slash, out) : NULL;
+}
+
 bkoauth_code mysql_url_parse(const char *url, bk_mysql_url *out, bkoauth_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -86,52 +142,17 @@ bkoauth_code mysql_url_parse(const char *url, bk_mysql_url *out, bkoauth_error *
     for (const char *q = p; q < slash; q++)
         if (*q == '@') at = q;
     int bad = 0;
-    const char *host = p;
-    if (at != NULL) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *user_end = colon ? colon : at;
-        if (user_end == p) return refuse(out, err, "an empty user name before @");
-        out->user = decode(p, user_end, &bad);
-        if (out->user == NULL) goto failed;
-        if (colon != NULL && (out->password = decode(colon + 1, at, &bad)) == NULL) goto failed;
-        host = at + 1;
+    const char *why = at != NULL ? url_user(p, at, out, &bad) : NULL;
+    if (why == NULL) why = url_host(at != NULL ? at + 1 : p, slash, out, &bad);
+    if (why == NULL) {
+        out->database = decode(slash + 1, slash + 1 + strlen(slash + 1), &bad);
+        if (out->database == NULL)
+            why = DECODE_FAILED;
+        else if (out->database[0] == '\0' || strlen(out->database) > 64)
+            why = "no database name, or one longer than 64 characters";
     }
-    const char *host_end = slash, *port = NULL;
-    if (*host == '[') { /* [IPv6] */
-        const char *close = memchr(host, ']', (size_t)(slash - host));
-        if (close == NULL) return refuse(out, err, "an IPv6 address without ]");
-        if (close + 1 < slash) {
-            if (close[1] != ':') return refuse(out, err, "junk after the IPv6 address");
-            port = close + 2;
-        }
-        out->host = bk_strndup(host + 1, (size_t)(close - host - 1));
-        if (out->host == NULL) goto failed;
-    } else {
-        const char *colon = memchr(host, ':', (size_t)(slash - host));
-        if (colon != NULL) {
-            host_end = colon;
-            port = colon + 1;
-        }
-        out->host = decode(host, host_end, &bad);
-        if (out->host == NULL) goto failed;
-    }
-    if (out->host[0] == '\0') return refuse(out, err, "no host");
-    out->port = 3306;
-    if (port != NULL) {
-        long v = 0;
-        const char *q = port;
-        for (; q < slash && *q >= '0' && *q <= '9' && v <= 65535; q++)
-            v = v * 10 + (*q - '0');
-        if (q != slash || q == port || v < 1 || v > 65535)
-            return refuse(out, err, "the port is not a number from 1 to 65535");
-        out->port = (unsigned)v;
-    }
-    out->database = decode(slash + 1, slash + 1 + strlen(slash + 1), &bad);
-    if (out->database == NULL) goto failed;
-    if (out->database[0] == '\0' || strlen(out->database) > 64)
-        return refuse(out, err, "no database name, or one longer than 64 characters");
-    return BKOAUTH_OK;
-failed:
+    if (why == NULL) return BKOAUTH_OK;
+    if (why != DECODE_FAILED) return refuse(out, err, why);
     mysql_url_clear(out);
     return bad ? bad_url(err, "a bad %XX escape") : err_nomem(err);
 }
