@@ -433,9 +433,19 @@ static bkoauth_code ssm_parse_answer(const ssm_proto *p, long status, const char
     return rc;
 }
 
+/* The protocols, by BK_PROTO_* of BKAUTH_BACKEND_TYPE (settings.c): a new protocol adds its
+ * ssm_proto here. ieod is the default. */
+static const ssm_proto *const ssm_protocols[] = {
+    [BK_PROTO_IEOD] = &ssm_proto_ieod,
+    [BK_PROTO_EE] = &ssm_proto_ee,
+};
+
 static const ssm_proto *ssm_proto_of(int protocol)
 {
-    return protocol == BK_PROTO_EE ? &ssm_proto_ee : &ssm_proto_ieod;
+    if (protocol < 0 || (size_t)protocol >= sizeof ssm_protocols / sizeof ssm_protocols[0] ||
+        ssm_protocols[protocol] == NULL)
+        return &ssm_proto_ieod;
+    return ssm_protocols[protocol];
 }
 
 const char *ssm_protocol_name(const ssm_client *c)
