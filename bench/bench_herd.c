@@ -27,47 +27,12 @@ static const char *const *settings(const char *expires_seconds)
     return test_settings_set(&s, "EXPIRES_SECONDS", expires_seconds);
 }
 
-static int set_ttl(int ttl)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/__dev/config?ttl=%d", ttl);
-    json_t *j = devserver_post(dev, path);
-    json_decref(j);
-    return j ? 0 : -1;
-}
-
-/* Saves an APP and a user token that expire soon (for EXPIRES_SECONDS 600). */
-static int prepare(void)
-{
-    if (set_ttl(120) != 0) return -1;
-    bkoauth_client *c = herd_client(settings("60"));
-    if (c == NULL) return -1;
-    bkoauth_request req = {.username = "alice", .cookie_header = "bk_token=cred-alice", .remote_addr = "::1"};
-    bkoauth_token *t = NULL;
-    bkoauth_error e;
-    bkoauth_delete_token(c, NULL, NULL);
-    bkoauth_delete_token(c, "alice", NULL);
-    int rc = 0;
-    if (bkoauth_get_access_token(c, &req, &t, &e) != BKOAUTH_OK ||
-        (bkoauth_token_free(t), bkoauth_get_app_access_token(c, &t, &e)) != BKOAUTH_OK) {
-        fprintf(stderr, "bench_herd: %s\n", e.message);
-        rc = -1;
-    }
-    bkoauth_token_free(t);
-    bkoauth_client_free(c);
-    return rc == 0 ? set_ttl(3600) : rc;
-}
-
 int main(int argc, char **argv)
 {
     int procs = argc > 1 ? atoi(argv[1]) : 4;
     int threads = argc > 2 ? atoi(argv[2]) : 16;
-    char dir[] = "/tmp/bkoauth-herd-XXXXXX";
-    if (procs < 1 || threads < 1 || mkdtemp(dir) == NULL) return 2;
-    if (argc > 3)
-        snprintf(db_url, sizeof db_url, "%s", argv[3]);
-    else
-        snprintf(db_url, sizeof db_url, "sqlite:%s/herd.db", dir);
+    if (procs < 1 || threads < 1) return 2;
+    if (teststore_given_or_fresh(argc > 3 ? argv[3] : NULL, "herd", db_url, sizeof db_url) == NULL) return 1;
     const char *args[] = {"--app-code",       "herd-app", "--app-secret", "herd-secret", "--user",
                           "cred-alice=alice", "--ttl",    "3600",         NULL};
     dev = devserver_start(args);
@@ -82,7 +47,7 @@ int main(int argc, char **argv)
                  {HERD_LOGIN, "get_access_token (login renewal)", "user_token"}};
     int status = 0;
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        if (prepare() != 0) {
+        if (herd_prepare_expiring(dev, settings("60"), "alice", "bk_token=cred-alice") != 0) {
             status = 1;
             break;
         }
@@ -105,8 +70,6 @@ int main(int argc, char **argv)
         if (r.failure[0]) printf("    first failure: %s", r.failure);
     }
     devserver_stop(dev);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) status = 1;
+    teststore_cleanup();
     return status;
 }

@@ -236,14 +236,9 @@ static int scenario(int procs, int threads)
 
 int main(int argc, char **argv)
 {
-    char dir[] = "/tmp/bkoauth-par-XXXXXX";
-    if (mkdtemp(dir) == NULL) return 2;
-    if (argc > 1 && argv[1][0] != '\0')
-        snprintf(db_url, sizeof db_url, "%s", argv[1]);
-    else
-        snprintf(db_url, sizeof db_url, "sqlite:%s/par.db", dir);
     if (argc > 2) delay_ms = atol(argv[2]);
     if (delay_ms < 1) return 2;
+    if (teststore_given_or_fresh(argc > 1 ? argv[1] : NULL, "par", db_url, sizeof db_url) == NULL) return 1;
     dev = devserver_start_users("par-app", "par-secret", 16);
     if (dev == NULL) return 1;
     printf("parallel renewals: distinct users logging in at once, every SSM answer after %ld ms; store %s\n",
@@ -252,8 +247,6 @@ int main(int argc, char **argv)
     if (scenario(1, 16) != 0) status = 1;
     if (scenario(4, 4) != 0) status = 1;
     devserver_stop(dev);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) status = 1;
+    teststore_cleanup();
     return status;
 }

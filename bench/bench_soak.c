@@ -405,11 +405,8 @@ static int parse_args(int argc, char **argv)
     if (minutes < 1 || minutes > MAX_MINUTES || nthreads < 1 || nthreads > MAX_THREADS || nusers < 1 ||
         nusers > MAX_USERS || restart_every < 10)
         return -1;
-    if (optind < argc) {
-        snprintf(db_url, sizeof db_url, "%s", argv[optind]);
-        return 0;
-    }
-    return teststore_fresh_url("soak", db_url, sizeof db_url) ? 0 : -1;
+    return teststore_given_or_fresh(optind < argc ? argv[optind] : NULL, "soak", db_url, sizeof db_url) ? 0
+                                                                                                        : -1;
 }
 
 int main(int argc, char **argv)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The main job of libbkoauth, end to end, on this machine, with the `bkoauth` command line:
-# installs what is missing, builds into build/, starts bkoauth-devserver (a local SSM service)
-# on a free loopback port, gets the APP token, logs a user in with a login cookie, reads that
-# user's saved token back, refreshes it, lists the token store and stops the server.
+# installs what is missing of the demo's Debian packages (scripts/install-deps.sh demo: no
+# database server, no test tools), builds the library with SQLite alone into build-demo/,
+# starts bkoauth-devserver (a local SSM service) on a free loopback port, gets the APP token,
+# logs a user in with a login cookie, reads that user's saved token back, refreshes it, lists
+# the token store and stops the server.
 # Tokens are saved in bkoauth.db in the repository root and left there to inspect.
 # Tokens and credentials are only ever shown masked (first 4 characters and the length).
 #   usage: bash scripts/demo.sh
@@ -80,22 +82,27 @@ reused_or_new() {
 echo "libbkoauth demo: the main job, end to end, against a local SSM service."
 
 # ---- 1. dependencies ------------------------------------------------------------------------
-step "Installing what is missing (scripts/install-deps.sh)"
-bash scripts/install-deps.sh
-say "Every Debian package libbkoauth needs is installed."
+step "Installing what is missing of the demo's packages (scripts/install-deps.sh demo)"
+bash scripts/install-deps.sh demo
+say "Every Debian package the demo needs is installed (the tests need more: scripts/test.sh"
+say "installs them)."
 
 # ---- 2. build -------------------------------------------------------------------------------
-step "Building the library, the bkoauth command line and bkoauth-devserver into build/"
+# The demo keeps its tokens in SQLite: the PostgreSQL and MySQL stores (libpq, the MariaDB
+# client), the tests and the benchmarks are left out of this build, and so are their packages.
+# Its own directory: build/ stays as the README's build leaves it.
+step "Building the library (SQLite store), the bkoauth command line and bkoauth-devserver into build-demo/"
 log=$(mktemp /tmp/bkoauth-demo-build.XXXXXX)
-if ! { cmake -S . -B build -DBKOAUTH_WERROR=ON &&
-       cmake --build build -j "$(nproc 2>/dev/null || echo 2)" --target bkoauth_cli bkoauth-devserver; } >"$log" 2>&1; then
+if ! { cmake -S . -B build-demo -DBKOAUTH_WERROR=ON -DBKOAUTH_WITH_POSTGRESQL=OFF -DBKOAUTH_WITH_MYSQL=OFF \
+         -DBKOAUTH_BUILD_TESTS=OFF -DBKOAUTH_BUILD_BENCH=OFF -DBKOAUTH_BUILD_EXAMPLES=OFF &&
+       cmake --build build-demo -j "$(nproc 2>/dev/null || echo 2)" --target bkoauth_cli bkoauth-devserver; } >"$log" 2>&1; then
   cat "$log" >&2
   rm -f "$log"
   die "the build failed (output above)"
 fi
 rm -f "$log"
-CLI="$root/build/tools/bkoauth"
-DEVSERVER="$root/build/tools/bkoauth-devserver"
+CLI="$root/build-demo/tools/bkoauth"
+DEVSERVER="$root/build-demo/tools/bkoauth-devserver"
 say "Built $(basename "$CLI") ($("$CLI" --version)) and $(basename "$DEVSERVER")."
 
 # ---- 3. the local SSM service and the settings ------------------------------------------------
@@ -190,7 +197,7 @@ say "Stopped the SSM service."
 cat <<EOF
 
 Done. The tokens stay in bkoauth.db: inspect them with
-  build/tools/bkoauth -D sqlite:bkoauth.db list
+  build-demo/tools/bkoauth -D sqlite:bkoauth.db list
   sqlite3 bkoauth.db 'select user_id, env_name, expires from bkoauth_access_token'
 Run this demo again: it finds the saved APP token and reuses it. Next: bash scripts/test.sh
 EOF

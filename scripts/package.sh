@@ -19,18 +19,10 @@ out=$(cd "$out" && pwd)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
-tools=(build-essential dpkg-dev debhelper fakeroot lintian binutils)
-missing=()
-for p in "${tools[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+# the packaging tools and the store headers: the package set of scripts/install-deps.sh
+bash scripts/install-deps.sh package
 apt_updated=0
 apt_update() { [ "$apt_updated" = 1 ] || $SUDO apt-get update -qq; apt_updated=1; }
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "package: installing ${missing[*]}" >&2
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
-    || { apt_update; $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; }
-fi
 profiles=""
 case " ${DEB_BUILD_OPTIONS:-} " in *" nocheck "*) profiles=nocheck ;; esac
 if ! dpkg-checkbuilddeps ${profiles:+-P"$profiles"} >/dev/null 2>&1; then

@@ -9,7 +9,7 @@
 # Last, the Debian packages are built and tested (tests/package/test_packages.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh test
 
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
@@ -18,7 +18,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 run_suite() { # name, cmake args...
   local dir="build-test/$1"; shift
   echo "== configure and build: $dir ($*)"
-  cmake -S . -B "$dir" -DBKOAUTH_WERROR=ON "$@" >/dev/null
+  # every part required: a missing package fails the configure instead of leaving tests out
+  cmake -S . -B "$dir" -DBKOAUTH_WERROR=ON -DBKOAUTH_BUILD_TESTS=ON -DBKOAUTH_WITH_POSTGRESQL=ON \
+    -DBKOAUTH_WITH_MYSQL=ON "$@" >/dev/null
   cmake --build "$dir" -j "$jobs"
   echo "== test: $dir"
   (cd "$dir" && ctest --output-on-failure -j "$jobs" ${CTEST_ARGS:-})

@@ -40,15 +40,6 @@ static int setup(void **state)
                                                                           : -1;
 }
 
-static void set_ttl(fixture *f, int ttl)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/__dev/config?ttl=%d", ttl);
-    json_t *j = devserver_post(f->dev, path);
-    assert_non_null(j);
-    json_decref(j);
-}
-
 static const char *const *settings(fixture *f, const char *expires_seconds, const char *cache_seconds)
 {
     static test_settings s;
@@ -90,19 +81,8 @@ static void herd(fixture *f, herd_op op, const char *counter)
  * a long ttl for the renewals. */
 static void prepare_expiring(fixture *f)
 {
-    set_ttl(f, 120);
-    bkoauth_client *c = make_client(f, "60", "0");
-    bkoauth_token *t = NULL;
-    bkoauth_request req = {.username = "alice", .cookie_header = "bk_token=cred-alice", .remote_addr = "::1"};
-    bkoauth_error e;
-    bkoauth_delete_token(c, NULL, NULL);
-    bkoauth_delete_token(c, "alice", NULL);
-    assert_int_equal(bkoauth_get_access_token(c, &req, &t, &e), BKOAUTH_OK);
-    bkoauth_token_free(t);
-    assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_OK);
-    bkoauth_token_free(t);
-    bkoauth_client_free(c);
-    set_ttl(f, 3600);
+    assert_int_equal(herd_prepare_expiring(f->dev, settings(f, "60", "0"), "alice", "bk_token=cred-alice"),
+                     0);
 }
 
 static void test_herd_by_user(void **state)

@@ -6,6 +6,8 @@
 #                                  until GET /healthz answers 200 (10 s at most); sets AGENT_PID
 #   agent_stop                     SIGTERM, and waits for it
 #   agent_get SOCKET PATH          curl's output of GET PATH on the socket
+#   agent_conf APP_CODE SECRET     writes $work/agent.conf: the agent's settings for the
+#                                  devserver at $DEV_URL, its store sqlite:$work/agent.db
 AGENT="$build/tools/bkoauth-agent"
 [ -x "$AGENT" ] || { echo "$cli_name: not built: $AGENT" >&2; exit 1; }
 AGENT_PID=""
@@ -35,5 +37,15 @@ agent_stop() {
 }
 
 agent_get() { curl -sS --unix-socket "$1" "http://agent$2"; }
+
+agent_conf() {
+  cat >"$work/agent.conf" <<CONF
+OAUTH_API_URL = '$DEV_URL'
+APP_CODE = '$1'
+SECRET_KEY = '$2'
+OAUTH_COOKIES_PARAMS = {'bk_token': 'bk_token'}
+BKOAUTH_DATABASE_URL = 'sqlite:$work/agent.db'
+CONF
+}
 
 trap 'agent_stop; devserver_stop; rm -rf "$work"' EXIT

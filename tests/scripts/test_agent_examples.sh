@@ -15,13 +15,7 @@ command -v go >/dev/null || { echo "test_agent_examples: go is not installed (go
 APP_SECRET_V=examples-secret-0123456789
 devserver_start "$DEVSERVER" --app-code ex-app --app-secret "$APP_SECRET_V" \
   --user cred-sh-0123456789=shuser --user cred-py-0123456789=pyuser --user cred-go-0123456789=gouser || exit 1
-cat >"$work/agent.conf" <<CONF
-OAUTH_API_URL = '$DEV_URL'
-APP_CODE = 'ex-app'
-SECRET_KEY = '$APP_SECRET_V'
-OAUTH_COOKIES_PARAMS = {'bk_token': 'bk_token'}
-BKOAUTH_DATABASE_URL = 'sqlite:$work/agent.db'
-CONF
+agent_conf ex-app "$APP_SECRET_V"
 SOCK="$work/agent.sock"
 agent_start "$SOCK" -c "$work/agent.conf" --refresh-ahead 0 || exit 1
 

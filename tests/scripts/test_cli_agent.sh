@@ -13,13 +13,7 @@ APP_SECRET_V=cli-agent-secret-0123456789
 devserver_start "$DEVSERVER" --app-code cli-agent-app --app-secret "$APP_SECRET_V" \
   --user cred-alice-0123456789=alice --user cred-bob-0123456789=bob || exit 1
 chmod 755 "$work" # the refused caller (nobody) must reach the socket
-cat >"$work/agent.conf" <<CONF
-OAUTH_API_URL = '$DEV_URL'
-APP_CODE = 'cli-agent-app'
-SECRET_KEY = '$APP_SECRET_V'
-OAUTH_COOKIES_PARAMS = {'bk_token': 'bk_token'}
-BKOAUTH_DATABASE_URL = 'sqlite:$work/agent.db'
-CONF
+agent_conf cli-agent-app "$APP_SECRET_V"
 SOCK="$work/agent.sock"
 
 # run [VAR=VALUE...] -- ARGS...: the CLI in a clean environment (no settings at all: with the

@@ -28,6 +28,27 @@ bkoauth_client *herd_client(const char *const *settings)
     return c;
 }
 
+int herd_prepare_expiring(devserver *dev, const char *const *settings, const char *user, const char *cookie)
+{
+    if (devserver_config(dev, 120, -1) != 0) return -1;
+    bkoauth_client *c = herd_client(settings);
+    if (c == NULL) return -1;
+    bkoauth_request req = {.username = user, .cookie_header = cookie, .remote_addr = "::1"};
+    bkoauth_token *t = NULL;
+    bkoauth_error e;
+    bkoauth_delete_token(c, NULL, NULL);
+    bkoauth_delete_token(c, user, NULL);
+    int rc = 0;
+    if (bkoauth_get_access_token(c, &req, &t, &e) != BKOAUTH_OK ||
+        (bkoauth_token_free(t), t = NULL, bkoauth_get_app_access_token(c, &t, &e)) != BKOAUTH_OK) {
+        fprintf(stderr, "herd: saving the expiring tokens: %s\n", e.message);
+        rc = -1;
+    }
+    bkoauth_token_free(t);
+    bkoauth_client_free(c);
+    return rc == 0 ? devserver_config(dev, 3600, -1) : rc;
+}
+
 static void *call(void *arg)
 {
     caller *w = arg;

@@ -5,6 +5,7 @@
 #define BKOAUTH_HERD_H
 
 #include "bkoauth.h"
+#include "devserver.h"
 
 typedef enum herd_op {
     HERD_BY_USER, /* get_access_token_by_user(user) */
@@ -34,6 +35,12 @@ typedef struct herd_result {
 
 /* A client from NAME, VALUE pairs; NULL with a message on stderr when impossible. */
 bkoauth_client *herd_client(const char *const *settings);
+
+/* Before a herd on tokens about to expire: with dev issuing tokens of 120 s, deletes the APP
+ * token and user's, saves new ones (user logged in with cookie) through a client with settings
+ * (whose EXPIRES_SECONDS makes them valid now), then sets dev's ttl to an hour for the renewals.
+ * 0, or -1 with a message on stderr. */
+int herd_prepare_expiring(devserver *dev, const char *const *settings, const char *user, const char *cookie);
 
 /* Runs the herd; returns 0, or -1 when it could not be run (fork, pipe, client). */
 int herd_run(const herd_spec *spec, herd_result *out);

@@ -147,6 +147,16 @@ char *teststore_fresh_url(const char *tag, char *buf, size_t size)
     return buf;
 }
 
+char *teststore_given_or_fresh(const char *given, const char *tag, char *buf, size_t size)
+{
+    if (given == NULL || given[0] == '\0') return teststore_fresh_url(tag, buf, size);
+    if ((size_t)snprintf(buf, size, "%s", given) >= size) {
+        fprintf(stderr, "teststore: the database URL is longer than %zu bytes\n", size - 1);
+        return NULL;
+    }
+    return buf;
+}
+
 void teststore_cleanup(void)
 {
     for (int i = 0; i < ndirs; i++) {

@@ -21,6 +21,10 @@ const char *teststore_kind(void);
  * Returns buf, or NULL (with a message on stderr) when impossible. */
 char *teststore_fresh_url(const char *tag, char *buf, size_t size);
 
+/* The store a benchmark runs on: given when it is a URL (not NULL, not empty), else
+ * teststore_fresh_url(tag). Returns buf, or NULL (with a message on stderr). */
+char *teststore_given_or_fresh(const char *given, const char *tag, char *buf, size_t size);
+
 /* Makes a new, empty temporary directory and writes its path into buf; teststore_cleanup()
  * removes it with what it holds. Returns buf, or NULL (with a message on stderr). */
 char *teststore_tmpdir(char *buf, size_t size);

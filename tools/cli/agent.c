@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* cli_agent.c - bkoauth --agent [SOCKET] / BKOAUTH_AGENT: the token commands (app-token,
+/* agent.c - bkoauth --agent [SOCKET] / BKOAUTH_AGENT: the token commands (app-token,
  * user-token, token, refresh) asked of a running bkoauth-agent instead of opening the store.
  *
  * A plain AF_UNIX stream socket and a small HTTP/1.1 client (one request per connection,
@@ -10,6 +10,7 @@
  * same exit statuses. */
 #define _GNU_SOURCE /* timegm */
 #include "agent.h"
+#include "cli.h" /* cli_json_text */
 
 #include <bkoauth.h>
 
@@ -327,20 +328,6 @@ static json_t *cli_agent_cookies(const char *header)
     return o;
 }
 
-/* The text of a JSON value, newly allocated, or NULL when out of memory (json_dumpb() into a
- * buffer of the right size: out of memory, Jansson 2.14's json_dumps() may leave a key out). */
-static char *cli_agent_json_text(const json_t *value, size_t flags)
-{
-    size_t need = json_dumpb(value, NULL, 0, flags);
-    char *text = need > 0 ? malloc(need + 1) : NULL;
-    if (text == NULL || json_dumpb(value, text, need, flags) != need) {
-        free(text);
-        return NULL;
-    }
-    text[need] = '\0';
-    return text;
-}
-
 /* The login's body: {"cookies": {...}, "client_ip": IP}. Newly allocated text, or NULL. */
 static char *cli_agent_login_body(const cli_agent_call *call)
 {
@@ -349,7 +336,7 @@ static char *cli_agent_login_body(const cli_agent_call *call)
     char *text = NULL;
     if (o != NULL && cookies != NULL && ip != NULL && json_object_set(o, "cookies", cookies) == 0 &&
         json_object_set(o, "client_ip", ip) == 0)
-        text = cli_agent_json_text(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        text = cli_json_text(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(cookies);
     json_decref(ip);
     json_decref(o);
@@ -474,7 +461,7 @@ static int cli_agent_token(const cli_agent_call *call, const json_t *answer)
         return cli_agent_say("the agent at %s answered 200 without an access_token", call->socket);
     if (call->json) {
         json_t *o = cli_agent_token_json(answer);
-        char *text = o != NULL ? cli_agent_json_text(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        char *text = o != NULL ? cli_json_text(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         json_decref(o);
         if (text == NULL) return cli_agent_say("the agent's answer lacks a token member, or memory ran out");
         puts(text);

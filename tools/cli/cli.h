@@ -102,6 +102,8 @@ char *cli_printable(const char *s);
 json_t *cli_json_str(const char *s);
 int cli_json_set(json_t *obj, const char *key, json_t *value);
 json_t *cli_token_json(const bkoauth_token *t, int mask, int64_t now);
+/* The text of a JSON value, newly allocated (free()), or NULL when out of memory. */
+char *cli_json_text(const json_t *value, size_t flags);
 int cli_print_json(json_t *value);
 int cli_print_token(const cli_args *a, bkoauth_token *t);
 

@@ -223,7 +223,7 @@ json_t *cli_token_json(const bkoauth_token *t, int mask, int64_t now)
 /* The text of a JSON value, newly allocated (free()), or NULL when out of memory. Not
  * json_dumps(): out of memory, Jansson 2.14's json_dumps() may leave an object key out of the
  * text and still succeed; json_dumpb() into a buffer of the right size allocates no text. */
-static char *cli_json_text(const json_t *value, size_t flags)
+char *cli_json_text(const json_t *value, size_t flags)
 {
     size_t need = json_dumpb(value, NULL, 0, flags);
     char *text = need > 0 ? malloc(need + 1) : NULL;

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* bkoauth-devserver: what its files share. Not installed, not part of the library.
  *
- * The files, one concern each: tokens.c (the issued tokens and their index), protocols.c (the
- * two SSM protocols, ieod and ee), faults.c (injected faults and their answers), dev_api.c (the
- * /__dev/ endpoints and the counters), http.c (answers, request values and the request handler)
- * and main.c (options, signals, the port file, starting and stopping the daemon).
+ * The files, one concern each, in layers: a file calls only the files of the layers below it.
+ *   main.c       options, signals, the port file, starting and stopping the daemon
+ *   route.c      the request handler: the body read, then /__dev/ or an SSM protocol
+ *   protocols.c  the two SSM protocols, ieod and ee    dev_api.c  the /__dev/ endpoints
+ *   faults.c     injected faults and their answers
+ *   answers.c    the protocols' answer shapes          record.c   the counters, the last call
+ *   tokens.c     the issued tokens and their index     http.c     answers, request values, text
  *
  * Threads: libmicrohttpd runs one thread per connection. All state lives in S and is read and
  * written only with S.mu held; no function declared here sleeps or does I/O while it holds it.
@@ -101,10 +104,18 @@ dev_token *dev_issue(const char *username, const char *env_name, const char *pro
 void dev_forget_tokens(void);                                            /* the caller holds S.mu */
 void dev_free_tokens(void);                                              /* the caller holds S.mu */
 
-/* ---- protocols.c ---------------------------------------------------------------------------- */
+/* ---- answers.c ------------------------------------------------------------------------------ */
 
 json_t *dev_failure(int ee, long code, const char *message);
 json_t *dev_grant(int ee, const dev_token *t);
+
+/* ---- record.c (the caller holds S.mu) ------------------------------------------------------- */
+
+void dev_count_call(int ee, enum dev_kind kind);
+void dev_record_last(struct MHD_Connection *c, const char *method, const char *url, const dev_req *rq);
+
+/* ---- protocols.c ---------------------------------------------------------------------------- */
+
 enum MHD_Result dev_ssm_call(struct MHD_Connection *c, const char *method, const char *url, dev_req *rq);
 
 /* ---- faults.c ------------------------------------------------------------------------------- */
@@ -118,9 +129,6 @@ enum MHD_Result dev_send_fault(struct MHD_Connection *c, const dev_fault *f, int
 
 /* ---- dev_api.c ------------------------------------------------------------------------------ */
 
-void dev_count_call(int ee, enum dev_kind kind); /* the caller holds S.mu */
-void dev_record_last(struct MHD_Connection *c, const char *method, const char *url,
-                     const dev_req *rq); /* the caller holds S.mu */
 enum MHD_Result dev_call(struct MHD_Connection *c, const char *method, const char *url);
 
 /* ---- http.c --------------------------------------------------------------------------------- */
@@ -134,6 +142,9 @@ const char *dev_header(struct MHD_Connection *c, const char *name);
 enum MHD_Result dev_send_text(struct MHD_Connection *c, unsigned status, const char *type, const char *text);
 enum MHD_Result dev_send_json(struct MHD_Connection *c, unsigned status, json_t *j);
 enum MHD_Result dev_send_message(struct MHD_Connection *c, unsigned status, const char *message);
+
+/* ---- route.c -------------------------------------------------------------------------------- */
+
 enum MHD_Result dev_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                            const char *version, const char *upload, size_t *upload_size, void **con_cls);
 void *dev_log_uri(void *cls, const char *uri, struct MHD_Connection *c);
