@@ -9,6 +9,7 @@
  *   clock.c    the two clocks (wall and monotonic)
  *   kvlist.c   lists of string pairs                   json.c    JSON as Python writes it (json.h)
  *   datetime.c Django's datetimes                      tzfile.c  named time zones (TZif files)
+ *   dl.c       libraries loaded on first use (dl.h)    crypto_dl.c  libcrypto, loaded that way
  * Their declarations are in src/internal.h. */
 /* util.c - small string and buffer helpers. */
 #include "internal.h"

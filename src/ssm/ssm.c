@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* src/ssm/ - the SSM wire: the calls to the BlueKing SSM service that grant, refresh and
- * check tokens. ssm.c checks a call and parses the answer, ieod.c and ee.c are the two wire
- * protocols (ssm_int.h), http.c carries them over libcurl, proxy.c chooses the proxy and
+ * check tokens. ssm.c checks a call, dispatches to a protocol's table (ssm_protocols) and parses
+ * the answer; ieod.c and ee.c are the two wire protocols (ssm_int.h), building their calls with
+ * call.c; http.c carries them over libcurl (loaded by curl_dl.c), proxy.c chooses the proxy and
  * http_fail.c words a failure by the hop that failed. The client uses ssm.h only. */
 /* ssm.c - the SSM client: checks what a call needs, lets the protocol (ieod.c or ee.c) build it,
  * carries it over http.c, and parses the answer into a grant (one parser for both protocols). */

@@ -5,7 +5,9 @@
  *              in backends.c) and the renewal section    rows.c  helpers the backends share
  *   keys.c     the per-key locks and state of renewals in the process (keys.h)
  *   pool.c     bounded connection pools (pool.h)
- *   sqlite.c, postgres.c + postgres_lease.c, mysql.c + mysql_url.c   the backends
+ *   the backends: sqlite.c + sqlite_conn.c; postgres.c + postgres_conn.c, postgres_lease.c
+ *              (libpq loaded by pq_dl.c); mysql.c + mysql_conn.c, mysql_query.c, mysql_lock.c
+ *              (the connector loaded by mysql_dl.c), each with its <name>_int.h
  * Backends call pool.c, rows.c and keys.c, never store.c. */
 /* store.c - the store interface: argument checks shared by every backend, dispatch, and the
  * renewal section built from the backends' short operations (lock, read, save). */
