@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* fuzz_proxy.c - libFuzzer target for the proxy of the SSM calls (src/ssm/proxy.c): a proxy URL
- * from the environment (proxy_parse) and a NO_PROXY list against a host (proxy_noproxy_match),
+ * from the environment (proxy_parse, src/settings/proxy_url.c) and a NO_PROXY list against a
+ * host (proxy_noproxy_match),
  * both outside input.
  *
  * Input: up to the first byte 0x00 is the host, the rest is both the list and the proxy URL.

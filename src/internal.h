@@ -297,8 +297,12 @@ char *uin_normalize(const char *value);
 /* Forgets every parsed APIGW_PUBLIC_KEY, so that the next verification parses its key again
  * (for tests of the parsing; no thread may be verifying meanwhile). */
 void bkoauth__jwt_keys_clear(void);
+/* bkoauth_jwt_verify() with the client's settings s (APIGW_PUBLIC_KEY) and logger (refusals);
+ * out and s not NULL. */
+bkoauth_code bk_jwt_verify(const bk_settings *s, const bk_logger *logger, const char *jwt, bkoauth_jwt **out,
+                           bkoauth_error *err);
 
-/* ---- the client (client.c), for modules that serve public calls on a client -------------- */
+/* ---- the client (client.c), for the tests ------------------------------------------------ */
 
 const bk_settings *client_settings(const bkoauth_client *c);
 const bk_logger *client_logger(const bkoauth_client *c);

@@ -257,3 +257,22 @@ size_t bk_scrub(char *out, size_t size, const char *text, size_t len, unsigned f
     out[k.used] = '\0';
     return k.used;
 }
+
+/* The mask of a secret for messages and logs: at most a quarter of a short secret shown. */
+char *bkoauth_mask(const char *secret, char *buf, size_t size)
+{
+    if (buf == NULL || size == 0) return buf;
+    if (secret == NULL) {
+        snprintf(buf, size, "(none)");
+        return buf;
+    }
+    size_t len = strlen(secret);
+    if (len == 0) {
+        snprintf(buf, size, "(empty)");
+        return buf;
+    }
+    /* never show more than a quarter of a short secret */
+    size_t shown = len >= 16 ? 4 : len / 4;
+    snprintf(buf, size, "%.*s...(%zu chars)", (int)shown, secret, len);
+    return buf;
+}

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* token.c - the token record handed to callers: copies, freeing, expiry, masking. */
+/* token.c - the token record handed to callers: copies, freeing, expiry (bkoauth_mask is in
+ * scrub.c, with the rest of what hides secrets). */
 #include "internal.h"
 
 #include <stdio.h>
@@ -98,22 +99,4 @@ void bkoauth_tokens_free(bkoauth_token **tokens, size_t count)
     for (size_t i = 0; i < count; i++)
         bkoauth_token_free(tokens[i]);
     bkoauth__free(tokens);
-}
-
-char *bkoauth_mask(const char *secret, char *buf, size_t size)
-{
-    if (buf == NULL || size == 0) return buf;
-    if (secret == NULL) {
-        snprintf(buf, size, "(none)");
-        return buf;
-    }
-    size_t len = strlen(secret);
-    if (len == 0) {
-        snprintf(buf, size, "(empty)");
-        return buf;
-    }
-    /* never show more than a quarter of a short secret */
-    size_t shown = len >= 16 ? 4 : len / 4;
-    snprintf(buf, size, "%.*s...(%zu chars)", (int)shown, secret, len);
-    return buf;
 }

@@ -5,18 +5,18 @@
  *   scrub.c    bk_scrub: secrets masked and outside text escaped in every message and log line;
  *              bkoauth_mask
  *   text.c     what outside text may hold (token alphabet, readable names, UTF-8)
- *   util.c     strings, buffers and the two clocks     token.c   the token record
+ *   util.c     strings and buffers                     token.c   the token record
+ *   clock.c    the two clocks (wall and monotonic)
  *   kvlist.c   lists of string pairs                   json.c    JSON as Python writes it (json.h)
  *   datetime.c Django's datetimes                      tzfile.c  named time zones (TZif files)
+ *   dl.c       libraries loaded on first use (dl.h)    crypto_dl.c  libcrypto, loaded that way
  * Their declarations are in src/internal.h. */
-/* util.c - small string, memory and time helpers. */
+/* util.c - small string and buffer helpers. */
 #include "internal.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 char *bk_strdup(const char *s)
 {
@@ -43,30 +43,6 @@ int bk_streq(const char *a, const char *b)
 int bk_empty(const char *s)
 {
     return s == NULL || s[0] == '\0';
-}
-
-_Atomic int64_t bk_wall_offset;
-
-int64_t bk_now(void)
-{
-    /* whole seconds are all the expiry rules need: the coarse clock is several times cheaper */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return (int64_t)ts.tv_sec + atomic_load_explicit(&bk_wall_offset, memory_order_relaxed);
-}
-
-int64_t bk_monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t bk_monotonic_coarse_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int buf_reserve(bk_buf *b, size_t extra)

@@ -697,7 +697,19 @@ bkoauth_code bkoauth_delete_token(bkoauth_client *client, const char *user_id, b
     return rc == BKOAUTH_OK ? err_ok(err) : rc;
 }
 
-/* ---- for other modules (jwt.c) ---------------------------------------------------------- */
+/* ---- X-Bkapi-Jwt: checked by jwt/jwt.c with the client's settings and logger -------------- */
+
+bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth_jwt **out,
+                                bkoauth_error *err)
+{
+    if (out != NULL) *out = NULL;
+    if (client == NULL || out == NULL)
+        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_jwt_verify: %s is NULL",
+                       client == NULL ? "client" : "out");
+    return bk_jwt_verify(&client->s, &client->logger, jwt, out, err);
+}
+
+/* ---- for tests and other modules -------------------------------------------------------- */
 
 const bk_settings *client_settings(const bkoauth_client *c)
 {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* src/jwt/ - the API-gateway JWT: bkoauth_verify_jwt() checks X-Bkapi-Jwt with the client's
- * APIGW_PUBLIC_KEY, parsed once and kept in a small process-wide key cache (this file). It reads
- * the client's settings and logger (core/client.c) and stands on base/. */
+ * APIGW_PUBLIC_KEY, parsed once and kept in a small process-wide key cache (this file). It is
+ * handed the client's settings and logger (bk_jwt_verify, called by core/client.c's
+ * bkoauth_jwt_verify) and stands on base/. */
 /* jwt.c - X-Bkapi-Jwt verification (the Python apigw_required decorator).
  *
  * The BlueKing API gateway forwards a request with an RS256 JWT in the header X-Bkapi-Jwt.
@@ -432,9 +433,9 @@ static bkoauth_code jwt_trim(const char **jwt, size_t *len, bkoauth_error *err)
 
 /* 3. the key (before the token: a service with a bad key should hear about the key), into *pkey
  * (the caller's reference). An unusable key is logged as an error. */
-static bkoauth_code jwt_client_key(bkoauth_client *client, EVP_PKEY **pkey, bkoauth_error *err)
+static bkoauth_code jwt_client_key(const bk_settings *s, const bk_logger *logger, EVP_PKEY **pkey,
+                                   bkoauth_error *err)
 {
-    const bk_settings *s = client_settings(client);
     if (s == NULL || bk_empty(s->apigw_public_key))
         return err_set(err, BKOAUTH_E_JWT,
                        "public key unusable: APIGW_PUBLIC_KEY is not set; set it to the API gateway's PEM "
@@ -445,8 +446,7 @@ static bkoauth_code jwt_client_key(bkoauth_client *client, EVP_PKEY **pkey, bkoa
     rc = jwt_key_get(s->apigw_public_key, pkey, why, sizeof why);
     if (rc == BKOAUTH_E_NOMEM) return err_set(err, BKOAUTH_E_NOMEM, "out of memory reading APIGW_PUBLIC_KEY");
     if (rc != BKOAUTH_OK) {
-        log_write(client_logger(client), BKOAUTH_LOG_ERROR, "X-Bkapi-Jwt refused: public key unusable: %s",
-                  why);
+        log_write(logger, BKOAUTH_LOG_ERROR, "X-Bkapi-Jwt refused: public key unusable: %s", why);
         return err_set(err, BKOAUTH_E_JWT, "public key unusable: %s", why);
     }
     return BKOAUTH_OK;
@@ -649,19 +649,15 @@ static bkoauth_code jwt_accept(const jwt_parts *p, bkoauth_jwt **out, bkoauth_er
     return err_ok(err);
 }
 
-bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth_jwt **out,
-                                bkoauth_error *err)
+bkoauth_code bk_jwt_verify(const bk_settings *s, const bk_logger *logger, const char *jwt, bkoauth_jwt **out,
+                           bkoauth_error *err)
 {
-    if (out != NULL) *out = NULL;
-    if (client == NULL || out == NULL)
-        return err_set(err, BKOAUTH_E_INVALID, "bkoauth_jwt_verify: %s is NULL",
-                       client == NULL ? "client" : "out");
     jwt_parts p = {0};
     p.text = jwt;
     bkoauth_code rc = jwt_trim(&p.text, &p.len, err);
     if (rc != BKOAUTH_OK) return rc;
     EVP_PKEY *pkey = NULL;
-    rc = jwt_client_key(client, &pkey, err);
+    rc = jwt_client_key(s, logger, &pkey, err);
     if (rc != BKOAUTH_OK) return rc;
 
     /* nothing of the payload is believed before the signature is checked */
@@ -673,7 +669,7 @@ bkoauth_code bkoauth_jwt_verify(bkoauth_client *client, const char *jwt, bkoauth
     if (rc == BKOAUTH_OK) rc = jwt_check_time(p.payload, &p.exp_at, err);
     if (rc == BKOAUTH_OK) rc = jwt_accept(&p, out, err);
     if (rc != BKOAUTH_OK && rc != BKOAUTH_E_NOMEM && err != NULL)
-        log_write(client_logger(client), BKOAUTH_LOG_INFO, "X-Bkapi-Jwt refused: %s", err->message);
+        log_write(logger, BKOAUTH_LOG_INFO, "X-Bkapi-Jwt refused: %s", err->message);
     jwt_parts_clear(&p);
     jwt_key_put(pkey);
     return rc;

@@ -5,7 +5,7 @@
  * A bkoauth_config holds the text of each setting as given (validated when set).
  * settings_from_config() (settings.c) turns it into the bk_settings the client works with. */
 #include "config_int.h"
-#include "ssm/proxy.h"
+#include "proxy_url.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -300,6 +300,42 @@ static void json_string_out(bk_buf *out, const char *s, size_t n)
 
 /* ---- numbers ----------------------------------------------------------------------------------- */
 
+/* The float of digits (negated when neg) as the shortest text that reads back as the same
+ * double (as Python's repr; valid JSON) into text: 1, 0 when digits are no float, -1 (failed)
+ * when it is out of range. */
+static int float_text(reader *r, const char *digits, int neg, char *text, size_t size)
+{
+    char *end = NULL;
+    double d = strtod(digits, &end);
+    if (*end != '\0') return 0;
+    if (!isfinite(d)) return fail(r, "a number is out of range");
+    if (neg) d = -d;
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(text, size, "%.*g", prec, d);
+        if (strtod(text, NULL) == d) break;
+    }
+    return 1;
+}
+
+/* The int of the n digits in base (negated when neg) in decimal into text: 1, 0 when digits are
+ * no int, -1 (failed) for leading zeros of a decimal or a value out of the 64-bit range. */
+static int int_text(reader *r, const char *digits, size_t n, int base, int neg, char *text, size_t size)
+{
+    if (base == 10 && n > 1 && digits[0] == '0') {
+        for (size_t i = 0; i < n; i++)
+            if (digits[i] != '0')
+                return fail(r, "a decimal number with leading zeros is not a Python literal");
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(digits, &end, base);
+    if (*end != '\0') return 0;
+    if (errno == ERANGE || v > (neg ? (unsigned long long)INT64_MAX + 1 : (unsigned long long)INT64_MAX))
+        return fail(r, "a number is out of the 64-bit range");
+    snprintf(text, size, "%s%llu", neg && v ? "-" : "", v);
+    return 1;
+}
+
 /* A number literal at r->p: [+-] then a Python int (decimal, 0x, 0o, 0b, with _) or float. Its
  * text in b: an int in decimal, a float as written without _. 1 when one was read, 0 when the
  * text there is not a number (nothing read), -1 on an error (out of range). */
@@ -337,31 +373,9 @@ static int read_number(reader *r, bk_buf *b)
     if (n == 0 || (q < e && (is_ident(*q) || *q == '.'))) return 0;
     digits[n] = '\0';
     char text[160];
-    if (is_float) {
-        char *end = NULL;
-        double d = strtod(digits, &end);
-        if (*end != '\0') return 0;
-        if (!isfinite(d)) return fail(r, "a number is out of range");
-        if (neg) d = -d;
-        /* the shortest text that reads back as the same double (as Python's repr; valid JSON) */
-        for (int prec = 1; prec <= 17; prec++) {
-            snprintf(text, sizeof text, "%.*g", prec, d);
-            if (strtod(text, NULL) == d) break;
-        }
-    } else {
-        if (base == 10 && n > 1 && digits[0] == '0') {
-            for (size_t i = 0; i < n; i++)
-                if (digits[i] != '0')
-                    return fail(r, "a decimal number with leading zeros is not a Python literal");
-        }
-        char *end = NULL;
-        errno = 0;
-        unsigned long long v = strtoull(digits, &end, base);
-        if (*end != '\0') return 0;
-        if (errno == ERANGE || v > (neg ? (unsigned long long)INT64_MAX + 1 : (unsigned long long)INT64_MAX))
-            return fail(r, "a number is out of the 64-bit range");
-        snprintf(text, sizeof text, "%s%llu", neg && v ? "-" : "", v);
-    }
+    int got = is_float ? float_text(r, digits, neg, text, sizeof text)
+                       : int_text(r, digits, n, base, neg, text, sizeof text);
+    if (got != 1) return got;
     buf_puts(b, text);
     r->p = q;
     return 1;
@@ -392,6 +406,41 @@ static int refuse_expression(reader *r)
     return fail(r, r->why_buf);
 }
 
+/* A dict key (r->p on it) and its colon as JSON into r->out ("key":): 0, or -1 (failed). */
+static int read_dict_key(reader *r)
+{
+    bk_buf key = {NULL, 0, 0, 0, 1};
+    if (r->p >= r->end || (*r->p != '\'' && *r->p != '"' && !isalpha((unsigned char)*r->p))) {
+        buf_free(&key);
+        return fail(r, "a dict key must be a string");
+    }
+    if (read_strings(r, &key) != 0) {
+        buf_free(&key);
+        if (r->why != NULL && strcmp(r->why, "not a string") == 0) {
+            r->why = NULL;
+            return fail(r, "a dict key must be a string");
+        }
+        return -1;
+    }
+    if (key.oom) {
+        buf_free(&key);
+        r->out->oom = 1;
+        return -1;
+    }
+    json_string_out(r->out, key.data ? key.data : "", key.len);
+    buf_free(&key);
+    skip_blanks(r);
+    if (r->p >= r->end) return fail_eof(r);
+    if (*r->p != ':')
+        return fail(r, r->p < r->end && (*r->p == ',' || *r->p == '}')
+                           ? "a set is not accepted: write a dict {'name': value}"
+                           : "expected : after a dict key");
+    r->p++;
+    buf_append(r->out, ":", 1);
+    skip_blanks(r);
+    return 0;
+}
+
 /* A dict or list (r->p on the bracket) as JSON into r->out. */
 static int read_container(reader *r)
 {
@@ -420,37 +469,7 @@ static int read_container(reader *r)
             buf_append(r->out, ",", 1);
         }
         first = 0;
-        if (open == '{') {
-            bk_buf key = {NULL, 0, 0, 0, 1};
-            if (r->p >= r->end || (*r->p != '\'' && *r->p != '"' && !isalpha((unsigned char)*r->p))) {
-                buf_free(&key);
-                return fail(r, "a dict key must be a string");
-            }
-            if (read_strings(r, &key) != 0) {
-                buf_free(&key);
-                if (r->why != NULL && strcmp(r->why, "not a string") == 0) {
-                    r->why = NULL;
-                    return fail(r, "a dict key must be a string");
-                }
-                return -1;
-            }
-            if (key.oom) {
-                buf_free(&key);
-                r->out->oom = 1;
-                return -1;
-            }
-            json_string_out(r->out, key.data ? key.data : "", key.len);
-            buf_free(&key);
-            skip_blanks(r);
-            if (r->p >= r->end) return fail_eof(r);
-            if (*r->p != ':')
-                return fail(r, r->p < r->end && (*r->p == ',' || *r->p == '}')
-                                   ? "a set is not accepted: write a dict {'name': value}"
-                                   : "expected : after a dict key");
-            r->p++;
-            buf_append(r->out, ":", 1);
-            skip_blanks(r);
-        }
+        if (open == '{' && read_dict_key(r) != 0) return -1;
         if (read_json_value(r) != 0) return -1;
     }
     buf_append(r->out, &close, 1);

@@ -5,8 +5,9 @@
  *   config_file.c  the settings file: NAME = value lines, as Django or an environment file
  *   pyliteral.c    the file's values (Python literals only) and the dict settings as JSON
  *   settings.c     the checked text turned into bk_settings (internal.h), as the client uses it
- * It checks the proxy (ssm/proxy.c) and MySQL URLs (store/mysql_url.c) with the parsers of the
- * layers that use them, and otherwise stands on base/ only. */
+ *   proxy_url.c    a proxy URL as libcurl reads one (proxy_url.h), also for ssm/proxy.c
+ *   mysql_url.c    a MySQL URL (mysql://USER:PASSWORD@HOST:PORT/DB), also for store/mysql.c
+ * It stands on base/ only; ssm/ and store/ above use its URL readers. */
 /* settings.c - the settings as the client works with them: settings_from_config() turns the text
  * of a bkoauth_config (checked when set, config.c) into a bk_settings of numbers, flags, lists
  * and copies. */

@@ -7,23 +7,7 @@
 #define BKOAUTH_SSM_PROXY_H
 
 #include "../internal.h"
-
-/* The longest proxy URL taken (outside text: the environment). */
-#define PROXY_URL_MAX 2048
-
-/* A proxy URL as libcurl reads it: [scheme://][user[:password]@]host[:port][/...]. */
-typedef struct proxy_url {
-    char scheme[8];     /* lower case: http (also when none was written), https, socks4, socks4a,
-                           socks5, socks5h */
-    char host[256];     /* a name or an address ([IPv6] without the brackets) */
-    unsigned port;      /* as written, else libcurl's default: 443 for https, 1080 otherwise */
-    int has_user;       /* user info was given */
-    char password[512]; /* percent-decoded; "" when none (a secret: wiped by proxy_choice_clear) */
-} proxy_url;
-
-/* Reads text as a proxy URL into *out. NULL when it is one, else what is wrong with it (a
- * sentence that never quotes it). Never allocates. */
-const char *proxy_parse(const char *text, proxy_url *out);
+#include "../settings/proxy_url.h" /* proxy_url, proxy_parse */
 
 /* 1 when host (as libcurl takes it from a URL: an IPv6 address without brackets) matches the
  * NO_PROXY-style list, by the rules of libcurl 7.88's Curl_check_noproxy(): "*" alone matches

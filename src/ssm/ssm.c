@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* src/ssm/ - the SSM wire: the calls to the BlueKing SSM service that grant, refresh and
- * check tokens. ssm.c checks a call and parses the answer, ieod.c and ee.c are the two wire
- * protocols (ssm_int.h), http.c carries them over libcurl, proxy.c chooses the proxy and
+ * check tokens. ssm.c checks a call, dispatches to a protocol's table (ssm_protocols) and parses
+ * the answer; ieod.c and ee.c are the two wire protocols (ssm_int.h), building their calls with
+ * call.c; http.c carries them over libcurl (loaded by curl_dl.c), proxy.c chooses the proxy and
  * http_fail.c words a failure by the hop that failed. The client uses ssm.h only. */
 /* ssm.c - the SSM client: checks what a call needs, lets the protocol (ieod.c or ee.c) build it,
  * carries it over http.c, and parses the answer into a grant (one parser for both protocols). */
@@ -69,7 +70,7 @@ void ssm_counts(const ssm_client *c, uint64_t *calls, uint64_t failures[SSM_FAIL
         failures[i] = atomic_load(&((ssm_client *)c)->failures[i]);
 }
 
-/* ---- grant and call records ------------------------------------------------------------- */
+/* ---- grant records (the call record: call.c) -------------------------------------------- */
 
 void ssm_grant_clear(ssm_grant *g)
 {
@@ -84,40 +85,6 @@ static void ssm_buf_wipe_free(bk_buf *b)
 {
     b->secret = 1;
     buf_free(b);
-}
-
-void ssm_call_clear(ssm_call *call)
-{
-    if (call == NULL) return;
-    ssm_buf_wipe_free(&call->query);
-    ssm_buf_wipe_free(&call->body);
-    for (size_t i = 0; i < call->nheaders; i++)
-        bk_wipe_free(call->headers[i]);
-    memset(call, 0, sizeof *call);
-}
-
-int ssm_call_header(ssm_call *call, const char *name, const char *value)
-{
-    if (call->nheaders >= sizeof call->headers / sizeof call->headers[0]) return -1;
-    for (const char *p = value; *p; p++)
-        if (*p == '\r' || *p == '\n')
-            return -1; /* never a header injection; ssm.c rejects such settings earlier */
-    bk_buf b = {NULL, 0, 0, 0, 1};
-    buf_printf(&b, "%s: %s", name, value);
-    if (b.oom) {
-        ssm_buf_wipe_free(&b);
-        return -1;
-    }
-    call->headers[call->nheaders++] = b.data;
-    return 0;
-}
-
-int ssm_kv_has(const bk_kvlist *credentials, const char *key)
-{
-    if (credentials == NULL) return 0;
-    for (size_t i = 0; i < credentials->count; i++)
-        if (bk_streq(credentials->items[i].key, key)) return 1;
-    return 0;
 }
 
 /* ---- the response parser ---------------------------------------------------------------- */
@@ -467,9 +434,19 @@ static bkoauth_code ssm_parse_answer(const ssm_proto *p, long status, const char
     return rc;
 }
 
+/* The protocols, by BK_PROTO_* of BKAUTH_BACKEND_TYPE (settings.c): a new protocol adds its
+ * ssm_proto here. ieod is the default. */
+static const ssm_proto *const ssm_protocols[] = {
+    [BK_PROTO_IEOD] = &ssm_proto_ieod,
+    [BK_PROTO_EE] = &ssm_proto_ee,
+};
+
 static const ssm_proto *ssm_proto_of(int protocol)
 {
-    return protocol == BK_PROTO_EE ? &ssm_proto_ee : &ssm_proto_ieod;
+    if (protocol < 0 || (size_t)protocol >= sizeof ssm_protocols / sizeof ssm_protocols[0] ||
+        ssm_protocols[protocol] == NULL)
+        return &ssm_proto_ieod;
+    return ssm_protocols[protocol];
 }
 
 const char *ssm_protocol_name(const ssm_client *c)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* ssm_int.h - private interface between ssm.c (dispatch, checks, the shared grant parser) and the
- * two wire protocols ieod.c and ee.c. Also used by the unit tests and fuzz/fuzz_grant.c. */
+/* ssm_int.h - private interface between ssm.c (dispatch, checks, the shared grant parser), call.c
+ * (the call record) and the two wire protocols ieod.c and ee.c. Also used by the unit tests and
+ * fuzz/fuzz_grant.c. */
 #ifndef BKOAUTH_SSM_INT_H
 #define BKOAUTH_SSM_INT_H
 

@@ -2,7 +2,8 @@
 /* postgres.c - the token table in PostgreSQL, as Django's PostgreSQL backend creates it, shared
  * by many processes and hosts, directly or through a pooler such as PgBouncer in any pool mode.
  *
- * Connections: a read pool and a write pool (saves, deletes and the renewal leases). Nothing
+ * Connections (postgres_conn.c): a read pool and a write pool (saves, deletes and the renewal
+ * leases). Nothing
  * relies on a session outliving one statement, so that a pooler may run each statement on
  * another server connection: no startup options (a pooler refuses them), no named prepared
  * statements (each statement is sent with its parameters, unnamed), every write one autocommit
@@ -53,221 +54,6 @@ static const char *const CREATE_TABLE = "CREATE TABLE \"bkoauth_access_token\" (
                                         "\"user_id\" varchar(64) NULL, "
                                         "\"created_at\" timestamp with time zone NOT NULL, "
                                         "\"extra\" text NULL)";
-
-/* ---- errors ----------------------------------------------------------------------------------- */
-
-/* The first line of libpq's message (it never holds the password). */
-static const char *first_line(PGconn *pg, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s", pg ? PQerrorMessage(pg) : "out of memory");
-    buf[strcspn(buf, "\n")] = '\0';
-    return buf;
-}
-
-bkoauth_code bk_pg_error(pg_store *ps, PGconn *pg, const char *what, bkoauth_error *err)
-{
-    char line[300];
-    if (pg == NULL || PQstatus(pg) != CONNECTION_OK)
-        return err_set(err, BKOAUTH_E_STORE,
-                       "cannot reach the PostgreSQL token store at %s while %s: %s; is the server running? "
-                       "(saved tokens are unchanged; the next call reconnects)",
-                       ps->where, what, first_line(pg, line, sizeof line));
-    return err_set(err, BKOAUTH_E_STORE, "PostgreSQL token store at %s: %s failed: %s", ps->where, what,
-                   first_line(pg, line, sizeof line));
-}
-
-/* 1 when a failed statement's SQLSTATE says the session is gone though the socket may still be
- * open: a connection exception (08...: PgBouncer's "server conn crashed?" is 08P01), or the
- * server shutting down or starting (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03
- * cannot_connect_now), which a pooler passes on from the server behind it. */
-static int session_gone(const PGresult *r)
-{
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    if (state == NULL) return 0;
-    return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
-           strcmp(state, "57P03") == 0;
-}
-
-/* ---- connections ------------------------------------------------------------------------------ */
-
-/* Notices (such as "relation already exists, skipping") are of no use to the program: libpq would
- * print them on stderr. Dropped here, on the client, instead of a client_min_messages startup
- * option, which a pooler refuses. */
-static void quiet(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
-static PGconn *connect_pg(pg_store *ps)
-{
-    char timeout[24];
-    long secs = (ps->s->timeout_ms + 999) / 1000;
-    snprintf(timeout, sizeof timeout, "%ld", secs < 2 ? 2 : secs);
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *values[] = {timeout, "libbkoauth", ps->s->database_url, NULL};
-    PGconn *pg = PQconnectdbParams(keys, values, 1);
-    if (pg != NULL) PQsetNoticeProcessor(pg, quiet, NULL);
-    return pg;
-}
-
-static void *pconn_open(void *ctx, bkoauth_error *err)
-{
-    pg_store *ps = ctx;
-    pconn *c = bkoauth__calloc(1, sizeof *c);
-    if (c == NULL) {
-        err_nomem(err);
-        return NULL;
-    }
-    c->pg = connect_pg(ps);
-    if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK) return c;
-    if (c->pg == NULL)
-        err_nomem(err);
-    else
-        bk_pg_error(ps, c->pg, "connecting", err);
-    PQfinish(c->pg);
-    bkoauth__free(c);
-    return NULL;
-}
-
-static void pconn_close(void *p)
-{
-    pconn *c = p;
-    PQfinish(c->pg);
-    bkoauth__free(c);
-}
-
-/* 1 when the connection is known broken: its status, or what the server sent while it was idle
- * (a restart ends every session with a message and a close, read here without a round trip). */
-static int broken(PGconn *pg)
-{
-    if (PQstatus(pg) != CONNECTION_OK) return 1;
-    if (PQconsumeInput(pg) == 0) return 1;
-    return PQstatus(pg) != CONNECTION_OK;
-}
-
-/* A connection of pool p that is not known broken, or NULL with err set. *fresh: opened now. */
-static pconn *take(pg_store *ps, pool *p, int *fresh, bkoauth_error *err)
-{
-    pconn *c = pool_get(p, fresh, err);
-    if (c == NULL || *fresh || !broken(c->pg)) return c;
-    atomic_fetch_add(&ps->base.reconnects, 1);
-    pool_discard(p, c);
-    pool_flush(p); /* the others idle since the same moment are likely stale too */
-    return pool_get(p, fresh, err);
-}
-
-/* After a failed statement: gives the connection back, or discards it (and the pool's idle
- * ones) when it is broken or its session is gone. Returns 1 when the failure is worth one more
- * try on a fresh connection (the connection broke, and it was not already a fresh one). */
-static int give_back(pool *p, pconn *c, int fresh)
-{
-    if (PQstatus(c->pg) == CONNECTION_OK && !c->lost) {
-        pool_put(p, c);
-        return 0;
-    }
-    pool_discard(p, c);
-    pool_flush(p);
-    return !fresh;
-}
-
-/* Sends sql and waits for its result at most until deadline_ms (monotonic): the last result, or
- * NULL (libpq out of memory, the connection broken: PQstatus says which; or *late set when no
- * answer came in time). A pooler in session mode with fewer server connections than its clients
- * hold, or a server down behind a pooler, keeps a statement queued without a word: the wait is
- * bounded here instead of by the pooler's query_wait_timeout (PgBouncer: 120 s). */
-static PGresult *exec_bounded(PGconn *pg, const char *sql, int n, const char *const *params,
-                              int64_t deadline_ms, int *late)
-{
-    *late = 0;
-    if (!PQsendQueryParams(pg, sql, n, NULL, params, NULL, NULL, 0)) return NULL;
-    PGresult *last = NULL;
-    for (;;) {
-        int pending = PQflush(pg); /* -1 broken, 0 sent, 1 more to send */
-        if (pending < 0) break;
-        while (pending == 0 && !PQisBusy(pg)) {
-            PGresult *r = PQgetResult(pg);
-            if (r == NULL) return last;
-            PQclear(last);
-            last = r;
-        }
-        int64_t left = deadline_ms - bk_monotonic_ms();
-        if (left <= 0) {
-            *late = 1;
-            break;
-        }
-        struct pollfd pfd = {PQsocket(pg), (short)(POLLIN | (pending ? POLLOUT : 0)), 0};
-        int ready = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-        if (ready < 0 && errno != EINTR) break;
-        if (ready > 0 && !PQconsumeInput(pg)) break;
-    }
-    PQclear(last);
-    /* broken: libpq's own error result, which says so */
-    return !*late && PQstatus(pg) != CONNECTION_OK ? PQgetResult(pg) : NULL;
-}
-
-/* StoreError for a statement that had no answer in time (the connection is then dropped). */
-static void no_answer(pg_store *ps, pconn *c, const char *what, bkoauth_error *err)
-{
-    c->lost = 1;
-    c->late = 1;
-    err_set(err, BKOAUTH_E_STORE,
-            "the PostgreSQL token store at %s did not answer within %lld ms while %s: the server is "
-            "overloaded or down, or a pooler queues the statement (PgBouncer in pool_mode = session "
-            "gives each client connection a server connection of its own: make default_pool_size at "
-            "least the clients' processes x BKOAUTH_DB_CONNECTIONS, or use pool_mode = transaction)",
-            ps->where, (long long)store_hold_ms(ps->s), what);
-}
-
-PGresult *bk_pg_run(pg_store *ps, pconn *c, const char *sql, int n, const char *const *params,
-                    ExecStatusType want, const char *what, bkoauth_error *err)
-{
-    int late = 0;
-    PGresult *r = exec_bounded(c->pg, sql, n, params, bk_monotonic_ms() + store_hold_ms(ps->s), &late);
-    if (r != NULL && PQresultStatus(r) == want) return r;
-    if (late) {
-        no_answer(ps, c, what, err);
-        return NULL;
-    }
-    if (r == NULL && PQstatus(c->pg) == CONNECTION_OK) { /* libpq could not allocate the result */
-        err_nomem(err);
-        return NULL;
-    }
-    if (r == NULL || session_gone(r)) c->lost = 1;
-    if (c->lost) {
-        char line[300];
-        err_set(err, BKOAUTH_E_STORE,
-                "the PostgreSQL token store at %s went away while %s: %s (saved tokens are unchanged; the "
-                "next call reconnects)",
-                ps->where, what, first_line(c->pg, line, sizeof line));
-    } else {
-        bk_pg_error(ps, c->pg, what, err);
-    }
-    PQclear(r);
-    return NULL;
-}
-
-bkoauth_code bk_pg_with_conn(pg_store *ps, pool *p, bk_pg_work work, void *arg, bkoauth_error *err)
-{
-    bkoauth_error local;
-    if (err == NULL) err = &local;
-    for (int attempt = 0;; attempt++) {
-        int fresh = 0;
-        pconn *c = take(ps, p, &fresh, err);
-        if (c == NULL) return err->code != BKOAUTH_OK ? err->code : BKOAUTH_E_STORE;
-        bkoauth_code rc = work(ps, c, arg, err);
-        if (rc == BKOAUTH_OK) {
-            pool_put(p, c);
-            return rc;
-        }
-        int late = c->late;
-        if (!give_back(p, c, fresh) || late || attempt > 0) return rc;
-        atomic_fetch_add(&ps->base.reconnects, 1);
-        log_write(ps->base.logger, BKOAUTH_LOG_INFO,
-                  "PostgreSQL token store at %s: a connection was broken (%s); trying again on a new one",
-                  ps->where, err->message);
-    }
-}
 
 /* ---- rows ------------------------------------------------------------------------------------- */
 
@@ -615,8 +401,8 @@ store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoaut
     bk_pg_lease_identity(ps);
     /* BKOAUTH_DB_CONNECTIONS: a quarter and one for writes (saves, deletes, leases), the others reads */
     int n = store_connections(s), writers = (n - 1) / 4 + 1;
-    if (pool_init(&ps->readers, n - writers, pconn_open, pconn_close, ps) != 0 ||
-        pool_init(&ps->writers, writers, pconn_open, pconn_close, ps) != 0) {
+    if (pool_init(&ps->readers, n - writers, bk_pg_conn_open, bk_pg_conn_close, ps) != 0 ||
+        pool_init(&ps->writers, writers, bk_pg_conn_open, bk_pg_conn_close, ps) != 0) {
         err_nomem(err);
         pg_close(&ps->base);
         return NULL;

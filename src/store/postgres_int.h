@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* postgres_int.h - what postgres.c (the token table) and postgres_lease.c (the renewal lease)
- * share: the store's handle, its connections and the way a statement is run. */
+/* postgres_int.h - what postgres.c (the token table), postgres_lease.c (the renewal lease) and
+ * postgres_conn.c (connections, statements) share: the store's handle, its connections and the
+ * way a statement is run. */
 #ifndef BKOAUTH_POSTGRES_INT_H
 #define BKOAUTH_POSTGRES_INT_H
 
@@ -30,6 +31,12 @@ typedef struct pg_store {
 
 /* Work done on one connection; it leaves no transaction open, whatever it returns. */
 typedef bkoauth_code (*bk_pg_work)(pg_store *ps, pconn *c, void *arg, bkoauth_error *err);
+
+/* ---- postgres_conn.c ---- */
+
+/* The pool's open and close of a connection (ctx the pg_store): pool_init of postgres.c. */
+void *bk_pg_conn_open(void *ctx, bkoauth_error *err);
+void bk_pg_conn_close(void *p);
 
 /* Runs work on a connection of p; when it failed because the connection broke (a restart, a
  * failover, an idle connection cut, a pooler's server gone), once more on a fresh connection.

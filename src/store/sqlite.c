@@ -14,10 +14,11 @@
  * Choices: several rows of one key (another program made them) - the one with the latest
  * expires (then the highest id) is read and updated, the others are left alone; a token being
  * saved that another row still holds (access_token is UNIQUE) - that stale row is deleted in
- * the same transaction, the token now belongs to the key being saved. */
+ * the same transaction, the token now belongs to the key being saved.
+ *
+ * Connections and the errors of SQLite: sqlite_conn.c; what the two share: sqlite_int.h. */
 #define _GNU_SOURCE /* F_OFD_SETLK */
-#include "pool.h"
-#include "store.h"
+#include "sqlite_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,22 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SQLITE_WRITERS 1           /* the readers: the rest of BKOAUTH_DB_CONNECTIONS */
-#define BK_SQLITE_CACHE_PAGES "20" /* pages per connection: see conn_open */
+#define SQLITE_WRITERS 1 /* the readers: the rest of BKOAUTH_DB_CONNECTIONS */
 
 #define COLUMNS "id, access_token, expires, refresh_token, scope, env_name, user_id, created_at"
-
-enum {
-    Q_GET_USER,
-    Q_GET_APP,
-    Q_UPDATE,
-    Q_INSERT,
-    Q_DELETE_CLASH,
-    Q_DELETE_USER,
-    Q_DELETE_APP,
-    Q_LIST,
-    Q_COUNT
-};
 
 /* The user row: the unary + keeps SQLite on the user_id index (every row may share one env).
  * Several rows of one key (written by others) are possible: find() keeps the one with the
@@ -87,162 +75,12 @@ static const char *const CREATE_INDEX[2][2] = {
                 "\"bkoauth_access_token\" (\"user_id\")"},
 };
 
-typedef struct sqlite_store sqlite_store;
-
-typedef struct conn {
-    sqlite3 *db;
-    sqlite3_stmt *stmt[Q_COUNT];
-    sqlite_store *ss;
-    int64_t busy_since_ms; /* when the current wait for a file lock began */
-    int immutable;         /* opened read-only as immutable (see open_immutable): never pooled */
-} conn;
-
-struct sqlite_store {
-    store base;
-    const bk_settings *s;
-    char *path;
-    pool readers, writers;
-    int lock_fd; /* "<database>-lock", -1 when it cannot be opened (renewals then only in-process) */
-    _Atomic int64_t immutable_warned_ms; /* when the read-only fallback was last logged */
-};
-
-/* How long a statement waits for another connection's file lock. Write transactions here are
- * short (one row), so this is only reached when something else holds the database. */
-static long busy_limit_ms(const sqlite_store *ss)
-{
-    return ss->s->timeout_ms + 5000;
-}
-
-/* ---- errors -------------------------------------------------------------------------------- */
-
-static bkoauth_code db_error(sqlite_store *ss, sqlite3 *db, int rc, const char *what, bkoauth_error *err)
-{
-    if (rc == SQLITE_NOMEM || (db != NULL && sqlite3_errcode(db) == SQLITE_NOMEM)) return err_nomem(err);
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-        return err_set(
-            err, BKOAUTH_E_STORE,
-            "the token database %s is locked by another process for more than %ld ms (%s); retry later",
-            ss->path, busy_limit_ms(ss), what);
-    return err_set(err, BKOAUTH_E_STORE, "token database %s: %s failed: %s", ss->path, what,
-                   db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-}
-
-/* ---- connections --------------------------------------------------------------------------- */
-
-static void conn_close(void *p)
-{
-    conn *c = p;
-    if (c == NULL) return;
-    for (int i = 0; i < Q_COUNT; i++)
-        sqlite3_finalize(c->stmt[i]);
-    sqlite3_close(c->db);
-    bkoauth__free(c);
-}
-
-static void exec_quiet(sqlite3 *db, const char *sql)
-{
-    sqlite3_exec(db, sql, NULL, NULL, NULL);
-}
-
-/* Waits for a file lock in short steps (1 ms, later 5 ms) up to busy_limit_ms: write
- * transactions are short, so a waiter should notice the lock is free at once. */
-static int on_busy(void *ctx, int count)
-{
-    conn *c = ctx;
-    int64_t now = bk_monotonic_ms();
-    if (count == 0) c->busy_since_ms = now;
-    if (now - c->busy_since_ms >= busy_limit_ms(c->ss)) return 0;
-    usleep(count < 20 ? 1000 : 5000);
-    return 1;
-}
-
-/* The database read as immutable: for when the system refuses the side files a normal read
- * needs (the WAL index on a full disk, in a read-only directory, on an immutable file). Saved
- * tokens are then still served. It reads the main file only (no locks, no WAL): what a crashed
- * writer left uncheckpointed in the WAL is not seen, which is why it is the fallback only. */
-static int open_immutable(sqlite_store *ss, conn *c)
-{
-    bk_buf uri = {0};
-    buf_puts(&uri, "file:");
-    for (const unsigned char *p = (const unsigned char *)ss->path; *p; p++) {
-        if (*p == '%' || *p == '?' || *p == '#' || *p < 0x20 || *p >= 0x7f)
-            buf_printf(&uri, "%%%02X", *p);
-        else
-            buf_append(&uri, (const char *)p, 1);
-    }
-    buf_puts(&uri, "?immutable=1");
-    if (uri.oom) {
-        buf_free(&uri);
-        return SQLITE_NOMEM;
-    }
-    sqlite3_close(c->db);
-    c->db = NULL;
-    int rc =
-        sqlite3_open_v2(uri.data, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
-    buf_free(&uri);
-    c->immutable = 1;
-    return rc;
-}
-
-/* 1 when a read of the database fails because the system refuses what reading needs. */
-static int unreadable(sqlite3 *db)
-{
-    int rc = sqlite3_exec(db, "SELECT 1 FROM sqlite_master LIMIT 1", NULL, NULL, NULL);
-    return rc == SQLITE_IOERR || rc == SQLITE_CANTOPEN || rc == SQLITE_READONLY || rc == SQLITE_FULL;
-}
-
-static void *conn_open(void *ctx, bkoauth_error *err)
-{
-    sqlite_store *ss = ctx;
-    conn *c = bkoauth__calloc(1, sizeof *c);
-    if (c == NULL) {
-        err_nomem(err);
-        return NULL;
-    }
-    c->ss = ss;
-    int rc = sqlite3_open_v2(ss->path, &c->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc == SQLITE_OK && unreadable(c->db)) {
-        char why[200];
-        snprintf(why, sizeof why, "%s", sqlite3_errmsg(c->db));
-        rc = open_immutable(ss, c);
-        int64_t now = bk_monotonic_ms(), last = atomic_load(&ss->immutable_warned_ms);
-        if (rc == SQLITE_OK && (last == 0 || now - last >= 60000) &&
-            atomic_compare_exchange_strong(&ss->immutable_warned_ms, &last, now))
-            log_write(
-                ss->base.logger, BKOAUTH_LOG_WARNING,
-                "token database %s cannot be read normally (%s: is the disk full or the file read-only?); "
-                "reading it read-only, new tokens cannot be saved",
-                ss->path, why);
-    }
-    if (rc != SQLITE_OK) {
-        db_error(ss, c->db, rc, "opening", err);
-        conn_close(c);
-        return NULL;
-    }
-    sqlite3_extended_result_codes(c->db, 0);
-    sqlite3_busy_handler(c->db, on_busy, c);
-    /* WAL (set once on the file in prepare_schema) keeps a committed renewal across a process
-     * crash with synchronous NORMAL; only an OS crash may lose the last one, never corrupt. */
-    exec_quiet(c->db, "PRAGMA synchronous = NORMAL");
-    /* pages are read through a shared memory map instead of a read() each: a lookup in a big
-     * table costs no system call (address space only; the OS shares the pages) */
-    exec_quiet(c->db, "PRAGMA mmap_size = 268435456");
-    /* The page cache holds what the memory map cannot serve (pages whose newest version is in
-     * the WAL), and is emptied whenever another connection wrote: capped at SQLite's first
-     * block of pages (20, one allocation per connection), its pages never come and go through
-     * malloc, which over weeks of renewals fragments the C library's heap (RSS creeps while the
-     * memory in use is flat). */
-    exec_quiet(c->db, "PRAGMA cache_size = " BK_SQLITE_CACHE_PAGES);
-    return c;
-}
-
 static sqlite3_stmt *stmt(sqlite_store *ss, conn *c, int q, bkoauth_error *err)
 {
     if (c->stmt[q] == NULL) {
         int rc = sqlite3_prepare_v3(c->db, SQL[q], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[q], NULL);
         if (rc != SQLITE_OK) {
-            db_error(ss, c->db, rc, "preparing a query", err);
+            bk_sq_error(ss, c->db, rc, "preparing a query", err);
             return NULL;
         }
     } else {
@@ -250,21 +88,6 @@ static sqlite3_stmt *stmt(sqlite_store *ss, conn *c, int q, bkoauth_error *err)
         sqlite3_clear_bindings(c->stmt[q]);
     }
     return c->stmt[q];
-}
-
-static void release(pool *p, conn *c)
-{
-    for (int i = 0; i < Q_COUNT; i++)
-        if (c->stmt[i]) sqlite3_reset(c->stmt[i]);
-    if (c->immutable)
-        pool_discard(p, c); /* the next use tries a normal connection again */
-    else
-        pool_put(p, c);
-}
-
-static int exec(conn *c, const char *sql)
-{
-    return sqlite3_exec(c->db, sql, NULL, NULL, NULL);
 }
 
 /* ---- rows ---------------------------------------------------------------------------------- */
@@ -354,7 +177,7 @@ static bkoauth_code find(sqlite_store *ss, conn *c, const char *env_name, const 
             bkoauth_token_free(t);
         }
     }
-    if (r == BKOAUTH_OK && rc != SQLITE_DONE) r = db_error(ss, c->db, rc, "reading a token", err);
+    if (r == BKOAUTH_OK && rc != SQLITE_DONE) r = bk_sq_error(ss, c->db, rc, "reading a token", err);
     if (r == BKOAUTH_OK && *out == NULL && bad_id >= 0) {
         if (overwrite)
             *id = bad_id;
@@ -379,7 +202,7 @@ static bkoauth_code sq_get(store *base, const char *env_name, const char *user_i
     if (c == NULL) return err ? err->code : BKOAUTH_E_STORE;
     int64_t id;
     bkoauth_code rc = find(ss, c, env_name, user_id, out, &id, 0, err);
-    release(&ss->readers, c);
+    bk_sq_release(&ss->readers, c);
     if (rc == BKOAUTH_OK && *out == NULL)
         return err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST, "no saved token for %s in env %s",
                        user_id ? user_id : "the APP", env_name);
@@ -400,7 +223,7 @@ static bkoauth_code save(sqlite_store *ss, conn *c, int64_t id, const bkoauth_to
     sqlite3_bind_int64(st, 2, id);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return db_error(ss, c->db, rc, "saving a token", err);
+    if (rc != SQLITE_DONE) return bk_sq_error(ss, c->db, rc, "saving a token", err);
     st = stmt(ss, c, id >= 0 ? Q_UPDATE : Q_INSERT, err);
     if (st == NULL) return BKOAUTH_E_STORE;
     sqlite3_bind_text(st, 1, t->access_token, -1, SQLITE_STATIC);
@@ -419,22 +242,22 @@ static bkoauth_code save(sqlite_store *ss, conn *c, int64_t id, const bkoauth_to
     }
     rc = sqlite3_step(st);
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? BKOAUTH_OK : db_error(ss, c->db, rc, "saving a token", err);
+    return rc == SQLITE_DONE ? BKOAUTH_OK : bk_sq_error(ss, c->db, rc, "saving a token", err);
 }
 
 /* One write transaction: find the key's row now, save t in it (or a new one). */
 static bkoauth_code save_once(sqlite_store *ss, conn *c, const bkoauth_token *t, bkoauth_error *err)
 {
-    int rc = exec(c, "BEGIN IMMEDIATE");
-    if (rc != SQLITE_OK) return db_error(ss, c->db, rc, "saving a token", err);
+    int rc = bk_sq_exec(c, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK) return bk_sq_error(ss, c->db, rc, "saving a token", err);
     bkoauth_token *current = NULL;
     int64_t id = -1;
     bkoauth_code r = find(ss, c, t->env_name, t->user_id, &current, &id, 1, err);
     if (r == BKOAUTH_OK) r = save(ss, c, id, t, err);
     bkoauth_token_free(current);
-    if (r == BKOAUTH_OK && (rc = exec(c, "COMMIT")) != SQLITE_OK)
-        r = db_error(ss, c->db, rc, "saving a token", err);
-    if (r != BKOAUTH_OK) exec(c, "ROLLBACK");
+    if (r == BKOAUTH_OK && (rc = bk_sq_exec(c, "COMMIT")) != SQLITE_OK)
+        r = bk_sq_error(ss, c->db, rc, "saving a token", err);
+    if (r != BKOAUTH_OK) bk_sq_exec(c, "ROLLBACK");
     return r;
 }
 
@@ -448,7 +271,7 @@ static bkoauth_code sq_save(store *base, const bkoauth_token *t, bkoauth_error *
         r = save_once(ss, c, t, err);
         int errcode = sqlite3_errcode(c->db);
         if (r == BKOAUTH_OK || r != BKOAUTH_E_STORE) {
-            release(&ss->writers, c);
+            bk_sq_release(&ss->writers, c);
             return r;
         }
         /* a connection that failed for another reason than waiting or a constraint is
@@ -515,12 +338,12 @@ static bkoauth_code sq_remove(store *base, const char *env_name, const char *use
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
-            r = db_error(ss, c->db, rc, "deleting a token", err);
+            r = bk_sq_error(ss, c->db, rc, "deleting a token", err);
         else if (sqlite3_changes(c->db) == 0)
             r = err_set(err, BKOAUTH_E_TOKEN_NOT_EXIST, "no saved token for %s in env %s",
                         user_id ? user_id : "the APP", env_name);
     }
-    release(&ss->writers, c);
+    bk_sq_release(&ss->writers, c);
     return r;
 }
 
@@ -575,9 +398,9 @@ static bkoauth_code sq_list(store *base, bkoauth_token ***out, int64_t **out_ids
         r = read_row(ss, st, &rows.items[rows.count], &rows.ids[rows.count], &why);
         r = store_rows_keep(&rows, ss->base.logger, r, r == BKOAUTH_E_STORE, &why, err);
     }
-    if (r == BKOAUTH_OK && rc != SQLITE_DONE) r = db_error(ss, c->db, rc, "listing tokens", err);
+    if (r == BKOAUTH_OK && rc != SQLITE_DONE) r = bk_sq_error(ss, c->db, rc, "listing tokens", err);
     if (st) sqlite3_reset(st);
-    release(&ss->readers, c);
+    bk_sq_release(&ss->readers, c);
     if (r == BKOAUTH_OK) r = list_sort(&rows, err);
     return store_rows_finish(&rows, r, out, out_ids, count);
 }
@@ -687,9 +510,10 @@ static bkoauth_code sq_django_migrations(store *base, char *names, size_t size, 
         }
         sqlite3_finalize(st);
     }
-    bkoauth_code r =
-        rc == SQLITE_DONE ? BKOAUTH_OK : db_error(ss, c->db, rc, "reading the table django_migrations", err);
-    release(&ss->readers, c);
+    bkoauth_code r = rc == SQLITE_DONE
+                         ? BKOAUTH_OK
+                         : bk_sq_error(ss, c->db, rc, "reading the table django_migrations", err);
+    bk_sq_release(&ss->readers, c);
     return r;
 }
 
@@ -703,22 +527,22 @@ static void use_wal(sqlite_store *ss, conn *c)
     sqlite3_busy_timeout(c->db, 1000);
     if (!query_is(c, "PRAGMA journal_mode = WAL", "wal"))
         log_write(ss->base.logger, BKOAUTH_LOG_INFO, "token database %s stays in its journal mode", ss->path);
-    sqlite3_busy_handler(c->db, on_busy, c);
+    sqlite3_busy_handler(c->db, bk_sq_on_busy, c);
 }
 
 static bkoauth_code create_schema(sqlite_store *ss, conn *c, bkoauth_error *err)
 {
-    int rc = exec(c, "BEGIN IMMEDIATE");
-    if (rc != SQLITE_OK) return db_error(ss, c->db, rc, "locking the database to create the table", err);
-    rc = exec(c, CREATE_TABLE);
+    int rc = bk_sq_exec(c, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK) return bk_sq_error(ss, c->db, rc, "locking the database to create the table", err);
+    rc = bk_sq_exec(c, CREATE_TABLE);
     bkoauth_code r =
-        rc == SQLITE_OK ? check_columns(ss, c, err) : db_error(ss, c->db, rc, "creating the table", err);
+        rc == SQLITE_OK ? check_columns(ss, c, err) : bk_sq_error(ss, c->db, rc, "creating the table", err);
     for (int i = 0; i < 2 && r == BKOAUTH_OK; i++)
-        if (!has_index_on(c, CREATE_INDEX[i][0]) && (rc = exec(c, CREATE_INDEX[i][1])) != SQLITE_OK)
-            r = db_error(ss, c->db, rc, "creating an index", err);
-    if (r == BKOAUTH_OK && (rc = exec(c, "COMMIT")) != SQLITE_OK)
-        r = db_error(ss, c->db, rc, "creating the table", err);
-    if (r != BKOAUTH_OK) exec(c, "ROLLBACK");
+        if (!has_index_on(c, CREATE_INDEX[i][0]) && (rc = bk_sq_exec(c, CREATE_INDEX[i][1])) != SQLITE_OK)
+            r = bk_sq_error(ss, c->db, rc, "creating an index", err);
+    if (r == BKOAUTH_OK && (rc = bk_sq_exec(c, "COMMIT")) != SQLITE_OK)
+        r = bk_sq_error(ss, c->db, rc, "creating the table", err);
+    if (r != BKOAUTH_OK) bk_sq_exec(c, "ROLLBACK");
     return r;
 }
 
@@ -784,8 +608,9 @@ store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_
     ss->base.logger = logger;
     ss->s = s;
     ss->lock_fd = -1;
-    if (pool_init(&ss->readers, store_connections(s) - SQLITE_WRITERS, conn_open, conn_close, ss) != 0 ||
-        pool_init(&ss->writers, SQLITE_WRITERS, conn_open, conn_close, ss) != 0) {
+    if (pool_init(&ss->readers, store_connections(s) - SQLITE_WRITERS, bk_sq_conn_open, bk_sq_conn_close,
+                  ss) != 0 ||
+        pool_init(&ss->writers, SQLITE_WRITERS, bk_sq_conn_open, bk_sq_conn_close, ss) != 0) {
         err_nomem(err);
         sq_close(&ss->base);
         return NULL;
@@ -796,7 +621,7 @@ store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_
         return NULL;
     }
     bkoauth_code r = prepare_schema(ss, c, err);
-    release(&ss->readers, c);
+    bk_sq_release(&ss->readers, c);
     if (r != BKOAUTH_OK) {
         sq_close(&ss->base);
         return NULL;

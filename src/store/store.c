@@ -5,7 +5,9 @@
  *              in backends.c) and the renewal section    rows.c  helpers the backends share
  *   keys.c     the per-key locks and state of renewals in the process (keys.h)
  *   pool.c     bounded connection pools (pool.h)
- *   sqlite.c, postgres.c + postgres_lease.c, mysql.c + mysql_url.c   the backends
+ *   the backends: sqlite.c + sqlite_conn.c; postgres.c + postgres_conn.c, postgres_lease.c
+ *              (libpq loaded by pq_dl.c); mysql.c + mysql_conn.c, mysql_query.c, mysql_lock.c
+ *              (the connector loaded by mysql_dl.c), each with its <name>_int.h
  * Backends call pool.c, rows.c and keys.c, never store.c. */
 /* store.c - the store interface: argument checks shared by every backend, dispatch, and the
  * renewal section built from the backends' short operations (lock, read, save). */
@@ -18,13 +20,23 @@
 #define STORE_MAX_USER 64   /* user_id varchar(64): characters */
 #define STORE_MAX_TOKEN 255 /* access_token, refresh_token, env_name varchar(255) */
 
-/* The backends the build has (BKOAUTH_WITH_POSTGRESQL, BKOAUTH_WITH_MYSQL; SQLite always); a
- * URL of one it lacks is a ConfigError saying so. The references are strong ones on purpose, so
- * every backend built is in a program linked with the static archive. */
+/* The backend of s->store_kind from the table of backends.c; a URL of one this build lacks is a
+ * ConfigError saying so. */
 store *store_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err)
 {
     if (s == NULL) {
         err_set(err, BKOAUTH_E_CONFIG, "token store: no settings");
+        return NULL;
+    }
+    const store_backend *b = store_backend_of(s->store_kind);
+    if (b == NULL) {
+        err_set(err, BKOAUTH_E_CONFIG, "BKOAUTH_DATABASE_URL: unknown store kind %d", s->store_kind);
+        return NULL;
+    }
+    if (b->open == NULL) {
+        err_set(err, BKOAUTH_E_CONFIG,
+                "BKOAUTH_DATABASE_URL: a %s URL, but this libbkoauth was built without %s (%s=OFF)", b->name,
+                b->name, b->option);
         return NULL;
     }
     keytab *keys = keytab_new();
@@ -32,33 +44,7 @@ store *store_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *
         err_nomem(err);
         return NULL;
     }
-    store *st = NULL;
-    switch (s->store_kind) {
-    case BK_STORE_POSTGRES:
-#ifdef BKOAUTH_WITH_POSTGRESQL
-        st = store_postgres_open(s, logger, err);
-#else
-        err_set(err, BKOAUTH_E_CONFIG,
-                "BKOAUTH_DATABASE_URL: a PostgreSQL URL, but this libbkoauth was built without PostgreSQL "
-                "(BKOAUTH_WITH_POSTGRESQL=OFF)");
-#endif
-        break;
-    case BK_STORE_SQLITE:
-        st = store_sqlite_open(s, logger, err);
-        break;
-    case BK_STORE_MYSQL:
-#ifdef BKOAUTH_WITH_MYSQL
-        st = store_mysql_open(s, logger, err);
-#else
-        err_set(err, BKOAUTH_E_CONFIG,
-                "BKOAUTH_DATABASE_URL: a MySQL URL, but this libbkoauth was built without MySQL "
-                "(BKOAUTH_WITH_MYSQL=OFF)");
-#endif
-        break;
-    default:
-        err_set(err, BKOAUTH_E_CONFIG, "BKOAUTH_DATABASE_URL: unknown store kind %d", s->store_kind);
-        break;
-    }
+    store *st = b->open(s, logger, err);
     if (st == NULL) {
         keytab_free(keys);
         return NULL;
@@ -73,17 +59,6 @@ bkoauth_code store_django_migrations(store *st, char *names, size_t size, bkoaut
     if (size == 0) return err_set(err, BKOAUTH_E_INVALID, "store_django_migrations: no room for the names");
     names[0] = '\0';
     return st->ops->django_migrations(st, names, size, err);
-}
-
-void store_names_add(char *names, size_t size, const char *name)
-{
-    size_t used = strlen(names);
-    if (name == NULL || (used >= 3 && strcmp(names + used - 3, "...") == 0)) return;
-    size_t need = (used ? 2 : 0) + strlen(name) + 1;
-    if (used + need <= size)
-        snprintf(names + used, size - used, "%s%s", used ? ", " : "", name);
-    else if (used + 4 <= size)
-        memcpy(names + used, "...", 4);
 }
 
 bkoauth_code store_check_user(const char *user_id, bkoauth_error *err)
@@ -478,50 +453,6 @@ bkoauth_code store_remove(store *st, const char *env_name, const char *user_id, 
         key_release(st->keys, e, 0);
     }
     return st->ops->remove(st, env_name, user_id, err);
-}
-
-bkoauth_code store_rows_room(store_rows *rows, bkoauth_error *err)
-{
-    if (rows->count < rows->cap) return BKOAUTH_OK;
-    size_t cap = rows->cap ? rows->cap * 2 : 16;
-    bkoauth_token **items = bkoauth__realloc(rows->items, cap * sizeof *items);
-    if (items == NULL) return err_nomem(err);
-    rows->items = items;
-    int64_t *ids = bkoauth__realloc(rows->ids, cap * sizeof *ids);
-    if (ids == NULL) return err_nomem(err);
-    rows->ids = ids;
-    rows->cap = cap;
-    return BKOAUTH_OK;
-}
-
-bkoauth_code store_rows_keep(store_rows *rows, const bk_logger *logger, bkoauth_code rc, int bad_row,
-                             const bkoauth_error *why, bkoauth_error *err)
-{
-    if (rc == BKOAUTH_OK) {
-        rows->count++;
-        return BKOAUTH_OK;
-    }
-    if (bad_row) { /* one unreadable row does not hide the others */
-        log_write(logger, BKOAUTH_LOG_WARNING, "listing tokens: %s; that row is left out", why->message);
-        return BKOAUTH_OK;
-    }
-    if (err != NULL) *err = *why;
-    return rc;
-}
-
-bkoauth_code store_rows_finish(store_rows *rows, bkoauth_code rc, bkoauth_token ***out, int64_t **ids,
-                               size_t *count)
-{
-    if (rc != BKOAUTH_OK) {
-        bkoauth_tokens_free(rows->items, rows->count);
-        bkoauth__free(rows->ids);
-    } else {
-        *out = rows->items;
-        *ids = rows->ids;
-        *count = rows->count;
-    }
-    memset(rows, 0, sizeof *rows);
-    return rc;
 }
 
 bkoauth_code store_list(store *st, bkoauth_token ***out, size_t *count, bkoauth_error *err)

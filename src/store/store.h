@@ -91,7 +91,8 @@ typedef struct store_rows {
     size_t count, cap;
 } store_rows;
 
-/* Makes room for one more row at items[count] and ids[count]: BKOAUTH_OK or out of memory. */
+/* The store_rows functions are in rows.c. Makes room for one more row at items[count] and
+ * ids[count]: BKOAUTH_OK or out of memory. */
 bkoauth_code store_rows_room(store_rows *rows, bkoauth_error *err);
 
 /* The row read into items[count] / ids[count] with outcome rc: kept when BKOAUTH_OK; a row that
@@ -138,6 +139,18 @@ store *store_sqlite_open(const bk_settings *s, const bk_logger *logger, bkoauth_
 store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
 store *store_mysql_open(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
 
+/* A backend as store_open() finds it in the table of backends.c: its kind (BK_STORE_* of
+ * BKOAUTH_DATABASE_URL), its name for messages, and its open (NULL when this build lacks it:
+ * option then names the build option that adds it). */
+typedef struct store_backend {
+    int kind;
+    const char *name;   /* "SQLite", "PostgreSQL", "MySQL" */
+    const char *option; /* "BKOAUTH_WITH_POSTGRESQL" ...; NULL when always built */
+    store *(*open)(const bk_settings *s, const bk_logger *logger, bkoauth_error *err);
+} store_backend;
+/* The entry of kind in the table (backends.c); NULL when kind is none of them. */
+const store_backend *store_backend_of(int kind);
+
 /* The saved token of (env_name, user_id); user_id NULL or "" is the APP token. A grant this
  * process could not save yet (store_renew_if) wins over an older row. None:
  * BKOAUTH_E_TOKEN_NOT_EXIST. */
@@ -179,7 +192,7 @@ void store_fail_next_saves(store *st, int n);
  * database has no django_migrations table. For `bkoauth check`: a table made by libbkoauth needs
  * `manage.py migrate bkoauth --fake` once before a Django app shares it. */
 bkoauth_code store_django_migrations(store *st, char *names, size_t size, bkoauth_error *err);
-/* Adds name to the list in names (see store_django_migrations); shared by the backends. */
+/* Adds name to the list in names (see store_django_migrations); shared by the backends (rows.c). */
 void store_names_add(char *names, size_t size, const char *name);
 /* The app label of those rows: a bound parameter of each backend's query. */
 #define STORE_DJANGO_APP "bkoauth"

@@ -295,7 +295,7 @@ static int cli_agent_encode(char *out, size_t size, const char *user)
 }
 
 /* The cookies of a Cookie header as a JSON object {name: value}, split as the library splits
- * it (src/request.c: pairs at ';', blanks around name and value dropped, one pair of double
+ * it (src/core/request.c: pairs at ';', blanks around name and value dropped, one pair of double
  * quotes around a value dropped, a name given twice: the last counts). NULL when out of memory. */
 static json_t *cli_agent_cookies(const char *header)
 {

@@ -8,6 +8,7 @@
  *   faults.c     injected faults and their answers
  *   answers.c    the protocols' answer shapes          record.c   the counters, the last call
  *   tokens.c     the issued tokens and their index     http.c     answers, request values, text
+ *   state.c      S and dev_stopping, the shared state (calls nothing)
  *
  * Threads: libmicrohttpd runs one thread per connection. All state lives in S and is read and
  * written only with S.mu held; no function declared here sleeps or does I/O while it holds it.
@@ -79,8 +80,8 @@ typedef struct dev_state {
     int quiet;
 } dev_state;
 
-extern dev_state S;             /* main.c: set by the options, then shared under S.mu */
-extern atomic_int dev_stopping; /* main.c: set on SIGINT/SIGTERM: slow faults stop sleeping */
+extern dev_state S;             /* state.c: set by the options, then shared under S.mu */
+extern atomic_int dev_stopping; /* state.c: set on SIGINT/SIGTERM: slow faults stop sleeping */
 
 /* One request: the raw URI (from the URI log callback) and the body read so far. */
 typedef struct dev_req {

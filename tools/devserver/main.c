@@ -22,14 +22,6 @@
 #include <string.h>
 #include <unistd.h>
 
-dev_state S = {.mu = PTHREAD_MUTEX_INITIALIZER,
-               .app_code = "demo-app",
-               .app_secret = "demo-secret",
-               .ttl = 15552000,
-               .overlap = 60};
-
-atomic_int dev_stopping = 0;
-
 #define DEV_GO_ON (-1) /* an option step's answer when the program goes on (else: the exit status) */
 
 /* What main needs of the options besides what they set in S. */

@@ -37,7 +37,7 @@ int dev_token_valid(const dev_token *t, time_t now)
 }
 
 /* The index's hash of a token string: 64-bit FNV-1a with its standard offset basis and prime.
- * The library's key_hash() (src/keys.c) is the same function over its keys; the devserver is a
+ * The library's key_hash() (src/store/keys.c) is the same function over its keys; the devserver is a
  * separate program, not linked with the library's internals, so it keeps this small copy. */
 static size_t dev_index_hash(const char *s)
 {
