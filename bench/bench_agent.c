@@ -8,9 +8,10 @@
  *
  * Starts bkoauth-devserver (APP bench-app, user alice) and bkoauth-agent (on a socket in a
  * temporary directory, the store DATABASE_URL) from the build, logs alice in once, then:
- *  1. RUNS times each, alternating: `bkoauth --agent SOCKET token alice` and
- *     `bkoauth -c FILE token alice` (the same settings and store), each a whole new process
- *     (posix_spawn to exit), its output checked to be alice's token; prints min, median, max;
+ *  1. RUNS times each, alternating: `bkoauth --agent SOCKET token alice`,
+ *     `bkoauth -c FILE token alice` (the same settings and store) and `bkoauth --version` (what
+ *     the process costs by itself), each a whole new process (posix_spawn to exit), its output
+ *     checked to be alice's token (the version); prints min, median, max;
  *  2. CLIENTS threads asking GET /v1/users/alice/token on the socket for SECONDS each, first
  *     with one kept-alive connection per client, then with a new connection per request (as
  *     curl or the command line do); prints requests per second and every answer's status;
@@ -151,7 +152,9 @@ static int whole_processes(int runs)
 {
     char *via_agent[] = {CLI_PATH, "--agent", sock_path, "token", "alice", NULL};
     char *direct[] = {CLI_PATH, "-c", conf_path, "token", "alice", NULL};
+    char *floor[] = {CLI_PATH, "--version", NULL};
     double *ta = calloc((size_t)runs, sizeof *ta), *td = calloc((size_t)runs, sizeof *td);
+    double *tf = calloc((size_t)runs, sizeof *tf);
     char out[512];
     int rc = 0;
     for (int i = 0; rc == 0 && i < runs; i++) {
@@ -159,20 +162,26 @@ static int whole_processes(int runs)
         if (ta[i] < 0 || strcmp(out, alice_token) != 0) rc = -1;
         td[i] = run(direct, out, sizeof out);
         if (td[i] < 0 || strcmp(out, alice_token) != 0) rc = -1;
+        tf[i] = run(floor, out, sizeof out);
+        if (tf[i] < 0 || strncmp(out, "bkoauth ", 8) != 0) rc = -1;
     }
     if (rc != 0) {
         fprintf(stderr, "bench_agent: a command failed or printed another token than alice's\n");
     } else {
         qsort(ta, (size_t)runs, sizeof *ta, cmp_double);
         qsort(td, (size_t)runs, sizeof *td, cmp_double);
+        qsort(tf, (size_t)runs, sizeof *tf, cmp_double);
         printf("bkoauth --agent SOCKET token alice  (%d runs)  min %7.2f ms  median %7.2f ms  max %7.2f ms\n",
                runs, ta[0], ta[runs / 2], ta[runs - 1]);
         printf("bkoauth -c FILE token alice         (%d runs)  min %7.2f ms  median %7.2f ms  max %7.2f ms\n",
                runs, td[0], td[runs / 2], td[runs - 1]);
+        printf("bkoauth --version (the process)     (%d runs)  min %7.2f ms  median %7.2f ms  max %7.2f ms\n",
+               runs, tf[0], tf[runs / 2], tf[runs - 1]);
         printf("  median ratio direct / agent: %.1fx\n", td[runs / 2] / ta[runs / 2]);
     }
     free(ta);
     free(td);
+    free(tf);
     return rc;
 }
 

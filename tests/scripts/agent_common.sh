@@ -75,6 +75,7 @@ agent_stop() {
 # req METHOD PATH [CURL ARGS...]: CODE, BODY, HEADERS of a request on the Unix socket.
 req() {
   local m=$1 p=$2
+  [ -z "${AGENT_TRACE:-}" ] || echo "T $(date +%s) $m $p" >&2
   shift 2
   BODY=$(curl -s -m 20 -D "$work/h" -o - -w '\n%{http_code}' -X "$m" --unix-socket "$SOCK" "$@" "http://agent$p")
   CODE=${BODY##*$'\n'}
@@ -84,25 +85,28 @@ req() {
 # treq METHOD PATH [CURL ARGS...]: the same on TCP ($TCP_PORT).
 treq() {
   local m=$1 p=$2
+  [ -z "${AGENT_TRACE:-}" ] || echo "T $(date +%s) $m $p" >&2
   shift 2
   BODY=$(curl -s -m 20 -D "$work/h" -o - -w '\n%{http_code}' -X "$m" "$@" "http://127.0.0.1:$TCP_PORT$p")
   CODE=${BODY##*$'\n'}
   BODY=${BODY%$'\n'*}
   HEADERS=$(cat "$work/h" 2>/dev/null)
 }
-# jget FIELD [JSON]: a field of BODY (or JSON), "a.b" for nested; empty when absent.
+# jget FIELD [JSON]: a field of BODY (or JSON) in the agent's compact JSON, "a.b" for nested
+# (the last name is looked up); a string up to its first escaped quote; empty when absent.
 jget() {
-  "$PY" -c 'import json,sys
-try:
-    v = json.loads(sys.argv[2])
-    for k in sys.argv[1].split("."): v = v[k]
-    print("null" if v is None else (str(v).lower() if isinstance(v, bool) else v))
-except Exception:
-    print("")' "$1" "${2:-$BODY}"
+  local key=${1##*.} text=${2-$BODY}
+  local re="\"$key\": *(\"([^\"\\]*)|([^,} \"]*))"
+  if [[ "$text" =~ $re ]]; then
+    if [ -n "${BASH_REMATCH[2]}" ] || [ "${BASH_REMATCH[1]:0:1}" = '"' ]; then echo "${BASH_REMATCH[2]}"; else echo "${BASH_REMATCH[3]}"; fi
+  fi
 }
 # dev_counter NAME: a devserver counter
 dev_counter() {
-  curl -s "$DEV_URL/__dev/counters" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['$1'])"
+  local c
+  c=$(curl -s "$DEV_URL/__dev/counters")
+  local re="\"$1\": *([0-9]+)"
+  [[ "$c" =~ $re ]] && echo "${BASH_REMATCH[1]}"
 }
 # write_conf FILE [MORE LINES]: the settings of a client of the devserver, SQLite in $work
 write_conf() {

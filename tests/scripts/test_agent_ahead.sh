@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # bkoauth-agent (docs/AGENT.md): refresh ahead (tokens due soon are renewed with no caller
-# present; a caller afterwards makes no SSM call), an SSM outage (valid saved tokens served), a
+# present; a caller afterwards makes no SSM call; two agents sharing a store renew a token once,
+# the other picks it up), an SSM outage (valid saved tokens served), a
 # socket from systemd (socket activation).
 #   usage: test_agent_ahead.sh BUILD_DIR SOURCE_DIR
 . "$(dirname "$0")/agent_common.sh" test_agent_ahead "$1" "$2"
@@ -51,6 +52,51 @@ expect_match "$BODY" 'bkoauth_agent_renewals_ahead_total\{result="renewed"\} 2' 
 
 agent_stop
 expect_eq "$AGENT_RC" 0 "exit status"
+
+# ---- two agents sharing one store (two hosts, or an agent and a Django app): a token due for
+# both is renewed once; the agent that did not renew it picks the new one up ----
+write_conf "$work/pair.conf" "BKOAUTH_DATABASE_URL = 'sqlite:$work/pair.db'" "EXPIRES_SECONDS = 60" \
+  "BKOAUTH_CACHE_SECONDS = 0"
+dev_config 120
+agent_start -c "$work/pair.conf" --refresh-ahead 0 || exit 1
+req POST /v1/users/alice/login -d '{"cookies": {"bk_token": "cred-alice"}}'
+PAIR_OLD=$(jget access_token)
+expect_eq "$CODE" 200 "pair: alice's login"
+agent_stop
+dev_config 100000
+refresh0=$(dev_counter refresh)
+# the first renewal call takes 0.9 s: the other agent's pass finds the row being renewed and
+# waits for it (the library waits up to 1 s for another caller's renewal of a valid token)
+curl -s -X POST "$DEV_URL/__dev/fault?kind=slow&count=1&delay_ms=900" >/dev/null
+PAIR_PIDS=() PAIR_NEW=()
+trap 'kill "${PAIR_PIDS[@]}" 2>/dev/null; agent_cleanup' EXIT
+for x in a b; do
+  "$AGENT" --socket "$work/pair-$x.sock" -c "$work/pair.conf" --refresh-ahead 100 --refresh-spread 0 \
+    --refresh-interval 1 2>>"$work/pair-$x.log" &
+  PAIR_PIDS+=($!)
+done
+for _ in $(seq 1 100); do
+  [ "$(dev_counter refresh)" -ge $((refresh0 + 1)) ] && break
+  sleep 0.1
+done
+sleep 2.5 # both agents' next passes: nothing is due any more
+expect_eq "$(dev_counter refresh)" $((refresh0 + 1)) "pair: alice's token renewed once for both agents"
+renewed=0 picked=0
+for x in a b; do
+  SOCK="$work/pair-$x.sock" req GET /metrics
+  r=$(grep -o '^bkoauth_agent_renewals_ahead_total{result="renewed"} [0-9]*' <<<"$BODY" | awk '{print $2}')
+  p=$(grep -o '^bkoauth_agent_renewals_ahead_total{result="picked_up"} [0-9]*' <<<"$BODY" | awk '{print $2}')
+  renewed=$((renewed + ${r:-0})) picked=$((picked + ${p:-0}))
+  SOCK="$work/pair-$x.sock" req GET /v1/users/alice/token
+  expect_ne "$(jget access_token)" "$PAIR_OLD" "pair: agent $x serves the renewed token"
+  PAIR_NEW[${#PAIR_NEW[@]}]=$(jget access_token)
+done
+expect_eq "${PAIR_NEW[0]}" "${PAIR_NEW[1]}" "pair: both agents serve the same token"
+expect_eq "$renewed" 1 "pair: one agent renewed the token"
+expect_eq "$picked" 1 "pair: the other agent picked it up"
+grep -q 'was renewed elsewhere; picked up' "$work"/pair-*.log && ok || fail "pair: no 'picked up' log line"
+for pid in "${PAIR_PIDS[@]}"; do kill -TERM "$pid"; wait "$pid" || fail "pair: an agent's exit status"; done
+PAIR_PIDS=()
 
 # ---- an SSM outage: a valid saved token is served ----
 agent_start -c "$work/agent.conf" --refresh-ahead 0 || exit 1

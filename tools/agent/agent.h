@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #define AGENT_DEFAULT_SOCKET "/run/bkoauth/agent.sock"
@@ -133,6 +134,16 @@ typedef struct agent_answer {
 
 /* Runs a token operation (OP_APP_TOKEN..OP_REFRESH) with the body received. */
 void agent_run_op(const agent_route *r, const char *body, size_t len, agent_answer *a);
+/* ---- worker threads (workers.c) ------------------------------------------------------------ */
+
+/* Starts the few long-lived threads that answer token reads with a warm library cache. */
+void agent_workers_start(void);
+/* agent_run_op, on an idle worker for the APP token and a user's saved token (the library's
+ * cache is per thread), else on the calling thread. */
+void agent_workers_run_op(const agent_route *r, const char *body, size_t len, agent_answer *a);
+/* Stops and joins them (no request may be in flight). */
+void agent_workers_stop(void);
+
 /* An error answer of the agent's own: {"error", "message", "status"}. */
 void agent_error(agent_answer *a, unsigned status, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -173,6 +184,8 @@ typedef struct agent_sockets {
     unsigned tcp_port;
 } agent_sockets;
 
+/* --listen's ADDR:PORT or [::1]:PORT, loopback only. 0, or -1 (logged). */
+int agent_listen_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *len);
 /* Socket activation first, else the options' sockets. 0, or -1 (logged). */
 int agent_sockets_open(const agent_opts *o, agent_sockets *s);
 void agent_sockets_close(const agent_opts *o, agent_sockets *s);
@@ -185,8 +198,10 @@ int agent_write_port_file(const char *path, unsigned port);
 
 /* Starts serving on the sockets. 0, or -1 (logged). */
 int agent_http_start(const agent_opts *o, const agent_sockets *s, const char *secret);
-/* Stops accepting; waits up to stop_timeout s for requests in flight; stops. */
-void agent_http_stop(unsigned stop_timeout);
+/* Stops accepting; waits up to stop_timeout s for requests in flight; stops. -1 (logged) when
+ * requests are still in flight then: the daemons are left running (no longer accepting), for
+ * the caller to exit without waiting for them. */
+int agent_http_stop(unsigned stop_timeout);
 /* 1 once a stop began (requests get 503 ShuttingDown). */
 int agent_stopping(void);
 

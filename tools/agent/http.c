@@ -260,7 +260,7 @@ static enum MHD_Result request_end(const transport *t, struct MHD_Connection *c,
     else if (op == OP_STATS)
         agent_stats(&a);
     else
-        agent_run_op(&st->route, st->body != NULL ? st->body : "", st->len, &a);
+        agent_workers_run_op(&st->route, st->body != NULL ? st->body : "", st->len, &a);
     return send_answer(c, op, &a, NULL);
 }
 
@@ -343,16 +343,20 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-void agent_http_stop(unsigned stop_timeout)
+int agent_http_stop(unsigned stop_timeout)
 {
     atomic_store(&stopping, 1);
     for (int i = 0; i < 2; i++)
         if (transports[i].daemon != NULL) MHD_quiesce_daemon(transports[i].daemon);
     for (long waited = 0; agent_in_flight() > 0 && waited < (long)stop_timeout * 1000; waited += 20)
         sleep_ms(20);
-    if (agent_in_flight() > 0)
-        agent_log(AGENT_WARNING, "stopping with %ld request(s) still in flight after %u s", agent_in_flight(),
-                  stop_timeout);
+    if (agent_in_flight() > 0) {
+        /* stopping the daemons would wait for those requests' threads: the caller exits instead */
+        agent_log(AGENT_WARNING,
+                  "stopping with %ld request(s) still in flight after %u s: their callers get no answer",
+                  agent_in_flight(), stop_timeout);
+        return -1;
+    }
     for (int i = 0; i < 2; i++) {
         if (transports[i].daemon != NULL) MHD_stop_daemon(transports[i].daemon);
         transports[i].daemon = NULL;
@@ -362,4 +366,5 @@ void agent_http_stop(unsigned stop_timeout)
         free(secret);
         secret = NULL;
     }
+    return 0;
 }

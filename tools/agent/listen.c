@@ -121,8 +121,7 @@ static int open_unix(const agent_opts *o, agent_sockets *s)
     return 0;
 }
 
-/* ADDR:PORT, [ADDR6]:PORT; loopback only. 0 or -1 (logged). */
-static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
+int agent_listen_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
 {
     char host[64];
     const char *colon = strrchr(spec, ':');
@@ -157,7 +156,7 @@ static int open_tcp(const agent_opts *o, agent_sockets *s)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (parse_listen(o->listen, &ss, &len) != 0) return -1;
+    if (agent_listen_parse(o->listen, &ss, &len) != 0) return -1;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int quiet;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -98,6 +99,7 @@ static int run(const agent_opts *o, const sigset_t *set)
         agent_clients_stop();
         return 1;
     }
+    agent_workers_start();
     int rc = agent_http_start(o, &s, secret);
     if (secret != NULL) explicit_bzero(secret, strlen(secret));
     free(secret);
@@ -115,9 +117,14 @@ static int run(const agent_opts *o, const sigset_t *set)
         started_line(o, &s);
         agent_notify("READY=1");
         serve(o, set);
-        agent_http_stop(o->stop_timeout);
+        if (agent_http_stop(o->stop_timeout) != 0) {
+            agent_sockets_close(o, &s); /* the socket file goes; no client, thread or lock is freed */
+            if (o->port_file != NULL && s.tcp_port != 0) remove(o->port_file);
+            _exit(0);
+        }
         agent_ahead_stop();
     }
+    agent_workers_stop();
     agent_sockets_close(o, &s);
     if (o->port_file != NULL && s.tcp_port != 0) remove(o->port_file);
     agent_clients_stop();

@@ -28,7 +28,8 @@ static const char help_text[] =
     "  --socket PATH             the Unix socket (default " AGENT_DEFAULT_SOCKET ")\n"
     "  --socket-mode MODE        its permissions, octal (default 0660)\n"
     "  --group GROUP             its group, also allowed to ask\n"
-    "  --allow-uid USER          a uid allowed to ask (repeatable; default: the agent's own)\n"
+    "  --allow-uid USER          a uid allowed to ask (repeatable; default, when no --allow-uid\n"
+    "                            and no --allow-gid is given: the agent's own)\n"
     "  --allow-gid GROUP         a primary gid allowed to ask (repeatable)\n"
     "  --listen ADDR:PORT        also loopback TCP (127.x.x.x or [::1]), with --secret-file\n"
     "  --secret-file FILE        the bearer secret TCP callers send (first line, >= 16 bytes)\n"
@@ -40,7 +41,7 @@ static const char help_text[] =
     "  --timeout SECONDS         idle connections are closed after this (default 10)\n"
     "  --stop-timeout SECONDS    on SIGTERM, time for requests in flight (default 30)\n"
     "  --quiet                   log only warnings and errors\n"
-    "See docs/AGENT.md or bkoauth-agent(8) for the API.\n";
+    "See docs/AGENT.md or bkoauth-agent(1) for the API.\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -183,6 +184,9 @@ static int opts_check(agent_opts *o)
 {
     if (o->listen != NULL && o->secret_file == NULL)
         return usage_error("%s needs --secret-file (TCP callers must send a bearer secret)", "--listen");
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (o->listen != NULL && agent_listen_parse(o->listen, &ss, &len) != 0) return 2;
     if (o->socket_path[0] == '\0') return usage_error("%s is empty", "--socket");
     if (o->spread < 0) o->spread = o->ahead / 2;
     if (o->spread > o->ahead) o->spread = o->ahead;
