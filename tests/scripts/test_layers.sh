@@ -9,7 +9,8 @@
 #     settings/ including ssm/...); src/internal.h, the shared declarations, is of no layer.
 #   usage: test_layers.sh BUILD_DIR [SOURCE_DIR]
 #   TEST_LAYERS_GRAPH=1 test_layers.sh BUILD_DIR   also prints every call between files
-#   TEST_LAYERS_TOOLS=1 test_layers.sh BUILD_DIR   also checks the programs of tools/ for circles
+#   the programs of tools/ (each a group of its own) are checked for circles too;
+#   TEST_LAYERS_TOOLS=0 test_layers.sh BUILD_DIR   checks src/ alone
 set -uo pipefail
 build=$(cd "$1" && pwd)
 source_dir=$(cd "${2:-$(dirname "$0")/../..}" && pwd)
@@ -19,7 +20,7 @@ command -v python3 >/dev/null || { echo "test_layers: needs python3" >&2; exit 7
 lib="$build/CMakeFiles/bkoauth_objects.dir/src"
 [ -d "$lib" ] || { echo "test_layers: no objects in $lib" >&2; exit 1; }
 groups=("library:$lib:folders")
-if [ "${TEST_LAYERS_TOOLS:-0}" = 1 ]; then
+if [ "${TEST_LAYERS_TOOLS:-1}" = 1 ]; then
   for dir in "$build"/tools/CMakeFiles/*.dir; do
     [ -d "$dir" ] && groups+=("$(basename "$dir" .dir):$dir:files")
   done

@@ -3,7 +3,8 @@
  * main.c starts and stops it; options.c reads the command line; clients.c holds the library
  * clients (swapped on SIGHUP); listen.c makes the sockets and speaks to systemd; http.c serves
  * the requests (libmicrohttpd); route.c parses paths and bodies; ops.c runs the operations;
- * metrics.c counts; ahead.c renews saved tokens before they are due. */
+ * metrics.c counts; ahead.c renews saved tokens before they are due; workers.c answers token
+ * reads on long-lived threads; log.c writes the log lines. */
 #ifndef BKOAUTH_AGENT_H
 #define BKOAUTH_AGENT_H
 
@@ -49,7 +50,7 @@ typedef struct agent_opts {
 /* 0: run; 1: exit 0 (--help, --version printed); 2: bad arguments (said on stderr). */
 int agent_opts_parse(agent_opts *o, int argc, char **argv);
 
-/* ---- logging (main.c) ---------------------------------------------------------------------- */
+/* ---- logging (log.c) ----------------------------------------------------------------------- */
 
 enum { AGENT_ERROR, AGENT_WARNING, AGENT_INFO };
 void agent_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -163,8 +164,9 @@ void agent_in_flight_add(int delta);
 long agent_in_flight(void);
 /* The agent's counters for /stats (an object). */
 json_t *agent_counters_json(void);
-/* The Prometheus text (malloc'ed) or NULL. */
-char *agent_metrics_text(void);
+/* The Prometheus text (malloc'ed) or NULL, with the library clients' statistics s, read by the
+ * caller (metrics.c is below clients.c and does not call it). */
+char *agent_metrics_text(const bkoauth_stats *s);
 int64_t agent_uptime(void);
 unsigned agent_reloads(void);
 

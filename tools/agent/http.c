@@ -116,7 +116,9 @@ static enum MHD_Result send_error(struct MHD_Connection *c, agent_op op, unsigne
 
 static enum MHD_Result send_metrics(struct MHD_Connection *c)
 {
-    char *text = agent_metrics_text();
+    bkoauth_stats s;
+    agent_clients_stats(&s);
+    char *text = agent_metrics_text(&s);
     if (text == NULL)
         return send_error(c, OP_METRICS, 500, "OutOfMemory", "out of memory building the metrics", NULL, 0);
     agent_count_request(OP_METRICS, "OK");

@@ -10,30 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int quiet;
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void agent_log_set_quiet(int q)
-{
-    quiet = q;
-}
-
-void agent_log(int level, const char *fmt, ...)
-{
-    static const char *const names[] = {"error", "warning", "info"};
-    if (quiet && level > AGENT_WARNING) return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    for (unsigned char *p = (unsigned char *)line; *p; p++)
-        if (*p < 0x20 || *p == 0x7f) *p = '?'; /* one line, whatever a name held */
-    pthread_mutex_lock(&log_lock);
-    fprintf(stderr, "bkoauth-agent: %s: %s\n", names[level], line);
-    pthread_mutex_unlock(&log_lock);
-}
-
 /* The bearer secret: the file's first line, at least 16 bytes. NULL (logged) when unusable. */
 static char *read_secret(const char *path)
 {

@@ -250,14 +250,12 @@ static void put_agent(text *t, const bkoauth_stats *s)
     put(t, "bkoauth_agent_start_time_seconds %lld\n", (long long)M.start);
 }
 
-char *agent_metrics_text(void)
+char *agent_metrics_text(const bkoauth_stats *s)
 {
-    bkoauth_stats s;
-    agent_clients_stats(&s);
     text t = {0};
     put_requests(&t);
     put_ssm(&t);
-    put_agent(&t, &s);
+    put_agent(&t, s);
     if (t.oom) {
         free(t.data);
         return NULL;
