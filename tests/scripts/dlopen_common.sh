@@ -9,6 +9,11 @@
 #                        on first use in each. Every run ends as with memory (alice's saved token)
 #                        or with exit status 1 and "bkoauth: OutOfMemory: ..." on stderr; never
 #                        another error, never a crash. Alice's token must be saved in URL first.
+#   store_first_use URL NAME SONAME PACKAGE MAPPED CHILD   the checks of a server store's first use
+#                        ($FIRST: tests/dlopen/first_use.c): the devserver started; with SONAME
+#                        hidden, a StoreError naming PACKAGE and a retry that succeeds; 16 threads
+#                        racing on the first call map MAPPED once, and the child of a fork after
+#                        it has CHILD mapped; then user-token alice and oom_first_use on URL.
 DL_APP_CODE=dl-app
 DL_APP_SECRET=dl-secret-0123456789abcdef
 firstuse() {
@@ -52,4 +57,20 @@ oom_first_use() {
   [ "$allocs" -ge 20 ] && [ "$ooms" -ge 10 ] || fail "first use under OOM: only $allocs allocations, $ooms OutOfMemory"
   ok
   echo "first use of $(sed 's/:.*//' <<<"$url") under OOM: $allocs allocations, $ooms OutOfMemory, $((SECONDS - t)) s"
+}
+
+store_first_use() {
+  local url=$1 name=$2 soname=$3 package=$4 mapped=$5 child=$6
+  devserver_start "$DEVSERVER" --app-code "$DL_APP_CODE" --app-secret "$DL_APP_SECRET" \
+    --user cred-alice-0123456789=alice || exit 1
+  firstuse BKOAUTH_DATABASE_URL=sqlite:"$work/retry.db" "$FIRST" retry "$url"
+  expect_rc 0 "bkoauth-first-use retry ($soname): $OUT"
+  expect_out "$soname hidden: StoreError .*install the package $package" "$soname hidden"
+  firstuse BKOAUTH_DATABASE_URL="$url" "$FIRST" race
+  expect_rc 0 "bkoauth-first-use race ($name): $OUT"
+  expect_out "after the race: $mapped mapped" "the race loaded $mapped"
+  expect_out "in the child: $child mapped" "the child after fork"
+  firstuse "$CLI" -D "$url" user-token alice --cookie bk_token=cred-alice-0123456789
+  expect_rc 0 "user-token alice on the $name store: $OUT"
+  oom_first_use "$url"
 }

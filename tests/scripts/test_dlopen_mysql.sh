@@ -22,17 +22,5 @@ admin "CREATE DATABASE $db CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci" || 
 trap 'admin "DROP DATABASE IF EXISTS $db"; devserver_stop; rm -rf "$work"' EXIT
 url="${BKOAUTH_TEST_MYSQL_URL%/*}/$db"
 
-devserver_start "$DEVSERVER" --app-code "$DL_APP_CODE" --app-secret "$DL_APP_SECRET" \
-  --user cred-alice-0123456789=alice || exit 1
-firstuse BKOAUTH_DATABASE_URL=sqlite:"$work/retry.db" "$FIRST" retry "$url"
-expect_rc 0 "bkoauth-first-use retry (the connector): $OUT"
-expect_out "libmariadb.so.3 hidden: StoreError .*install the package libmariadb3" "the connector hidden"
-firstuse BKOAUTH_DATABASE_URL="$url" "$FIRST" race
-expect_rc 0 "bkoauth-first-use race (MariaDB): $OUT"
-expect_out "after the race: libmariadb.so mapped" "the race loaded the connector"
-expect_out "in the child: libmariadb.so mapped" "the child after fork"
-
-firstuse "$CLI" -D "$url" user-token alice --cookie bk_token=cred-alice-0123456789
-expect_rc 0 "user-token alice on the MariaDB store: $OUT"
-oom_first_use "$url"
+store_first_use "$url" MariaDB libmariadb.so.3 libmariadb3 libmariadb.so libmariadb.so
 finish

@@ -23,17 +23,5 @@ server -c "CREATE DATABASE \"$db\"" || exit 1
 trap 'server -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; devserver_stop; rm -rf "$work"' EXIT
 url="postgresql://postgres@127.0.0.1:$pg_port/$db"
 
-devserver_start "$DEVSERVER" --app-code "$DL_APP_CODE" --app-secret "$DL_APP_SECRET" \
-  --user cred-alice-0123456789=alice || exit 1
-firstuse BKOAUTH_DATABASE_URL=sqlite:"$work/retry.db" "$FIRST" retry "$url"
-expect_rc 0 "bkoauth-first-use retry (libpq): $OUT"
-expect_out "libpq.so.5 hidden: StoreError .*install the package libpq5" "libpq hidden"
-firstuse BKOAUTH_DATABASE_URL="$url" "$FIRST" race
-expect_rc 0 "bkoauth-first-use race (PostgreSQL): $OUT"
-expect_out "after the race: libpq.so mapped" "the race loaded libpq"
-expect_out "in the child: libcurl.so mapped" "the child after fork"
-
-firstuse "$CLI" -D "$url" user-token alice --cookie bk_token=cred-alice-0123456789
-expect_rc 0 "user-token alice on the PostgreSQL store: $OUT"
-oom_first_use "$url"
+store_first_use "$url" PostgreSQL libpq.so.5 libpq5 libpq.so libcurl.so
 finish
