@@ -4,9 +4,12 @@
  * libcurl is loaded and initialised once per process, at the first call (curl_dl.c): a client
  * that never calls the SSM service never maps it. The proxy is chosen then too (libcurl reads the
  * service's URL), from the settings and the environment as they were when the client was made.
- * Each http_client keeps a small free list of easy handles; a handle keeps its live connections
- * when it goes back to the list (curl_easy_reset keeps them), so consecutive calls, from any
- * thread, reuse connections. */
+ * Each http_client keeps a free list of easy handles; a handle keeps its live connections when it
+ * goes back to the list (curl_easy_reset keeps them), so consecutive calls reuse connections. A
+ * handle goes back to the thread that used it last: libcurl frees, at the next transfer and at
+ * the reset, blocks that the handle's previous transfer allocated, and a block freed by another
+ * thread than the one that allocated it stays in that thread's glibc cache (tcache) while the
+ * first thread allocates anew, which made a long-running process grow (bench/bench_soak). */
 #include "http.h"
 #include "http_fail.h"
 #include "proxy.h"
@@ -21,17 +24,19 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-/* Idle easy handles kept per client; more threads at once simply create more, the surplus is
- * closed when it comes back. */
-#define HTTP_POOL_MAX 16
+/* Idle easy handles kept per client: about one per thread that calls the service (each thread
+ * takes back its own; see above); with more threads than this, the least recently used handle is
+ * closed to make room. */
+#define HTTP_POOL_MAX 32
 /* libcurl's receive buffer, bytes: its minimum (see http_set_options) */
 #define HTTP_RECV_BUFFER 1024L
 
 struct http_client {
-    const bk_settings *s;    /* borrowed */
-    const bk_logger *logger; /* borrowed */
-    pthread_mutex_t lock;    /* guards idle/nidle */
-    CURL *idle[HTTP_POOL_MAX];
+    const bk_settings *s;             /* borrowed */
+    const bk_logger *logger;          /* borrowed */
+    pthread_mutex_t lock;             /* guards idle/owner/nidle */
+    CURL *idle[HTTP_POOL_MAX];        /* the least recently used first */
+    const void *owner[HTTP_POOL_MAX]; /* the thread that used idle[i] last (http_thread_id) */
     size_t nidle;
     proxy_environ env;          /* the proxy variables of the environment when the client was made */
     pthread_mutex_t ready_lock; /* held while the first call readies the client */
@@ -195,21 +200,44 @@ void http_response_clear(http_response *r)
     r->alloc_failed = 0;
 }
 
-/* An idle handle, or a new one; NULL on OOM. */
+/* This thread, as an address unique among the live threads. */
+static const void *http_thread_id(void)
+{
+    static _Thread_local char mark;
+    return &mark;
+}
+
+/* Takes idle[i] out of the list, keeping the order of the others. Under h->lock. */
+static CURL *http_take_idle(http_client *h, size_t i)
+{
+    CURL *c = h->idle[i];
+    memmove(&h->idle[i], &h->idle[i + 1], (h->nidle - i - 1) * sizeof h->idle[0]);
+    memmove(&h->owner[i], &h->owner[i + 1], (h->nidle - i - 1) * sizeof h->owner[0]);
+    h->nidle--;
+    return c;
+}
+
+/* The idle handle this thread used last, or a new one (never another thread's: see the top of
+ * this file); NULL on OOM. */
 static CURL *http_acquire(http_client *h)
 {
     CURL *c = NULL;
+    const void *me = http_thread_id();
     pthread_mutex_lock(&h->lock);
-    if (h->nidle > 0) c = h->idle[--h->nidle];
+    for (size_t i = h->nidle; i-- > 0;)
+        if (h->owner[i] == me) {
+            c = http_take_idle(h, i);
+            break;
+        }
     pthread_mutex_unlock(&h->lock);
     if (c == NULL) c = curl_easy_init();
     return c;
 }
 
-/* Back to the free list (its connections stay open), or closed when the list is full or the
- * handle is not to be trusted again (keep 0: an allocation failed midway and may have left it
- * half set up). A transfer that failed otherwise keeps its handle: libcurl itself closes a
- * connection whose transfer did not end cleanly. */
+/* Back to the free list as this thread's (its connections stay open; when the list is full its
+ * least recently used handle is closed), or closed when the handle is not to be trusted again (keep 0: an
+ * allocation failed midway and may have left it half set up). A transfer that failed otherwise keeps its
+ * handle: libcurl itself closes a connection whose transfer did not end cleanly. */
 static void http_release(http_client *h, CURL *c, int keep)
 {
     if (keep) {
@@ -223,13 +251,13 @@ static void http_release(http_client *h, CURL *c, int keep)
         curl_easy_cleanup(c);
         return;
     }
+    CURL *evicted = NULL;
     pthread_mutex_lock(&h->lock);
-    if (h->nidle < HTTP_POOL_MAX) {
-        h->idle[h->nidle++] = c;
-        c = NULL;
-    }
+    if (h->nidle == HTTP_POOL_MAX) evicted = http_take_idle(h, 0); /* the least recently used */
+    h->owner[h->nidle] = http_thread_id();
+    h->idle[h->nidle++] = c;
     pthread_mutex_unlock(&h->lock);
-    if (c != NULL) curl_easy_cleanup(c);
+    if (evicted != NULL) curl_easy_cleanup(evicted);
 }
 
 typedef struct http_sink {

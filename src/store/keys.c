@@ -12,10 +12,13 @@
 #include <time.h>
 
 #define KEY_BUCKETS 256
+#define KEY_SPARES 64 /* freed entries kept for reuse */
 
 struct keytab {
     pthread_mutex_t mu;
     key_entry *bucket[KEY_BUCKETS];
+    key_entry *spares; /* freed entries, their mutexes ready (a list through next) */
+    int nspares;
     atomic_int nunsaved; /* entries holding an unsaved grant */
     atomic_int nbackoff; /* entries with failures recorded */
 };
@@ -38,13 +41,70 @@ keytab *keytab_new(void)
     return kt;
 }
 
+/* Frees the names that did not fit inside e (both are inside, or neither). */
+static void names_free(key_entry *e)
+{
+    if (e->env_name != e->names) {
+        bkoauth__free(e->env_name);
+        bkoauth__free(e->user_id);
+    }
+    e->env_name = e->user_id = NULL;
+}
+
 static void entry_free(key_entry *e)
 {
     pthread_mutex_destroy(&e->mu);
     bkoauth_token_free(e->unsaved);
-    bkoauth__free(e->env_name);
-    bkoauth__free(e->user_id);
+    names_free(e);
     bkoauth__free(e);
+}
+
+/* Sets e's names: inside e when both fit, else allocated. 0, or -1 on OOM. */
+static int names_set(key_entry *e, const char *env_name, const char *user_id)
+{
+    size_t ne = strlen(env_name) + 1, nu = user_id != NULL ? strlen(user_id) + 1 : 0;
+    if (ne + nu <= KEY_NAMES) {
+        e->env_name = memcpy(e->names, env_name, ne);
+        e->user_id = user_id != NULL ? memcpy(e->names + ne, user_id, nu) : NULL;
+        return 0;
+    }
+    e->env_name = bk_strdup(env_name);
+    e->user_id = bk_strdup(user_id);
+    if (e->env_name != NULL && (user_id == NULL || e->user_id != NULL)) return 0;
+    names_free(e);
+    return -1;
+}
+
+/* A spare entry, or a new one (its mutex ready); NULL on OOM. Under kt->mu. */
+static key_entry *entry_new(keytab *kt, const char *env_name, const char *user_id)
+{
+    key_entry *e = kt->spares;
+    if (e != NULL) {
+        kt->spares = e->next;
+        kt->nspares--;
+    } else if ((e = bkoauth__calloc(1, sizeof *e)) != NULL) {
+        pthread_mutex_init(&e->mu, NULL);
+    } else {
+        return NULL;
+    }
+    if (names_set(e, env_name, user_id) == 0) return e;
+    entry_free(e);
+    return NULL;
+}
+
+/* Drops e (nobody holds it, it remembers nothing): kept as a spare, or freed. Under kt->mu. */
+static void entry_drop(keytab *kt, key_entry *e)
+{
+    if (kt->nspares >= KEY_SPARES) {
+        entry_free(e);
+        return;
+    }
+    names_free(e);
+    e->save_tried_ms = 0;
+    atomic_store(&e->busy_since_ms, 0);
+    e->next = kt->spares;
+    kt->spares = e;
+    kt->nspares++;
 }
 
 void keytab_free(keytab *kt)
@@ -57,6 +117,11 @@ void keytab_free(keytab *kt)
             entry_free(e);
             e = next;
         }
+    }
+    while (kt->spares != NULL) {
+        key_entry *e = kt->spares;
+        kt->spares = e->next;
+        entry_free(e);
     }
     pthread_mutex_destroy(&kt->mu);
     bkoauth__free(kt);
@@ -78,19 +143,10 @@ static key_entry *find(keytab *kt, const char *env_name, const char *user_id, in
             return e;
         }
     if (!create) return NULL;
-    key_entry *e = bkoauth__calloc(1, sizeof *e);
+    key_entry *e = entry_new(kt, env_name, user_id);
     if (e == NULL) return NULL;
-    e->env_name = bk_strdup(env_name);
-    e->user_id = bk_strdup(user_id);
-    if (e->env_name == NULL || (user_id != NULL && e->user_id == NULL)) {
-        bkoauth__free(e->env_name);
-        bkoauth__free(e->user_id);
-        bkoauth__free(e);
-        return NULL;
-    }
     e->hash = h;
     e->refs = 1;
-    pthread_mutex_init(&e->mu, NULL);
     e->next = *slot;
     *slot = e;
     return e;
@@ -182,7 +238,7 @@ static void unref(keytab *kt, key_entry *e)
         while (*p != e)
             p = &(*p)->next;
         *p = e->next;
-        entry_free(e);
+        entry_drop(kt, e);
     }
 }
 

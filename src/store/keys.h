@@ -3,8 +3,11 @@
  * (env_name, user) and what the process must remember about that key between calls.
  *
  * Entries exist while someone holds or waits for the key, or while they remember something
- * (an unsaved grant, a back-off); then they are freed. Keys are compared exactly, so two users
- * never share a lock: a renewal holds up only the callers of its own key. */
+ * (an unsaved grant, a back-off); then they go to a short list of spares that later keys reuse
+ * (names of usual length are kept inside the entry), so a renewal allocates nothing here: an
+ * entry made by one thread and freed by another, the last of a herd, left its blocks in that
+ * thread's glibc cache. Keys are compared exactly, so two users never share a lock: a renewal
+ * holds up only the callers of its own key. */
 #ifndef BKOAUTH_KEYS_H
 #define BKOAUTH_KEYS_H
 
@@ -13,12 +16,15 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#define KEY_NAMES 96 /* bytes of env_name and user_id kept inside the entry (longer: allocated) */
+
 typedef struct key_entry {
-    struct key_entry *next;
+    struct key_entry *next; /* in the bucket, or in the spares */
     uint64_t hash;
     char *env_name;
     char *user_id; /* NULL: the APP */
-    int refs;      /* holders and waiters */
+    char names[KEY_NAMES];
+    int refs; /* holders and waiters */
     pthread_mutex_t mu;
     /* what the process remembers: written by the holder of mu under the table's mutex, read
      * under the table's mutex (so readers never wait for a renewal) */
