@@ -13,7 +13,9 @@
  * through scripts/pg.sh or scripts/mysql.sh with BKOAUTH_TEST_PG_DIR / BKOAUTH_TEST_MYSQL_DIR;
  * SQLite has no server to restart.
  *
- * Every minute it prints calls/s, failures by kind, VmRSS and RssAnon (/proc/self/status), what
+ * Every minute it prints calls/s, failures by kind, VmRSS and RssAnon (/proc/self/status: the mean and
+ * the peak of readings taken every 5 s, so that a reading does not depend on when the library
+ * last gave free pages back), what
  * the C library's malloc has in use and holds (mallinfo2, all arenas; SQLite's share from
  * sqlite3_memory_used) and the open descriptors (/proc/self/fd); at the end the growth of RSS
  * and descriptors from minute 2 to the end. It prints figures; it asserts nothing about them.
@@ -251,7 +253,9 @@ static void run_schedule(schedule *sc, long s, long *next_restart)
 
 typedef struct sample {
     unsigned long calls, fails[NCODES];
-    long rss, anon, fds;
+    long rss, anon, fds;      /* at the end of the minute */
+    long rss_mean, anon_mean; /* the mean of the minute's readings (every MEM_EVERY_MS) */
+    long rss_peak, anon_peak; /* and their highest */
     long heap_used, heap_held; /* kB: the C library's blocks in use, and the memory it holds */
     long sqlite_used;          /* kB: SQLite's share of heap_used */
 } sample;
@@ -282,6 +286,37 @@ static void take(sample *out)
     out->fds = open_fds();
 }
 
+/* The memory readings of one minute: VmRSS and RssAnon every MEM_EVERY_MS. The library gives
+ * free pages back at most every BKOAUTH_MEMORY_TRIM_SECONDS, so a single reading depends on
+ * how long ago the last trim was; the mean and the peak of a minute's readings do not. */
+#define MEM_EVERY_MS 5000
+typedef struct mem_minute {
+    long long rss_sum, anon_sum;
+    long n, rss_peak, anon_peak;
+} mem_minute;
+
+static void mem_read(mem_minute *mm)
+{
+    long rss, anon;
+    memory_kb(&rss, &anon);
+    if (rss < 0 || anon < 0) return;
+    mm->rss_sum += rss;
+    mm->anon_sum += anon;
+    mm->n++;
+    if (rss > mm->rss_peak) mm->rss_peak = rss;
+    if (anon > mm->anon_peak) mm->anon_peak = anon;
+}
+
+static void mem_close(mem_minute *mm, sample *out)
+{
+    if (mm->n == 0) mem_read(mm);
+    out->rss_mean = mm->n ? (long)(mm->rss_sum / mm->n) : -1;
+    out->anon_mean = mm->n ? (long)(mm->anon_sum / mm->n) : -1;
+    out->rss_peak = mm->rss_peak;
+    out->anon_peak = mm->anon_peak;
+    memset(mm, 0, sizeof *mm);
+}
+
 static void print_minute(int m, const sample *prev, const sample *now, double seconds)
 {
     printf("minute %3d: %8.0f calls/s; failures:", m, (double)(now->calls - prev->calls) / seconds);
@@ -292,8 +327,10 @@ static void print_minute(int m, const sample *prev, const sample *now, double se
         any += n;
     }
     if (!any) printf(" none");
-    printf("; VmRSS %ld kB, RssAnon %ld kB (malloc: %ld kB in use, SQLite's %ld, %ld kB held); fds %ld\n",
-           now->rss, now->anon, now->heap_used, now->sqlite_used, now->heap_held, now->fds);
+    printf("; VmRSS %ld kB (mean; peak %ld), RssAnon %ld kB (mean; peak %ld); malloc: %ld kB in use, SQLite's %ld, "
+           "%ld kB held; fds %ld\n",
+           now->rss_mean, now->rss_peak, now->anon_mean, now->anon_peak, now->heap_used, now->sqlite_used,
+           now->heap_held, now->fds);
     fflush(stdout);
 }
 
@@ -305,16 +342,22 @@ static double growth(long from, long to)
 /* Runs the minutes; the samples at the end of each minute go to at[1..minutes]. */
 static void run_minutes(sample *at, schedule *sc)
 {
-    double t0 = test_mono_s(), minute_start = t0;
+    double t0 = test_mono_s(), minute_start = t0, next_mem = t0;
     long next_restart = 90;
+    mem_minute mm = {0};
     take(&at[0]);
     for (int m = 1; m <= minutes; m++) {
         while (test_mono_s() - t0 < 60.0 * m) {
             run_schedule(sc, (long)(test_mono_s() - t0), &next_restart);
+            if (test_mono_s() >= next_mem) {
+                mem_read(&mm);
+                next_mem += MEM_EVERY_MS / 1000.0;
+            }
             test_sleep_ms(200);
         }
         double t = test_mono_s();
         take(&at[m]);
+        mem_close(&mm, &at[m]);
         print_minute(m, &at[m - 1], &at[m], t - minute_start);
         minute_start = t;
     }
@@ -337,15 +380,22 @@ static void summary(const sample *at, const schedule *sc, double seconds)
                    ? "SQLite has no server to restart"
                    : "BKOAUTH_TEST_PG_DIR / BKOAUTH_TEST_MYSQL_DIR not set");
     if (minutes < 2) return;
-    long peak_rss = 0, peak_fds = 0;
+    long peak_rss = 0, peak_anon = 0, peak_fds = 0;
     for (int m = 2; m <= minutes; m++) {
-        peak_rss = at[m].rss > peak_rss ? at[m].rss : peak_rss;
+        peak_rss = at[m].rss_peak > peak_rss ? at[m].rss_peak : peak_rss;
+        peak_anon = at[m].anon_peak > peak_anon ? at[m].anon_peak : peak_anon;
         peak_fds = at[m].fds > peak_fds ? at[m].fds : peak_fds;
     }
-    printf("growth from minute 2 to the end: VmRSS %+.2f %% (%ld -> %ld kB, peak %ld), RssAnon %+.2f %% "
-           "(%ld -> %ld kB), fds %+.2f %% (%ld -> %ld, peak %ld)\n",
-           growth(at[2].rss, last->rss), at[2].rss, last->rss, peak_rss, growth(at[2].anon, last->anon),
-           at[2].anon, last->anon, growth(at[2].fds, last->fds), at[2].fds, last->fds, peak_fds);
+    printf("growth from minute 2 to the end (the minutes' means): VmRSS %+.2f %% (%ld -> %ld kB, peak %ld), "
+           "RssAnon %+.2f %% (%ld -> %ld kB, peak %ld), fds %+.2f %% (%ld -> %ld, peak %ld)\n",
+           growth(at[2].rss_mean, last->rss_mean), at[2].rss_mean, last->rss_mean, peak_rss,
+           growth(at[2].anon_mean, last->anon_mean), at[2].anon_mean, last->anon_mean, peak_anon,
+           growth(at[2].fds, last->fds), at[2].fds, last->fds, peak_fds);
+    printf("the same on single readings at the minutes' ends: VmRSS %+.2f %% (%ld -> %ld kB), RssAnon %+.2f %% "
+           "(%ld -> %ld kB); malloc in use %+.2f %% (%ld -> %ld kB), held %+.2f %% (%ld -> %ld kB)\n",
+           growth(at[2].rss, last->rss), at[2].rss, last->rss, growth(at[2].anon, last->anon), at[2].anon,
+           last->anon, growth(at[2].heap_used, last->heap_used), at[2].heap_used, last->heap_used,
+           growth(at[2].heap_held, last->heap_held), at[2].heap_held, last->heap_held);
 }
 
 /* ---- set-up ------------------------------------------------------------------------------- */

@@ -235,7 +235,11 @@ void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now_m
     slot *s = &t->slots[h % CACHE_SLOTS];
     size_t bytes = token_block_size(token);
     if (bytes == 0) return;
-    if (s->block != NULL && (s->cap < bytes || s->cap > block_class(bytes))) slot_clear(t, s);
+    /* a block too small is replaced; a bigger one is kept unless it is over twice the size
+     * class of this token: tokens whose sizes straddle a class boundary (user ids of a few
+     * lengths) would otherwise swap the slot's block at every put, and each swap can leave a
+     * block in glibc's per-thread cache */
+    if (s->block != NULL && (s->cap < bytes || s->cap / 2 > block_class(bytes))) slot_clear(t, s);
     if (s->block == NULL) {
         size_t cap = block_class(bytes);
         if ((s->block = bkoauth__malloc(cap)) == NULL) return; /* not cached */

@@ -12,13 +12,15 @@
 #include <time.h>
 
 #define KEY_BUCKETS 256
-#define KEY_SPARES 64 /* freed entries kept for reuse */
+#define KEY_SPARES 64      /* freed entries kept for reuse, at least */
+#define KEY_SPARES_MAX 4096 /* and at most: up to the most entries ever alive at once */
 
 struct keytab {
     pthread_mutex_t mu;
     key_entry *bucket[KEY_BUCKETS];
     key_entry *spares; /* freed entries, their mutexes ready (a list through next) */
     int nspares;
+    int nlive, peak_live; /* entries in the buckets now, and the most ever */
     atomic_int nunsaved; /* entries holding an unsaved grant */
     atomic_int nbackoff; /* entries with failures recorded */
 };
@@ -87,15 +89,24 @@ static key_entry *entry_new(keytab *kt, const char *env_name, const char *user_i
     } else {
         return NULL;
     }
-    if (names_set(e, env_name, user_id) == 0) return e;
+    if (names_set(e, env_name, user_id) == 0) {
+        if (++kt->nlive > kt->peak_live) kt->peak_live = kt->nlive;
+        return e;
+    }
     entry_free(e);
     return NULL;
 }
 
-/* Drops e (nobody holds it, it remembers nothing): kept as a spare, or freed. Under kt->mu. */
+/* Drops e (nobody holds it, it remembers nothing): kept as a spare, or freed. Under kt->mu.
+ * Spares are kept up to the most entries ever alive at once (KEY_SPARES at least, KEY_SPARES_MAX
+ * at most): after a fault window every key that backed off is dropped at once, and the next
+ * window makes as many again; freeing and allocating them each time fills glibc's per-thread
+ * caches of the threads that happen to do it. */
 static void entry_drop(keytab *kt, key_entry *e)
 {
-    if (kt->nspares >= KEY_SPARES) {
+    kt->nlive--;
+    int keep = kt->peak_live < KEY_SPARES ? KEY_SPARES : kt->peak_live > KEY_SPARES_MAX ? KEY_SPARES_MAX : kt->peak_live;
+    if (kt->nspares >= keep) {
         entry_free(e);
         return;
     }

@@ -20,7 +20,9 @@ void store_names_add(char *names, size_t size, const char *name)
 bkoauth_code store_rows_room(store_rows *rows, bkoauth_error *err)
 {
     if (rows->count < rows->cap) return BKOAUTH_OK;
-    size_t cap = rows->cap ? rows->cap * 2 : 16;
+    /* from 256 rows (2 KiB arrays): the smaller steps of a doubling would each leave a block in
+     * the listing thread's glibc cache */
+    size_t cap = rows->cap ? rows->cap * 2 : 256;
     bkoauth_token **items = bkoauth__realloc(rows->items, cap * sizeof *items);
     if (items == NULL) return err_nomem(err);
     rows->items = items;

@@ -17,6 +17,7 @@
 
 #include "bkoauth.h"
 #include "cache.h"
+#include "keys.h"
 #include "devserver.h"
 #include "faultalloc.h"
 #include "internal.h"
@@ -111,6 +112,79 @@ static void test_cache_slot_reused(void **state)
     cache_free(ca);
 }
 
+/* Tokens of one key whose sizes fall in two size classes (a short and a long access_token)
+ * share the slot's block once it is the bigger one: puts that alternate between them allocate
+ * nothing after the first of the bigger size. A block over twice the class of the token is
+ * given up for a smaller one. */
+static void test_cache_slot_kept_across_classes(void **state)
+{
+    (void)state;
+    cache *ca = cache_new(600);
+    assert_non_null(ca);
+    int64_t now = bk_now(), now_ms = bk_monotonic_coarse_ms();
+    char longer[120], huge[1200];
+    memset(longer, 'L', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    memset(huge, 'H', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    bkoauth_token *small = token_make("access-token-s", "refresh-s", "", "test", "dave", now + 7200, now);
+    bkoauth_token *big = token_make(longer, "refresh-b", "", "test", "dave", now + 7200, now);
+    bkoauth_token *giant = token_make(huge, "refresh-g", "", "test", "dave", now + 7200, now);
+    uint64_t gen = cache_generation(ca, "test", "dave");
+    cache_put(ca, small, gen, now_ms);
+    long before = faultalloc_count();
+    cache_put(ca, big, gen, now_ms); /* a bigger class: the block is replaced once */
+    assert_int_equal(faultalloc_count() - before, 1);
+    before = faultalloc_count();
+    for (int i = 0; i < CALLS; i++)
+        cache_put(ca, (i % 2) ? big : small, gen, now_ms);
+    assert_int_equal(faultalloc_count() - before, 0);
+    bkoauth_token *hit = cache_get(ca, "test", "dave", 600, now, now_ms);
+    assert_non_null(hit);
+    assert_string_equal(hit->access_token, longer); /* the last put: i = CALLS - 1, odd */
+    bkoauth_token_free(hit);
+    cache_put(ca, giant, gen, now_ms);
+    before = faultalloc_count();
+    cache_put(ca, small, gen, now_ms); /* a block many times the token's size is given up */
+    assert_int_equal(faultalloc_count() - before, 1);
+    hit = cache_get(ca, "test", "dave", 600, now, now_ms);
+    assert_non_null(hit);
+    assert_string_equal(hit->access_token, "access-token-s");
+    bkoauth_token_free(hit);
+    bkoauth_token_free(small);
+    bkoauth_token_free(big);
+    bkoauth_token_free(giant);
+    cache_free(ca);
+}
+
+/* A fault window makes every key in use back off at once and the next good renewal of each
+ * forgets it: the key table keeps the dropped entries for the next window (up to the most
+ * entries ever alive at once), so a second window allocates nothing there. */
+static void test_key_entries_kept_across_windows(void **state)
+{
+    (void)state;
+    enum { KEYS = 300 };
+    keytab *kt = keytab_new();
+    assert_non_null(kt);
+    char name[KEYS][16];
+    for (int i = 0; i < KEYS; i++)
+        snprintf(name[i], sizeof name[i], "u%d", i);
+    long allocs[2];
+    for (int window = 0; window < 2; window++) {
+        long before = faultalloc_count();
+        for (int i = 0; i < KEYS; i++)
+            assert_true(key_backoff_failed(kt, "test", name[i], bk_monotonic_ms(), 1, 60) > 0);
+        allocs[window] = faultalloc_count() - before;
+        for (int i = 0; i < KEYS; i++) {
+            key_backoff_clear(kt, "test", name[i]);
+            assert_int_equal(key_backoff_until(kt, "test", name[i]), 0);
+        }
+    }
+    assert_int_equal(allocs[0], KEYS); /* one entry per key, the names inside it */
+    assert_int_equal(allocs[1], 0);
+    keytab_free(kt);
+}
+
 /* Store reads for about `seconds` s; returns how many times the process trimmed meanwhile. */
 static unsigned long trims_during(bkoauth_client *c, double seconds)
 {
@@ -176,6 +250,8 @@ int main(void)
         cmocka_unit_test(test_cached_call_allocates_once),
         cmocka_unit_test(test_store_lookup_allocates_once),
         cmocka_unit_test(test_cache_slot_reused),
+        cmocka_unit_test(test_cache_slot_kept_across_classes),
+        cmocka_unit_test(test_key_entries_kept_across_windows),
         cmocka_unit_test(test_trim_runs_at_its_rate),
         cmocka_unit_test(test_trim_off_and_never_on_cached_calls),
     };

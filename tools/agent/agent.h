@@ -193,8 +193,6 @@ int agent_sockets_open(const agent_opts *o, agent_sockets *s);
 void agent_sockets_close(const agent_opts *o, agent_sockets *s);
 /* sd_notify: a state line to $NOTIFY_SOCKET when set. */
 void agent_notify(const char *state);
-/* Writes the port to path atomically. 0 or -1. */
-int agent_write_port_file(const char *path, unsigned port);
 
 /* ---- HTTP (http.c) ------------------------------------------------------------------------- */
 

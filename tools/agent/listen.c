@@ -208,17 +208,3 @@ void agent_sockets_close(const agent_opts *o, agent_sockets *s)
     s->unix_own = 0;
 }
 
-int agent_write_port_file(const char *path, unsigned port)
-{
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (tmp == NULL) return -1;
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    int ok = f != NULL && fprintf(f, "%u\n", port) > 0;
-    if (f != NULL && fclose(f) != 0) ok = 0;
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    if (!ok) unlink(tmp);
-    free(tmp);
-    return ok ? 0 : -1;
-}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* main.c - bkoauth-agent: start, serve until SIGTERM, reload on SIGHUP (docs/AGENT.md). */
 #include "agent.h"
+#include "../common/port_file.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -80,7 +81,7 @@ static int run(const agent_opts *o, const sigset_t *set)
     if (secret != NULL) explicit_bzero(secret, strlen(secret));
     free(secret);
     if (rc == 0 && s.tcp_fd >= 0 && o->port_file != NULL &&
-        agent_write_port_file(o->port_file, s.tcp_port) != 0) {
+        tool_write_port_file(o->port_file, s.tcp_port) != 0) {
         agent_log(AGENT_ERROR, "cannot write the port file %s", o->port_file);
         agent_http_stop(0);
         rc = -1;

@@ -10,6 +10,7 @@
  * This file: the options, the signals, the port file, and starting and stopping the daemon.
  * The other files are named in devserver.h. See docs/DEVSERVER.md. */
 #include "devserver.h"
+#include "../common/port_file.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -223,26 +224,6 @@ static struct MHD_Daemon *dev_start_daemon(struct sockaddr_in *sa)
                             (unsigned)30, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
 }
 
-/* Writes the port to path atomically (a temporary file renamed over it). 0 on success. */
-static int dev_write_port_file(const char *path, unsigned port)
-{
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (tmp == NULL) return -1;
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    int ok = f != NULL && fprintf(f, "%u\n", port) > 0;
-    if (f != NULL && fclose(f) != 0) ok = 0;
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    if (!ok) {
-        int saved = errno;
-        unlink(tmp);
-        errno = saved;
-    }
-    free(tmp);
-    return ok ? 0 : -1;
-}
-
 static void dev_announce(const char *host, unsigned port)
 {
     if (S.quiet) return;
@@ -290,7 +271,7 @@ int main(int argc, char **argv)
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     unsigned bound = info && info->port ? info->port : (unsigned)ntohs(sa.sin_port);
-    if (o.port_file != NULL && dev_write_port_file(o.port_file, bound) != 0) {
+    if (o.port_file != NULL && tool_write_port_file(o.port_file, bound) != 0) {
         fprintf(stderr, "bkoauth-devserver: cannot write the port file %s: %s\n", o.port_file,
                 strerror(errno));
         MHD_stop_daemon(d);
