@@ -23,9 +23,12 @@
  * (a business error or an expired token), TokenNotExist for the by-user calls of a user between
  * the delete of its token and its next login (which fails while a fault is on).
  *
- *   bench_soak [-m MINUTES] [-t THREADS] [-u USERS] [-r RESTART_SECONDS] [-T TRIM_SECONDS] [URL]
+ *   bench_soak [-m MINUTES] [-t THREADS] [-u USERS] [-r RESTART_SECONDS] [-T TRIM_SECONDS]
+ *              [-l TOKEN_SECONDS] [-f 0|1] [URL]
  *
- * -T sets BKOAUTH_MEMORY_TRIM_SECONDS (default 60, the library's; 0: never trim).
+ * -T sets BKOAUTH_MEMORY_TRIM_SECONDS (default 60, the library's; 0: never trim). -l sets how long
+ * a token lives (default 60 s; renewed 10 s before its end); -f 0 switches the fault windows
+ * off. Both are for finding what a growth comes from (with -l 3600 -f 0 nothing is renewed).
  *
  * Without DATABASE_URL the store is the test suite's: BKOAUTH_TEST_STORE (sqlite, postgres,
  * mysql) with BKOAUTH_TEST_PG_URL / BKOAUTH_TEST_MYSQL_URL; sqlite is a temporary file. */
@@ -54,9 +57,10 @@
 #define MAX_USERS 2000
 #define MAX_MINUTES 10000
 #define NCODES 8 /* BKOAUTH_OK .. BKOAUTH_E_NOMEM */
-#define TTL 60   /* seconds a token lives at the devserver */
 
 static int minutes = 10, nthreads = 32, nusers = 500, restart_every = 180;
+static int ttl_seconds = 60; /* -l: how long a token lives at the devserver */
+static int faults = 1;        /* -f 0: no fault windows */
 static const char *trim_seconds = "60"; /* -T: BKOAUTH_MEMORY_TRIM_SECONDS */
 static devserver *dev;
 static char db_url[512];
@@ -224,7 +228,7 @@ typedef struct schedule {
 static void run_schedule(schedule *sc, long s, long *next_restart)
 {
     long phase = s % 20;
-    if (phase == 5 && !sc->faults_on) {
+    if (phase == 5 && !sc->faults_on && faults) {
         const char *kind = fault_kinds[(s / 20) % NKINDS];
         char path[160];
         if (strcmp(kind, "slow") == 0)
@@ -406,7 +410,7 @@ static devserver *start_devserver(void)
     static const char *args[2 * MAX_USERS + 16];
     static char ttl[16];
     int n = 0;
-    snprintf(ttl, sizeof ttl, "%d", TTL);
+    snprintf(ttl, sizeof ttl, "%d", ttl_seconds);
     const char *fixed[] = {"--app-code", "soak-app", "--app-secret", "soak-secret",
                            "--ttl",      ttl,        "--overlap",    "30"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
@@ -424,7 +428,7 @@ static bkoauth_client *make_client(void)
 {
     static test_settings s;
     static char expires[16];
-    snprintf(expires, sizeof expires, "%d", TTL - 10);
+    snprintf(expires, sizeof expires, "%d", ttl_seconds - 10);
     test_settings_base(&s, dev->url, "soak-app", "soak-secret", db_url);
     test_settings_set(&s, "EXPIRES_SECONDS", expires);
     test_settings_set(&s, "BKOAUTH_TIMEOUT_MS", "5000");
@@ -438,7 +442,7 @@ static bkoauth_client *make_client(void)
 static int parse_args(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "m:t:u:r:T:")) != -1) {
+    while ((opt = getopt(argc, argv, "m:t:u:r:T:l:f:")) != -1) {
         if (opt == 'm')
             minutes = atoi(optarg);
         else if (opt == 't')
@@ -449,11 +453,15 @@ static int parse_args(int argc, char **argv)
             restart_every = atoi(optarg);
         else if (opt == 'T')
             trim_seconds = optarg;
+        else if (opt == 'l')
+            ttl_seconds = atoi(optarg);
+        else if (opt == 'f')
+            faults = atoi(optarg) != 0;
         else
             return -1;
     }
     if (minutes < 1 || minutes > MAX_MINUTES || nthreads < 1 || nthreads > MAX_THREADS || nusers < 1 ||
-        nusers > MAX_USERS || restart_every < 10)
+        nusers > MAX_USERS || restart_every < 10 || ttl_seconds < 20 || ttl_seconds > 86400)
         return -1;
     return teststore_given_or_fresh(optind < argc ? argv[optind] : NULL, "soak", db_url, sizeof db_url) ? 0
                                                                                                         : -1;
@@ -463,7 +471,7 @@ int main(int argc, char **argv)
 {
     if (parse_args(argc, argv) != 0) {
         fprintf(stderr, "usage: bench_soak [-m MINUTES] [-t THREADS] [-u USERS] [-r RESTART_SECONDS] "
-                        "[-T TRIM_SECONDS] [DATABASE_URL]\n");
+                        "[-T TRIM_SECONDS] [-l TOKEN_SECONDS] [-f 0|1] [DATABASE_URL]\n");
         return 2;
     }
     if ((dev = start_devserver()) == NULL || (client = make_client()) == NULL) return 1;
@@ -471,9 +479,9 @@ int main(int argc, char **argv)
     for (int u = 0; u < nusers; u++)
         failed_logins += login(u) != BKOAUTH_OK;
     printf("soak: %d threads, %d users, %d min, store %s; tokens live %d s, renewed when %d s are left; "
-           "faults 3 s of every 20 s; %s; BKOAUTH_MEMORY_TRIM_SECONDS=%s; %d first logins failed\n",
-           nthreads, nusers, minutes, teststore_label(db_url), TTL, TTL - 10,
-           server_dir() ? "database restarted every few minutes" : "no database restarts", trim_seconds,
+           "%s; %s; BKOAUTH_MEMORY_TRIM_SECONDS=%s; %d first logins failed\n",
+           nthreads, nusers, minutes, teststore_label(db_url), ttl_seconds, ttl_seconds - 10,
+           faults ? "faults 3 s of every 20 s" : "no faults", server_dir() ? "database restarted every few minutes" : "no database restarts", trim_seconds,
            failed_logins);
     fflush(stdout);
     pthread_t th[MAX_THREADS];
