@@ -18,7 +18,8 @@
  * last gave free pages back), what
  * the C library's malloc has in use and holds (mallinfo2, all arenas; SQLite's share from
  * sqlite3_memory_used) and the open descriptors (/proc/self/fd); at the end the growth of RSS
- * and descriptors from minute 2 to the end. It prints figures; it asserts nothing about them.
+ * and descriptors from minute 2 to the end, and the first 3 messages of each failure code. It
+ * prints figures; it asserts nothing about them.
  * Failures are what callers see: TokenAPIError while a fault is on and no saved token is valid
  * (a business error or an expired token), TokenNotExist for the by-user calls of a user between
  * the delete of its token and its next login (which fails while a fault is on).
@@ -81,6 +82,33 @@ static uint64_t next_rand(uint64_t *s)
     return *s;
 }
 
+/* The message of this thread's last call, and the first EXAMPLES messages of each failure code,
+ * printed at the end so that a count can be read with what the callers were told. */
+static _Thread_local bkoauth_error call_err;
+#define EXAMPLES 3
+static pthread_mutex_t examples_mu = PTHREAD_MUTEX_INITIALIZER;
+static char examples[NCODES][EXAMPLES][sizeof call_err.message];
+static atomic_int nexamples[NCODES];
+
+static void keep_example(bkoauth_code rc, const char *message)
+{
+    if ((int)rc <= 0 || (int)rc >= NCODES) return;
+    pthread_mutex_lock(&examples_mu);
+    int n = atomic_load(&nexamples[rc]);
+    if (n < EXAMPLES) {
+        snprintf(examples[rc][n], sizeof examples[rc][0], "%s", message);
+        atomic_store(&nexamples[rc], n + 1);
+    }
+    pthread_mutex_unlock(&examples_mu);
+}
+
+static void print_examples(void)
+{
+    for (int k = 1; k < NCODES; k++)
+        for (int i = 0; i < atomic_load(&nexamples[k]); i++)
+            printf("example of %s: %s\n", bkoauth_code_name((bkoauth_code)k), examples[k][i]);
+}
+
 static void count(counters *c, bkoauth_code rc)
 {
     atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
@@ -95,7 +123,7 @@ static bkoauth_code login(int user)
     snprintf(cookie, sizeof cookie, "bk_token=cred-u%d", user);
     bkoauth_request req = {.username = name, .cookie_header = cookie, .remote_addr = "127.0.0.1"};
     bkoauth_token *t = NULL;
-    bkoauth_code rc = bkoauth_get_access_token(client, &req, &t, NULL);
+    bkoauth_code rc = bkoauth_get_access_token(client, &req, &t, &call_err);
     bkoauth_token_free(t);
     return rc;
 }
@@ -105,7 +133,7 @@ static bkoauth_code by_user(int user, bkoauth_token **keep)
     char name[16];
     snprintf(name, sizeof name, "u%d", user);
     bkoauth_token *t = NULL;
-    bkoauth_code rc = bkoauth_get_access_token_by_user(client, name, &t, NULL);
+    bkoauth_code rc = bkoauth_get_access_token_by_user(client, name, &t, &call_err);
     if (keep != NULL)
         *keep = t;
     else
@@ -117,7 +145,7 @@ static bkoauth_code refresh(int user)
 {
     bkoauth_token *old = NULL, *t = NULL;
     bkoauth_code rc = by_user(user, &old);
-    if (rc == BKOAUTH_OK) rc = bkoauth_refresh_token(client, old, &t, NULL);
+    if (rc == BKOAUTH_OK) rc = bkoauth_refresh_token(client, old, &t, &call_err);
     bkoauth_token_free(old);
     bkoauth_token_free(t);
     return rc;
@@ -127,7 +155,7 @@ static bkoauth_code list(void)
 {
     bkoauth_token **all = NULL;
     size_t n = 0;
-    bkoauth_code rc = bkoauth_list_tokens(client, &all, &n, NULL);
+    bkoauth_code rc = bkoauth_list_tokens(client, &all, &n, &call_err);
     bkoauth_tokens_free(all, n);
     return rc;
 }
@@ -141,14 +169,14 @@ static bkoauth_code one_call(uint64_t *seed)
     if (pick < 7) {
         char name[16];
         snprintf(name, sizeof name, "u%d", user);
-        bkoauth_code rc = bkoauth_delete_token(client, name, NULL);
+        bkoauth_code rc = bkoauth_delete_token(client, name, &call_err);
         return rc == BKOAUTH_OK ? login(user) : rc;
     }
     if (pick < 27) return refresh(user);
     if (pick < 227) return login(user);
     if (pick < 1227) {
         bkoauth_token *t = NULL;
-        bkoauth_code rc = bkoauth_get_app_access_token(client, &t, NULL);
+        bkoauth_code rc = bkoauth_get_app_access_token(client, &t, &call_err);
         bkoauth_token_free(t);
         return rc;
     }
@@ -159,8 +187,13 @@ static void *worker(void *arg)
 {
     counters *c = arg;
     uint64_t seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)arg;
-    while (!atomic_load_explicit(&stop, memory_order_relaxed))
-        count(c, one_call(&seed));
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        bkoauth_code rc = one_call(&seed);
+        count(c, rc);
+        if (rc != BKOAUTH_OK && (int)rc > 0 && (int)rc < NCODES &&
+            atomic_load_explicit(&nexamples[rc], memory_order_relaxed) < EXAMPLES)
+            keep_example(rc, call_err.message);
+    }
     return NULL;
 }
 
@@ -495,6 +528,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nthreads; i++)
         pthread_join(th[i], NULL);
     summary(at, &sc, test_mono_s() - t0);
+    print_examples();
     bkoauth_client_free(client);
     devserver_stop(dev);
     teststore_cleanup();
