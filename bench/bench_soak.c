@@ -60,8 +60,8 @@
 #define NCODES 8 /* BKOAUTH_OK .. BKOAUTH_E_NOMEM */
 
 static int minutes = 10, nthreads = 32, nusers = 500, restart_every = 180;
-static int ttl_seconds = 60; /* -l: how long a token lives at the devserver */
-static int faults = 1;        /* -f 0: no fault windows */
+static int ttl_seconds = 60;            /* -l: how long a token lives at the devserver */
+static int faults = 1;                  /* -f 0: no fault windows */
 static const char *trim_seconds = "60"; /* -T: BKOAUTH_MEMORY_TRIM_SECONDS */
 static devserver *dev;
 static char db_url[512];
@@ -290,9 +290,9 @@ static void run_schedule(schedule *sc, long s, long *next_restart)
 
 typedef struct sample {
     unsigned long calls, fails[NCODES];
-    long rss, anon, fds;      /* at the end of the minute */
-    long rss_mean, anon_mean; /* the mean of the minute's readings (every MEM_EVERY_MS) */
-    long rss_peak, anon_peak; /* and their highest */
+    long rss, anon, fds;       /* at the end of the minute */
+    long rss_mean, anon_mean;  /* the mean of the minute's readings (every MEM_EVERY_MS) */
+    long rss_peak, anon_peak;  /* and their highest */
     long heap_used, heap_held; /* kB: the C library's blocks in use, and the memory it holds */
     long sqlite_used;          /* kB: SQLite's share of heap_used */
 } sample;
@@ -364,7 +364,8 @@ static void print_minute(int m, const sample *prev, const sample *now, double se
         any += n;
     }
     if (!any) printf(" none");
-    printf("; VmRSS %ld kB (mean; peak %ld), RssAnon %ld kB (mean; peak %ld); malloc: %ld kB in use, SQLite's %ld, "
+    printf("; VmRSS %ld kB (mean; peak %ld), RssAnon %ld kB (mean; peak %ld); malloc: %ld kB in use, "
+           "SQLite's %ld, "
            "%ld kB held; fds %ld\n",
            now->rss_mean, now->rss_peak, now->anon_mean, now->anon_peak, now->heap_used, now->sqlite_used,
            now->heap_held, now->fds);
@@ -428,11 +429,12 @@ static void summary(const sample *at, const schedule *sc, double seconds)
            growth(at[2].rss_mean, last->rss_mean), at[2].rss_mean, last->rss_mean, peak_rss,
            growth(at[2].anon_mean, last->anon_mean), at[2].anon_mean, last->anon_mean, peak_anon,
            growth(at[2].fds, last->fds), at[2].fds, last->fds, peak_fds);
-    printf("the same on single readings at the minutes' ends: VmRSS %+.2f %% (%ld -> %ld kB), RssAnon %+.2f %% "
-           "(%ld -> %ld kB); malloc in use %+.2f %% (%ld -> %ld kB), held %+.2f %% (%ld -> %ld kB)\n",
-           growth(at[2].rss, last->rss), at[2].rss, last->rss, growth(at[2].anon, last->anon), at[2].anon,
-           last->anon, growth(at[2].heap_used, last->heap_used), at[2].heap_used, last->heap_used,
-           growth(at[2].heap_held, last->heap_held), at[2].heap_held, last->heap_held);
+    printf(
+        "the same on single readings at the minutes' ends: VmRSS %+.2f %% (%ld -> %ld kB), RssAnon %+.2f %% "
+        "(%ld -> %ld kB); malloc in use %+.2f %% (%ld -> %ld kB), held %+.2f %% (%ld -> %ld kB)\n",
+        growth(at[2].rss, last->rss), at[2].rss, last->rss, growth(at[2].anon, last->anon), at[2].anon,
+        last->anon, growth(at[2].heap_used, last->heap_used), at[2].heap_used, last->heap_used,
+        growth(at[2].heap_held, last->heap_held), at[2].heap_held, last->heap_held);
 }
 
 /* ---- set-up ------------------------------------------------------------------------------- */
@@ -514,7 +516,8 @@ int main(int argc, char **argv)
     printf("soak: %d threads, %d users, %d min, store %s; tokens live %d s, renewed when %d s are left; "
            "%s; %s; BKOAUTH_MEMORY_TRIM_SECONDS=%s; %d first logins failed\n",
            nthreads, nusers, minutes, teststore_label(db_url), ttl_seconds, ttl_seconds - 10,
-           faults ? "faults 3 s of every 20 s" : "no faults", server_dir() ? "database restarted every few minutes" : "no database restarts", trim_seconds,
+           faults ? "faults 3 s of every 20 s" : "no faults",
+           server_dir() ? "database restarted every few minutes" : "no database restarts", trim_seconds,
            failed_logins);
     fflush(stdout);
     pthread_t th[MAX_THREADS];

@@ -12,7 +12,7 @@
 #include <time.h>
 
 #define KEY_BUCKETS 256
-#define KEY_SPARES 64      /* freed entries kept for reuse, at least */
+#define KEY_SPARES 64       /* freed entries kept for reuse, at least */
 #define KEY_SPARES_MAX 4096 /* and at most: up to the most entries ever alive at once */
 
 struct keytab {
@@ -21,8 +21,8 @@ struct keytab {
     key_entry *spares; /* freed entries, their mutexes ready (a list through next) */
     int nspares;
     int nlive, peak_live; /* entries in the buckets now, and the most ever */
-    atomic_int nunsaved; /* entries holding an unsaved grant */
-    atomic_int nbackoff; /* entries with failures recorded */
+    atomic_int nunsaved;  /* entries holding an unsaved grant */
+    atomic_int nbackoff;  /* entries with failures recorded */
 };
 
 uint64_t key_hash(const char *env_name, const char *user_id)
@@ -105,7 +105,9 @@ static key_entry *entry_new(keytab *kt, const char *env_name, const char *user_i
 static void entry_drop(keytab *kt, key_entry *e)
 {
     kt->nlive--;
-    int keep = kt->peak_live < KEY_SPARES ? KEY_SPARES : kt->peak_live > KEY_SPARES_MAX ? KEY_SPARES_MAX : kt->peak_live;
+    int keep = kt->peak_live < KEY_SPARES       ? KEY_SPARES
+               : kt->peak_live > KEY_SPARES_MAX ? KEY_SPARES_MAX
+                                                : kt->peak_live;
     if (kt->nspares >= keep) {
         entry_free(e);
         return;

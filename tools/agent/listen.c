@@ -207,4 +207,3 @@ void agent_sockets_close(const agent_opts *o, agent_sockets *s)
     s->unix_fd = s->tcp_fd = -1;
     s->unix_own = 0;
 }
-
