@@ -365,8 +365,7 @@ static void print_minute(int m, const sample *prev, const sample *now, double se
     }
     if (!any) printf(" none");
     printf("; VmRSS %ld kB (mean; peak %ld), RssAnon %ld kB (mean; peak %ld); malloc: %ld kB in use, "
-           "SQLite's %ld, "
-           "%ld kB held; fds %ld\n",
+           "SQLite's %ld, %ld kB held; fds %ld\n",
            now->rss_mean, now->rss_peak, now->anon_mean, now->anon_peak, now->heap_used, now->sqlite_used,
            now->heap_held, now->fds);
     fflush(stdout);
