@@ -394,16 +394,15 @@ store *store_mysql_open(const bk_settings *s, const bk_logger *logger, bkoauth_e
         my_close(&ms->base);
         return NULL;
     }
+    pool_set_stale(&ms->readers, bk_my_conn_stale);
+    pool_set_stale(&ms->writers, bk_my_conn_stale);
     mconn *c = pool_get(&ms->readers, NULL, err);
     if (c == NULL) {
         my_close(&ms->base);
         return NULL;
     }
     bkoauth_code rc = prepare_schema(ms, c, err);
-    if (!c->broken)
-        pool_put(&ms->readers, c);
-    else
-        pool_discard(&ms->readers, c);
+    bk_my_conn_put(&ms->readers, c);
     if (rc != BKOAUTH_OK) {
         my_close(&ms->base);
         return NULL;

@@ -57,15 +57,30 @@ bkoauth_code bk_my_stmt_error(my_store *ms, mconn *c, MYSQL_STMT *st, const char
 
 static void conn_row_free(mconn *c);
 
+/* Ends c's session: its statements closed, the connector's handle closed (not freed: it is
+ * c->my). */
+static void conn_end(mconn *c)
+{
+    for (int i = 0; i < Q_COUNT; i++) {
+        if (c->stmt[i] != NULL) mysql_stmt_close(c->stmt[i]);
+        c->stmt[i] = NULL;
+    }
+    if (c->db != NULL) mysql_close(c->db);
+    c->db = NULL;
+}
+
 void bk_my_conn_close(void *p)
 {
     mconn *c = p;
     if (c == NULL) return;
-    for (int i = 0; i < Q_COUNT; i++)
-        if (c->stmt[i] != NULL) mysql_stmt_close(c->stmt[i]);
-    mysql_close(c->db);
+    conn_end(c);
     conn_row_free(c);
     bkoauth__free(c);
+}
+
+void bk_my_conn_stale(void *p)
+{
+    ((mconn *)p)->stale = 1;
 }
 
 int bk_my_simple(mconn *c, const char *sql)
@@ -73,18 +88,12 @@ int bk_my_simple(mconn *c, const char *sql)
     return mysql_real_query(c->db, sql, (unsigned long)strlen(sql));
 }
 
-mconn *bk_my_connect(my_store *ms, bkoauth_error *err)
+/* Opens c's session (c->db NULL before): connected and set up, or -1 with err set. */
+static int conn_start(my_store *ms, mconn *c, bkoauth_error *err)
 {
-    pthread_once(&library_once, library_init);
-    if (library_failed) {
-        err_set(err, BKOAUTH_E_STORE, "the MySQL client library could not be initialised");
-        return NULL;
-    }
-    mconn *c = bkoauth__calloc(1, sizeof *c);
-    if (c == NULL || (c->db = mysql_init(NULL)) == NULL) {
-        bkoauth__free(c);
+    if ((c->db = mysql_init(&c->my)) == NULL) {
         err_nomem(err);
-        return NULL;
+        return -1;
     }
     long secs = (ms->s->timeout_ms + 999) / 1000;
     unsigned connect_timeout = (unsigned)(secs < 2 ? 2 : secs), io_timeout = (unsigned)secs + 10;
@@ -100,8 +109,8 @@ mconn *bk_my_connect(my_store *ms, bkoauth_error *err)
     if (mysql_real_connect(c->db, ms->url.host, ms->url.user, ms->url.password, ms->url.database,
                            ms->url.port, NULL, 0) == NULL) {
         bk_my_error(ms, NULL, mysql_errno(c->db), mysql_error(c->db), "connecting", err);
-        bk_my_conn_close(c);
-        return NULL;
+        conn_end(c);
+        return -1;
     }
     /* READ COMMITTED: no gap locks, so savers of different keys never wait for each other; a row
      * lock is waited for at most about the SSM timeout */
@@ -110,10 +119,42 @@ mconn *bk_my_connect(my_store *ms, bkoauth_error *err)
     if (bk_my_simple(c, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED") != 0 ||
         bk_my_simple(c, wait_sql) != 0) {
         bk_my_conn_error(ms, c, "setting up a connection", err);
+        conn_end(c);
+        return -1;
+    }
+    return 0;
+}
+
+mconn *bk_my_connect(my_store *ms, bkoauth_error *err)
+{
+    pthread_once(&library_once, library_init);
+    if (library_failed) {
+        err_set(err, BKOAUTH_E_STORE, "the MySQL client library could not be initialised");
+        return NULL;
+    }
+    mconn *c = bkoauth__calloc(1, sizeof *c);
+    if (c == NULL) {
+        err_nomem(err);
+        return NULL;
+    }
+    if (conn_start(ms, c, err) != 0) {
         bk_my_conn_close(c);
         return NULL;
     }
     return c;
+}
+
+int bk_my_reconnect(my_store *ms, mconn *c, bkoauth_error *err)
+{
+    atomic_fetch_add(&ms->base.reconnects, 1);
+    conn_end(c);
+    c->broken = 1;
+    c->stale = 1;
+    c->retry = 0;
+    if (conn_start(ms, c, err) != 0) return -1;
+    c->broken = 0;
+    c->stale = 0;
+    return 0;
 }
 
 void *bk_my_conn_open(void *ctx, bkoauth_error *err)
@@ -125,37 +166,31 @@ void *bk_my_conn_open(void *ctx, bkoauth_error *err)
  * closed) it while it was idle - read here without a round trip. */
 int bk_my_broken(mconn *c)
 {
-    if (c->broken) return 1;
+    if (c->broken || c->db == NULL) return 1;
     struct pollfd p = {.fd = (int)mysql_get_socket(c->db), .events = POLLIN};
     if (p.fd < 0) return 1;
     return poll(&p, 1, 0) != 0;
 }
 
-/* A connection of pool p that is not known broken, or NULL with err set. *fresh: opened now. */
+void bk_my_conn_put(pool *p, mconn *c)
+{
+    if (c->broken) c->stale = 1;
+    pool_put(p, c);
+}
+
+/* A connection of pool p that is not known broken, or NULL with err set. *fresh: connected by
+ * this call (opened, or connected again). */
 static mconn *take(my_store *ms, pool *p, int *fresh, bkoauth_error *err)
 {
     mconn *c = pool_get(p, fresh, err);
-    if (c == NULL || *fresh || !bk_my_broken(c)) return c;
-    atomic_fetch_add(&ms->base.reconnects, 1);
-    pool_discard(p, c);
-    pool_flush(p); /* the others idle since the same moment are likely stale too */
-    return pool_get(p, fresh, err);
-}
-
-/* After a failure: gives the connection back, or discards it (and the pool's idle ones) when
- * broken. 1 when the work is worth one more try (the connection broke and was not a fresh one;
- * or a deadlock). */
-static int give_back(pool *p, mconn *c, int fresh)
-{
-    int retry = c->retry;
-    c->retry = 0;
-    if (!c->broken) {
+    if (c == NULL || *fresh || (!c->stale && !bk_my_broken(c))) return c;
+    if (!c->stale) pool_flush(p); /* the others idle since the same moment are likely stale too */
+    if (bk_my_reconnect(ms, c, err) != 0) {
         pool_put(p, c);
-        return retry;
+        return NULL;
     }
-    pool_discard(p, c);
-    pool_flush(p);
-    return !fresh || retry;
+    *fresh = 1;
+    return c;
 }
 
 /* The connection's row buffers, made at its first read; NULL when out of memory. */
@@ -174,24 +209,31 @@ static void conn_row_free(mconn *c)
 }
 
 /* Runs work on a connection of p; when it failed because the connection broke (a restart, a
- * failover, an idle connection cut) or on a deadlock, once more on a fresh connection. Only for
- * work that is safe to repeat. */
+ * failover, an idle connection cut), once more on the same connection connected again; on a
+ * deadlock, once more. Only for work that is safe to repeat. */
 bkoauth_code bk_my_with_conn(my_store *ms, pool *p, bk_my_work work, void *arg, bkoauth_error *err)
 {
     bkoauth_error local;
     if (err == NULL) err = &local;
+    int fresh = 0;
+    mconn *c = take(ms, p, &fresh, err);
+    if (c == NULL) return err->code != BKOAUTH_OK ? err->code : BKOAUTH_E_STORE;
     for (int attempt = 0;; attempt++) {
-        int fresh = 0;
-        mconn *c = take(ms, p, &fresh, err);
-        if (c == NULL) return err->code != BKOAUTH_OK ? err->code : BKOAUTH_E_STORE;
         bkoauth_code rc = work(ms, c, arg, err);
-        if (rc == BKOAUTH_OK) {
-            pool_put(p, c);
+        int retry = c->retry;
+        c->retry = 0;
+        if (rc == BKOAUTH_OK || attempt > 0 || (!retry && (!c->broken || fresh))) {
+            bk_my_conn_put(p, c);
             return rc;
         }
-        if (!give_back(p, c, fresh) || attempt > 0) return rc;
-        atomic_fetch_add(&ms->base.reconnects, 1);
         log_write(ms->base.logger, BKOAUTH_LOG_INFO, "MySQL token store at %s: %s; trying again%s", ms->where,
-                  err->message, fresh ? "" : " on a new connection");
+                  err->message, c->broken ? " on a new connection" : "");
+        if (c->broken) {
+            pool_flush(p); /* the others idle since the same moment are likely stale too */
+            if (bk_my_reconnect(ms, c, err) != 0) {
+                pool_put(p, c);
+                return err->code;
+            }
+        }
     }
 }

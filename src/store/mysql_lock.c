@@ -25,13 +25,33 @@ static void lock_name(char *buf, size_t size, const char *env_name, const char *
         snprintf(buf + at, size - at, "%02x", md[i]);
 }
 
-void bk_my_lock_conn_drop(my_store *ms)
+/* Closes the lock statements (before their connection's session ends). */
+static void lock_statements_close(my_store *ms)
 {
     if (ms->get_lock) mysql_stmt_close(ms->get_lock);
     if (ms->release_lock) mysql_stmt_close(ms->release_lock);
     ms->get_lock = ms->release_lock = NULL;
+}
+
+void bk_my_lock_conn_drop(my_store *ms)
+{
+    lock_statements_close(ms);
     bk_my_conn_close(ms->lock_conn);
     ms->lock_conn = NULL;
+}
+
+/* The lock connection, opened when there is none, connected again in place when broken (its
+ * statements closed first); *fresh set when either happened. 0, or -1 with err set. */
+static int lock_conn_ready(my_store *ms, int *fresh, bkoauth_error *err)
+{
+    if (ms->lock_conn == NULL) {
+        *fresh = 1;
+        return (ms->lock_conn = bk_my_connect(ms, err)) != NULL ? 0 : -1;
+    }
+    if (!bk_my_broken(ms->lock_conn)) return 0;
+    *fresh = 1;
+    lock_statements_close(ms);
+    return bk_my_reconnect(ms, ms->lock_conn, err);
 }
 
 /* Runs SELECT GET_LOCK / RELEASE_LOCK (which) with name on the lock connection (under lock_mu);
@@ -41,17 +61,12 @@ static bkoauth_code lock_statement(my_store *ms, int get, const char *name, long
                                    bkoauth_error *err)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (ms->lock_conn != NULL && bk_my_broken(ms->lock_conn)) {
-            atomic_fetch_add(&ms->base.reconnects, 1);
-            bk_my_lock_conn_drop(ms);
+        int fresh = 0;
+        if (lock_conn_ready(ms, &fresh, err) != 0) {
+            err_prefix(err, "locking a token's renewal");
+            return BKOAUTH_E_STORE;
         }
-        if (ms->lock_conn == NULL) {
-            if ((ms->lock_conn = bk_my_connect(ms, err)) == NULL) {
-                err_prefix(err, "locking a token's renewal");
-                return BKOAUTH_E_STORE;
-            }
-            attempt = 1; /* a fresh connection gets no second try */
-        }
+        if (fresh) attempt = 1; /* a fresh connection gets no second try */
         mconn *c = ms->lock_conn;
         MYSQL_STMT **slot = get ? &ms->get_lock : &ms->release_lock;
         const char *sql = get ? "SELECT GET_LOCK(?, 0)" : "SELECT RELEASE_LOCK(?)";

@@ -16,6 +16,7 @@ int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), vo
     p->max = max;
     p->open = open;
     p->close = close;
+    p->mark_stale = NULL;
     p->ctx = ctx;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
@@ -86,10 +87,21 @@ void pool_discard(pool *p, void *conn)
     pthread_mutex_unlock(&p->mu);
 }
 
+void pool_set_stale(pool *p, void (*mark_stale)(void *conn))
+{
+    p->mark_stale = mark_stale;
+}
+
 void pool_flush(pool *p)
 {
     /* closing is quick (no answer awaited), so it happens under the lock */
     pthread_mutex_lock(&p->mu);
+    if (p->mark_stale != NULL) {
+        for (int i = 0; i < p->nidle; i++)
+            p->mark_stale(p->idle[i]);
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
     for (int i = 0; i < p->nidle; i++)
         p->close(p->idle[i]);
     p->opened -= p->nidle;

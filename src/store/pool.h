@@ -12,7 +12,15 @@
  * behind another's attempt against a server that is down. Beyond max a caller waits for a
  * connection to come back. A connection found broken is discarded (its slot freed), and
  * pool_flush() drops every idle one: after a server restart they are all stale, so the retry gets
- * a freshly opened connection. */
+ * a freshly opened connection.
+ *
+ * A backend that can connect a connection again in place (libpq's PQreset keeps the connection's
+ * object and its buffers) gives pool_set_stale() a function that marks one stale: pool_flush()
+ * then marks the idle ones instead of closing them, and the backend reconnects each when it is
+ * next taken. A server restart then frees and allocates next to nothing, where closing every
+ * connection and opening new ones, in other threads, scatters their blocks over the allocator's
+ * arenas at each restart (resident memory that grows with every restart of a process that runs
+ * for weeks). */
 #ifndef BKOAUTH_POOL_H
 #define BKOAUTH_POOL_H
 
@@ -31,6 +39,7 @@ typedef struct pool {
     int max;
     void *(*open)(void *ctx, bkoauth_error *err); /* NULL with err set when it cannot */
     void (*close)(void *conn);
+    void (*mark_stale)(void *conn); /* NULL: pool_flush() closes idle connections */
     void *ctx;
 } pool;
 
@@ -48,8 +57,13 @@ void *pool_get(pool *p, int *fresh, bkoauth_error *err);
 void pool_put(pool *p, void *conn);
 /* Closes a broken connection and frees its slot. */
 void pool_discard(pool *p, void *conn);
-/* Closes every idle connection (after one was found broken: they are likely all stale). */
+/* Closes every idle connection, or marks each stale with the function of pool_set_stale() (after
+ * one was found broken: they are likely all stale). */
 void pool_flush(pool *p);
+/* Makes pool_flush() mark idle connections stale (under the pool's lock, which orders the mark
+ * before the next pool_get() that hands the connection out) instead of closing them. Before
+ * the pool is shared. */
+void pool_set_stale(pool *p, void (*mark_stale)(void *conn));
 /* In a child after fork(): forgets (without closing) every connection, which are the parent's;
  * the pool starts empty. Only the forking thread exists then, so no lock is taken. */
 void pool_after_fork(pool *p);

@@ -407,6 +407,8 @@ store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoaut
         pg_close(&ps->base);
         return NULL;
     }
+    pool_set_stale(&ps->readers, bk_pg_conn_stale);
+    pool_set_stale(&ps->writers, bk_pg_conn_stale);
     snprintf(ps->where, sizeof ps->where, "%s", "the BKOAUTH_DATABASE_URL server");
     /* where, for messages: from libpq's view of the URL, which never includes the password */
     PQconninfoOption *opts = PQconninfoParse(s->database_url, NULL);
@@ -433,10 +435,7 @@ store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoaut
         return NULL;
     }
     bkoauth_code rc = prepare_schema(ps, c, err);
-    if (PQstatus(c->pg) == CONNECTION_OK && !c->lost)
-        pool_put(&ps->readers, c);
-    else
-        pool_discard(&ps->readers, c);
+    bk_pg_conn_put(&ps->readers, c);
     if (rc != BKOAUTH_OK) {
         pg_close(&ps->base);
         return NULL;

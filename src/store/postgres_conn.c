@@ -96,6 +96,11 @@ void bk_pg_conn_close(void *p)
     bkoauth__free(c);
 }
 
+void bk_pg_conn_stale(void *p)
+{
+    ((pconn *)p)->stale = 1;
+}
+
 /* 1 when the connection is known broken: its status, or what the server sent while it was idle
  * (a restart ends every session with a message and a close, read here without a round trip). */
 static int broken(PGconn *pg)
@@ -105,29 +110,43 @@ static int broken(PGconn *pg)
     return PQstatus(pg) != CONNECTION_OK;
 }
 
-/* A connection of pool p that is not known broken, or NULL with err set. *fresh: opened now. */
+/* Connects c again in place: PQreset keeps libpq's object, its settings and its buffers, so that
+ * a server restart does not free and allocate every pooled connection anew. 0, or -1 with err
+ * set (c stays stale: the next taker tries again). */
+static int reconnect(pg_store *ps, pconn *c, bkoauth_error *err)
+{
+    atomic_fetch_add(&ps->base.reconnects, 1);
+    c->stale = 1;
+    c->lost = 0;
+    c->late = 0;
+    PQreset(c->pg);
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        bk_pg_error(ps, c->pg, "connecting", err);
+        return -1;
+    }
+    c->stale = 0;
+    return 0;
+}
+
+void bk_pg_conn_put(pool *p, pconn *c)
+{
+    if (c->lost || c->late || PQstatus(c->pg) != CONNECTION_OK) c->stale = 1;
+    pool_put(p, c);
+}
+
+/* A connection of pool p that is not known broken, or NULL with err set. *fresh: connected by
+ * this call (opened, or connected again). */
 static pconn *take(pg_store *ps, pool *p, int *fresh, bkoauth_error *err)
 {
     pconn *c = pool_get(p, fresh, err);
-    if (c == NULL || *fresh || !broken(c->pg)) return c;
-    atomic_fetch_add(&ps->base.reconnects, 1);
-    pool_discard(p, c);
-    pool_flush(p); /* the others idle since the same moment are likely stale too */
-    return pool_get(p, fresh, err);
-}
-
-/* After a failed statement: gives the connection back, or discards it (and the pool's idle
- * ones) when it is broken or its session is gone. Returns 1 when the failure is worth one more
- * try on a fresh connection (the connection broke, and it was not already a fresh one). */
-static int give_back(pool *p, pconn *c, int fresh)
-{
-    if (PQstatus(c->pg) == CONNECTION_OK && !c->lost) {
+    if (c == NULL || *fresh || (!c->stale && !broken(c->pg))) return c;
+    if (!c->stale) pool_flush(p); /* the others idle since the same moment are likely stale too */
+    if (reconnect(ps, c, err) != 0) {
         pool_put(p, c);
-        return 0;
+        return NULL;
     }
-    pool_discard(p, c);
-    pool_flush(p);
-    return !fresh;
+    *fresh = 1;
+    return c;
 }
 
 /* Sends sql and waits for its result at most until deadline_ms (monotonic): the last result, or
@@ -210,20 +229,25 @@ bkoauth_code bk_pg_with_conn(pg_store *ps, pool *p, bk_pg_work work, void *arg, 
 {
     bkoauth_error local;
     if (err == NULL) err = &local;
-    for (int attempt = 0;; attempt++) {
-        int fresh = 0;
-        pconn *c = take(ps, p, &fresh, err);
-        if (c == NULL) return err->code != BKOAUTH_OK ? err->code : BKOAUTH_E_STORE;
-        bkoauth_code rc = work(ps, c, arg, err);
-        if (rc == BKOAUTH_OK) {
-            pool_put(p, c);
-            return rc;
-        }
-        int late = c->late;
-        if (!give_back(p, c, fresh) || late || attempt > 0) return rc;
-        atomic_fetch_add(&ps->base.reconnects, 1);
-        log_write(ps->base.logger, BKOAUTH_LOG_INFO,
-                  "PostgreSQL token store at %s: a connection was broken (%s); trying again on a new one",
-                  ps->where, err->message);
+    int fresh = 0;
+    pconn *c = take(ps, p, &fresh, err);
+    if (c == NULL) return err->code != BKOAUTH_OK ? err->code : BKOAUTH_E_STORE;
+    bkoauth_code rc = work(ps, c, arg, err);
+    int broke = rc != BKOAUTH_OK && (c->lost || PQstatus(c->pg) != CONNECTION_OK);
+    if (!broke || c->late || fresh) { /* done, or no second try: already a new session, or late */
+        bk_pg_conn_put(p, c);
+        return rc;
     }
+    log_write(ps->base.logger, BKOAUTH_LOG_INFO,
+              "PostgreSQL token store at %s: a connection was broken (%s); connecting again and trying "
+              "once more",
+              ps->where, err->message);
+    pool_flush(p); /* the others idle since the same moment are likely stale too */
+    if (reconnect(ps, c, err) != 0) {
+        pool_put(p, c);
+        return err->code;
+    }
+    rc = work(ps, c, arg, err);
+    bk_pg_conn_put(p, c);
+    return rc;
 }

@@ -13,8 +13,10 @@
 
 typedef struct pconn {
     PGconn *pg;
-    int lost; /* a statement's error said the session is gone (the server or the pooler's link) */
-    int late; /* a statement had no answer within store_hold_ms(): not tried again */
+    int lost;  /* a statement's error said the session is gone (the server or the pooler's link) */
+    int late;  /* a statement had no answer within store_hold_ms(): not tried again */
+    int stale; /* to be connected again (PQreset) before its next use: found broken, or idle in
+                * the pool when another was (pool_flush) */
 } pconn;
 
 typedef struct pg_store {
@@ -34,13 +36,18 @@ typedef bkoauth_code (*bk_pg_work)(pg_store *ps, pconn *c, void *arg, bkoauth_er
 
 /* ---- postgres_conn.c ---- */
 
-/* The pool's open and close of a connection (ctx the pg_store): pool_init of postgres.c. */
+/* The pool's open, close and mark-stale of a connection (ctx the pg_store): pool_init and
+ * pool_set_stale of postgres.c. */
 void *bk_pg_conn_open(void *ctx, bkoauth_error *err);
 void bk_pg_conn_close(void *p);
+void bk_pg_conn_stale(void *p);
+/* Gives a connection back to p after use: one that broke, or whose session is gone or that has
+ * a statement still running, is marked stale (it is connected again in place when next taken). */
+void bk_pg_conn_put(pool *p, pconn *c);
 
 /* Runs work on a connection of p; when it failed because the connection broke (a restart, a
- * failover, an idle connection cut, a pooler's server gone), once more on a fresh connection.
- * Only for work that is safe to repeat. */
+ * failover, an idle connection cut, a pooler's server gone), once more on the same connection
+ * connected again. Only for work that is safe to repeat. */
 bkoauth_code bk_pg_with_conn(pg_store *ps, pool *p, bk_pg_work work, void *arg, bkoauth_error *err);
 
 /* Runs sql (one statement, unnamed, with text parameters); returns the result when its status is
