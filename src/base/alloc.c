@@ -50,10 +50,17 @@ void *bkoauth__malloc(size_t size)
     return p != NULL ? p : bk_failed();
 }
 
+/* glibc's calloc never takes a block from the thread's cache (tcache) though free() puts blocks
+ * there: zeroed blocks of up to 1 KiB freed and allocated again by calloc would leave up to 7 of
+ * each size behind in every thread that frees them. Those are allocated with malloc and zeroed
+ * here instead (what calloc does for them anyway); bigger ones go to calloc, which can skip the
+ * zeroing of fresh pages. */
+#define BK_SMALL_CALLOC 1024
+
 void *bkoauth__calloc(size_t count, size_t size)
 {
     if (count == 0 || size == 0) count = size = 1;
-    if (bk_alloc.calloc_fn != NULL) {
+    if (bk_alloc.calloc_fn != NULL && (bk_alloc.calloc_fn != calloc || count > BK_SMALL_CALLOC / size)) {
         void *p = bk_alloc.calloc_fn(count, size);
         return p != NULL ? p : bk_failed();
     }

@@ -58,13 +58,24 @@ static void quiet(void *arg, const char *message)
     (void)message;
 }
 
+/* Connects with the URL's settings over these defaults (the URL's own values win: they come
+ * later). gssencmode=disable unless the URL or PGGSSENCMODE asks for it: libpq's default
+ * ("prefer") looks for a Kerberos credential cache at every connect (a file read and some 60
+ * blocks of libkrb5's allocated and freed, in whichever thread reconnects), for a GSSAPI-encrypted
+ * session that a token store on a private network has no use for; Kerberos authentication
+ * itself (pg_hba.conf "gss") is not affected. */
 static PGconn *connect_pg(pg_store *ps)
 {
     char timeout[24];
     long secs = (ps->s->timeout_ms + 999) / 1000;
     snprintf(timeout, sizeof timeout, "%ld", secs < 2 ? 2 : secs);
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *values[] = {timeout, "libbkoauth", ps->s->database_url, NULL};
+    const char *keys[] = {"connect_timeout", "application_name", "gssencmode", "dbname", NULL};
+    const char *values[] = {timeout, "libbkoauth", "disable", ps->s->database_url, NULL};
+    if (getenv("PGGSSENCMODE") != NULL) { /* the environment's, then the URL's */
+        keys[2] = "dbname";
+        values[2] = ps->s->database_url;
+        keys[3] = values[3] = NULL;
+    }
     PGconn *pg = PQconnectdbParams(keys, values, 1);
     if (pg != NULL) PQsetNoticeProcessor(pg, quiet, NULL);
     return pg;

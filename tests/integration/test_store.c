@@ -554,6 +554,68 @@ static void test_sqlite_file_mode(void **state)
     assert_int_equal(sb.st_mode & 0777, 0600);
 }
 
+/* PostgreSQL: libbkoauth connects with gssencmode=disable (no Kerberos credential cache looked
+ * for at every connect), but a gssencmode of the URL, or PGGSSENCMODE, is what applies: here
+ * "require", which the test server cannot give, so the opening fails saying so. */
+static void expect_gssapi_refusal(fx *f, const char *url)
+{
+    bkoauth_config *cfg = bkoauth_config_new();
+    bkoauth_config_set(cfg, "BKOAUTH_DATABASE_URL", url, NULL);
+    bkoauth_config_set(cfg, "BKOAUTH_TIMEOUT_MS", "2000", NULL);
+    bk_settings s;
+    assert_int_equal(settings_from_config(cfg, &s, NULL), BKOAUTH_OK);
+    bkoauth_error e;
+    store *st = store_open(&s, &f->logger, &e);
+    if (st != NULL) fail_msg("opened with gssencmode=require at %s", url);
+    assert_int_equal(e.code, BKOAUTH_E_STORE);
+    if (strstr(e.message, "GSSAPI") == NULL) fail_msg("no word of GSSAPI: %s", e.message);
+    settings_clear(&s);
+    bkoauth_config_free(cfg);
+}
+
+/* Opens a store on url and reads a token: whether libpq looked at Kerberos meanwhile (libkrb5
+ * creates the KRB5_TRACE file when it starts, which libpq's GSSAPI probe makes it do). */
+static int kerberos_looked_at(fx *f, const char *url)
+{
+    char trace[64];
+    snprintf(trace, sizeof trace, "/tmp/bkoauth-krb5-trace-%d", (int)getpid());
+    unlink(trace);
+    setenv("KRB5_TRACE", trace, 1);
+    bkoauth_config *cfg = bkoauth_config_new();
+    bkoauth_config_set(cfg, "BKOAUTH_DATABASE_URL", url, NULL);
+    bk_settings s;
+    assert_int_equal(settings_from_config(cfg, &s, NULL), BKOAUTH_OK);
+    bkoauth_error e;
+    store *st = store_open(&s, &f->logger, &e);
+    if (st == NULL) fail_msg("store_open: %s", e.message);
+    bkoauth_token *t = NULL;
+    store_get(st, "test", "nobody", &t, &e);
+    bkoauth_token_free(t);
+    store_close(st);
+    settings_clear(&s);
+    bkoauth_config_free(cfg);
+    unsetenv("KRB5_TRACE");
+    int looked = access(trace, F_OK) == 0;
+    unlink(trace);
+    return looked;
+}
+
+static void test_gssencmode_of_url_and_environment(void **state)
+{
+    fx *f = *state;
+    if (f->s.store_kind != BK_STORE_POSTGRES) skip();
+    char url[600];
+    assert_int_equal(kerberos_looked_at(f, f->url), 0);
+    snprintf(url, sizeof url, "%s%sgssencmode=prefer", f->url, strchr(f->url, '?') ? "&" : "?");
+    assert_int_equal(kerberos_looked_at(f, url), 1); /* libpq's default, asked for */
+    snprintf(url, sizeof url, "%s%sgssencmode=require", f->url, strchr(f->url, '?') ? "&" : "?");
+    expect_gssapi_refusal(f, url);
+    setenv("PGGSSENCMODE", "require", 1);
+    expect_gssapi_refusal(f, f->url);
+    unsetenv("PGGSSENCMODE");
+    store_close(open_store(f)); /* the default again */
+}
+
 /* PostgreSQL and MySQL: a client keeps working across a database restart: the first call after
  * the server is back succeeds; a call while it is down is StoreError with a clear message, and
  * nothing saved is lost. */
@@ -668,6 +730,7 @@ int main(void)
         T(test_killed_inside_renewal),
         T(test_lease_table_missing),
         T(test_sqlite_file_mode),
+        T(test_gssencmode_of_url_and_environment),
         T(test_server_restart),
         T(test_pooler_restart),
     };
