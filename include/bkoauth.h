@@ -204,6 +204,8 @@ BKOAUTH_API char *bkoauth_mask(const char *secret, char *buf, size_t size);
  *  | BKOAUTH_DATABASE_URL     | sqlite:PATH, postgresql://... (libpq URI) or             | sqlite:bkoauth.db
  *  |                          | mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (MySQL or  |
  *  |                          | MariaDB; mariadb:// too; %XX escapes in each part)      |
+ *  |                          | PostgreSQL: gssencmode=disable unless the URI or        |
+ *  |                          | PGGSSENCMODE sets it (Kerberos auth unaffected)         |
  *  | BKOAUTH_DB_TIME_ZONE     | datetimes where the column has no zone (SQLite, MySQL): | UTC
  *  |                          | UTC (Django USE_TZ = True), local (the process's zone), |
  *  |                          | or a zone name such as Asia/Shanghai (USE_TZ = False    |
