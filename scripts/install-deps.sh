@@ -41,11 +41,12 @@ declare -A GROUP=(
   [package]="the Debian packages built and checked (scripts/package.sh, lintian)|dpkg-dev debhelper fakeroot lintian binutils"
   [abi]="the shared library at two commits compared (git worktree, abidiff)|git abigail-tools"
   [fuzz]="the fuzzers (clang's libFuzzer)|clang"
+  [memtools]="what glibc's per-thread caches hold, read with gdb (bench/gdb_tcache.sh); the instruction counts of bench/paths_ir.sh|gdb libc6-dbg valgrind"
 )
 declare -A SET=(
   [demo]="build libs devserver demo_tools"
   [test]="build libs devserver demo_tools pg pg_server mysql mysql_server cmocka django jwt faketime proxies go man package"
-  [bench]="build libs devserver pg pg_server mysql mysql_server cmocka"
+  [bench]="build libs devserver pg pg_server mysql mysql_server cmocka memtools"
   [package]="build libs devserver pg mysql cmocka package"
   [abi]="build libs devserver abi"
   [fuzz]="build libs devserver fuzz"
