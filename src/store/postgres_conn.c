@@ -141,7 +141,12 @@ static int reconnect(pg_store *ps, pconn *c, bkoauth_error *err)
 
 void bk_pg_conn_put(pool *p, pconn *c)
 {
-    if (c->lost || c->late || PQstatus(c->pg) != CONNECTION_OK) c->stale = 1;
+    if (c->late) { /* closed at once: a pooler then drops the statement it still queues, which
+                    * would otherwise run later (a lease taken after its caller gave up) */
+        pool_discard(p, c);
+        return;
+    }
+    if (c->lost || PQstatus(c->pg) != CONNECTION_OK) c->stale = 1;
     pool_put(p, c);
 }
 

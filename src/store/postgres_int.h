@@ -41,8 +41,9 @@ typedef bkoauth_code (*bk_pg_work)(pg_store *ps, pconn *c, void *arg, bkoauth_er
 void *bk_pg_conn_open(void *ctx, bkoauth_error *err);
 void bk_pg_conn_close(void *p);
 void bk_pg_conn_stale(void *p);
-/* Gives a connection back to p after use: one that broke, or whose session is gone or that has
- * a statement still running, is marked stale (it is connected again in place when next taken). */
+/* Gives a connection back to p after use: one that broke, or whose session is gone, is marked
+ * stale (it is connected again in place when next taken); one with a statement still unanswered
+ * (late) is closed at once. */
 void bk_pg_conn_put(pool *p, pconn *c);
 
 /* Runs work on a connection of p; when it failed because the connection broke (a restart, a
