@@ -394,8 +394,8 @@ store *store_mysql_open(const bk_settings *s, const bk_logger *logger, bkoauth_e
         my_close(&ms->base);
         return NULL;
     }
-    pool_set_stale(&ms->readers, bk_my_conn_stale);
-    pool_set_stale(&ms->writers, bk_my_conn_stale);
+    pool_set_reopen(&ms->readers, bk_my_reconnect);
+    pool_set_reopen(&ms->writers, bk_my_reconnect);
     mconn *c = pool_get(&ms->readers, NULL, err);
     if (c == NULL) {
         my_close(&ms->base);

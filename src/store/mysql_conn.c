@@ -78,11 +78,6 @@ void bk_my_conn_close(void *p)
     bkoauth__free(c);
 }
 
-void bk_my_conn_stale(void *p)
-{
-    ((mconn *)p)->stale = 1;
-}
-
 int bk_my_simple(mconn *c, const char *sql)
 {
     return mysql_real_query(c->db, sql, (unsigned long)strlen(sql));
@@ -144,16 +139,16 @@ mconn *bk_my_connect(my_store *ms, bkoauth_error *err)
     return c;
 }
 
-int bk_my_reconnect(my_store *ms, mconn *c, bkoauth_error *err)
+int bk_my_reconnect(void *ctx, void *conn, bkoauth_error *err)
 {
+    my_store *ms = ctx;
+    mconn *c = conn;
     atomic_fetch_add(&ms->base.reconnects, 1);
     conn_end(c);
     c->broken = 1;
-    c->stale = 1;
     c->retry = 0;
     if (conn_start(ms, c, err) != 0) return -1;
     c->broken = 0;
-    c->stale = 0;
     return 0;
 }
 
@@ -174,21 +169,19 @@ int bk_my_broken(mconn *c)
 
 void bk_my_conn_put(pool *p, mconn *c)
 {
-    if (c->broken) c->stale = 1;
-    pool_put(p, c);
+    if (c->broken)
+        pool_put_stale(p, c);
+    else
+        pool_put(p, c);
 }
 
 /* A connection of pool p that is not known broken, or NULL with err set. *fresh: connected by
  * this call (opened, or connected again). */
-static mconn *take(my_store *ms, pool *p, int *fresh, bkoauth_error *err)
+static mconn *take(pool *p, int *fresh, bkoauth_error *err)
 {
     mconn *c = pool_get(p, fresh, err);
-    if (c == NULL || *fresh || (!c->stale && !bk_my_broken(c))) return c;
-    if (!c->stale) pool_flush(p); /* the others idle since the same moment are likely stale too */
-    if (bk_my_reconnect(ms, c, err) != 0) {
-        pool_put(p, c);
-        return NULL;
-    }
+    if (c == NULL || *fresh || !bk_my_broken(c)) return c;
+    if (pool_renew(p, c, err) != 0) return NULL;
     *fresh = 1;
     return c;
 }
@@ -216,7 +209,7 @@ bkoauth_code bk_my_with_conn(my_store *ms, pool *p, bk_my_work work, void *arg, 
     bkoauth_error local;
     if (err == NULL) err = &local;
     int fresh = 0;
-    mconn *c = take(ms, p, &fresh, err);
+    mconn *c = take(p, &fresh, err);
     if (c == NULL) return err->code != BKOAUTH_OK ? err->code : BKOAUTH_E_STORE;
     for (int attempt = 0;; attempt++) {
         bkoauth_code rc = work(ms, c, arg, err);
@@ -228,12 +221,6 @@ bkoauth_code bk_my_with_conn(my_store *ms, pool *p, bk_my_work work, void *arg, 
         }
         log_write(ms->base.logger, BKOAUTH_LOG_INFO, "MySQL token store at %s: %s; trying again%s", ms->where,
                   err->message, c->broken ? " on a new connection" : "");
-        if (c->broken) {
-            pool_flush(p); /* the others idle since the same moment are likely stale too */
-            if (bk_my_reconnect(ms, c, err) != 0) {
-                pool_put(p, c);
-                return err->code;
-            }
-        }
+        if (c->broken && pool_renew(p, c, err) != 0) return err->code;
     }
 }

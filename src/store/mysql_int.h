@@ -23,7 +23,6 @@ typedef struct mconn {
     MYSQL my;  /* the connector's handle, kept with the connection across reconnects */
     MYSQL_STMT *stmt[Q_COUNT];
     int broken;          /* a statement found the connection lost */
-    int stale;           /* to be connected again before its next use (pool_flush) */
     int retry;           /* the last failure is worth one more try (deadlock, lock wait timeout) */
     struct row_buf *row; /* the buffers rows are fetched into (9 KiB), made at the first read and
                           * kept with the connection: a read allocates none */
@@ -70,16 +69,15 @@ bkoauth_code bk_my_conn_error(my_store *ms, mconn *c, const char *what, bkoauth_
 bkoauth_code bk_my_stmt_error(my_store *ms, mconn *c, MYSQL_STMT *st, const char *what, bkoauth_error *err);
 /* A new connection, set up; NULL with err set. */
 mconn *bk_my_connect(my_store *ms, bkoauth_error *err);
-/* Connects c again in place: its session (and statements) ended, a new one set up; the
- * connection's object and row buffers are kept, so that a server restart does not free and
- * allocate every pooled connection anew. 0, or -1 with err set (c stays broken and stale: the
- * next user tries again). */
-int bk_my_reconnect(my_store *ms, mconn *c, bkoauth_error *err);
-/* The pools' open (ctx the my_store), close and mark-stale of a connection. */
+/* Connects conn (an mconn; ctx the my_store) again in place: its session (and statements)
+ * ended, a new one set up; the connection's object and row buffers are kept, so that a server
+ * restart does not free and allocate every pooled connection anew. 0, or -1 with err set (conn
+ * stays broken). The pools' reopen (pool_set_reopen), and the lock connection's. */
+int bk_my_reconnect(void *ctx, void *conn, bkoauth_error *err);
+/* The pools' open (ctx the my_store) and close of a connection. */
 void *bk_my_conn_open(void *ctx, bkoauth_error *err);
 void bk_my_conn_close(void *p);
-void bk_my_conn_stale(void *p);
-/* Gives a connection back to p after use (a broken one marked stale). */
+/* Gives a connection back to p after use (a broken one stale: connected again when next taken). */
 void bk_my_conn_put(pool *p, mconn *c);
 /* mysql_real_query of sql: 0 when it ran. */
 int bk_my_simple(mconn *c, const char *sql);

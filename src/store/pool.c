@@ -3,12 +3,19 @@
 #include "pool.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), void (*close)(void *conn),
               void *ctx)
 {
     p->idle = bkoauth__calloc((size_t)max, sizeof *p->idle);
-    if (p->idle == NULL) return -1;
+    p->stale = bkoauth__calloc((size_t)max, sizeof *p->stale);
+    if (p->idle == NULL || p->stale == NULL) {
+        bkoauth__free(p->idle);
+        bkoauth__free(p->stale);
+        p->idle = NULL;
+        return -1;
+    }
     p->nidle = 0;
     p->opened = 0;
     p->opening = 0;
@@ -16,7 +23,7 @@ int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), vo
     p->max = max;
     p->open = open;
     p->close = close;
-    p->mark_stale = NULL;
+    p->reopen = NULL;
     p->ctx = ctx;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
@@ -29,6 +36,7 @@ void pool_destroy(pool *p)
     for (int i = 0; i < p->nidle; i++)
         p->close(p->idle[i]);
     bkoauth__free(p->idle);
+    bkoauth__free(p->stale);
     p->idle = NULL;
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
@@ -54,7 +62,14 @@ void *pool_get(pool *p, int *fresh, bkoauth_error *err)
     for (;;) {
         if (p->nidle > 0) {
             void *c = p->idle[--p->nidle];
+            int stale = p->stale[p->nidle];
             pthread_mutex_unlock(&p->mu);
+            if (!stale) return c;
+            if (p->reopen(p->ctx, c, err) != 0) {
+                pool_put_stale(p, c);
+                return NULL;
+            }
+            if (fresh) *fresh = 1;
             return c;
         }
         /* one open at a time, unless the last one failed: then each caller tries its own at once
@@ -70,12 +85,26 @@ void *pool_get(pool *p, int *fresh, bkoauth_error *err)
     return c;
 }
 
-void pool_put(pool *p, void *conn)
+static void put(pool *p, void *conn, int stale)
 {
     pthread_mutex_lock(&p->mu);
+    p->stale[p->nidle] = (unsigned char)stale;
     p->idle[p->nidle++] = conn; /* never more than opened <= max */
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
+}
+
+void pool_put(pool *p, void *conn)
+{
+    put(p, conn, 0);
+}
+
+void pool_put_stale(pool *p, void *conn)
+{
+    if (p->reopen == NULL)
+        pool_discard(p, conn);
+    else
+        put(p, conn, 1);
 }
 
 void pool_discard(pool *p, void *conn)
@@ -87,18 +116,17 @@ void pool_discard(pool *p, void *conn)
     pthread_mutex_unlock(&p->mu);
 }
 
-void pool_set_stale(pool *p, void (*mark_stale)(void *conn))
+void pool_set_reopen(pool *p, int (*reopen)(void *ctx, void *conn, bkoauth_error *err))
 {
-    p->mark_stale = mark_stale;
+    p->reopen = reopen;
 }
 
 void pool_flush(pool *p)
 {
     /* closing is quick (no answer awaited), so it happens under the lock */
     pthread_mutex_lock(&p->mu);
-    if (p->mark_stale != NULL) {
-        for (int i = 0; i < p->nidle; i++)
-            p->mark_stale(p->idle[i]);
+    if (p->reopen != NULL) {
+        memset(p->stale, 1, (size_t)p->nidle);
         pthread_mutex_unlock(&p->mu);
         return;
     }
@@ -108,6 +136,14 @@ void pool_flush(pool *p)
     p->nidle = 0;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
+}
+
+int pool_renew(pool *p, void *conn, bkoauth_error *err)
+{
+    pool_flush(p);
+    if (p->reopen(p->ctx, conn, err) == 0) return 0;
+    pool_put_stale(p, conn);
+    return -1;
 }
 
 void pool_after_fork(pool *p)

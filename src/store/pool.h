@@ -15,12 +15,12 @@
  * a freshly opened connection.
  *
  * A backend that can connect a connection again in place (libpq's PQreset keeps the connection's
- * object and its buffers) gives pool_set_stale() a function that marks one stale: pool_flush()
- * then marks the idle ones instead of closing them, and the backend reconnects each when it is
- * next taken. A server restart then frees and allocates next to nothing, where closing every
- * connection and opening new ones, in other threads, scatters their blocks over the allocator's
- * arenas at each restart (resident memory that grows with every restart of a process that runs
- * for weeks). */
+ * object and its buffers) gives pool_set_reopen() the function that does it: pool_flush() then
+ * marks the idle connections stale instead of closing them, a broken one goes back stale
+ * (pool_put_stale), and pool_get() connects a stale one again before handing it out. A server
+ * restart then frees and allocates next to nothing, where closing every connection and opening
+ * new ones, in other threads, scatters their blocks over the allocator's arenas at each restart
+ * (resident memory that grows with every restart of a process that runs for weeks). */
 #ifndef BKOAUTH_POOL_H
 #define BKOAUTH_POOL_H
 
@@ -31,7 +31,8 @@
 typedef struct pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    void **idle; /* max slots; nidle of them hold connections, most recently used last */
+    void **idle;          /* max slots; nidle of them hold connections, most recently used last */
+    unsigned char *stale; /* stale[i]: idle[i] is to be connected again before use */
     int nidle;
     int opened;       /* connections out of the pool or idle in it, or being opened */
     int opening;      /* connections being opened: 1 at most while opens succeed */
@@ -39,7 +40,7 @@ typedef struct pool {
     int max;
     void *(*open)(void *ctx, bkoauth_error *err); /* NULL with err set when it cannot */
     void (*close)(void *conn);
-    void (*mark_stale)(void *conn); /* NULL: pool_flush() closes idle connections */
+    int (*reopen)(void *ctx, void *conn, bkoauth_error *err); /* NULL: nothing is kept stale */
     void *ctx;
 } pool;
 
@@ -50,20 +51,27 @@ int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), vo
 void pool_destroy(pool *p);
 
 /* An idle connection, or a new one; waits while max are out or (while opens succeed) another is
- * being opened. *fresh (when not NULL) is set to 1 when the connection was opened by this call.
- * NULL with err set when this call's open failed. */
+ * being opened. A stale idle one is connected again first. *fresh (when not NULL) is set to 1
+ * when the connection was opened or connected again by this call. NULL with err set when this
+ * call's open or reconnection failed (a connection that could not reconnect stays in the pool,
+ * stale, for the next caller to try). */
 void *pool_get(pool *p, int *fresh, bkoauth_error *err);
 /* Gives a working connection back. */
 void pool_put(pool *p, void *conn);
+/* Gives a broken connection back: kept stale with a reopen function, else closed (its slot
+ * freed). */
+void pool_put_stale(pool *p, void *conn);
 /* Closes a broken connection and frees its slot. */
 void pool_discard(pool *p, void *conn);
-/* Closes every idle connection, or marks each stale with the function of pool_set_stale() (after
- * one was found broken: they are likely all stale). */
+/* Closes every idle connection, or marks each stale with a reopen function (after one was found
+ * broken: they are likely all stale). */
 void pool_flush(pool *p);
-/* Makes pool_flush() mark idle connections stale (under the pool's lock, which orders the mark
- * before the next pool_get() that hands the connection out) instead of closing them. Before
- * the pool is shared. */
-void pool_set_stale(pool *p, void (*mark_stale)(void *conn));
+/* conn, out of pool p and found broken: every idle one marked stale (pool_flush), conn connected
+ * again now. 0, or -1 with err set (conn given back stale). Needs a reopen function. */
+int pool_renew(pool *p, void *conn, bkoauth_error *err);
+/* The backend's function that connects conn again in place (ctx the pool's): 0, or -1 with err
+ * set. Before the pool is shared. */
+void pool_set_reopen(pool *p, int (*reopen)(void *ctx, void *conn, bkoauth_error *err));
 /* In a child after fork(): forgets (without closing) every connection, which are the parent's;
  * the pool starts empty. Only the forking thread exists then, so no lock is taken. */
 void pool_after_fork(pool *p);

@@ -407,8 +407,8 @@ store *store_postgres_open(const bk_settings *s, const bk_logger *logger, bkoaut
         pg_close(&ps->base);
         return NULL;
     }
-    pool_set_stale(&ps->readers, bk_pg_conn_stale);
-    pool_set_stale(&ps->writers, bk_pg_conn_stale);
+    pool_set_reopen(&ps->readers, bk_pg_conn_reopen);
+    pool_set_reopen(&ps->writers, bk_pg_conn_reopen);
     snprintf(ps->where, sizeof ps->where, "%s", "the BKOAUTH_DATABASE_URL server");
     /* where, for messages: from libpq's view of the URL, which never includes the password */
     PQconninfoOption *opts = PQconninfoParse(s->database_url, NULL);

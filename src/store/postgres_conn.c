@@ -69,13 +69,10 @@ static PGconn *connect_pg(pg_store *ps)
     char timeout[24];
     long secs = (ps->s->timeout_ms + 999) / 1000;
     snprintf(timeout, sizeof timeout, "%ld", secs < 2 ? 2 : secs);
+    /* libpq skips a keyword whose value is NULL: PGGSSENCMODE then applies, unless the URL says */
+    const char *gss = getenv("PGGSSENCMODE") != NULL ? NULL : "disable";
     const char *keys[] = {"connect_timeout", "application_name", "gssencmode", "dbname", NULL};
-    const char *values[] = {timeout, "libbkoauth", "disable", ps->s->database_url, NULL};
-    if (getenv("PGGSSENCMODE") != NULL) { /* the environment's, then the URL's */
-        keys[2] = "dbname";
-        values[2] = ps->s->database_url;
-        keys[3] = values[3] = NULL;
-    }
+    const char *values[] = {timeout, "libbkoauth", gss, ps->s->database_url, NULL};
     PGconn *pg = PQconnectdbParams(keys, values, 1);
     if (pg != NULL) PQsetNoticeProcessor(pg, quiet, NULL);
     return pg;
@@ -107,11 +104,6 @@ void bk_pg_conn_close(void *p)
     bkoauth__free(c);
 }
 
-void bk_pg_conn_stale(void *p)
-{
-    ((pconn *)p)->stale = 1;
-}
-
 /* 1 when the connection is known broken: its status, or what the server sent while it was idle
  * (a restart ends every session with a message and a close, read here without a round trip). */
 static int broken(PGconn *pg)
@@ -121,46 +113,37 @@ static int broken(PGconn *pg)
     return PQstatus(pg) != CONNECTION_OK;
 }
 
-/* Connects c again in place: PQreset keeps libpq's object, its settings and its buffers, so that
- * a server restart does not free and allocate every pooled connection anew. 0, or -1 with err
- * set (c stays stale: the next taker tries again). */
-static int reconnect(pg_store *ps, pconn *c, bkoauth_error *err)
+int bk_pg_conn_reopen(void *ctx, void *conn, bkoauth_error *err)
 {
+    pg_store *ps = ctx;
+    pconn *c = conn;
     atomic_fetch_add(&ps->base.reconnects, 1);
-    c->stale = 1;
     c->lost = 0;
     c->late = 0;
     PQreset(c->pg);
-    if (PQstatus(c->pg) != CONNECTION_OK) {
-        bk_pg_error(ps, c->pg, "connecting", err);
-        return -1;
-    }
-    c->stale = 0;
-    return 0;
+    if (PQstatus(c->pg) == CONNECTION_OK) return 0;
+    bk_pg_error(ps, c->pg, "connecting", err);
+    return -1;
 }
 
 void bk_pg_conn_put(pool *p, pconn *c)
 {
-    if (c->late) { /* closed at once: a pooler then drops the statement it still queues, which
-                    * would otherwise run later (a lease taken after its caller gave up) */
+    if (c->late) /* closed at once: a pooler then drops the statement it still queues, which
+                  * would otherwise run later (a lease taken after its caller gave up) */
         pool_discard(p, c);
-        return;
-    }
-    if (c->lost || PQstatus(c->pg) != CONNECTION_OK) c->stale = 1;
-    pool_put(p, c);
+    else if (c->lost || PQstatus(c->pg) != CONNECTION_OK)
+        pool_put_stale(p, c);
+    else
+        pool_put(p, c);
 }
 
 /* A connection of pool p that is not known broken, or NULL with err set. *fresh: connected by
  * this call (opened, or connected again). */
-static pconn *take(pg_store *ps, pool *p, int *fresh, bkoauth_error *err)
+static pconn *take(pool *p, int *fresh, bkoauth_error *err)
 {
     pconn *c = pool_get(p, fresh, err);
-    if (c == NULL || *fresh || (!c->stale && !broken(c->pg))) return c;
-    if (!c->stale) pool_flush(p); /* the others idle since the same moment are likely stale too */
-    if (reconnect(ps, c, err) != 0) {
-        pool_put(p, c);
-        return NULL;
-    }
+    if (c == NULL || *fresh || !broken(c->pg)) return c;
+    if (pool_renew(p, c, err) != 0) return NULL;
     *fresh = 1;
     return c;
 }
@@ -246,7 +229,7 @@ bkoauth_code bk_pg_with_conn(pg_store *ps, pool *p, bk_pg_work work, void *arg, 
     bkoauth_error local;
     if (err == NULL) err = &local;
     int fresh = 0;
-    pconn *c = take(ps, p, &fresh, err);
+    pconn *c = take(p, &fresh, err);
     if (c == NULL) return err->code != BKOAUTH_OK ? err->code : BKOAUTH_E_STORE;
     bkoauth_code rc = work(ps, c, arg, err);
     int broke = rc != BKOAUTH_OK && (c->lost || PQstatus(c->pg) != CONNECTION_OK);
@@ -258,11 +241,7 @@ bkoauth_code bk_pg_with_conn(pg_store *ps, pool *p, bk_pg_work work, void *arg, 
               "PostgreSQL token store at %s: a connection was broken (%s); connecting again and trying "
               "once more",
               ps->where, err->message);
-    pool_flush(p); /* the others idle since the same moment are likely stale too */
-    if (reconnect(ps, c, err) != 0) {
-        pool_put(p, c);
-        return err->code;
-    }
+    if (pool_renew(p, c, err) != 0) return err->code;
     rc = work(ps, c, arg, err);
     bk_pg_conn_put(p, c);
     return rc;

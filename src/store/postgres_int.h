@@ -13,10 +13,8 @@
 
 typedef struct pconn {
     PGconn *pg;
-    int lost;  /* a statement's error said the session is gone (the server or the pooler's link) */
-    int late;  /* a statement had no answer within store_hold_ms(): not tried again */
-    int stale; /* to be connected again (PQreset) before its next use: found broken, or idle in
-                * the pool when another was (pool_flush) */
+    int lost; /* a statement's error said the session is gone (the server or the pooler's link) */
+    int late; /* a statement had no answer within store_hold_ms(): not tried again */
 } pconn;
 
 typedef struct pg_store {
@@ -36,14 +34,14 @@ typedef bkoauth_code (*bk_pg_work)(pg_store *ps, pconn *c, void *arg, bkoauth_er
 
 /* ---- postgres_conn.c ---- */
 
-/* The pool's open, close and mark-stale of a connection (ctx the pg_store): pool_init and
- * pool_set_stale of postgres.c. */
+/* The pool's open, close and reopen (PQreset: libpq's object and buffers kept) of a connection
+ * (ctx the pg_store): pool_init and pool_set_reopen of postgres.c. */
 void *bk_pg_conn_open(void *ctx, bkoauth_error *err);
 void bk_pg_conn_close(void *p);
-void bk_pg_conn_stale(void *p);
-/* Gives a connection back to p after use: one that broke, or whose session is gone, is marked
- * stale (it is connected again in place when next taken); one with a statement still unanswered
- * (late) is closed at once. */
+int bk_pg_conn_reopen(void *ctx, void *conn, bkoauth_error *err);
+/* Gives a connection back to p after use: one that broke, or whose session is gone, stale (it
+ * is connected again in place when next taken); one with a statement still unanswered (late)
+ * is closed at once. */
 void bk_pg_conn_put(pool *p, pconn *c);
 
 /* Runs work on a connection of p; when it failed because the connection broke (a restart, a
