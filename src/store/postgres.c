@@ -17,9 +17,10 @@
  *
  * Restarts: a pooled connection found broken (checked before use without a round trip, by the
  * failure of a statement, or by an error saying the session is gone, as a pooler says when the
- * server behind it went away) is discarded with every idle one of its pool (after a restart they
- * are all stale) and the work, when safe to repeat, is done once more on a fresh connection; so
- * the first call after the server or the pooler is back succeeds. */
+ * server behind it went away) is connected again in place (PQreset), every idle one of its pool
+ * marked stale (after a restart they all are; each is connected again when next taken), and the
+ * work, when safe to repeat, is done once more on the new session; so the first call after the
+ * server or the pooler is back succeeds. */
 #include "postgres_int.h"
 
 #include <errno.h>

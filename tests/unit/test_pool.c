@@ -60,8 +60,11 @@ static void *fake_open(void *ctx, bkoauth_error *err)
     return c;
 }
 
+static atomic_int closed; /* fake_close calls */
+
 static void fake_close(void *conn)
 {
+    atomic_fetch_add(&closed, 1);
     bkoauth__free(conn);
 }
 
@@ -188,6 +191,72 @@ static void test_max_connections_still_bound_the_pool(void **state)
     pool_destroy(&p);
 }
 
+/* Reconnected in place: 0, or -1 (with err) while db->fail says the database is down. */
+static atomic_int reopens;
+static int fake_reopen(void *ctx, void *conn, bkoauth_error *err)
+{
+    fake_db *db = ctx;
+    atomic_fetch_add(&reopens, 1);
+    if (atomic_load(&db->fail) < 0) {
+        err_set(err, BKOAUTH_E_STORE, "cannot reach the stand-in database (reopen)");
+        return -1;
+    }
+    ((fake_conn *)conn)->serial = -1; /* connected again */
+    return 0;
+}
+
+/* With a reopen function a flush keeps the idle connections (nothing closed, nothing opened) and
+ * each is connected again, in its own object, before it is handed out; one that cannot be is
+ * kept stale for the next caller, whose reconnection succeeds once the database is back. Without
+ * one, pool_put_stale closes. */
+static void test_stale_connections_are_connected_again_in_place(void **state)
+{
+    (void)state;
+    fake_db db = {0};
+    pool p;
+    assert_int_equal(pool_init(&p, 2, fake_open, fake_close, &db), 0);
+    pool_set_reopen(&p, fake_reopen);
+    atomic_store(&reopens, 0);
+    atomic_store(&closed, 0);
+    bkoauth_error err;
+    int fresh = 0;
+    fake_conn *a = pool_get(&p, NULL, &err), *b = pool_get(&p, NULL, &err);
+    pool_put(&p, a);
+    assert_int_equal(pool_renew(&p, b, &err), 0); /* b found broken: a marked stale */
+    assert_int_equal(atomic_load(&reopens), 1);
+    assert_int_equal(b->serial, -1);
+    pool_put(&p, b);
+    fake_conn *again = pool_get(&p, &fresh, &err); /* b: reconnected just now, not stale */
+    assert_ptr_equal(again, b);
+    assert_int_equal(fresh, 0);
+    atomic_store(&db.fail, -1); /* down */
+    fake_conn *c = pool_get(&p, &fresh, &err);
+    assert_null(c); /* a, stale, could not reconnect */
+    assert_int_equal(err.code, BKOAUTH_E_STORE);
+    atomic_store(&db.fail, 0); /* back */
+    c = pool_get(&p, &fresh, &err);
+    assert_ptr_equal(c, a); /* the same object, connected again */
+    assert_int_equal(fresh, 1);
+    assert_int_equal(a->serial, -1);
+    assert_int_equal(atomic_load(&reopens), 3);
+    assert_int_equal(atomic_load(&db.opens), 2);
+    assert_int_equal(atomic_load(&closed), 0);
+    pool_put(&p, b);
+    pool_put(&p, c);
+    pool_destroy(&p);
+
+    pool q; /* no reopen function: a broken connection given back is closed */
+    assert_int_equal(pool_init(&q, 1, fake_open, fake_close, &db), 0);
+    void *d = pool_get(&q, NULL, &err);
+    pool_put_stale(&q, d);
+    assert_int_equal(atomic_load(&closed), 3); /* a and b by pool_destroy, then d */
+    fake_conn *e = pool_get(&q, &fresh, &err);
+    assert_int_equal(fresh, 1); /* a new one */
+    assert_int_equal(atomic_load(&db.opens), 4);
+    pool_put(&q, e);
+    pool_destroy(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_after_a_failed_open_the_waiters_try_their_own),
         cmocka_unit_test(test_a_database_that_is_down_fails_every_caller_with_its_error),
         cmocka_unit_test(test_max_connections_still_bound_the_pool),
+        cmocka_unit_test(test_stale_connections_are_connected_again_in_place),
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }
