@@ -93,6 +93,7 @@ static atomic_int nexamples[NCODES];
 static void keep_example(bkoauth_code rc, const char *message)
 {
     if ((int)rc <= 0 || (int)rc >= NCODES) return;
+    if (atomic_load_explicit(&nexamples[rc], memory_order_relaxed) >= EXAMPLES) return; /* no lock */
     pthread_mutex_lock(&examples_mu);
     int n = atomic_load(&nexamples[rc]);
     if (n < EXAMPLES) {
@@ -190,9 +191,7 @@ static void *worker(void *arg)
     while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
         bkoauth_code rc = one_call(&seed);
         count(c, rc);
-        if (rc != BKOAUTH_OK && (int)rc > 0 && (int)rc < NCODES &&
-            atomic_load_explicit(&nexamples[rc], memory_order_relaxed) < EXAMPLES)
-            keep_example(rc, call_err.message);
+        keep_example(rc, call_err.message);
     }
     return NULL;
 }
