@@ -528,7 +528,15 @@ int main(int argc, char **argv)
     atomic_store(&stop, 1);
     for (int i = 0; i < nthreads; i++)
         pthread_join(th[i], NULL);
-    summary(at, &sc, test_mono_s() - t0);
+    double secs = test_mono_s() - t0;
+    summary(at, &sc, secs);
+    bkoauth_stats st;
+    if (bkoauth_client_stats(client, &st, NULL) == BKOAUTH_OK)
+        printf("client: %.0f cache hits/s, %.0f store reads/s, %.1f renewals/s, %.1f SSM calls/s, %llu store "
+               "reconnects, %llu served during outages\n",
+               (double)st.cache_hits / secs, (double)st.store_reads / secs, (double)st.renewals / secs,
+               (double)st.ssm_calls / secs, (unsigned long long)st.store_reconnects,
+               (unsigned long long)st.served_during_outage);
     print_examples();
     bkoauth_client_free(client);
     devserver_stop(dev);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* cache.c - per-thread token tables with shared generation counters (see cache.h). */
+/* cache.c - per-thread token tables over a table the process's threads share, with shared
+ * generation counters (see cache.h). */
 #include "cache.h"
 #include "keys.h"
 
@@ -8,10 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct cache {
-    uint64_t id;    /* never reused, so a thread's entries of a freed cache never match */
-    int64_t ttl_ms; /* the entries' lifetime, on CLOCK_MONOTONIC */
-};
 
 /* Generations are process-wide, not per client: a renewal through one client makes every
  * client's cached copy of that key stale (two clients on different stores only share misses). */
@@ -31,6 +28,21 @@ typedef struct slot {
     size_t cap;
 } slot;
 
+/* The second level, one per cache: a direct-mapped table of SHARED_SLOTS slots that every thread
+ * of the process uses, each slot under one of SHARED_LOCKS mutexes (by its index). A thread whose
+ * own table misses takes the copy from here when it is young enough and of the key's current
+ * generation, instead of reading the store: the threads of a process read a key from the store
+ * about once per BKOAUTH_CACHE_SECONDS between them, not once each. */
+#define SHARED_SLOTS 1024
+#define SHARED_LOCKS 64
+
+struct cache {
+    uint64_t id;    /* never reused, so a thread's entries of a freed cache never match */
+    int64_t ttl_ms; /* the entries' lifetime, on CLOCK_MONOTONIC */
+    pthread_mutex_t locks[SHARED_LOCKS];
+    slot shared[SHARED_SLOTS];
+};
+
 typedef struct table {
     slot slots[CACHE_SLOTS];
     size_t bytes;
@@ -44,21 +56,38 @@ static _Atomic uint64_t next_cache_id = 1;
  * caches that are gone. The live ids are kept under a mutex taken only then. */
 static _Atomic uint64_t cache_frees;
 static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t *live_ids;
+static cache **live;
 static size_t nlive, live_cap;
 
 static int is_live(uint64_t id)
 {
     for (size_t i = 0; i < nlive; i++)
-        if (live_ids[i] == id) return 1;
+        if (live[i]->id == id) return 1;
     return 0;
 }
 
-/* Frees the slot's block and the token in it (its secrets wiped). */
+/* In a child after fork(): only the forking thread exists, and a lock another thread held at the
+ * fork stays held for ever; every lock of the cache starts anew. */
+static void cache_atfork_child(void)
+{
+    pthread_mutex_init(&live_mu, NULL);
+    for (size_t i = 0; i < nlive; i++)
+        for (int k = 0; k < SHARED_LOCKS; k++)
+            pthread_mutex_init(&live[i]->locks[k], NULL);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, cache_atfork_child);
+}
+
+/* Frees the slot's block and the token in it (its secrets wiped); t (NULL for a shared slot)
+ * counts its bytes. */
 static void slot_clear(table *t, slot *s)
 {
     if (s->block == NULL) return;
-    t->bytes -= s->cap;
+    if (t != NULL) t->bytes -= s->cap;
     bkoauth__wipe_free(s->block, s->cap);
     s->block = NULL;
     s->token = NULL;
@@ -124,23 +153,26 @@ static uint64_t slot_hash(const char *env_name, const char *user_id)
 cache *cache_new(int ttl_seconds)
 {
     if (ttl_seconds <= 0) return NULL;
+    pthread_once(&atfork_once, register_atfork);
     cache *c = bkoauth__calloc(1, sizeof *c);
     if (c == NULL) return NULL;
     c->id = atomic_fetch_add(&next_cache_id, 1);
     c->ttl_ms = (int64_t)ttl_seconds * 1000;
+    for (int k = 0; k < SHARED_LOCKS; k++)
+        pthread_mutex_init(&c->locks[k], NULL);
     pthread_mutex_lock(&live_mu);
     if (nlive == live_cap) {
         size_t cap = live_cap ? live_cap * 2 : 8;
-        uint64_t *p = bkoauth__realloc(live_ids, cap * sizeof *p);
+        cache **p = bkoauth__realloc(live, cap * sizeof *p);
         if (p == NULL) {
             pthread_mutex_unlock(&live_mu);
             bkoauth__free(c);
             return NULL;
         }
-        live_ids = p;
+        live = p;
         live_cap = cap;
     }
-    live_ids[nlive++] = c->id;
+    live[nlive++] = c;
     pthread_mutex_unlock(&live_mu);
     return c;
 }
@@ -150,13 +182,13 @@ void cache_free(cache *c)
     if (c == NULL) return;
     pthread_mutex_lock(&live_mu);
     for (size_t i = 0; i < nlive; i++)
-        if (live_ids[i] == c->id) {
-            live_ids[i] = live_ids[--nlive];
+        if (live[i] == c) {
+            live[i] = live[--nlive];
             break;
         }
     if (nlive == 0) { /* the last client gone: nothing kept for the process */
-        bkoauth__free(live_ids);
-        live_ids = NULL;
+        bkoauth__free(live);
+        live = NULL;
         live_cap = 0;
     }
     atomic_fetch_add(&cache_frees, 1);
@@ -165,6 +197,10 @@ void cache_free(cache *c)
      * when it ends */
     table *t = thread_table(0);
     if (t != NULL) sweep(t);
+    for (int i = 0; i < SHARED_SLOTS; i++)
+        slot_clear(NULL, &c->shared[i]);
+    for (int k = 0; k < SHARED_LOCKS; k++)
+        pthread_mutex_destroy(&c->locks[k]);
     bkoauth__free(c);
 }
 
@@ -190,27 +226,16 @@ static bkoauth_token *clone(const bkoauth_token *t, size_t bytes)
     return c;
 }
 
-bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,
-                         int64_t now, int64_t now_ms)
+/* 1 when slot s (of cache c: its own or this thread's) holds the token of the key of hash h,
+ * (env_name, user_id), of the key's current generation, not expiring within expires_seconds of
+ * now and, unless any_age, younger than the ttl at now_ms. */
+static int usable(const cache *c, const slot *s, uint64_t h, const char *env_name, const char *user_id,
+                  int64_t expires_seconds, int64_t now, int64_t now_ms, int any_age)
 {
-    if (c == NULL) return NULL;
-    table *t = thread_table(0);
-    if (t == NULL) return NULL;
-    sweep_if_freed(t);
-    uint64_t h = slot_hash(env_name, user_id);
-    slot *s = &t->slots[h % CACHE_SLOTS];
-    if (s->token == NULL || s->cache_id != c->id || s->hash != h || now_ms - s->stored_ms >= c->ttl_ms ||
-        s->gen != atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire) ||
-        token_expiring(s->token, expires_seconds, now) || !same_key(s->token, env_name, user_id))
-        return NULL;
-    return clone(s->token, s->bytes);
-}
-
-uint64_t cache_generation(cache *c, const char *env_name, const char *user_id)
-{
-    if (c == NULL) return 0;
-    uint64_t h = slot_hash(env_name, user_id);
-    return atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire);
+    return s->token != NULL && s->cache_id == c->id && s->hash == h &&
+           (any_age || now_ms - s->stored_ms < c->ttl_ms) &&
+           s->gen == atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire) &&
+           !token_expiring(s->token, expires_seconds, now) && same_key(s->token, env_name, user_id);
 }
 
 /* The bytes of a slot's block for a token of bytes: rounded up to a multiple of BLOCK_STEP, at
@@ -225,16 +250,12 @@ static size_t block_class(size_t bytes)
     return (bytes + BLOCK_STEP - 1) / BLOCK_STEP * BLOCK_STEP;
 }
 
-void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now_ms)
+/* Copies token (bytes: its token_block_size) into slot s, in the slot's own block when it fits;
+ * t (NULL for a shared slot) counts the bytes. 0, or -1 when no block could be had (the slot is
+ * then empty). */
+static int slot_fill(table *t, slot *s, uint64_t cache_id, uint64_t h, const bkoauth_token *token, size_t bytes,
+                     uint64_t gen, int64_t stored_ms)
 {
-    if (c == NULL || token == NULL) return;
-    table *t = thread_table(1);
-    if (t == NULL) return;
-    sweep_if_freed(t);
-    uint64_t h = slot_hash(token->env_name, token->user_id);
-    slot *s = &t->slots[h % CACHE_SLOTS];
-    size_t bytes = token_block_size(token);
-    if (bytes == 0) return;
     /* a block too small is replaced; a bigger one is kept unless it is over twice the size
      * class of this token: tokens whose sizes straddle a class boundary (user ids of a few
      * lengths) would otherwise swap the slot's block at every put, and each swap can leave a
@@ -242,18 +263,109 @@ void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now_m
     if (s->block != NULL && (s->cap < bytes || s->cap / 2 > block_class(bytes))) slot_clear(t, s);
     if (s->block == NULL) {
         size_t cap = block_class(bytes);
-        if ((s->block = bkoauth__malloc(cap)) == NULL) return; /* not cached */
+        if ((s->block = bkoauth__malloc(cap)) == NULL) return -1;
         s->cap = cap;
-        t->bytes += cap;
+        if (t != NULL) t->bytes += cap;
     } else {
         bkoauth__wipe(s->block, s->cap); /* the previous token's secrets */
     }
     s->token = token_copy_into(s->block, s->cap, token);
-    s->cache_id = c->id;
+    s->cache_id = cache_id;
     s->hash = h;
     s->gen = gen;
-    s->stored_ms = now_ms;
+    s->stored_ms = stored_ms;
     s->bytes = bytes;
+    return 0;
+}
+
+/* This thread's table and its slot of the key of hash h (NULL when the table cannot be made). */
+static slot *own_slot(int create, table **tp, uint64_t h)
+{
+    table *t = thread_table(create);
+    *tp = t;
+    if (t == NULL) return NULL;
+    sweep_if_freed(t);
+    return &t->slots[h % CACHE_SLOTS];
+}
+
+/* The shared slot of the key of hash h, locked: unlock with shared_unlock. */
+static slot *shared_lock(cache *c, uint64_t h)
+{
+    size_t i = h % SHARED_SLOTS;
+    pthread_mutex_lock(&c->locks[i % SHARED_LOCKS]);
+    return &c->shared[i];
+}
+
+static void shared_unlock(cache *c, uint64_t h)
+{
+    pthread_mutex_unlock(&c->locks[h % SHARED_SLOTS % SHARED_LOCKS]);
+}
+
+bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,
+                         int64_t now, int64_t now_ms)
+{
+    if (c == NULL) return NULL;
+    uint64_t h = slot_hash(env_name, user_id);
+    table *t;
+    slot *own = own_slot(0, &t, h);
+    if (own != NULL && usable(c, own, h, env_name, user_id, expires_seconds, now, now_ms, 0))
+        return clone(own->token, own->bytes);
+    /* another thread's read: copied into this thread's table (no lock on its next hits) */
+    if (own == NULL) own = own_slot(1, &t, h);
+    bkoauth_token *out = NULL;
+    int filled = 0;
+    slot *sh = shared_lock(c, h);
+    if (usable(c, sh, h, env_name, user_id, expires_seconds, now, now_ms, 0)) {
+        if (own != NULL && slot_fill(t, own, c->id, h, sh->token, sh->bytes, sh->gen, sh->stored_ms) == 0)
+            filled = 1; /* copied for the caller below, outside the lock */
+        else
+            out = clone(sh->token, sh->bytes);
+    }
+    shared_unlock(c, h);
+    if (filled) out = clone(own->token, own->bytes);
+    return out;
+}
+
+bkoauth_token *cache_get_last(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,
+                              int64_t now)
+{
+    if (c == NULL) return NULL;
+    uint64_t h = slot_hash(env_name, user_id);
+    table *t;
+    slot *own = own_slot(0, &t, h);
+    if (own != NULL && usable(c, own, h, env_name, user_id, expires_seconds, now, 0, 1))
+        return clone(own->token, own->bytes);
+    bkoauth_token *out = NULL;
+    slot *sh = shared_lock(c, h);
+    if (usable(c, sh, h, env_name, user_id, expires_seconds, now, 0, 1)) out = clone(sh->token, sh->bytes);
+    shared_unlock(c, h);
+    return out;
+}
+
+uint64_t cache_generation(cache *c, const char *env_name, const char *user_id)
+{
+    if (c == NULL) return 0;
+    uint64_t h = slot_hash(env_name, user_id);
+    return atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire);
+}
+
+void cache_put(cache *c, const bkoauth_token *token, uint64_t gen, int64_t now_ms)
+{
+    if (c == NULL || token == NULL) return;
+    uint64_t h = slot_hash(token->env_name, token->user_id);
+    size_t bytes = token_block_size(token);
+    if (bytes == 0) return;
+    table *t;
+    slot *own = own_slot(1, &t, h);
+    if (own != NULL) slot_fill(t, own, c->id, h, token, bytes, gen, now_ms);
+    /* for the other threads: unless renewed since (the copy is stale already) or the shared slot
+     * has a later read of the key */
+    if (gen != atomic_load_explicit(&generations[h % CACHE_GENERATIONS], memory_order_acquire)) return;
+    slot *sh = shared_lock(c, h);
+    if (!(sh->token != NULL && sh->hash == h && sh->gen == gen && sh->stored_ms > now_ms &&
+          same_key(sh->token, token->env_name, token->user_id)))
+        slot_fill(NULL, sh, c->id, h, token, bytes, gen, now_ms);
+    shared_unlock(c, h);
 }
 
 void cache_invalidate(cache *c, const char *env_name, const char *user_id)

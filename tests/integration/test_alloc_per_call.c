@@ -96,7 +96,7 @@ static void test_cache_slot_reused(void **state)
                                   "test", "carol", now + 7200, now);
     long before = faultalloc_count();
     cache_put(ca, a, cache_generation(ca, "test", "carol"), now_ms);
-    assert_int_equal(faultalloc_count() - before, 1); /* the slot's block */
+    assert_int_equal(faultalloc_count() - before, 2); /* the blocks of this thread's slot and the shared one */
     before = faultalloc_count();
     for (int i = 0; i < CALLS; i++)
         cache_put(ca, (i % 2) ? a : b, cache_generation(ca, "test", "carol"), now_ms);
@@ -133,8 +133,8 @@ static void test_cache_slot_kept_across_classes(void **state)
     uint64_t gen = cache_generation(ca, "test", "dave");
     cache_put(ca, small, gen, now_ms);
     long before = faultalloc_count();
-    cache_put(ca, big, gen, now_ms); /* a bigger class: the block is replaced once */
-    assert_int_equal(faultalloc_count() - before, 1);
+    cache_put(ca, big, gen, now_ms); /* a bigger class: the block is replaced once (here and shared) */
+    assert_int_equal(faultalloc_count() - before, 2);
     before = faultalloc_count();
     for (int i = 0; i < CALLS; i++)
         cache_put(ca, (i % 2) ? big : small, gen, now_ms);
@@ -145,8 +145,8 @@ static void test_cache_slot_kept_across_classes(void **state)
     bkoauth_token_free(hit);
     cache_put(ca, giant, gen, now_ms);
     before = faultalloc_count();
-    cache_put(ca, small, gen, now_ms); /* a block many times the token's size is given up */
-    assert_int_equal(faultalloc_count() - before, 1);
+    cache_put(ca, small, gen, now_ms); /* a block many times the token's size is given up (both) */
+    assert_int_equal(faultalloc_count() - before, 2);
     hit = cache_get(ca, "test", "dave", 600, now, now_ms);
     assert_non_null(hit);
     assert_string_equal(hit->access_token, "access-token-s");

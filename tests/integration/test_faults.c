@@ -358,6 +358,64 @@ static void test_database_restart_warm_connections(void **state)
     (void)f;
 }
 
+/* The database is down: a call whose token this thread read before, and which this process has
+ * not renewed since, gets that copy while it does not expire soon (nothing newer can be read while
+ * the store cannot be); a key this thread never read, an expiring token or a client without a
+ * cache still gets the StoreError. The first call after the server is back reads the store. */
+static void test_database_down_serves_what_was_read(void **state)
+{
+    fixture *f = *state;
+    if (!on_server()) skip();
+    const char *cache1[] = {"BKOAUTH_CACHE_SECONDS", "1", NULL};
+    bkoauth_client *c = client("60", cache1);
+    bkoauth_client *nocache = client("60", NULL);
+    const char *cache1h[] = {"BKOAUTH_CACHE_SECONDS", "3600", NULL};
+    bkoauth_client *soon = client("7200", cache1h); /* every token expires soon for it */
+    bkoauth_token *alice = test_call_login(c, "alice"), *bob = test_call_login(nocache, "bob"), *app = NULL;
+    bkoauth_error e;
+    assert_int_equal(bkoauth_get_app_access_token(c, &app, &e), BKOAUTH_OK);
+    bkoauth_token *t = test_call_by_user(c, "alice"); /* read, and cached by this thread */
+    bkoauth_token_free(t);
+    json_decref(devserver_post(f->dev, "/__dev/reset"));
+    assert_int_equal(server_ctl("down"), 0);
+    test_sleep_ms(1300); /* older than BKOAUTH_CACHE_SECONDS: a cached call would read the store */
+    uint64_t served = stats(c).served_during_outage;
+    for (int i = 0; i < 3; i++) {
+        t = NULL;
+        assert_int_equal(bkoauth_get_access_token_by_user(c, "alice", &t, &e), BKOAUTH_OK);
+        assert_string_equal(t->access_token, alice->access_token);
+        bkoauth_token_free(t);
+        t = NULL;
+        assert_int_equal(bkoauth_get_app_access_token(c, &t, &e), BKOAUTH_OK);
+        assert_string_equal(t->access_token, app->access_token);
+        bkoauth_token_free(t);
+        /* a login of alice too, without a call to the service */
+        t = test_call_login(c, "alice");
+        assert_string_equal(t->access_token, alice->access_token);
+        bkoauth_token_free(t);
+    }
+    assert_int_equal(devserver_counter(f->dev, "total"), 0);
+    assert_true(stats(c).served_during_outage >= served + 9);
+    /* bob's row was saved through the client without a cache: this thread never read it; nor can
+     * that client serve alice */
+    t = (bkoauth_token *)1;
+    assert_int_equal(bkoauth_get_access_token_by_user(c, "bob", &t, &e), BKOAUTH_E_STORE);
+    assert_null(t);
+    assert_int_equal(bkoauth_get_access_token_by_user(nocache, "alice", &t, &e), BKOAUTH_E_STORE);
+    /* a copy that expires soon is never served from memory */
+    assert_int_equal(bkoauth_get_access_token_by_user(soon, "alice", &t, &e), BKOAUTH_E_STORE);
+    assert_int_equal(server_ctl("up"), 0);
+    t = test_call_by_user(c, "bob");
+    assert_string_equal(t->access_token, bob->access_token);
+    bkoauth_token_free(t);
+    bkoauth_token_free(alice);
+    bkoauth_token_free(bob);
+    bkoauth_token_free(app);
+    bkoauth_client_free(soon);
+    bkoauth_client_free(nocache);
+    bkoauth_client_free(c);
+}
+
 typedef struct refresher {
     bkoauth_client *c;
     int rc;
@@ -465,6 +523,7 @@ int main(void)
         T(test_grant_kept_when_save_fails),
         T(test_database_restart_warm_connections),
         T(test_database_restart_during_refresh),
+        T(test_database_down_serves_what_was_read),
         T(test_fork),
     };
     int failed = TEST_RUN_GROUP("faults", tests, 0, setup, test_fixture_teardown);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* test_cache.c - the in-process token cache: per-thread copies, generations, and what a freed
- * client leaves behind: its copies in every thread go (this thread's at once, the others' at
+/* test_cache.c - the in-process token cache: per-thread copies over a table the threads share,
+ * generations, the last copy served while the store cannot be read, a child after fork(), and
+ * what a freed client leaves behind: its copies in every thread go (this thread's at once, the others' at
  * their next use of a cache), while threads outlive the client. No I/O. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,8 +10,11 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cache.h"
 #include "internal.h"
@@ -149,12 +153,127 @@ static void test_freed_client_leaves_nothing(void **state)
     pthread_barrier_destroy(&sh.done);
 }
 
+/* ---- the shared table: one thread's read serves the others ---- */
+
+typedef struct peer {
+    cache *c;
+    const char *user;
+    int64_t now_ms;
+    int64_t expires_seconds;
+    char access[64]; /* what the other thread got, "" for a miss */
+} peer;
+
+static void *peer_get(void *p)
+{
+    peer *a = p;
+    bkoauth_token *t = cache_get(a->c, "test", a->user, a->expires_seconds, bk_now(), a->now_ms);
+    snprintf(a->access, sizeof a->access, "%s", t ? t->access_token : "");
+    bkoauth_token_free(t);
+    return NULL;
+}
+
+static const char *in_other_thread(peer *a)
+{
+    pthread_t th;
+    pthread_create(&th, NULL, peer_get, a);
+    pthread_join(th, NULL);
+    return a->access;
+}
+
+static void test_shared_between_threads(void **state)
+{
+    (void)state;
+    cache *c = cache_new(10);
+    bkoauth_token *t = tok(3);
+    int64_t ms = bk_monotonic_coarse_ms();
+    cache_put(c, t, cache_generation(c, "test", "user3"), ms);
+    peer a = {c, "user3", ms, 600, ""};
+    assert_string_equal(in_other_thread(&a), t->access_token); /* read by this thread, served there */
+    a.now_ms = ms + 10000;                                      /* as old as the ttl: a miss everywhere */
+    assert_string_equal(in_other_thread(&a), "");
+    a.now_ms = ms;
+    a.expires_seconds = 7200 + 10; /* expiring soon */
+    assert_string_equal(in_other_thread(&a), "");
+    a.expires_seconds = 600;
+    /* a put with a generation that moved since (a renewal landed during the read) is not shared */
+    uint64_t gen = cache_generation(c, "test", "user3");
+    cache_invalidate(c, "test", "user3");
+    cache_put(c, t, gen, ms);
+    assert_string_equal(in_other_thread(&a), "");
+    /* renewed in this process: every thread's copy and the shared one are stale */
+    cache_put(c, t, cache_generation(c, "test", "user3"), ms);
+    assert_string_equal(in_other_thread(&a), t->access_token);
+    cache_invalidate(c, "test", "user3");
+    assert_string_equal(in_other_thread(&a), "");
+    assert_null(cache_get(c, "test", "user3", 600, bk_now(), ms));
+    /* the last copy, whatever its age, while not expiring soon and not renewed since */
+    cache_put(c, t, cache_generation(c, "test", "user3"), ms);
+    bkoauth_token *last = cache_get_last(c, "test", "user3", 600, bk_now());
+    assert_non_null(last);
+    assert_string_equal(last->access_token, t->access_token);
+    bkoauth_token_free(last);
+    assert_null(cache_get_last(c, "test", "user3", 7200 + 10, bk_now()));
+    assert_null(cache_get_last(c, "test", "user4", 600, bk_now()));
+    cache_invalidate(c, "test", "user3");
+    assert_null(cache_get_last(c, "test", "user3", 600, bk_now()));
+    bkoauth_token_free(t);
+    cache_free(c);
+}
+
+/* A child after fork() uses the shared table although another thread of the parent was inside it
+ * at the fork (its lock is started anew in the child). */
+typedef struct busy {
+    cache *c;
+    atomic_int stop;
+} busy;
+
+static void *keep_busy(void *p)
+{
+    busy *b = p;
+    bkoauth_token *t = tok(5);
+    while (!atomic_load(&b->stop)) {
+        cache_put(b->c, t, cache_generation(b->c, "test", "user5"), bk_monotonic_coarse_ms());
+        bkoauth_token_free(cache_get_last(b->c, "test", "user5", 600, bk_now()));
+    }
+    bkoauth_token_free(t);
+    return NULL;
+}
+
+static void test_child_after_fork(void **state)
+{
+    (void)state;
+    busy b = {cache_new(10), 0};
+    pthread_t th;
+    pthread_create(&th, NULL, keep_busy, &b);
+    for (int round = 0; round < 20; round++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(10); /* a lock held for ever ends the child, and the test fails */
+            bkoauth_token *t = tok(5);
+            cache_put(b.c, t, cache_generation(b.c, "test", "user5"), bk_monotonic_coarse_ms());
+            bkoauth_token *got = cache_get_last(b.c, "test", "user5", 600, bk_now());
+            int ok = got != NULL && strcmp(got->access_token, t->access_token) == 0;
+            bkoauth_token_free(got);
+            bkoauth_token_free(t);
+            _exit(ok ? 0 : 1);
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    atomic_store(&b.stop, 1);
+    pthread_join(th, NULL);
+    cache_free(b.c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_miss_and_generation),
         cmocka_unit_test(test_wall_clock_steps),
         cmocka_unit_test(test_freed_client_leaves_nothing),
+        cmocka_unit_test(test_shared_between_threads),
+        cmocka_unit_test(test_child_after_fork),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
