@@ -361,8 +361,9 @@ typedef struct bkoauth_stats {
     uint64_t ssm_fail_refused;     /**< requests the service refused (credential, refresh_token) */
     uint64_t ssm_fail_setup;       /**< calls not sent: a setting missing or unusable */
     uint64_t served_during_outage; /**< still-valid saved tokens returned because the service
-                                        failed, renewals backed off, or another caller's renewal
-                                        was taking long */
+                                        failed, renewals backed off, another caller's renewal
+                                        was taking long, or the token store could not be read
+                                        (the copy this client read last) */
     uint64_t store_reconnects;     /**< broken database connections replaced */
     uint64_t grants_saved_late;    /**< grants saved after their first save had failed */
     uint64_t grants_unsaved;       /**< grants held in memory now, not saved yet */

@@ -2,7 +2,10 @@
 /* cache.h - the in-process cache of saved tokens.
  *
  * Each thread keeps its own small table of token copies (direct-mapped, CACHE_SLOTS entries),
- * so a hit takes no lock and touches no cache line another thread writes. Entries live at
+ * so a hit takes no lock and touches no cache line another thread writes. Under them each cache
+ * keeps one table the process's threads share (a mutex per group of slots): a thread whose own
+ * table misses copies the key's entry from there instead of reading the store, so the process
+ * reads a key about once per BKOAUTH_CACHE_SECONDS, not once per thread. Entries live at
  * most BKOAUTH_CACHE_SECONDS, counted on CLOCK_MONOTONIC (a step of the wall clock neither
  * stretches nor shortens it), which bounds how long a token renewed by another process can go
  * unseen; whether a token expires soon is a matter of the wall clock. Renewals in this process
@@ -11,8 +14,9 @@
  * Memory is bounded and steady: each slot owns one block of a size class (192 bytes and up in
  * steps of 64) that later tokens of the slot are copied into, so a put allocates nothing once
  * the slot has its block and the cache's memory is never freed and taken again in other sizes;
- * at most CACHE_SLOTS blocks per thread that used the cache, freed at thread exit; a freed
- * client's blocks go at each thread's next use of the cache. A hit costs one malloc: the
+ * at most CACHE_SLOTS blocks per thread that used the cache, freed at thread exit, and 1,024 in
+ * the shared table; a freed client's blocks go at once from the shared table and at each
+ * thread's next use of the cache from the threads' tables. A hit costs one malloc: the
  * caller's copy. */
 #ifndef BKOAUTH_CACHE_H
 #define BKOAUTH_CACHE_H
