@@ -2,6 +2,7 @@
 /* pool.c - the bounded connection pool of pool.h. */
 #include "pool.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,9 @@ int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), vo
     p->opened = 0;
     p->opening = 0;
     p->open_failing = 0;
+    p->connecting = 0;
+    p->connect_failures = 0;
+    memset(&p->last_error, 0, sizeof p->last_error);
     p->max = max;
     p->open = open;
     p->close = close;
@@ -42,6 +46,40 @@ void pool_destroy(pool *p)
     pthread_cond_destroy(&p->cv);
 }
 
+/* The server looks down (two connection attempts in a row failed) and an attempt is under way:
+ * a caller does not make another. Under p->mu. */
+static int looks_down(const pool *p)
+{
+    return p->connect_failures >= 2 && p->connecting > 0;
+}
+
+/* The end of a connection attempt (ok 1, or 0 with err set). Under p->mu. */
+static void attempt_ended(pool *p, int ok, const bkoauth_error *err)
+{
+    p->connecting--;
+    if (ok) {
+        p->connect_failures = 0;
+        return;
+    }
+    if (p->connect_failures < INT_MAX) p->connect_failures++;
+    if (err != NULL) p->last_error = *err;
+}
+
+/* The last attempt's error, for a caller that does not make its own (p->mu held, then released):
+ * NULL. */
+static void *fail_fast(pool *p, bkoauth_error *err)
+{
+    bkoauth_error last = p->last_error;
+    pthread_mutex_unlock(&p->mu);
+    if (err != NULL) {
+        if (last.code == BKOAUTH_OK) /* an attempt that failed without saying why */
+            err_set(err, BKOAUTH_E_STORE, "the token store cannot be reached (another caller is connecting)");
+        else
+            *err = last;
+    }
+    return NULL;
+}
+
 /* Opens a connection for the pool (p->mu not held); its slot is counted already. */
 static void *open_one(pool *p, bkoauth_error *err)
 {
@@ -49,6 +87,7 @@ static void *open_one(pool *p, bkoauth_error *err)
     pthread_mutex_lock(&p->mu);
     p->opening--;
     p->open_failing = c == NULL;
+    attempt_ended(p, c != NULL, err);
     if (c == NULL) p->opened--;
     pthread_cond_broadcast(&p->cv); /* a waiter may open the next one */
     pthread_mutex_unlock(&p->mu);
@@ -61,11 +100,17 @@ void *pool_get(pool *p, int *fresh, bkoauth_error *err)
     pthread_mutex_lock(&p->mu);
     for (;;) {
         if (p->nidle > 0) {
+            int stale = p->stale[p->nidle - 1];
+            if (stale && looks_down(p)) return fail_fast(p, err);
             void *c = p->idle[--p->nidle];
-            int stale = p->stale[p->nidle];
+            if (stale) p->connecting++;
             pthread_mutex_unlock(&p->mu);
             if (!stale) return c;
-            if (p->reopen(p->ctx, c, err) != 0) {
+            int rc = p->reopen(p->ctx, c, err);
+            pthread_mutex_lock(&p->mu);
+            attempt_ended(p, rc == 0, err);
+            pthread_mutex_unlock(&p->mu);
+            if (rc != 0) {
                 pool_put_stale(p, c);
                 return NULL;
             }
@@ -73,12 +118,17 @@ void *pool_get(pool *p, int *fresh, bkoauth_error *err)
             return c;
         }
         /* one open at a time, unless the last one failed: then each caller tries its own at once
-         * (it may succeed, and none waits behind another's failing attempt) */
-        if (p->opened < p->max && (p->opening == 0 || p->open_failing)) break;
+         * (it may succeed, and none waits behind another's failing attempt), until the server
+         * looks down */
+        if (p->opened < p->max && (p->opening == 0 || p->open_failing)) {
+            if (looks_down(p)) return fail_fast(p, err);
+            break;
+        }
         pthread_cond_wait(&p->cv, &p->mu);
     }
     p->opened++;
     p->opening++;
+    p->connecting++;
     pthread_mutex_unlock(&p->mu);
     void *c = open_one(p, err);
     if (c != NULL && fresh) *fresh = 1;
@@ -141,7 +191,14 @@ void pool_flush(pool *p)
 int pool_renew(pool *p, void *conn, bkoauth_error *err)
 {
     pool_flush(p);
-    if (p->reopen(p->ctx, conn, err) == 0) return 0;
+    pthread_mutex_lock(&p->mu);
+    p->connecting++;
+    pthread_mutex_unlock(&p->mu);
+    int rc = p->reopen(p->ctx, conn, err);
+    pthread_mutex_lock(&p->mu);
+    attempt_ended(p, rc == 0, err);
+    pthread_mutex_unlock(&p->mu);
+    if (rc == 0) return 0;
     pool_put_stale(p, conn);
     return -1;
 }
@@ -153,6 +210,8 @@ void pool_after_fork(pool *p)
     p->opened = 0;
     p->opening = 0;
     p->open_failing = 0;
+    p->connecting = 0;
+    p->connect_failures = 0;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
 }

@@ -9,7 +9,13 @@
  * one coming back rather than each opening its own, and the pool grows one at a time while
  * callers keep waiting. After an open fails, each caller opens its own at once, as if the pool
  * had no such rule, until one succeeds: a caller's own attempt may well succeed, and none waits
- * behind another's attempt against a server that is down. Beyond max a caller waits for a
+ * behind another's attempt against a server that is down. Once two attempts in a row have failed
+ * (opens or reconnections: the server looks down, restarting or cut off), one attempt at a time
+ * is made: a caller that would connect while another attempt is under way gets the last
+ * attempt's error at once instead of a connection attempt of its own, so that the threads of a
+ * process do not each hammer a server that is starting up with connections (during a restart,
+ * thousands a second); the first caller after an attempt ends tries again, and the first
+ * attempt that succeeds ends it. Beyond max a caller waits for a
  * connection to come back. A connection found broken is discarded (its slot freed), and
  * pool_flush() drops every idle one: after a server restart they are all stale, so the retry gets
  * a freshly opened connection.
@@ -37,6 +43,9 @@ typedef struct pool {
     int opened;       /* connections out of the pool or idle in it, or being opened */
     int opening;      /* connections being opened: 1 at most while opens succeed */
     int open_failing; /* the last open failed: callers open at once, each its own */
+    int connecting;       /* opens and reconnections under way */
+    int connect_failures; /* opens and reconnections that failed in a row (0 after one succeeds) */
+    bkoauth_error last_error; /* of the last that failed */
     int max;
     void *(*open)(void *ctx, bkoauth_error *err); /* NULL with err set when it cannot */
     void (*close)(void *conn);

@@ -257,12 +257,46 @@ static void test_stale_connections_are_connected_again_in_place(void **state)
     pool_destroy(&q);
 }
 
+/* A server that stays down: once two attempts in a row have failed, one caller at a time
+ * connects and the others get the last attempt's error at once (no herd of connection attempts
+ * against a server that is starting up); the first attempt after the server is back succeeds. */
+static void test_a_server_that_looks_down_gets_one_attempt_at_a_time(void **state)
+{
+    (void)state;
+    fake_db db = {0};
+    atomic_store(&db.fail, -1);
+    pool p;
+    assert_int_equal(pool_init(&p, CALLERS, fake_open, fake_close, &db), 0);
+    caller cs[CALLERS];
+    assert_int_equal(run_callers(&p, cs), 0); /* the first failures: down from now on */
+    atomic_store(&db.max_in_open, 0);
+    int before = atomic_load(&db.opens);
+    assert_int_equal(run_callers(&p, cs), 0);
+    assert_int_equal(atomic_load(&db.max_in_open), 1); /* never two attempts at once */
+    for (int i = 0; i < CALLERS; i++) {
+        assert_int_equal(cs[i].err.code, BKOAUTH_E_STORE);
+        assert_non_null(strstr(cs[i].err.message, "cannot reach the stand-in database"));
+    }
+    /* each open takes 100 ms and the callers start together: one opened, the others failed fast */
+    int fast = CALLERS - (atomic_load(&db.opens) - before);
+    assert_true(fast >= CALLERS - 2);
+    atomic_store(&db.fail, 0);
+    bkoauth_error err;
+    int fresh = 0;
+    void *conn = pool_get(&p, &fresh, &err); /* back: the first attempt succeeds */
+    assert_non_null(conn);
+    assert_int_equal(fresh, 1);
+    pool_put(&p, conn);
+    pool_destroy(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_callers_share_the_connection_being_opened),
         cmocka_unit_test(test_after_a_failed_open_the_waiters_try_their_own),
         cmocka_unit_test(test_a_database_that_is_down_fails_every_caller_with_its_error),
+        cmocka_unit_test(test_a_server_that_looks_down_gets_one_attempt_at_a_time),
         cmocka_unit_test(test_max_connections_still_bound_the_pool),
         cmocka_unit_test(test_stale_connections_are_connected_again_in_place),
     };
