@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* Generations are process-wide, not per client: a renewal through one client makes every
  * client's cached copy of that key stale (two clients on different stores only share misses). */
 static _Atomic uint64_t generations[CACHE_GENERATIONS];
@@ -253,8 +252,8 @@ static size_t block_class(size_t bytes)
 /* Copies token (bytes: its token_block_size) into slot s, in the slot's own block when it fits;
  * t (NULL for a shared slot) counts the bytes. 0, or -1 when no block could be had (the slot is
  * then empty). */
-static int slot_fill(table *t, slot *s, uint64_t cache_id, uint64_t h, const bkoauth_token *token, size_t bytes,
-                     uint64_t gen, int64_t stored_ms)
+static int slot_fill(table *t, slot *s, uint64_t cache_id, uint64_t h, const bkoauth_token *token,
+                     size_t bytes, uint64_t gen, int64_t stored_ms)
 {
     /* a block too small is replaced; a bigger one is kept unless it is over twice the size
      * class of this token: tokens whose sizes straddle a class boundary (user ids of a few

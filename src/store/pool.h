@@ -40,11 +40,11 @@ typedef struct pool {
     void **idle;          /* max slots; nidle of them hold connections, most recently used last */
     unsigned char *stale; /* stale[i]: idle[i] is to be connected again before use */
     int nidle;
-    int opened;       /* connections out of the pool or idle in it, or being opened */
-    int opening;      /* connections being opened: 1 at most while opens succeed */
-    int open_failing; /* the last open failed: callers open at once, each its own */
-    int connecting;       /* opens and reconnections under way */
-    int connect_failures; /* opens and reconnections that failed in a row (0 after one succeeds) */
+    int opened;               /* connections out of the pool or idle in it, or being opened */
+    int opening;              /* connections being opened: 1 at most while opens succeed */
+    int open_failing;         /* the last open failed: callers open at once, each its own */
+    int connecting;           /* opens and reconnections under way */
+    int connect_failures;     /* opens and reconnections that failed in a row (0 after one succeeds) */
     bkoauth_error last_error; /* of the last that failed */
     int max;
     void *(*open)(void *ctx, bkoauth_error *err); /* NULL with err set when it cannot */

@@ -96,7 +96,8 @@ static void test_cache_slot_reused(void **state)
                                   "test", "carol", now + 7200, now);
     long before = faultalloc_count();
     cache_put(ca, a, cache_generation(ca, "test", "carol"), now_ms);
-    assert_int_equal(faultalloc_count() - before, 2); /* the blocks of this thread's slot and the shared one */
+    assert_int_equal(faultalloc_count() - before,
+                     2); /* the blocks of this thread's slot and the shared one */
     before = faultalloc_count();
     for (int i = 0; i < CALLS; i++)
         cache_put(ca, (i % 2) ? a : b, cache_generation(ca, "test", "carol"), now_ms);

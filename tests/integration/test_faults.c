@@ -517,14 +517,10 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup(fn, test_fixture_fresh_store)
     const struct CMUnitTest tests[] = {
-        T(test_outage_serves_valid_tokens),
-        T(test_hanging_service),
-        T(test_waiters_take_their_valid_token),
-        T(test_grant_kept_when_save_fails),
-        T(test_database_restart_warm_connections),
-        T(test_database_restart_during_refresh),
-        T(test_database_down_serves_what_was_read),
-        T(test_fork),
+        T(test_outage_serves_valid_tokens),         T(test_hanging_service),
+        T(test_waiters_take_their_valid_token),     T(test_grant_kept_when_save_fails),
+        T(test_database_restart_warm_connections),  T(test_database_restart_during_refresh),
+        T(test_database_down_serves_what_was_read), T(test_fork),
     };
     int failed = TEST_RUN_GROUP("faults", tests, 0, setup, test_fixture_teardown);
     teststore_cleanup();

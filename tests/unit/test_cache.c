@@ -189,7 +189,7 @@ static void test_shared_between_threads(void **state)
     cache_put(c, t, cache_generation(c, "test", "user3"), ms);
     peer a = {c, "user3", ms, 600, ""};
     assert_string_equal(in_other_thread(&a), t->access_token); /* read by this thread, served there */
-    a.now_ms = ms + 10000;                                      /* as old as the ttl: a miss everywhere */
+    a.now_ms = ms + 10000;                                     /* as old as the ttl: a miss everywhere */
     assert_string_equal(in_other_thread(&a), "");
     a.now_ms = ms;
     a.expires_seconds = 7200 + 10; /* expiring soon */
