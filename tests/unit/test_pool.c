@@ -145,15 +145,21 @@ static void test_after_a_failed_open_the_waiters_try_their_own(void **state)
     pool_destroy(&p);
 }
 
+/* A pool on a stand-in database that is down, and CALLERS callers that all failed on it. */
+static void all_fail_on_a_server_down(fake_db *db, pool *p, caller cs[CALLERS])
+{
+    atomic_store(&db->fail, -1);
+    assert_int_equal(pool_init(p, CALLERS, fake_open, fake_close, db), 0);
+    assert_int_equal(run_callers(p, cs), 0);
+}
+
 static void test_a_database_that_is_down_fails_every_caller_with_its_error(void **state)
 {
     (void)state;
     fake_db db = {0};
-    atomic_store(&db.fail, -1);
     pool p;
-    assert_int_equal(pool_init(&p, CALLERS, fake_open, fake_close, &db), 0);
     caller cs[CALLERS];
-    assert_int_equal(run_callers(&p, cs), 0);
+    all_fail_on_a_server_down(&db, &p, cs);
     for (int i = 0; i < CALLERS; i++) {
         assert_int_equal(cs[i].err.code, BKOAUTH_E_STORE);
         assert_non_null(strstr(cs[i].err.message, "cannot reach the stand-in database"));
@@ -264,11 +270,9 @@ static void test_a_server_that_looks_down_gets_one_attempt_at_a_time(void **stat
 {
     (void)state;
     fake_db db = {0};
-    atomic_store(&db.fail, -1);
     pool p;
-    assert_int_equal(pool_init(&p, CALLERS, fake_open, fake_close, &db), 0);
     caller cs[CALLERS];
-    assert_int_equal(run_callers(&p, cs), 0); /* the first failures: down from now on */
+    all_fail_on_a_server_down(&db, &p, cs); /* the first failures: down from now on */
     atomic_store(&db.max_in_open, 0);
     int before = atomic_load(&db.opens);
     assert_int_equal(run_callers(&p, cs), 0);
