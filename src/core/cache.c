@@ -300,22 +300,24 @@ static void shared_unlock(cache *c, uint64_t h)
     pthread_mutex_unlock(&c->locks[h % SHARED_SLOTS % SHARED_LOCKS]);
 }
 
-bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,
-                         int64_t now, int64_t now_ms)
+/* cache_get and cache_get_last: this thread's copy, else the shared table's (copied into this
+ * thread's table when it is fresh, so that the thread's next hits take no lock). */
+static bkoauth_token *get(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,
+                          int64_t now, int64_t now_ms, int any_age)
 {
     if (c == NULL) return NULL;
     uint64_t h = slot_hash(env_name, user_id);
     table *t;
     slot *own = own_slot(0, &t, h);
-    if (own != NULL && usable(c, own, h, env_name, user_id, expires_seconds, now, now_ms, 0))
+    if (own != NULL && usable(c, own, h, env_name, user_id, expires_seconds, now, now_ms, any_age))
         return clone(own->token, own->bytes);
-    /* another thread's read: copied into this thread's table (no lock on its next hits) */
-    if (own == NULL) own = own_slot(1, &t, h);
+    if (!any_age && own == NULL) own = own_slot(1, &t, h);
     bkoauth_token *out = NULL;
     int filled = 0;
     slot *sh = shared_lock(c, h);
-    if (usable(c, sh, h, env_name, user_id, expires_seconds, now, now_ms, 0)) {
-        if (own != NULL && slot_fill(t, own, c->id, h, sh->token, sh->bytes, sh->gen, sh->stored_ms) == 0)
+    if (usable(c, sh, h, env_name, user_id, expires_seconds, now, now_ms, any_age)) {
+        if (!any_age && own != NULL &&
+            slot_fill(t, own, c->id, h, sh->token, sh->bytes, sh->gen, sh->stored_ms) == 0)
             filled = 1; /* copied for the caller below, outside the lock */
         else
             out = clone(sh->token, sh->bytes);
@@ -325,20 +327,16 @@ bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, in
     return out;
 }
 
+bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,
+                         int64_t now, int64_t now_ms)
+{
+    return get(c, env_name, user_id, expires_seconds, now, now_ms, 0);
+}
+
 bkoauth_token *cache_get_last(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,
                               int64_t now)
 {
-    if (c == NULL) return NULL;
-    uint64_t h = slot_hash(env_name, user_id);
-    table *t;
-    slot *own = own_slot(0, &t, h);
-    if (own != NULL && usable(c, own, h, env_name, user_id, expires_seconds, now, 0, 1))
-        return clone(own->token, own->bytes);
-    bkoauth_token *out = NULL;
-    slot *sh = shared_lock(c, h);
-    if (usable(c, sh, h, env_name, user_id, expires_seconds, now, 0, 1)) out = clone(sh->token, sh->bytes);
-    shared_unlock(c, h);
-    return out;
+    return get(c, env_name, user_id, expires_seconds, now, 0, 1);
 }
 
 uint64_t cache_generation(cache *c, const char *env_name, const char *user_id)

@@ -41,7 +41,8 @@ void cache_free(cache *c);
 bkoauth_token *cache_get(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,
                          int64_t now, int64_t now_ms);
 
-/* The same whatever the entry's age: the copy this thread read last, when this process has not
+/* The same whatever the entry's age: the copy read last (by this thread, else by any thread of
+ * the process, through the shared table), when this process has not
  * renewed the key since and it does not expire within expires_seconds of now; else NULL. For a
  * call that cannot read the store (a database restart), which serves it rather than failing. */
 bkoauth_token *cache_get_last(cache *c, const char *env_name, const char *user_id, int64_t expires_seconds,

@@ -471,16 +471,16 @@ static bkoauth_code stored(bkoauth_client *c, const char *user_id, bkoauth_token
     if (rc == BKOAUTH_OK && !token_expiring(*out, c->s.expires_seconds, bk_now()))
         cache_put(c->cache, *out, gen, read_ms);
     if (rc == BKOAUTH_E_STORE) {
-        /* The store cannot be read (a database restart, a network cut): the copy this thread read
-         * last is served while it does not expire soon and this process has not renewed the key
-         * since. Nothing newer can be read while the store cannot be; the call that could succeed
-         * does. */
+        /* The store cannot be read (a database restart, a network cut): the copy read last (this
+         * thread's, or the table the threads share) is served while it does not expire soon and this process
+         * has not renewed the key since. Nothing newer can be read while the store cannot be; the call that
+         * could succeed does. */
         bkoauth_token *last =
             cache_get_last(c->cache, c->s.env_name, user_id, c->s.expires_seconds, bk_now());
         if (last != NULL) {
             log_write(&c->logger, BKOAUTH_LOG_DEBUG,
-                      "cannot read the saved token of %s (%s); serving the copy this thread read last",
-                      who(user_id), err ? err->message : "store error");
+                      "cannot read the saved token of %s (%s); serving the copy read last", who(user_id),
+                      err ? err->message : "store error");
             atomic_fetch_add(&c->served_meanwhile, 1);
             *out = last;
             return err_ok(err);

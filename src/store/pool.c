@@ -80,6 +80,17 @@ static void *fail_fast(pool *p, bkoauth_error *err)
     return NULL;
 }
 
+/* Connects conn again (p->mu not held; the attempt counted in p->connecting already): 0, or -1
+ * with err set. */
+static int reopen_counted(pool *p, void *conn, bkoauth_error *err)
+{
+    int rc = p->reopen(p->ctx, conn, err);
+    pthread_mutex_lock(&p->mu);
+    attempt_ended(p, rc == 0, err);
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
 /* Opens a connection for the pool (p->mu not held); its slot is counted already. */
 static void *open_one(pool *p, bkoauth_error *err)
 {
@@ -106,11 +117,7 @@ void *pool_get(pool *p, int *fresh, bkoauth_error *err)
             if (stale) p->connecting++;
             pthread_mutex_unlock(&p->mu);
             if (!stale) return c;
-            int rc = p->reopen(p->ctx, c, err);
-            pthread_mutex_lock(&p->mu);
-            attempt_ended(p, rc == 0, err);
-            pthread_mutex_unlock(&p->mu);
-            if (rc != 0) {
+            if (reopen_counted(p, c, err) != 0) {
                 pool_put_stale(p, c);
                 return NULL;
             }
@@ -194,11 +201,7 @@ int pool_renew(pool *p, void *conn, bkoauth_error *err)
     pthread_mutex_lock(&p->mu);
     p->connecting++;
     pthread_mutex_unlock(&p->mu);
-    int rc = p->reopen(p->ctx, conn, err);
-    pthread_mutex_lock(&p->mu);
-    attempt_ended(p, rc == 0, err);
-    pthread_mutex_unlock(&p->mu);
-    if (rc == 0) return 0;
+    if (reopen_counted(p, conn, err) == 0) return 0;
     pool_put_stale(p, conn);
     return -1;
 }

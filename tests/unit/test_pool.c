@@ -153,6 +153,19 @@ static void all_fail_on_a_server_down(fake_db *db, pool *p, caller cs[CALLERS])
     assert_int_equal(run_callers(p, cs), 0);
 }
 
+/* The database is back: the next call opens (or connects again) and succeeds; p is destroyed. */
+static void back_and_serving(fake_db *db, pool *p)
+{
+    atomic_store(&db->fail, 0);
+    int fresh = 0;
+    bkoauth_error err;
+    void *conn = pool_get(p, &fresh, &err);
+    assert_non_null(conn);
+    assert_int_equal(fresh, 1);
+    pool_put(p, conn);
+    pool_destroy(p);
+}
+
 static void test_a_database_that_is_down_fails_every_caller_with_its_error(void **state)
 {
     (void)state;
@@ -167,14 +180,7 @@ static void test_a_database_that_is_down_fails_every_caller_with_its_error(void 
     /* after the first failure the callers did not queue behind each other: they opened at once */
     assert_true(atomic_load(&db.max_in_open) > 1);
     /* the database is back: the next call opens and succeeds */
-    atomic_store(&db.fail, 0);
-    int fresh = 0;
-    bkoauth_error err;
-    void *conn = pool_get(&p, &fresh, &err);
-    assert_non_null(conn);
-    assert_int_equal(fresh, 1);
-    pool_put(&p, conn);
-    pool_destroy(&p);
+    back_and_serving(&db, &p);
 }
 
 static void test_max_connections_still_bound_the_pool(void **state)
