@@ -58,7 +58,20 @@ const char *log_level_name(int level);
 void *bkoauth__malloc(size_t size);
 void *bkoauth__calloc(size_t count, size_t size);
 void *bkoauth__realloc(void *ptr, size_t size);
-void bkoauth__free(void *ptr);                   /* NULL is fine */
+void bkoauth__free(void *ptr); /* NULL is fine */
+/* libcurl's blocks: from the library's pool (slab.c) unless the program gave its own allocators
+ * or the pool has no room, then from the allocators above; freed by bkoauth__free() either way */
+void *bkoauth__pooled_malloc(size_t size);
+void *bkoauth__pooled_calloc(size_t count, size_t size);
+void *bkoauth__pooled_realloc(void *ptr, size_t size);
+char *bkoauth__pooled_strdup(const char *s);
+/* slab.c: the pool itself. slab_malloc returns NULL when the request is too big for it, it has
+ * no room, or it is off (sanitizer builds); slab_owns tells its blocks from others (NULL: 0) */
+void *bkoauth__slab_malloc(size_t size);
+void bkoauth__slab_free(void *p);
+int bkoauth__slab_owns(const void *p);
+size_t bkoauth__slab_block_size(const void *p);
+size_t bkoauth__slab_bytes(void);                /* bytes of the pool made usable so far */
 char *bkoauth__strdup(const char *s);            /* NULL gives NULL (not counted as a failure) */
 char *bkoauth__strndup(const char *s, size_t n); /* the first n bytes and a NUL; NULL gives NULL */
 /* How many allocations failed on this thread so far (through the functions above, and through

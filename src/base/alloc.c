@@ -30,6 +30,7 @@ typedef struct bk_allocators {
 /* Written only by bkoauth_set_allocators(), which the caller runs before any other call and
  * before other threads use the library (bkoauth.h); read everywhere after. */
 static bk_allocators bk_alloc = {malloc, calloc, realloc, free, NULL};
+static int bk_alloc_given; /* the program gave its own (then libcurl's blocks go through them too) */
 
 static _Thread_local unsigned long bk_alloc_failed;
 
@@ -73,13 +74,62 @@ void *bkoauth__calloc(size_t count, size_t size)
 
 void *bkoauth__realloc(void *ptr, size_t size)
 {
+    if (bkoauth__slab_owns(ptr)) return bkoauth__pooled_realloc(ptr, size);
     void *p = bk_alloc.realloc_fn(ptr, size ? size : 1);
     return p != NULL ? p : bk_failed();
 }
 
 void bkoauth__free(void *ptr)
 {
-    if (ptr != NULL) bk_alloc.free_fn(ptr);
+    if (ptr == NULL) return;
+    if (bkoauth__slab_owns(ptr))
+        bkoauth__slab_free(ptr);
+    else
+        bk_alloc.free_fn(ptr);
+}
+
+/* ---- blocks from the library's pool (slab.c), for libcurl ----------------------------------- */
+
+void *bkoauth__pooled_malloc(size_t size)
+{
+    if (!bk_alloc_given) {
+        void *p = bkoauth__slab_malloc(size ? size : 1);
+        if (p != NULL) return p;
+    }
+    return bkoauth__malloc(size);
+}
+
+void *bkoauth__pooled_calloc(size_t count, size_t size)
+{
+    if (count == 0 || size == 0) count = size = 1;
+    if (count > SIZE_MAX / size) return bk_failed();
+    void *p = bk_alloc_given ? NULL : bkoauth__slab_malloc(count * size);
+    if (p == NULL) return bkoauth__calloc(count, size);
+    memset(p, 0, count * size);
+    return p;
+}
+
+char *bkoauth__pooled_strdup(const char *s)
+{
+    if (bk_alloc_given || s == NULL) return bkoauth__strdup(s);
+    size_t n = strlen(s);
+    char *p = bkoauth__slab_malloc(n + 1);
+    if (p == NULL) return bkoauth__strdup(s);
+    memcpy(p, s, n + 1);
+    return p;
+}
+
+void *bkoauth__pooled_realloc(void *ptr, size_t size)
+{
+    if (ptr == NULL) return bkoauth__pooled_malloc(size);
+    if (!bkoauth__slab_owns(ptr)) return bkoauth__realloc(ptr, size);
+    size_t old = bkoauth__slab_block_size(ptr);
+    if (size <= old) return ptr; /* the block is kept: a smaller class would only move it */
+    void *p = bkoauth__pooled_malloc(size);
+    if (p == NULL) return NULL; /* counted; ptr is untouched, as with realloc() */
+    memcpy(p, ptr, old);
+    bkoauth__slab_free(ptr);
+    return p;
 }
 
 char *bkoauth__strndup(const char *s, size_t n)
@@ -173,7 +223,9 @@ bkoauth_code bkoauth_set_allocators(bkoauth_malloc_fn malloc_fn, bkoauth_calloc_
         bk_alloc.realloc_fn = realloc;
         bk_alloc.free_fn = free;
         bk_alloc.strdup_fn = NULL;
+        bk_alloc_given = 0;
     } else {
+        bk_alloc_given = 1;
         bk_alloc.malloc_fn = malloc_fn;
         bk_alloc.calloc_fn = calloc_fn;
         bk_alloc.realloc_fn = realloc_fn;

@@ -35,25 +35,25 @@ static atomic_int curl_counted;
 static void *curl_malloc_w(size_t size)
 {
     curl_allocations++;
-    return bkoauth__malloc(size);
+    return bkoauth__pooled_malloc(size);
 }
 
 static void *curl_calloc_w(size_t count, size_t size)
 {
     curl_allocations++;
-    return bkoauth__calloc(count, size);
+    return bkoauth__pooled_calloc(count, size);
 }
 
 static void *curl_realloc_w(void *ptr, size_t size)
 {
     curl_allocations++;
-    return bkoauth__realloc(ptr, size);
+    return bkoauth__pooled_realloc(ptr, size);
 }
 
 static char *curl_strdup_w(const char *s)
 {
     curl_allocations++;
-    return bkoauth__strdup(s);
+    return bkoauth__pooled_strdup(s);
 }
 
 /* libcurl's process-wide initialisation with the library's allocators (curl_global_init_mem).
