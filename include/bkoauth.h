@@ -124,6 +124,14 @@ typedef char *(*bkoauth_strdup_fn)(const char *s);
  *     loads it); a program that initialised libcurl first keeps libcurl's own.
  *  OpenSSL, SQLite and libpq keep their own allocators.
  *
+ *  Until this is called with functions, libcurl's blocks of up to 32 KiB come from a pool of the
+ *  library's own (memory mapped from the system in 64 KiB slabs and kept for reuse, never given
+ *  back) instead of malloc(): glibc would keep freed blocks of a transfer in the per-thread
+ *  caches of every thread that renews a token, and a long-running process's resident memory
+ *  would creep. Give functions (the C library's own malloc, realloc and free are fine) to have
+ *  libcurl allocate through them instead. Either way libcurl's memory is freed through the
+ *  library, so a program frees what libcurl hands it with curl_free(), as libcurl requires.
+ *
  *  When one of them returns NULL, the call that needed the memory fails with BKOAUTH_E_NOMEM
  *  ("OutOfMemory"), never with another code, and keeps nothing of the failure: the same call
  *  succeeds once memory is available again. Through Jansson's wrappers the library also tells a

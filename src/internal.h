@@ -65,6 +65,7 @@ void *bkoauth__pooled_malloc(size_t size);
 void *bkoauth__pooled_calloc(size_t count, size_t size);
 void *bkoauth__pooled_realloc(void *ptr, size_t size);
 char *bkoauth__pooled_strdup(const char *s);
+void *bkoauth__pool_try(size_t size); /* a block of the pool, or NULL (nothing counted as failed) */
 /* slab.c: the pool itself. slab_malloc returns NULL when the request is too big for it, it has
  * no room, or it is off (sanitizer builds); slab_owns tells its blocks from others (NULL: 0) */
 void *bkoauth__slab_malloc(size_t size);

@@ -90,6 +90,11 @@ void bkoauth__free(void *ptr)
 
 /* ---- blocks from the library's pool (slab.c), for libcurl ----------------------------------- */
 
+void *bkoauth__pool_try(size_t size)
+{
+    return bk_alloc_given ? NULL : bkoauth__slab_malloc(size ? size : 1);
+}
+
 void *bkoauth__pooled_malloc(size_t size)
 {
     if (!bk_alloc_given) {

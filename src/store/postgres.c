@@ -58,13 +58,13 @@ static const char *const CREATE_TABLE = "CREATE TABLE \"bkoauth_access_token\" (
 
 /* ---- rows ------------------------------------------------------------------------------------- */
 
-static const char *val(PGresult *r, int row, int col)
+static const char *val(const PGresult *r, int row, int col)
 {
     return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }
 
 /* The token of a result row. A datetime that is not finite is BKOAUTH_E_STORE naming the row. */
-static bkoauth_code read_row(pg_store *ps, PGresult *r, int row, bkoauth_token **out, int64_t *id,
+static bkoauth_code read_row(pg_store *ps, const PGresult *r, int row, bkoauth_token **out, int64_t *id,
                              bkoauth_error *err)
 {
     *out = NULL;
@@ -194,25 +194,37 @@ typedef struct list_arg {
     const bk_logger *logger;
 } list_arg;
 
+typedef struct list_rows {
+    pg_store *ps;
+    list_arg *a;
+    store_rows rows;
+    bkoauth_code rc;
+    bkoauth_error *err;
+} list_rows;
+
+static int list_row(void *arg, const PGresult *r, int i)
+{
+    list_rows *l = arg;
+    bkoauth_error why;
+    if ((l->rc = store_rows_room(&l->rows, l->err)) != BKOAUTH_OK) return -1;
+    bkoauth_code rc = read_row(l->ps, r, i, &l->rows.items[l->rows.count], &l->rows.ids[l->rows.count], &why);
+    l->rc = store_rows_keep(&l->rows, l->a->logger, rc, rc == BKOAUTH_E_STORE, &why, l->err);
+    return l->rc == BKOAUTH_OK ? 0 : -1;
+}
+
+/* The rows come one at a time (bk_pg_run_rows): a list of every user's token in one result would
+ * be as big again as the list itself, in the listing thread's heap. */
 static bkoauth_code list_work(pg_store *ps, pconn *c, void *arg, bkoauth_error *err)
 {
-    list_arg *a = arg;
-    PGresult *r = bk_pg_run(ps, c,
-                            "SELECT " COLUMNS
-                            " FROM bkoauth_access_token ORDER BY (user_id IS NOT NULL AND user_id <> ''), "
-                            "user_id, env_name, id",
-                            0, NULL, PGRES_TUPLES_OK, "listing tokens", err);
-    if (r == NULL) return BKOAUTH_E_STORE;
-    store_rows rows = {0};
-    bkoauth_code rc = BKOAUTH_OK;
-    for (int i = 0; rc == BKOAUTH_OK && i < PQntuples(r); i++) {
-        bkoauth_error why;
-        if ((rc = store_rows_room(&rows, err)) != BKOAUTH_OK) break;
-        rc = read_row(ps, r, i, &rows.items[rows.count], &rows.ids[rows.count], &why);
-        rc = store_rows_keep(&rows, a->logger, rc, rc == BKOAUTH_E_STORE, &why, err);
-    }
+    list_rows l = {ps, arg, {0}, BKOAUTH_OK, err};
+    PGresult *r = bk_pg_run_rows(
+        ps, c,
+        "SELECT " COLUMNS " FROM bkoauth_access_token ORDER BY (user_id IS NOT NULL AND user_id <> ''), "
+        "user_id, env_name, id",
+        0, NULL, PGRES_TUPLES_OK, "listing tokens", list_row, &l, err);
+    bkoauth_code rc = r == NULL ? BKOAUTH_E_STORE : l.rc;
     PQclear(r);
-    return store_rows_finish(&rows, rc, a->out, a->ids, a->count);
+    return store_rows_finish(&l.rows, rc, l.a->out, l.a->ids, l.a->count);
 }
 
 static bkoauth_code pg_list(store *base, bkoauth_token ***out, int64_t **ids, size_t *count,

@@ -154,17 +154,24 @@ static pconn *take(pool *p, int *fresh, bkoauth_error *err)
  * hold, or a server down behind a pooler, keeps a statement queued without a word: the wait is
  * bounded here instead of by the pooler's query_wait_timeout (PgBouncer: 120 s). */
 static PGresult *exec_bounded(PGconn *pg, const char *sql, int n, const char *const *params,
-                              int64_t deadline_ms, int *late)
+                              int64_t deadline_ms, int *late, bk_pg_row row, void *row_arg)
 {
     *late = 0;
     if (!PQsendQueryParams(pg, sql, n, NULL, params, NULL, NULL, 0)) return NULL;
+    if (row != NULL) PQsetSingleRowMode(pg); /* no matter if refused: rows then come in one result */
     PGresult *last = NULL;
+    int taking = 1; /* row() has not refused one yet */
     for (;;) {
         int pending = PQflush(pg); /* -1 broken, 0 sent, 1 more to send */
         if (pending < 0) break;
         while (pending == 0 && !PQisBusy(pg)) {
             PGresult *r = PQgetResult(pg);
             if (r == NULL) return last;
+            if (row != NULL && PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
+                if (taking && row(row_arg, r, 0) != 0) taking = 0;
+                PQclear(r);
+                continue;
+            }
             PQclear(last);
             last = r;
         }
@@ -199,9 +206,22 @@ static void no_answer(pg_store *ps, pconn *c, const char *what, bkoauth_error *e
 PGresult *bk_pg_run(pg_store *ps, pconn *c, const char *sql, int n, const char *const *params,
                     ExecStatusType want, const char *what, bkoauth_error *err)
 {
+    return bk_pg_run_rows(ps, c, sql, n, params, want, what, NULL, NULL, err);
+}
+
+PGresult *bk_pg_run_rows(pg_store *ps, pconn *c, const char *sql, int n, const char *const *params,
+                         ExecStatusType want, const char *what, bk_pg_row row, void *row_arg,
+                         bkoauth_error *err)
+{
     int late = 0;
-    PGresult *r = exec_bounded(c->pg, sql, n, params, bk_monotonic_ms() + store_hold_ms(ps->s), &late);
-    if (r != NULL && PQresultStatus(r) == want) return r;
+    PGresult *r =
+        exec_bounded(c->pg, sql, n, params, bk_monotonic_ms() + store_hold_ms(ps->s), &late, row, row_arg);
+    if (r != NULL && PQresultStatus(r) == want) {
+        /* single-row mode refused: the rows are in r */
+        for (int i = 0; row != NULL && i < PQntuples(r); i++)
+            if (row(row_arg, r, i) != 0) break;
+        return r;
+    }
     if (late) {
         no_answer(ps, c, what, err);
         return NULL;

@@ -53,6 +53,14 @@ bkoauth_code bk_pg_with_conn(pg_store *ps, pool *p, bk_pg_work work, void *arg, 
  * want, else NULL with err set (the result cleared, c->lost set when the session is gone). */
 PGresult *bk_pg_run(pg_store *ps, pconn *c, const char *sql, int n, const char *const *params,
                     ExecStatusType want, const char *what, bkoauth_error *err);
+/* bk_pg_run() for a statement of many rows, which come one at a time (libpq's single-row mode)
+ * instead of in one result that holds them all: row(row_arg, r, i) is called for each, r valid
+ * only during the call, until it returns non-zero; the result returned (want: PGRES_TUPLES_OK)
+ * then has no rows. */
+typedef int (*bk_pg_row)(void *row_arg, const PGresult *r, int i);
+PGresult *bk_pg_run_rows(pg_store *ps, pconn *c, const char *sql, int n, const char *const *params,
+                         ExecStatusType want, const char *what, bk_pg_row row, void *row_arg,
+                         bkoauth_error *err);
 
 /* BKOAUTH_E_STORE with libpq's first line, saying whether the server could be reached. */
 bkoauth_code bk_pg_error(pg_store *ps, PGconn *pg, const char *what, bkoauth_error *err);

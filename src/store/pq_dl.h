@@ -24,6 +24,7 @@
     X(PQgetisnull)                                                                                           \
     X(PQgetvalue)                                                                                            \
     X(PQisBusy)                                                                                              \
+    X(PQsetSingleRowMode)                                                                                    \
     X(PQreset)                                                                                               \
     X(PQntuples)                                                                                             \
     X(PQresultErrorField)                                                                                    \
@@ -58,6 +59,7 @@ bkoauth_code bk_pq_load(bkoauth_error *err);
 #define PQgetisnull (bk_pq.PQgetisnull)
 #define PQgetvalue (bk_pq.PQgetvalue)
 #define PQisBusy (bk_pq.PQisBusy)
+#define PQsetSingleRowMode (bk_pq.PQsetSingleRowMode)
 #define PQreset (bk_pq.PQreset)
 #define PQntuples (bk_pq.PQntuples)
 #define PQresultErrorField (bk_pq.PQresultErrorField)

@@ -347,39 +347,49 @@ static bkoauth_code sq_remove(store *base, const char *env_name, const char *use
     return r;
 }
 
-typedef struct listed {
-    bkoauth_token *t;
-    int64_t id;
-} listed;
-
 /* The order of the other stores' ORDER BY: the APP rows first, then by user_id, env_name, id
  * (byte order, as SQLite's BINARY collation: the rows hold no NUL). */
-static int listed_cmp(const void *pa, const void *pb)
+static int listed_cmp(const store_rows *rows, size_t i, size_t j)
 {
-    const listed *a = pa, *b = pb;
-    int au = a->t->user_id != NULL, bu = b->t->user_id != NULL;
+    const bkoauth_token *a = rows->items[i], *b = rows->items[j];
+    int au = a->user_id != NULL, bu = b->user_id != NULL;
     if (au != bu) return au - bu;
-    int c = au ? strcmp(a->t->user_id, b->t->user_id) : 0;
-    if (c == 0) c = strcmp(a->t->env_name, b->t->env_name);
-    if (c == 0) c = (a->id > b->id) - (a->id < b->id);
+    int c = au ? strcmp(a->user_id, b->user_id) : 0;
+    if (c == 0) c = strcmp(a->env_name, b->env_name);
+    if (c == 0) c = (rows->ids[i] > rows->ids[j]) - (rows->ids[i] < rows->ids[j]);
     return c;
 }
 
-/* Sorts the rows in place (items and ids together), through one array of pairs. */
-static bkoauth_code list_sort(store_rows *rows, bkoauth_error *err)
+static void listed_swap(store_rows *rows, size_t i, size_t j)
 {
-    if (rows->count < 2) return BKOAUTH_OK;
-    listed *l = bkoauth__malloc(rows->count * sizeof *l);
-    if (l == NULL) return err_nomem(err);
-    for (size_t i = 0; i < rows->count; i++)
-        l[i] = (listed){rows->items[i], rows->ids[i]};
-    qsort(l, rows->count, sizeof *l, listed_cmp);
-    for (size_t i = 0; i < rows->count; i++) {
-        rows->items[i] = l[i].t;
-        rows->ids[i] = l[i].id;
+    bkoauth_token *t = rows->items[i];
+    rows->items[i] = rows->items[j];
+    rows->items[j] = t;
+    int64_t id = rows->ids[i];
+    rows->ids[i] = rows->ids[j];
+    rows->ids[j] = id;
+}
+
+static void listed_sift(store_rows *rows, size_t top, size_t n)
+{
+    for (size_t child; (child = 2 * top + 1) < n; top = child) {
+        if (child + 1 < n && listed_cmp(rows, child, child + 1) < 0) child++;
+        if (listed_cmp(rows, top, child) >= 0) return;
+        listed_swap(rows, top, child);
     }
-    bkoauth__free(l);
-    return BKOAUTH_OK;
+}
+
+/* Sorts the rows in place (items and ids together): a heap sort, which allocates nothing (qsort
+ * takes a buffer of the whole array from malloc for each list). */
+static void list_sort(store_rows *rows)
+{
+    size_t n = rows->count;
+    for (size_t i = n / 2; i-- > 0;)
+        listed_sift(rows, i, n);
+    while (n > 1) {
+        listed_swap(rows, 0, --n);
+        listed_sift(rows, 0, n);
+    }
 }
 
 static bkoauth_code sq_list(store *base, bkoauth_token ***out, int64_t **out_ids, size_t *count,
@@ -401,7 +411,7 @@ static bkoauth_code sq_list(store *base, bkoauth_token ***out, int64_t **out_ids
     if (r == BKOAUTH_OK && rc != SQLITE_DONE) r = bk_sq_error(ss, c->db, rc, "listing tokens", err);
     if (st) sqlite3_reset(st);
     bk_sq_release(&ss->readers, c);
-    if (r == BKOAUTH_OK) r = list_sort(&rows, err);
+    if (r == BKOAUTH_OK) list_sort(&rows);
     return store_rows_finish(&rows, r, out, out_ids, count);
 }
 

@@ -713,12 +713,71 @@ static void test_server_restart(void **state)
     bkoauth_token_free(t);
 }
 
+/* A list longer than the first array (256 rows) and than one round of the sort: every row, once,
+ * in the order of the stores' ORDER BY (the APP rows first, then by user_id, env_name, id),
+ * whatever order the rows were saved in. */
+static void test_list_of_many(void **state)
+{
+    fx *f = *state;
+    enum { USERS = 150 };
+    unsigned seed = 12345;
+    int order[USERS];
+    for (int i = 0; i < USERS; i++)
+        order[i] = i;
+    for (int i = USERS - 1; i > 0; i--) { /* a fixed shuffle */
+        seed = seed * 1103515245u + 12345u;
+        int j = (int)((seed >> 8) % (unsigned)(i + 1)), x = order[i];
+        order[i] = order[j];
+        order[j] = x;
+    }
+    const char *envs[2] = {"test", "prod"};
+    for (int e = 1; e >= 0; e--) {
+        for (int i = 0; i < USERS; i++) {
+            char user[16], access[32];
+            snprintf(user, sizeof user, "u%03d", order[i]);
+            snprintf(access, sizeof access, "at-%s-%s", envs[e], user);
+            bkoauth_token *t = token_make(access, "r", "", envs[e], user, 2000000000, 1700000000);
+            bkoauth_error err;
+            if (store_put(f->st, t, &err) != BKOAUTH_OK) fail_msg("put: %s", err.message);
+            bkoauth_token_free(t);
+        }
+        char access[32];
+        snprintf(access, sizeof access, "at-%s-app", envs[e]);
+        bkoauth_token *t = token_make(access, "", "", envs[e], NULL, 2000000000, 1700000000);
+        assert_int_equal(store_put(f->st, t, NULL), BKOAUTH_OK);
+        bkoauth_token_free(t);
+    }
+    bkoauth_token **all = NULL;
+    size_t n = 0;
+    assert_int_equal(store_list(f->st, &all, &n, NULL), BKOAUTH_OK);
+    assert_int_equal(n, 2 * USERS + 2);
+    assert_null(all[0]->user_id); /* the two APP rows, prod's saved first */
+    assert_null(all[1]->user_id);
+    assert_string_equal(all[0]->access_token, "at-prod-app");
+    assert_string_equal(all[1]->access_token, "at-test-app");
+    for (int i = 0; i < USERS; i++) {
+        for (int e = 0; e < 2; e++) {
+            const bkoauth_token *t = all[2 + 2 * i + e];
+            char user[16], access[32];
+            snprintf(user, sizeof user, "u%03d", i);
+            snprintf(access, sizeof access, "at-%s-%s", e == 0 ? "prod" : "test", user);
+            assert_string_equal(t->user_id, user);
+            assert_string_equal(t->env_name, e == 0 ? "prod" : "test");
+            assert_string_equal(t->access_token, access);
+            assert_string_equal(t->refresh_token, "r");
+            assert_int_equal(t->expires, 2000000000);
+        }
+    }
+    bkoauth_tokens_free(all, n);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup(fn, empty)
     const struct CMUnitTest tests[] = {
         T(test_put_get_update_in_place),
         T(test_app_and_users_apart),
+        T(test_list_of_many),
         T(test_bound_parameters),
         T(test_junk_rows),
         T(test_limits),
