@@ -195,21 +195,19 @@ static bkoauth_code list_work(my_store *ms, mconn *c, void *arg, bkoauth_error *
     if (st == NULL) return BKOAUTH_E_STORE;
     row_buf *r = bk_my_conn_row(c);
     if (r == NULL) return err_nomem(err);
-    bkoauth_code rc = bk_my_execute(ms, c, st, NULL, r, "listing tokens", err);
+    bkoauth_code rc = bk_my_execute_streamed(ms, c, st, r, "listing tokens", err);
     if (rc != BKOAUTH_OK) return rc;
-    size_t n = (size_t)mysql_stmt_num_rows(st), seen = 0;
     store_rows rows = {0};
     int f = MYSQL_NO_DATA;
-    while (rc == BKOAUTH_OK && seen < n && (rc = store_rows_room(&rows, err)) == BKOAUTH_OK &&
+    while (rc == BKOAUTH_OK && (rc = store_rows_room(&rows, err)) == BKOAUTH_OK &&
            ((f = mysql_stmt_fetch(st)) == 0 || f == MYSQL_DATA_TRUNCATED)) {
-        seen++;
         int row_bad = 0;
         bkoauth_error why;
         rows.ids[rows.count] = r->id;
         rc = bk_my_row_token(ms, c, st, r, &rows.items[rows.count], &row_bad, &why);
         rc = store_rows_keep(&rows, ms->base.logger, rc, row_bad, &why, err);
     }
-    if (rc == BKOAUTH_OK && seen < n) rc = bk_my_stmt_error(ms, c, st, "listing tokens", err);
+    if (rc == BKOAUTH_OK && f != MYSQL_NO_DATA) rc = bk_my_stmt_error(ms, c, st, "listing tokens", err);
     mysql_stmt_free_result(st);
     return store_rows_finish(&rows, rc, a->out, a->ids, a->count);
 }

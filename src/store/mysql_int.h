@@ -102,6 +102,12 @@ void bk_my_bind_time(my_store *ms, MYSQL_BIND *b, MYSQL_TIME *mt, int64_t t);
 /* Runs st with params; binds and buffers its result into r when r is not NULL. */
 bkoauth_code bk_my_execute(my_store *ms, mconn *c, MYSQL_STMT *st, MYSQL_BIND *params, row_buf *r,
                            const char *what, bkoauth_error *err);
+/* bk_my_execute() for a statement of many rows, without params, whose rows are not buffered:
+ * each mysql_stmt_fetch() reads the next from the server (a list of every user's token buffered
+ * at once would be as big again as the list, in the listing thread's heap). Fetch to the end
+ * (MYSQL_NO_DATA) or call mysql_stmt_free_result() before the next statement. */
+bkoauth_code bk_my_execute_streamed(my_store *ms, mconn *c, MYSQL_STMT *st, row_buf *r, const char *what,
+                                    bkoauth_error *err);
 /* The token of the row fetched into r. *row_bad (when not NULL) is set when the failure is the
  * row's content (another program wrote it), not the connection. */
 bkoauth_code bk_my_row_token(my_store *ms, mconn *c, MYSQL_STMT *st, row_buf *r, bkoauth_token **out,

@@ -193,21 +193,33 @@ bkoauth_code bk_my_row_token(my_store *ms, mconn *c, MYSQL_STMT *st, row_buf *r,
     return (bkoauth_code)failed;
 }
 
-/* Runs st with params; binds and buffers its result when it has one. */
-bkoauth_code bk_my_execute(my_store *ms, mconn *c, MYSQL_STMT *st, MYSQL_BIND *params, row_buf *r,
-                           const char *what, bkoauth_error *err)
+static bkoauth_code execute(my_store *ms, mconn *c, MYSQL_STMT *st, MYSQL_BIND *params, row_buf *r,
+                            int buffered, const char *what, bkoauth_error *err)
 {
     if ((params != NULL && mysql_stmt_bind_param(st, params) != 0) || mysql_stmt_execute(st) != 0)
         return bk_my_stmt_error(ms, c, st, what, err);
     if (r != NULL) {
         row_bind(r);
-        if (mysql_stmt_bind_result(st, r->bind) != 0 || mysql_stmt_store_result(st) != 0) {
+        if (mysql_stmt_bind_result(st, r->bind) != 0 || (buffered && mysql_stmt_store_result(st) != 0)) {
             bkoauth_code rc = bk_my_stmt_error(ms, c, st, what, err);
             mysql_stmt_free_result(st);
             return rc;
         }
     }
     return BKOAUTH_OK;
+}
+
+/* Runs st with params; binds and buffers its result when it has one. */
+bkoauth_code bk_my_execute(my_store *ms, mconn *c, MYSQL_STMT *st, MYSQL_BIND *params, row_buf *r,
+                           const char *what, bkoauth_error *err)
+{
+    return execute(ms, c, st, params, r, 1, what, err);
+}
+
+bkoauth_code bk_my_execute_streamed(my_store *ms, mconn *c, MYSQL_STMT *st, row_buf *r, const char *what,
+                                    bkoauth_error *err)
+{
+    return execute(ms, c, st, NULL, r, 0, what, err);
 }
 
 /* 1 when the row's key is exactly (env_name, user_id): the server compared with its collation. */
