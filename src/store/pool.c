@@ -1,10 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /* pool.c - the bounded connection pool of pool.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_setname_np */
+#endif
 #include "pool.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* An open (conn NULL) or a reconnection of conn, asked of the connector by a caller that waits. */
+typedef struct pool_job {
+    struct pool_job *next;
+    void *conn;   /* NULL: an open */
+    void *opened; /* the open's connection */
+    int rc;       /* the reconnection's: 0 or -1 */
+    int done;
+    unsigned long asked; /* attempts_ended when asked */
+    bkoauth_error err;
+} pool_job;
 
 int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), void (*close)(void *conn),
               void *ctx)
@@ -29,14 +44,26 @@ int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), vo
     p->close = close;
     p->reopen = NULL;
     p->ctx = ctx;
+    p->connector_state = 0;
+    p->stopping = 0;
+    p->jobs = p->last = NULL;
+    p->attempts_ended = 0;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->jobs_cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
     return 0;
 }
 
 void pool_destroy(pool *p)
 {
     if (p->idle == NULL) return;
+    pthread_mutex_lock(&p->mu);
+    int running = p->connector_state == 1;
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->jobs_cv);
+    pthread_mutex_unlock(&p->mu);
+    if (running) pthread_join(p->connector, NULL);
     for (int i = 0; i < p->nidle; i++)
         p->close(p->idle[i]);
     bkoauth__free(p->idle);
@@ -44,6 +71,8 @@ void pool_destroy(pool *p)
     p->idle = NULL;
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->jobs_cv);
+    pthread_cond_destroy(&p->done_cv);
 }
 
 /* The server looks down (two connection attempts in a row failed) and an attempt is under way:
@@ -57,6 +86,7 @@ static int looks_down(const pool *p)
 static void attempt_ended(pool *p, int ok, const bkoauth_error *err)
 {
     p->connecting--;
+    p->attempts_ended++;
     if (ok) {
         p->connect_failures = 0;
         return;
@@ -65,25 +95,128 @@ static void attempt_ended(pool *p, int ok, const bkoauth_error *err)
     if (err != NULL) p->last_error = *err;
 }
 
+/* The end of an open (c NULL: failed, err set), its slot counted before. Under p->mu. */
+static void open_ended(pool *p, void *c, const bkoauth_error *err)
+{
+    p->opening--;
+    p->open_failing = c == NULL;
+    attempt_ended(p, c != NULL, err);
+    if (c == NULL) p->opened--;
+    pthread_cond_broadcast(&p->cv); /* a waiter may open the next one */
+}
+
+/* The last attempt's error, for a caller that does not make its own. */
+static void last_error(const pool *p, bkoauth_error *err)
+{
+    if (err == NULL) return;
+    if (p->last_error.code == BKOAUTH_OK) /* an attempt that failed without saying why */
+        err_set(err, BKOAUTH_E_STORE, "the token store cannot be reached (another caller is connecting)");
+    else
+        *err = p->last_error;
+}
+
 /* The last attempt's error, for a caller that does not make its own (p->mu held, then released):
  * NULL. */
 static void *fail_fast(pool *p, bkoauth_error *err)
 {
-    bkoauth_error last = p->last_error;
+    bkoauth_error last;
+    last_error(p, &last);
     pthread_mutex_unlock(&p->mu);
-    if (err != NULL) {
-        if (last.code == BKOAUTH_OK) /* an attempt that failed without saying why */
-            err_set(err, BKOAUTH_E_STORE, "the token store cannot be reached (another caller is connecting)");
-        else
-            *err = last;
-    }
+    if (err != NULL) *err = last;
     return NULL;
+}
+
+/* ---- the connector ---------------------------------------------------------------------- */
+
+static void *connector_main(void *arg)
+{
+    pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->jobs == NULL && !p->stopping)
+            pthread_cond_wait(&p->jobs_cv, &p->mu);
+        if (p->jobs == NULL) break; /* stopping, nothing left */
+        pool_job *j = p->jobs;
+        p->jobs = j->next;
+        if (p->jobs == NULL) p->last = NULL;
+        if (looks_down(p) && j->asked < p->attempts_ended) {
+            /* asked while another attempt was under way, which failed: not made */
+            last_error(p, &j->err);
+            p->connecting--;
+            if (j->conn == NULL) {
+                p->opening--;
+                p->opened--;
+                pthread_cond_broadcast(&p->cv);
+            }
+            j->rc = -1;
+        } else {
+            pthread_mutex_unlock(&p->mu);
+            if (j->conn == NULL)
+                j->opened = p->open(p->ctx, &j->err);
+            else
+                j->rc = p->reopen(p->ctx, j->conn, &j->err);
+            pthread_mutex_lock(&p->mu);
+            if (j->conn == NULL)
+                open_ended(p, j->opened, &j->err);
+            else
+                attempt_ended(p, j->rc == 0, &j->err);
+        }
+        j->done = 1;
+        pthread_cond_broadcast(&p->done_cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Starts the connector if it is not running (under p->mu): 1 when it runs. Signals go to the
+ * program's threads, never to it. */
+static int connector_running(pool *p)
+{
+    if (p->connector_state == 0) {
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        p->connector_state = pthread_create(&p->connector, NULL, connector_main, p) == 0 ? 1 : -1;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+#ifdef __GLIBC__
+        if (p->connector_state == 1) pthread_setname_np(p->connector, "bkoauth-connect");
+#endif
+    }
+    return p->connector_state == 1;
+}
+
+/* Has the connector make the attempt of j (counted in p->connecting already) and waits for it:
+ * 1, or 0 when the connector cannot run (the caller makes it). */
+static int by_connector(pool *p, pool_job *j)
+{
+    if (p->reopen == NULL) return 0;
+    pthread_mutex_lock(&p->mu);
+    if (!connector_running(p)) {
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    j->asked = p->attempts_ended;
+    if (p->last != NULL)
+        p->last->next = j;
+    else
+        p->jobs = j;
+    p->last = j;
+    pthread_cond_signal(&p->jobs_cv);
+    while (!j->done)
+        pthread_cond_wait(&p->done_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    return 1;
 }
 
 /* Connects conn again (p->mu not held; the attempt counted in p->connecting already): 0, or -1
  * with err set. */
 static int reopen_counted(pool *p, void *conn, bkoauth_error *err)
 {
+    pool_job j = {.conn = conn};
+    if (by_connector(p, &j)) {
+        if (j.rc != 0 && err != NULL) *err = j.err;
+        return j.rc;
+    }
     int rc = p->reopen(p->ctx, conn, err);
     pthread_mutex_lock(&p->mu);
     attempt_ended(p, rc == 0, err);
@@ -94,13 +227,14 @@ static int reopen_counted(pool *p, void *conn, bkoauth_error *err)
 /* Opens a connection for the pool (p->mu not held); its slot is counted already. */
 static void *open_one(pool *p, bkoauth_error *err)
 {
+    pool_job j = {0};
+    if (by_connector(p, &j)) {
+        if (j.opened == NULL && err != NULL) *err = j.err;
+        return j.opened;
+    }
     void *c = p->open(p->ctx, err);
     pthread_mutex_lock(&p->mu);
-    p->opening--;
-    p->open_failing = c == NULL;
-    attempt_ended(p, c != NULL, err);
-    if (c == NULL) p->opened--;
-    pthread_cond_broadcast(&p->cv); /* a waiter may open the next one */
+    open_ended(p, c, err);
     pthread_mutex_unlock(&p->mu);
     return c;
 }
@@ -215,6 +349,11 @@ void pool_after_fork(pool *p)
     p->open_failing = 0;
     p->connecting = 0;
     p->connect_failures = 0;
+    p->connector_state = 0; /* the parent's connector is not in the child */
+    p->stopping = 0;
+    p->jobs = p->last = NULL;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->jobs_cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
 }

@@ -26,7 +26,19 @@
  * (pool_put_stale), and pool_get() connects a stale one again before handing it out. A server
  * restart then frees and allocates next to nothing, where closing every connection and opening
  * new ones, in other threads, scatters their blocks over the allocator's arenas at each restart
- * (resident memory that grows with every restart of a process that runs for weeks). */
+ * (resident memory that grows with every restart of a process that runs for weeks).
+ *
+ * Such a pool (one with a reopen function: a database server) makes its opens and reconnections
+ * in a thread of its own, the connector, started at the first, and ended by pool_destroy(): the
+ * caller that needs the connection waits for it as before. So the client library's connection
+ * state (libpq's and the MySQL connector's buffers, statement handles, parameter lists, error
+ * texts) is allocated, freed and allocated again in one thread, whatever thread asked, instead of
+ * in each caller's: after a server restart every caller thread reconnected some connection, and
+ * each one's stack and heap arena grew by the reconnection's share, once per thread. The
+ * connector makes one attempt at a time, in the order asked; an attempt asked for while another
+ * was under way is not made when the server looks down by then (two attempts in a row failed):
+ * its caller gets the last error, as a caller does that finds an attempt under way. When the
+ * thread cannot be started, callers connect in their own threads. */
 #ifndef BKOAUTH_POOL_H
 #define BKOAUTH_POOL_H
 
@@ -51,6 +63,15 @@ typedef struct pool {
     void (*close)(void *conn);
     int (*reopen)(void *ctx, void *conn, bkoauth_error *err); /* NULL: nothing is kept stale */
     void *ctx;
+    /* the pool's connector thread (pools with a reopen function): it makes their opens and
+     * reconnections, one at a time, for the callers, which wait for theirs */
+    pthread_t connector;
+    int connector_state;          /* 0 not started, 1 running, -1 could not start (callers connect) */
+    int stopping;                 /* pool_destroy: the connector ends */
+    struct pool_job *jobs, *last; /* waiting, first to last */
+    pthread_cond_t jobs_cv;       /* the connector waits for a job */
+    pthread_cond_t done_cv;       /* callers wait for theirs to be done */
+    unsigned long attempts_ended; /* opens and reconnections ended so far */
 } pool;
 
 /* 0, or -1 when out of memory. open and close are the backend's; ctx is passed to open. */

@@ -15,7 +15,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "store/pool.h"
@@ -40,9 +42,21 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* the threads that made the opens and reconnections */
+#define ATTEMPTS_SEEN 256
+static pthread_t attempt_thread[ATTEMPTS_SEEN];
+static atomic_int attempts_seen;
+
+static void seen_attempt(void)
+{
+    int i = atomic_fetch_add(&attempts_seen, 1);
+    if (i < ATTEMPTS_SEEN) attempt_thread[i] = pthread_self();
+}
+
 static void *fake_open(void *ctx, bkoauth_error *err)
 {
     fake_db *db = ctx;
+    seen_attempt();
     int serial = atomic_fetch_add(&db->opens, 1) + 1;
     int now = atomic_fetch_add(&db->in_open, 1) + 1;
     for (int m = atomic_load(&db->max_in_open);
@@ -69,6 +83,7 @@ static void fake_close(void *conn)
 }
 
 typedef struct caller {
+    pthread_t self;
     pool *p;
     pthread_barrier_t *start;
     int got;   /* 1: a connection */
@@ -79,6 +94,7 @@ typedef struct caller {
 static void *run_caller(void *arg)
 {
     caller *c = arg;
+    c->self = pthread_self();
     pthread_barrier_wait(c->start);
     memset(&c->err, 0, sizeof c->err);
     void *conn = pool_get(c->p, &c->fresh, &c->err);
@@ -208,6 +224,7 @@ static atomic_int reopens;
 static int fake_reopen(void *ctx, void *conn, bkoauth_error *err)
 {
     fake_db *db = ctx;
+    seen_attempt();
     atomic_fetch_add(&reopens, 1);
     if (atomic_load(&db->fail) < 0) {
         err_set(err, BKOAUTH_E_STORE, "cannot reach the stand-in database (reopen)");
@@ -300,6 +317,80 @@ static void test_a_server_that_looks_down_gets_one_attempt_at_a_time(void **stat
     pool_destroy(&p);
 }
 
+/* A pool with a reopen function (a database server) makes every open and reconnection in its
+ * connector thread, never in a caller's, so that the client library's connection state is
+ * allocated and freed in one thread; the callers get the connections as before. */
+static void test_connections_are_made_by_the_connector(void **state)
+{
+    (void)state;
+    fake_db db = {0};
+    pool p;
+    assert_int_equal(pool_init(&p, CALLERS, fake_open, fake_close, &db), 0);
+    pool_set_reopen(&p, fake_reopen);
+    atomic_store(&attempts_seen, 0);
+    caller cs[CALLERS];
+    assert_int_equal(run_callers(&p, cs), CALLERS);
+    int opens = atomic_load(&db.opens);
+    assert_true(opens >= 1);
+    pool_flush(&p); /* every idle one stale: the next callers reconnect them */
+    atomic_store(&reopens, 0);
+    assert_int_equal(run_callers(&p, cs), CALLERS);
+    assert_true(atomic_load(&reopens) >= 1);
+    int n = atomic_load(&attempts_seen);
+    assert_int_equal(n, atomic_load(&db.opens) + atomic_load(&reopens));
+    assert_true(n <= ATTEMPTS_SEEN);
+    for (int i = 0; i < n; i++) {
+        assert_true(pthread_equal(attempt_thread[i], attempt_thread[0]));
+        for (int k = 0; k < CALLERS; k++)
+            assert_false(pthread_equal(attempt_thread[i], cs[k].self));
+    }
+    assert_false(pthread_equal(attempt_thread[0], pthread_self()));
+    pool_destroy(&p); /* ends the connector */
+
+    /* without a reopen function (SQLite) the caller opens */
+    pool q;
+    assert_int_equal(pool_init(&q, 1, fake_open, fake_close, &db), 0);
+    atomic_store(&attempts_seen, 0);
+    bkoauth_error err;
+    void *c = pool_get(&q, NULL, &err);
+    assert_non_null(c);
+    assert_int_equal(atomic_load(&attempts_seen), 1);
+    assert_true(pthread_equal(attempt_thread[0], pthread_self()));
+    pool_put(&q, c);
+    pool_destroy(&q);
+}
+
+/* In a child after fork() the pool starts empty and connects through a connector of its own. */
+static void test_connector_after_fork(void **state)
+{
+    (void)state;
+    fake_db db = {0};
+    pool p;
+    assert_int_equal(pool_init(&p, 2, fake_open, fake_close, &db), 0);
+    pool_set_reopen(&p, fake_reopen);
+    bkoauth_error err;
+    void *c = pool_get(&p, NULL, &err); /* the parent's connector runs */
+    assert_non_null(c);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(10);
+        pool_after_fork(&p);
+        atomic_store(&attempts_seen, 0);
+        void *mine = pool_get(&p, NULL, &err);
+        int ok = mine != NULL && atomic_load(&attempts_seen) == 1 &&
+                 !pthread_equal(attempt_thread[0], pthread_self());
+        pool_put(&p, mine);
+        pool_destroy(&p);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    pool_put(&p, c);
+    pool_destroy(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +400,8 @@ int main(void)
         cmocka_unit_test(test_a_server_that_looks_down_gets_one_attempt_at_a_time),
         cmocka_unit_test(test_max_connections_still_bound_the_pool),
         cmocka_unit_test(test_stale_connections_are_connected_again_in_place),
+        cmocka_unit_test(test_connections_are_made_by_the_connector),
+        cmocka_unit_test(test_connector_after_fork),
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }
