@@ -323,11 +323,17 @@ BKOAUTH_API bkoauth_code bkoauth_config_load_env(bkoauth_config *config, bkoauth
  *  fork(): a client may be used in a child process after fork(). The child's first call drops
  *  (without closing) the connections, locks and handles it inherited, which are the parent's, and
  *  makes its own; the parent's are untouched. Make that first call before the child starts
- *  threads of its own. */
+ *  threads of its own.
+ *
+ *  Threads: with PostgreSQL or MySQL each of the client's two connection pools (reads, writes)
+ *  connects in a thread of its own ("bkoauth-connect"), started at its first connection, with
+ *  every signal blocked: a caller that needs a connection opened or connected again waits for it
+ *  there, so that the database library's connection state lives in one thread instead of in
+ *  every caller's. bkoauth_client_free() ends them. SQLite needs none. */
 BKOAUTH_API bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *err);
 
-/** Frees a client, closing its store and HTTP connections. No other thread may be using it.
- *  NULL is fine. */
+/** Frees a client, closing its store and HTTP connections and ending its connector threads.
+ *  No other thread may be using it. NULL is fine. */
 BKOAUTH_API void bkoauth_client_free(bkoauth_client *client);
 
 /** Log levels, most severe first. BKOAUTH_LOG_OFF (BKOAUTH_LOG_LEVEL=off) passes nothing on,

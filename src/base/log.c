@@ -45,13 +45,34 @@ void log_always(const bk_logger *logger, int level, const char *fmt, ...)
     va_end(ap);
 }
 
+#define LOG_TEXT 4096
+#define LOG_LINE 1024
+
+static void log_format(const bk_logger *logger, int level, const char *fmt, va_list ap, char *text,
+                       char *line)
+{
+    int n = vsnprintf(text, LOG_TEXT, fmt, ap);
+    if (n < 0) return;
+    size_t len = (size_t)n < LOG_TEXT ? (size_t)n : LOG_TEXT - 1;
+    /* one line a person or a log can take as it is: no secret, no line break, no escape */
+    bk_scrub(line, LOG_LINE, text, len, (size_t)n >= LOG_TEXT ? BK_SCRUB_CUT : 0);
+    logger->fn(logger->ctx, level, line);
+}
+
+/* The buffers are per thread rather than on the stack (as error.c's): a warning logged deep in a
+ * call would otherwise touch stack pages of each thread that nothing else reaches. A logger that
+ * logs through the library again gets buffers on the stack. */
+static _Thread_local char log_text[LOG_TEXT], log_line[LOG_LINE];
+static _Thread_local int log_busy;
+
 static void log_emit(const bk_logger *logger, int level, const char *fmt, va_list ap)
 {
-    char text[4096], line[1024];
-    int n = vsnprintf(text, sizeof text, fmt, ap);
-    if (n < 0) return;
-    size_t len = (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
-    /* one line a person or a log can take as it is: no secret, no line break, no escape */
-    bk_scrub(line, sizeof line, text, len, (size_t)n >= sizeof text ? BK_SCRUB_CUT : 0);
-    logger->fn(logger->ctx, level, line);
+    if (log_busy) {
+        char text[LOG_TEXT], line[LOG_LINE];
+        log_format(logger, level, fmt, ap, text, line);
+        return;
+    }
+    log_busy = 1;
+    log_format(logger, level, fmt, ap, log_text, log_line);
+    log_busy = 0;
 }

@@ -84,7 +84,7 @@ static key_entry *entry_new(keytab *kt, const char *env_name, const char *user_i
     if (e != NULL) {
         kt->spares = e->next;
         kt->nspares--;
-    } else if ((e = bkoauth__calloc(1, sizeof *e)) != NULL) {
+    } else if ((e = bkoauth__pooled_calloc(1, sizeof *e)) != NULL) { /* kept: out of glibc's arenas */
         pthread_mutex_init(&e->mu, NULL);
     } else {
         return NULL;
