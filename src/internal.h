@@ -148,6 +148,10 @@ void buf_free(bk_buf *b);
 bkoauth_token *token_make(const char *access_token, const char *refresh_token, const char *scope,
                           const char *env_name, const char *user_id, int64_t expires, int64_t created_at);
 /* The bytes of the one block token_make() would make for a copy of token (0: too long). */
+/* t moved into the library's pool (alloc.c): for tokens that live long or come by the hundred
+ * (listed tokens, grants kept unsaved), which in glibc's heap pin the arena of the thread that
+ * made them. t itself when the pool is off or full; NULL for NULL. Freed by bkoauth_token_free. */
+bkoauth_token *token_to_pool(bkoauth_token *t);
 size_t token_block_size(const bkoauth_token *token);
 /* A copy of token laid out in block (size bytes, not overlapping token), as token_make() lays it
  * out; NULL when it does not fit. For blocks that are reused (the cache's slots). */

@@ -64,6 +64,17 @@ bkoauth_token *token_make(const char *access_token, const char *refresh_token, c
     return t ? token_place(t, src, len, expires, created_at) : NULL;
 }
 
+bkoauth_token *token_to_pool(bkoauth_token *t)
+{
+    if (t == NULL) return NULL;
+    size_t size = token_block_size(t);
+    void *block = bkoauth__pool_try(size);
+    if (block == NULL) return t;
+    bkoauth_token *moved = token_copy_into(block, size, t);
+    bkoauth_token_free(t);
+    return moved;
+}
+
 size_t token_block_size(const bkoauth_token *token)
 {
     const char *src[5] = {token->access_token, token->refresh_token, token->scope, token->env_name,

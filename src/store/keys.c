@@ -314,6 +314,7 @@ void key_backoff_clear(keytab *kt, const char *env_name, const char *user_id)
 
 void key_set_unsaved(keytab *kt, key_entry *e, bkoauth_token *t)
 {
+    t = token_to_pool(t); /* kept until the store is back: out of the caller's arena */
     pthread_mutex_lock(&kt->mu);
     bkoauth_token *old = e->unsaved;
     e->unsaved = t;

@@ -17,20 +17,6 @@ void store_names_add(char *names, size_t size, const char *name)
         memcpy(names + used, "...", 4);
 }
 
-/* A listed token moved into the library's pool (alloc.c): a list makes hundreds of tokens at
- * once that live until the caller frees them, which in the C library's heap would push the
- * listing thread's arena up by the size of the list, in every thread that lists. In the pool
- * they take the blocks the last list left. The token as it was when the pool has no room. */
-static bkoauth_token *token_pooled(bkoauth_token *t)
-{
-    size_t size = token_block_size(t);
-    void *block = bkoauth__pool_try(size);
-    if (block == NULL) return t;
-    bkoauth_token *moved = token_copy_into(block, size, t);
-    bkoauth_token_free(t);
-    return moved;
-}
-
 bkoauth_code store_rows_room(store_rows *rows, bkoauth_error *err)
 {
     if (rows->count < rows->cap) return BKOAUTH_OK;
@@ -51,7 +37,9 @@ bkoauth_code store_rows_keep(store_rows *rows, const bk_logger *logger, bkoauth_
                              const bkoauth_error *why, bkoauth_error *err)
 {
     if (rc == BKOAUTH_OK) {
-        rows->items[rows->count] = token_pooled(rows->items[rows->count]);
+        /* a list makes hundreds of tokens at once that live until the caller frees them: in glibc's
+         * heap they would push the listing thread's arena up by the size of the list */
+        rows->items[rows->count] = token_to_pool(rows->items[rows->count]);
         rows->count++;
         return BKOAUTH_OK;
     }
