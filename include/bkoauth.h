@@ -347,7 +347,8 @@ enum {
 };
 
 /** A log sink: called with the level and one line (no trailing newline). It may be called
- *  from any thread using the client, at once. */
+ *  from any thread using the client, at once, and from the client's connector threads (see
+ *  bkoauth_client_new()), which log what happens while a connection is made. */
 typedef void (*bkoauth_log_fn)(void *ctx, int level, const char *message);
 
 /** Replaces the client's logger. The default writes "bkoauth: <level>: <message>" lines to
