@@ -220,6 +220,26 @@ static bkoauth_code my_list(store *base, bkoauth_token ***out, int64_t **ids, si
     return bk_my_with_conn(ms, &ms->readers, list_work, &a, err);
 }
 
+/* The pools' reconnection (pool_set_reopen): the connection connected again, then the statements
+ * it had prepared again here, in the pool's connector thread (pool.h), which freed the old
+ * handles, instead of one by one in the callers' threads: the MySQL connector allocates a handle
+ * with calloc, which never takes a block from glibc's per-thread cache, while the free at the
+ * next reconnection puts one there, so handles made in the callers would keep filling the
+ * connector's cache. One that fails is prepared at its next use. */
+static int reconnect(void *ctx, void *conn, bkoauth_error *err)
+{
+    mconn *c = conn;
+    int had[Q_COUNT];
+    for (int q = 0; q < Q_COUNT; q++)
+        had[q] = c->stmt[q] != NULL;
+    if (bk_my_reconnect(ctx, conn, err) != 0) return -1;
+    for (int q = 0; q < Q_COUNT; q++) {
+        bkoauth_error ignored;
+        if (had[q]) (void)bk_my_stmt(ctx, c, q, &ignored);
+    }
+    return 0;
+}
+
 static void my_close(store *base)
 {
     my_store *ms = (my_store *)base;
@@ -392,8 +412,8 @@ store *store_mysql_open(const bk_settings *s, const bk_logger *logger, bkoauth_e
         my_close(&ms->base);
         return NULL;
     }
-    pool_set_reopen(&ms->readers, bk_my_reconnect);
-    pool_set_reopen(&ms->writers, bk_my_reconnect);
+    pool_set_reopen(&ms->readers, reconnect);
+    pool_set_reopen(&ms->writers, reconnect);
     mconn *c = pool_get(&ms->readers, NULL, err);
     if (c == NULL) {
         my_close(&ms->base);

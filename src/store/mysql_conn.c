@@ -144,24 +144,11 @@ int bk_my_reconnect(void *ctx, void *conn, bkoauth_error *err)
     my_store *ms = ctx;
     mconn *c = conn;
     atomic_fetch_add(&ms->base.reconnects, 1);
-    int had[Q_COUNT];
-    for (int q = 0; q < Q_COUNT; q++)
-        had[q] = c->stmt[q] != NULL;
     conn_end(c);
     c->broken = 1;
     c->retry = 0;
     if (conn_start(ms, c, err) != 0) return -1;
     c->broken = 0;
-    /* The statements the connection had are prepared again here, in the pool's connector thread
-     * (pool.h), which freed the old handles, instead of one by one in the callers' threads: the
-     * MySQL connector allocates a handle with calloc, which never takes a block from glibc's
-     * per-thread cache, while the free at the next reconnection puts one there, so handles made
-     * in the callers would keep filling the connector's cache. One that fails is prepared at its
-     * next use. */
-    for (int q = 0; q < Q_COUNT; q++) {
-        bkoauth_error ignored;
-        if (had[q]) (void)bk_my_stmt(ms, c, q, &ignored);
-    }
     return 0;
 }
 
