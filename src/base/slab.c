@@ -130,13 +130,15 @@ static int slab_new(bk_slab_class *k, unsigned c, uintptr_t base)
     return 0;
 }
 
+#ifdef BK_SLAB_OFF
+static const int bk_slab_on = 0;
+#else
+static const int bk_slab_on = 1;
+#endif
+
 void *bkoauth__slab_malloc(size_t size)
 {
-#ifdef BK_SLAB_OFF
-    (void)size;
-    return NULL;
-#else
-    if (size > BK_SLAB_MAX_BLOCK) return NULL;
+    if (!bk_slab_on || size > BK_SLAB_MAX_BLOCK) return NULL;
     pthread_once(&bk_slab_once, slab_start);
     uintptr_t base = atomic_load_explicit(&bk_slab_base, memory_order_acquire);
     if (base == 0) return NULL;
@@ -154,7 +156,6 @@ void *bkoauth__slab_malloc(size_t size)
     }
     pthread_mutex_unlock(&k->lock);
     return p;
-#endif
 }
 
 static unsigned class_of_block(const void *p)
