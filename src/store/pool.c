@@ -7,6 +7,14 @@
 
 #include <limits.h>
 #include <signal.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define BK_POOL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BK_POOL_TSAN 1
+#endif
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -349,7 +357,13 @@ void pool_after_fork(pool *p)
     p->open_failing = 0;
     p->connecting = 0;
     p->connect_failures = 0;
-    p->connector_state = 0; /* the parent's connector is not in the child */
+#ifdef BK_POOL_TSAN
+    /* ThreadSanitizer cannot follow a thread started in the child of a multi-threaded process
+     * (it stops the process): under it a child connects in its callers' threads */
+    p->connector_state = -1;
+#else
+    p->connector_state = 0; /* the parent's connector is not in the child: the child starts its own */
+#endif
     p->stopping = 0;
     p->jobs = p->last = NULL;
     pthread_mutex_init(&p->mu, NULL);
