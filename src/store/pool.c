@@ -29,6 +29,23 @@ typedef struct pool_job {
     bkoauth_error err;
 } pool_job;
 
+#ifdef BK_POOL_TSAN
+/* ThreadSanitizer stops a process that starts a thread in the child of a multi-threaded process:
+ * in a ThreadSanitizer build, a child after fork() connects in its callers' threads. */
+static int forked_child;
+static pthread_once_t fork_watch = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    forked_child = 1;
+}
+
+static void watch_forks(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+#endif
+
 int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), void (*close)(void *conn),
               void *ctx)
 {
@@ -56,6 +73,9 @@ int pool_init(pool *p, int max, void *(*open)(void *ctx, bkoauth_error *err), vo
     p->stopping = 0;
     p->jobs = p->last = NULL;
     p->attempts_ended = 0;
+#ifdef BK_POOL_TSAN
+    pthread_once(&fork_watch, watch_forks);
+#endif
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     pthread_cond_init(&p->jobs_cv, NULL);
@@ -180,6 +200,9 @@ static void *connector_main(void *arg)
  * program's threads, never to it. */
 static int connector_running(pool *p)
 {
+#ifdef BK_POOL_TSAN
+    if (forked_child) return 0;
+#endif
     if (p->connector_state == 0) {
         sigset_t all, old;
         sigfillset(&all);
@@ -357,13 +380,7 @@ void pool_after_fork(pool *p)
     p->open_failing = 0;
     p->connecting = 0;
     p->connect_failures = 0;
-#ifdef BK_POOL_TSAN
-    /* ThreadSanitizer cannot follow a thread started in the child of a multi-threaded process
-     * (it stops the process): under it a child connects in its callers' threads */
-    p->connector_state = -1;
-#else
     p->connector_state = 0; /* the parent's connector is not in the child: the child starts its own */
-#endif
     p->stopping = 0;
     p->jobs = p->last = NULL;
     pthread_mutex_init(&p->mu, NULL);
