@@ -38,9 +38,9 @@
  * connector makes one attempt at a time, in the order asked; an attempt asked for while another
  * was under way is not made when the server looks down by then (two attempts in a row failed):
  * its caller gets the last error, as a caller does that finds an attempt under way. When the
- * thread cannot be started, callers connect in their own threads; so does every pool of a child
- * after fork() in a ThreadSanitizer build (which cannot follow threads started in such a
- * child). */
+ * thread cannot be started, callers connect in their own threads, as they do in ThreadSanitizer
+ * builds (ThreadSanitizer stops a process that starts a thread in a child of a multi-threaded
+ * one, which a client made after fork() would do). */
 #ifndef BKOAUTH_POOL_H
 #define BKOAUTH_POOL_H
 
