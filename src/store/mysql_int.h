@@ -85,6 +85,10 @@ int bk_my_simple(mconn *c, const char *sql);
 int bk_my_broken(mconn *c);
 /* The connection's row buffers, made at its first read; NULL when out of memory. */
 row_buf *bk_my_conn_row(mconn *c);
+/* Frees what the connector keeps of the last result's columns until the connection's next
+ * statement (an 8 KiB block), so that it is freed in the thread that made it; after a result is
+ * done. */
+void bk_my_result_forget(mconn *c);
 /* Runs work on a connection of p; when it failed because the connection broke (a restart, a
  * failover, an idle connection cut) or on a deadlock, once more on a fresh connection. Only for
  * work that is safe to repeat. */

@@ -97,6 +97,7 @@ static bkoauth_code lock_statement(my_store *ms, int get, const char *name, long
             mysql_stmt_fetch(st) != 0)
             rc = bk_my_stmt_error(ms, c, st, "locking a token's renewal", err);
         mysql_stmt_free_result(st);
+        bk_my_result_forget(c);
         if (rc == BKOAUTH_OK) {
             *result = is_null ? -1 : v;
             return BKOAUTH_OK;
