@@ -220,23 +220,36 @@ static bkoauth_code my_list(store *base, bkoauth_token ***out, int64_t **ids, si
     return bk_my_with_conn(ms, &ms->readers, list_work, &a, err);
 }
 
-/* The pools' reconnection (pool_set_reopen): the connection connected again, then the statements
- * it had prepared again here, in the pool's connector thread (pool.h), which freed the old
- * handles, instead of one by one in the callers' threads: the MySQL connector allocates a handle
- * with calloc, which never takes a block from glibc's per-thread cache, while the free at the
- * next reconnection puts one there, so handles made in the callers would keep filling the
- * connector's cache. One that fails is prepared at its next use. */
+/* Prepares the statements from (Q_*) up to to on c (a failure is left for the statement's first
+ * use to report: the table may not be there yet), and frees what the connector kept of their
+ * columns. Run by the pools' connector threads (pool.h) after each open and reconnection, so
+ * that the statements' handles and buffers (the connector allocates some 10 kB for each) are
+ * made in that one thread rather than in whichever caller first needs each one: made by the
+ * callers at random moments after every server restart, long-lived blocks ended up scattered
+ * over the callers' malloc arenas, which grew at each restart. */
+void bk_my_prepare(my_store *ms, mconn *c, int from, int to)
+{
+    for (int q = from; q < to; q++) {
+        bkoauth_error ignored;
+        (void)bk_my_stmt(ms, c, q, &ignored);
+        bk_my_result_forget(c);
+    }
+}
+
+/* The read and write pools' open (pool_init): a new connection with its statements. */
+static void *open_conn(void *ctx, bkoauth_error *err)
+{
+    mconn *c = bk_my_connect(ctx, err);
+    if (c != NULL) bk_my_prepare(ctx, c, 0, Q_TOKEN_COUNT);
+    return c;
+}
+
+/* Their reconnection (pool_set_reopen): the connection connected again in place, then its
+ * statements prepared again. */
 static int reconnect(void *ctx, void *conn, bkoauth_error *err)
 {
-    mconn *c = conn;
-    int had[Q_COUNT];
-    for (int q = 0; q < Q_COUNT; q++)
-        had[q] = c->stmt[q] != NULL;
     if (bk_my_reconnect(ctx, conn, err) != 0) return -1;
-    for (int q = 0; q < Q_COUNT; q++) {
-        bkoauth_error ignored;
-        if (had[q]) (void)bk_my_stmt(ctx, c, q, &ignored);
-    }
+    bk_my_prepare(ctx, conn, 0, Q_TOKEN_COUNT);
     return 0;
 }
 
@@ -245,8 +258,7 @@ static void my_close(store *base)
     my_store *ms = (my_store *)base;
     pool_destroy(&ms->readers);
     pool_destroy(&ms->writers);
-    bk_my_lock_conn_drop(ms);
-    pthread_mutex_destroy(&ms->lock_mu);
+    pool_destroy(&ms->locker);
     mysql_url_clear(&ms->url);
     bkoauth__free(ms);
 }
@@ -257,9 +269,7 @@ static void my_after_fork(store *base)
     pool_after_fork(&ms->readers);
     pool_after_fork(&ms->writers);
     /* mysql_close would end the parent's session (and its GET_LOCKs): left as they are */
-    ms->lock_conn = NULL;
-    ms->get_lock = ms->release_lock = NULL;
-    pthread_mutex_init(&ms->lock_mu, NULL);
+    pool_after_fork(&ms->locker);
 }
 
 static bkoauth_code my_django_migrations(store *base, char *names, size_t size, bkoauth_error *err);
@@ -396,9 +406,7 @@ store *store_mysql_open(const bk_settings *s, const bk_logger *logger, bkoauth_e
     ms->base.ops = &MYSQL_OPS;
     ms->base.logger = logger;
     ms->s = s;
-    pthread_mutex_init(&ms->lock_mu, NULL);
     if (mysql_url_parse(s->database_url, &ms->url, err) != BKOAUTH_OK) {
-        pthread_mutex_destroy(&ms->lock_mu);
         bkoauth__free(ms);
         return NULL;
     }
@@ -406,8 +414,9 @@ store *store_mysql_open(const bk_settings *s, const bk_logger *logger, bkoauth_e
              ms->url.user ? "@" : "", ms->url.host, ms->url.port, ms->url.database);
     /* BKOAUTH_DB_CONNECTIONS: one for locks, a quarter of the rest for writes, the others reads */
     int n = store_connections(s), writers = (n - 1) / 4 > 0 ? (n - 1) / 4 : 1;
-    if (pool_init(&ms->readers, n - 1 - writers, bk_my_conn_open, bk_my_conn_close, ms) != 0 ||
-        pool_init(&ms->writers, writers, bk_my_conn_open, bk_my_conn_close, ms) != 0) {
+    if (pool_init(&ms->readers, n - 1 - writers, open_conn, bk_my_conn_close, ms) != 0 ||
+        pool_init(&ms->writers, writers, open_conn, bk_my_conn_close, ms) != 0 ||
+        bk_my_locker_init(ms) != 0) {
         err_nomem(err);
         my_close(&ms->base);
         return NULL;

@@ -152,11 +152,6 @@ int bk_my_reconnect(void *ctx, void *conn, bkoauth_error *err)
     return 0;
 }
 
-void *bk_my_conn_open(void *ctx, bkoauth_error *err)
-{
-    return bk_my_connect(ctx, err);
-}
-
 /* 1 when the connection is known broken: a statement failed so, or the server wrote to (or
  * closed) it while it was idle - read here without a round trip. */
 int bk_my_broken(mconn *c)

@@ -16,7 +16,19 @@
 #define TEXT_BUF 1024 /* varchar(255) in utf8mb4: at most 1020 bytes; longer values are fetched apart */
 
 /* The statements of mysql_query.c (bk_my_stmt). */
-enum { Q_GET_USER, Q_GET_APP, Q_CLASH, Q_DELETE_ID, Q_UPDATE, Q_INSERT, Q_LIST, Q_COUNT };
+enum {
+    Q_GET_USER,
+    Q_GET_APP,
+    Q_CLASH,
+    Q_DELETE_ID,
+    Q_UPDATE,
+    Q_INSERT,
+    Q_LIST,
+    Q_GET_LOCK,     /* the lock connection's (mysql_lock.c) */
+    Q_RELEASE_LOCK, /* the lock connection's */
+    Q_COUNT
+};
+#define Q_TOKEN_COUNT Q_GET_LOCK /* the statements of the read and write pools' connections */
 
 typedef struct mconn {
     MYSQL *db; /* &my while connected, NULL while not */
@@ -34,9 +46,7 @@ typedef struct my_store {
     bk_mysql_url url;
     char where[200]; /* user@host:port/db for messages, never the password */
     pool readers, writers;
-    pthread_mutex_t lock_mu; /* the lock connection: one statement at a time */
-    mconn *lock_conn;        /* NULL until the first renewal */
-    MYSQL_STMT *get_lock, *release_lock;
+    pool locker; /* the lock connection: a pool of one, opened at the first renewal */
 } my_store;
 
 typedef struct param_text {
@@ -74,8 +84,7 @@ mconn *bk_my_connect(my_store *ms, bkoauth_error *err);
  * restart does not free and allocate every pooled connection anew. 0, or -1 with err set (conn
  * stays broken). The pools' reopen (pool_set_reopen), and the lock connection's. */
 int bk_my_reconnect(void *ctx, void *conn, bkoauth_error *err);
-/* The pools' open (ctx the my_store) and close of a connection. */
-void *bk_my_conn_open(void *ctx, bkoauth_error *err);
+/* Closes a connection (the pools' close). */
 void bk_my_conn_close(void *p);
 /* Gives a connection back to p after use (a broken one stale: connected again when next taken). */
 void bk_my_conn_put(pool *p, mconn *c);
@@ -131,7 +140,10 @@ bkoauth_code bk_my_find(my_store *ms, mconn *c, const char *env_name, const char
 bkoauth_code bk_my_try_lock(store *base, const char *env_name, const char *user_id, store_lease *lease,
                             int *held, bkoauth_error *err);
 void bk_my_unlock(store *base, const char *env_name, const char *user_id, const store_lease *lease);
-/* Closes the lock connection and its statements (under lock_mu, or when no other thread runs). */
-void bk_my_lock_conn_drop(my_store *ms);
+/* Prepares the statements from (Q_*) up to to (excluded) on c (a failure is left for the
+ * statement's first use to report), in the pools' connector thread (mysql.c). */
+void bk_my_prepare(my_store *ms, mconn *c, int from, int to);
+/* Sets up ms->locker (after the connector is loaded): 0, or -1 when out of memory. */
+int bk_my_locker_init(my_store *ms);
 
 #endif

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* mysql_lock.c - the MySQL store's renewal lock (mysql.c): GET_LOCK(name, 0) on a connection of
- * its own, kept apart from the pools, name the SHA-256 of the key (MySQL allows 64 characters).
- * The server releases the lock when the session ends, so a process that dies holds nothing. */
+ * its own, name the SHA-256 of the key (MySQL allows 64 characters). The server releases the
+ * lock when the session ends, so a process that dies holds nothing. The connection is a pool of
+ * one (ms->locker): a thread takes it for one statement, and the pool's connector thread opens
+ * and reconnects it, as it does the read and write pools' connections. */
 #include "crypto_dl.h"
 #include "mysql_int.h"
 
@@ -25,84 +27,77 @@ static void lock_name(char *buf, size_t size, const char *env_name, const char *
         snprintf(buf + at, size - at, "%02x", md[i]);
 }
 
-/* Closes the lock statements (before their connection's session ends). */
-static void lock_statements_close(my_store *ms)
+/* The lock connection's open and reconnection (the pool's connector thread makes them): the
+ * connection with the two lock statements. */
+static void *open_lock_conn(void *ctx, bkoauth_error *err)
 {
-    if (ms->get_lock) mysql_stmt_close(ms->get_lock);
-    if (ms->release_lock) mysql_stmt_close(ms->release_lock);
-    ms->get_lock = ms->release_lock = NULL;
+    mconn *c = bk_my_connect(ctx, err);
+    if (c != NULL) bk_my_prepare(ctx, c, Q_GET_LOCK, Q_COUNT);
+    return c;
 }
 
-void bk_my_lock_conn_drop(my_store *ms)
+static int reconnect_lock_conn(void *ctx, void *conn, bkoauth_error *err)
 {
-    lock_statements_close(ms);
-    bk_my_conn_close(ms->lock_conn);
-    ms->lock_conn = NULL;
+    if (bk_my_reconnect(ctx, conn, err) != 0) return -1;
+    bk_my_prepare(ctx, conn, Q_GET_LOCK, Q_COUNT);
+    return 0;
 }
 
-/* The lock connection, opened when there is none, connected again in place when broken (its
- * statements closed first); *fresh set when either happened. 0, or -1 with err set. */
-static int lock_conn_ready(my_store *ms, int *fresh, bkoauth_error *err)
+int bk_my_locker_init(my_store *ms)
 {
-    if (ms->lock_conn == NULL) {
-        *fresh = 1;
-        return (ms->lock_conn = bk_my_connect(ms, err)) != NULL ? 0 : -1;
-    }
-    if (!bk_my_broken(ms->lock_conn)) return 0;
-    *fresh = 1;
-    lock_statements_close(ms);
-    return bk_my_reconnect(ms, ms->lock_conn, err);
+    if (pool_init(&ms->locker, 1, open_lock_conn, bk_my_conn_close, ms) != 0) return -1;
+    pool_set_reopen(&ms->locker, reconnect_lock_conn);
+    return 0;
 }
 
-/* Runs SELECT GET_LOCK / RELEASE_LOCK (which) with name on the lock connection (under lock_mu);
- * *result the answer (-1 for NULL). A broken connection is replaced and the statement run once
- * more (the session's locks went with it anyway). */
-static bkoauth_code lock_statement(my_store *ms, int get, const char *name, long long *result,
+/* Runs SELECT GET_LOCK / RELEASE_LOCK (q) with name on c; *result the answer (-1 for NULL). */
+static bkoauth_code lock_statement(my_store *ms, mconn *c, int q, const char *name, long long *result,
                                    bkoauth_error *err)
+{
+    MYSQL_STMT *st = bk_my_stmt(ms, c, q, err);
+    if (st == NULL) return BKOAUTH_E_STORE;
+    MYSQL_BIND p[1], res[1];
+    param_text pt;
+    bk_my_bind_text(&p[0], &pt, name);
+    long long v = -1;
+    my_bool is_null = 0;
+    memset(res, 0, sizeof res);
+    res[0].buffer_type = MYSQL_TYPE_LONGLONG;
+    res[0].buffer = &v;
+    res[0].is_null = &is_null;
+    bkoauth_code rc = BKOAUTH_OK;
+    if (mysql_stmt_bind_param(st, p) != 0 || mysql_stmt_execute(st) != 0 ||
+        mysql_stmt_bind_result(st, res) != 0 || mysql_stmt_store_result(st) != 0 || mysql_stmt_fetch(st) != 0)
+        rc = bk_my_stmt_error(ms, c, st, "locking a token's renewal", err);
+    mysql_stmt_free_result(st);
+    bk_my_result_forget(c);
+    if (rc == BKOAUTH_OK) *result = is_null ? -1 : v;
+    return rc;
+}
+
+/* Takes GET_LOCK(name, 0) on the lock connection: *result 1 taken, 0 held by another session, -1
+ * NULL. A connection found broken is connected again (by the pool's connector) and the statement
+ * run once more; a fresh connection gets no second try. */
+static bkoauth_code get_lock(my_store *ms, const char *name, long long *result, bkoauth_error *err)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         int fresh = 0;
-        if (lock_conn_ready(ms, &fresh, err) != 0) {
+        mconn *c = pool_get(&ms->locker, &fresh, err);
+        if (c != NULL && !fresh && bk_my_broken(c)) {
+            if (pool_renew(&ms->locker, c, err) != 0)
+                c = NULL; /* given back stale */
+            else
+                fresh = 1;
+        }
+        if (c == NULL) {
             err_prefix(err, "locking a token's renewal");
             return BKOAUTH_E_STORE;
         }
-        if (fresh) attempt = 1; /* a fresh connection gets no second try */
-        mconn *c = ms->lock_conn;
-        MYSQL_STMT **slot = get ? &ms->get_lock : &ms->release_lock;
-        const char *sql = get ? "SELECT GET_LOCK(?, 0)" : "SELECT RELEASE_LOCK(?)";
-        if (*slot == NULL) {
-            *slot = mysql_stmt_init(c->db);
-            if (*slot == NULL) return bk_my_conn_error(ms, c, "locking a token's renewal", err);
-            if (mysql_stmt_prepare(*slot, sql, (unsigned long)strlen(sql)) != 0) {
-                bkoauth_code rc = bk_my_stmt_error(ms, c, *slot, "locking a token's renewal", err);
-                mysql_stmt_close(*slot);
-                *slot = NULL;
-                if (c->broken) continue;
-                return rc;
-            }
-        }
-        MYSQL_STMT *st = *slot;
-        MYSQL_BIND p[1], res[1];
-        param_text pt;
-        bk_my_bind_text(&p[0], &pt, name);
-        long long v = -1;
-        my_bool is_null = 0;
-        memset(res, 0, sizeof res);
-        res[0].buffer_type = MYSQL_TYPE_LONGLONG;
-        res[0].buffer = &v;
-        res[0].is_null = &is_null;
-        bkoauth_code rc = BKOAUTH_OK;
-        if (mysql_stmt_bind_param(st, p) != 0 || mysql_stmt_execute(st) != 0 ||
-            mysql_stmt_bind_result(st, res) != 0 || mysql_stmt_store_result(st) != 0 ||
-            mysql_stmt_fetch(st) != 0)
-            rc = bk_my_stmt_error(ms, c, st, "locking a token's renewal", err);
-        mysql_stmt_free_result(st);
-        bk_my_result_forget(c);
-        if (rc == BKOAUTH_OK) {
-            *result = is_null ? -1 : v;
-            return BKOAUTH_OK;
-        }
-        if (!c->broken) return rc;
+        if (fresh) attempt = 1;
+        bkoauth_code rc = lock_statement(ms, c, Q_GET_LOCK, name, result, err);
+        int broken = c->broken;
+        bk_my_conn_put(&ms->locker, c);
+        if (rc == BKOAUTH_OK || !broken) return rc;
     }
     return BKOAUTH_E_STORE;
 }
@@ -116,9 +111,7 @@ bkoauth_code bk_my_try_lock(store *base, const char *env_name, const char *user_
     lock_name(name, sizeof name, env_name, user_id);
     *held = 0;
     long long v = 0;
-    pthread_mutex_lock(&ms->lock_mu);
-    bkoauth_code rc = lock_statement(ms, 1, name, &v, err);
-    pthread_mutex_unlock(&ms->lock_mu);
+    bkoauth_code rc = get_lock(ms, name, &v, err);
     if (rc != BKOAUTH_OK) return rc;
     if (v < 0) return err_set(err, BKOAUTH_E_STORE, "MySQL token store at %s: GET_LOCK failed", ms->where);
     *held = v == 1;
@@ -131,11 +124,11 @@ void bk_my_unlock(store *base, const char *env_name, const char *user_id, const 
     my_store *ms = (my_store *)base;
     char name[80];
     lock_name(name, sizeof name, env_name, user_id);
-    pthread_mutex_lock(&ms->lock_mu);
-    /* a connection lost meanwhile took the lock with it: nothing to release then */
-    if (ms->lock_conn != NULL && !bk_my_broken(ms->lock_conn)) {
-        long long v = 0;
-        lock_statement(ms, 0, name, &v, NULL);
-    }
-    pthread_mutex_unlock(&ms->lock_mu);
+    /* a connection lost meanwhile took the lock with it: nothing to release then, and none
+     * connected to do it */
+    mconn *c = pool_get_ready(&ms->locker);
+    if (c == NULL) return;
+    long long v = 0;
+    if (!bk_my_broken(c)) (void)lock_statement(ms, c, Q_RELEASE_LOCK, name, &v, NULL);
+    bk_my_conn_put(&ms->locker, c);
 }

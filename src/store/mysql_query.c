@@ -23,6 +23,8 @@ static const char *const MY_SQL[Q_COUNT] = {
                  "user_id, created_at, extra) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
     [Q_LIST] = "SELECT " COLUMNS " FROM bkoauth_access_token "
                "ORDER BY (user_id IS NOT NULL AND user_id <> ''), user_id, env_name, id",
+    [Q_GET_LOCK] = "SELECT GET_LOCK(?, 0)",
+    [Q_RELEASE_LOCK] = "SELECT RELEASE_LOCK(?)",
 };
 
 /* The statement q of c, prepared once per connection. */

@@ -293,6 +293,25 @@ void *pool_get(pool *p, int *fresh, bkoauth_error *err)
     return c;
 }
 
+void *pool_get_ready(pool *p)
+{
+    void *c = NULL;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        for (int i = p->nidle - 1; i >= 0 && c == NULL; i--) {
+            if (p->stale[i]) continue;
+            c = p->idle[i];
+            p->idle[i] = p->idle[p->nidle - 1];
+            p->stale[i] = p->stale[p->nidle - 1];
+            p->nidle--;
+        }
+        if (c != NULL || p->nidle > 0 || p->opened == 0) break;
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return c;
+}
+
 static void put(pool *p, void *conn, int stale)
 {
     pthread_mutex_lock(&p->mu);

@@ -88,6 +88,10 @@ void pool_destroy(pool *p);
  * call's open or reconnection failed (a connection that could not reconnect stays in the pool,
  * stale, for the next caller to try). */
 void *pool_get(pool *p, int *fresh, bkoauth_error *err);
+/* An idle connection that is not stale, without connecting any: waits while every connection
+ * opened is out; NULL when none is opened or the idle ones are stale (for work that only makes
+ * sense on the connections there are, such as releasing a session's lock). */
+void *pool_get_ready(pool *p);
 /* Gives a working connection back. */
 void pool_put(pool *p, void *conn);
 /* Gives a broken connection back: kept stale with a reopen function, else closed (its slot
