@@ -286,6 +286,51 @@ static void test_stale_connections_are_connected_again_in_place(void **state)
     pool_destroy(&q);
 }
 
+/* pool_get_ready: the connection there is, never a new one nor one connected again: NULL before
+ * any is opened and while the idle one is stale; waits while the only one is out. */
+typedef struct ready_taker {
+    pool *p;
+    void *got;
+} ready_taker;
+
+static void *take_ready(void *arg)
+{
+    ready_taker *t = arg;
+    t->got = pool_get_ready(t->p);
+    if (t->got != NULL) pool_put(t->p, t->got);
+    return NULL;
+}
+
+static void test_get_ready_connects_nothing(void **state)
+{
+    (void)state;
+    fake_db db = {0};
+    pool p;
+    assert_int_equal(pool_init(&p, 1, fake_open, fake_close, &db), 0);
+    pool_set_reopen(&p, fake_reopen);
+    atomic_store(&reopens, 0);
+    assert_null(pool_get_ready(&p)); /* none opened */
+    assert_int_equal(atomic_load(&db.opens), 0);
+    bkoauth_error err;
+    fake_conn *a = pool_get(&p, NULL, &err);
+    assert_non_null(a);
+    ready_taker t = {&p, NULL};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, take_ready, &t), 0);
+    sleep_ms(50); /* the taker waits for a, which is out */
+    assert_null(t.got);
+    pool_put(&p, a);
+    pthread_join(th, NULL);
+    assert_ptr_equal(t.got, a);
+    fake_conn *b = pool_get_ready(&p);
+    assert_ptr_equal(b, a);
+    pool_put_stale(&p, b);
+    assert_null(pool_get_ready(&p)); /* stale: not connected again */
+    assert_int_equal(atomic_load(&reopens), 0);
+    assert_int_equal(atomic_load(&db.opens), 1);
+    pool_destroy(&p);
+}
+
 /* A server that stays down: once two attempts in a row have failed, one caller at a time
  * connects and the others get the last attempt's error at once (no herd of connection attempts
  * against a server that is starting up); the first attempt after the server is back succeeds. */
@@ -405,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_a_server_that_looks_down_gets_one_attempt_at_a_time),
         cmocka_unit_test(test_max_connections_still_bound_the_pool),
         cmocka_unit_test(test_stale_connections_are_connected_again_in_place),
+        cmocka_unit_test(test_get_ready_connects_nothing),
         cmocka_unit_test(test_connections_are_made_by_the_connector),
         cmocka_unit_test(test_connector_after_fork),
     };
