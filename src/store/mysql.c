@@ -4,10 +4,11 @@
  *
  * Connections: a read pool, a write pool (saves and deletes, each one short transaction in READ
  * COMMITTED, so that no gap lock makes savers of different keys wait for each other) and one
- * connection for renewal locks. A renewal of a key holds GET_LOCK(name, 0) on the lock
- * connection while the SSM service is called (name: the key's SHA-256, as MySQL allows 64
- * characters); no transaction and no pooled connection is held meanwhile, and the server
- * releases the lock when the session ends (a process that dies).
+ * connection for renewal locks (a pool of one, mysql_lock.c). Each pool's connector thread
+ * (pool.h) opens and reconnects its connections and prepares their statements. A renewal of a
+ * key holds GET_LOCK(name, 0) on the lock connection while the SSM service is called (name: the
+ * key's SHA-256, as MySQL allows 64 characters); no transaction and no pooled connection is held
+ * meanwhile, and the server releases the lock when the session ends (a process that dies).
  *
  * Exact user names: Django's table takes the database's collation, usually case- and
  * trailing-space-insensitive (utf8mb4_general_ci: 'Alice' = 'alice' = 'alice '). The lookups

@@ -200,12 +200,12 @@ static void conn_row_free(mconn *c)
  * copies them after every statement that has a result into an 8 KiB block from malloc() on the
  * connection (MYSQL.field_alloc, mysql.h), freed only when the connection's next statement
  * starts: in another thread, since the pools hand connections to any thread. A block made in
- * one thread's malloc arena and outliving the call there fragments that arena: resident memory
- * crept by about 60 kB a minute under the soak (bench_soak, MariaDB), 19 of 21 heap
- * extensions in minutes 2 to 10 being this block. Freed here, after the result is done, it is
- * a temporary of the call. What is done is what the connector's own reset does (its
- * free_old_query), on the fields mysql.h makes public in Connector/C 3 (libmariadb.so.3);
- * left alone when they are not as that reset leaves them. */
+ * one thread's malloc arena and outliving the call there fragments that arena: under the soak
+ * (bench_soak, MariaDB) it was nearly every heap extension after minute 2 (ARCHITECTURE.md,
+ * "Memory that stays flat"). Freed here, after the result is done, it is a temporary of the
+ * call. What is done is what the connector's own reset does (its free_old_query), on the
+ * fields mysql.h makes public in Connector/C 3 (libmariadb.so.3); left alone when they are not
+ * as that reset leaves them. */
 void bk_my_result_forget(mconn *c)
 {
     MYSQL *db = c->db;
