@@ -4,8 +4,9 @@
  *   bench_paths [DATABASE_URL]     (default: a temporary SQLite file)
  *
  * Prints: the hot path (cached, one thread, then 1..16 threads), the store path (cache off),
- * lookups in a store of 1,000 and of 1,000,000 saved users (cache off), and the memory one
- * cached token takes. No SSM service is needed: tokens are saved through the store. */
+ * lookups in a store of 1,000 and of 1,000,000 saved users (cache off), the memory one cached
+ * token takes, and what listing 10,000 saved tokens leaves in the library's pool and in the
+ * process's resident memory. No SSM service is needed: tokens are saved through the store. */
 #include "bkoauth.h"
 #include "cache.h"
 #include "internal.h"
@@ -120,6 +121,44 @@ static void fill_sqlite(const char *path, long n)
     sqlite3_finalize(ins);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(db);
+}
+
+/* The process's VmRSS in kB (0 when unknown). */
+static long vm_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL) return 0;
+    char line[256];
+    long kb = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+    fclose(f);
+    return kb;
+}
+
+/* Lists every saved token (n expected) twice: what the first list takes from the library's pool
+ * and keeps after it is freed, and that the second takes nothing more. */
+static void list_memory(bkoauth_client *c, long n)
+{
+    long rss0 = vm_rss_kb();
+    size_t pool0 = bkoauth__slab_bytes();
+    for (int round = 1; round <= 2; round++) {
+        bkoauth_token **list = NULL;
+        size_t count = 0;
+        bkoauth_error e;
+        if (bkoauth_list_tokens(c, &list, &count, &e) != BKOAUTH_OK || (long)count != n) {
+            fprintf(stderr, "bench: list: %s (%zu tokens)\n", e.message, count);
+            exit(1);
+        }
+        long rss_listed = vm_rss_kb();
+        size_t pool_listed = bkoauth__slab_bytes();
+        bkoauth_tokens_free(list, count);
+        malloc_trim(0);
+        printf("  list %d of %ld tokens: pool %+zd kB while listed (%zu kB in all), %+zd kB kept after; "
+               "VmRSS %+ld kB while listed, %+ld kB after\n",
+               round, n, (ssize_t)(pool_listed - pool0) / 1024, pool_listed / 1024,
+               (ssize_t)(bkoauth__slab_bytes() - pool0) / 1024, rss_listed - rss0, vm_rss_kb() - rss0);
+    }
 }
 
 static void by_user_or_die(bkoauth_client *c, const char *user)
@@ -250,6 +289,9 @@ int main(int argc, char **argv)
         lookups(uncached, 1000, 20000);
         small = lookups(uncached, 1000, 100000);
         printf("  1,000 users:      %7.2f us per lookup\n", small);
+        printf("memory a list of every saved token leaves (bkoauth_list_tokens, then freed)\n");
+        fill_sqlite(path, 10000);
+        list_memory(uncached, 10000);
         fill_sqlite(path, 1000000);
         lookups(uncached, 1000000, 20000);
         big = lookups(uncached, 1000000, 100000);
