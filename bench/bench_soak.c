@@ -9,7 +9,8 @@
  * with the user's cookie) 1 in 500; refresh_token of the user's token 1 in 5000;
  * get_app_access_token 1 in 100; delete_token then a login 1 in 20000; list_tokens 1 in 50000.
  * Faults: every 20 s one kind (http500, drop, slow, truncated, business, html in turn) is on
- * for 3 s. Database: PostgreSQL / MySQL restarted every RESTART_EVERY seconds (from 90 s on)
+ * for 3 s. Database: PostgreSQL / MySQL restarted every RESTART_EVERY seconds (from
+ * FIRST_RESTART, 90 s by default, on)
  * through scripts/pg.sh or scripts/mysql.sh with BKOAUTH_TEST_PG_DIR / BKOAUTH_TEST_MYSQL_DIR;
  * SQLite has no server to restart.
  *
@@ -24,8 +25,8 @@
  * (a business error or an expired token), TokenNotExist for the by-user calls of a user between
  * the delete of its token and its next login (which fails while a fault is on).
  *
- *   bench_soak [-m MINUTES] [-t THREADS] [-u USERS] [-r RESTART_SECONDS] [-T TRIM_SECONDS]
- *              [-l TOKEN_SECONDS] [-f 0|1] [URL]
+ *   bench_soak [-m MINUTES] [-t THREADS] [-u USERS] [-r RESTART_SECONDS] [-s FIRST_RESTART]
+ *              [-T TRIM_SECONDS] [-l TOKEN_SECONDS] [-f 0|1] [URL]
  *
  * -T sets BKOAUTH_MEMORY_TRIM_SECONDS (default 60, the library's; 0: never trim). -l sets how long
  * a token lives (default 60 s; renewed 10 s before its end); -f 0 switches the fault windows
@@ -35,6 +36,7 @@
  * mysql) with BKOAUTH_TEST_PG_URL / BKOAUTH_TEST_MYSQL_URL; sqlite is a temporary file. */
 #include "bkoauth.h"
 #include "devserver.h"
+#include "internal.h"
 #include "testsettings.h"
 #include "teststore.h"
 
@@ -59,7 +61,7 @@
 #define MAX_MINUTES 10000
 #define NCODES 8 /* BKOAUTH_OK .. BKOAUTH_E_NOMEM */
 
-static int minutes = 10, nthreads = 32, nusers = 500, restart_every = 180;
+static int minutes = 10, nthreads = 32, nusers = 500, restart_every = 180, first_restart = 90;
 static int ttl_seconds = 60;            /* -l: how long a token lives at the devserver */
 static int faults = 1;                  /* -f 0: no fault windows */
 static const char *trim_seconds = "60"; /* -T: BKOAUTH_MEMORY_TRIM_SECONDS */
@@ -294,6 +296,7 @@ typedef struct sample {
     long rss_peak, anon_peak;  /* and their highest */
     long heap_used, heap_held; /* kB: the C library's blocks in use, and the memory it holds */
     long sqlite_used;          /* kB: SQLite's share of heap_used */
+    long pool;                 /* kB: the library's own pool (slab.c), made usable so far */
 } sample;
 
 /* What the C library's allocator holds (all arenas, mmapped blocks included) and how much of it
@@ -319,6 +322,7 @@ static void take(sample *out)
     memory_kb(&out->rss, &out->anon);
     heap_kb(&out->heap_used, &out->heap_held);
     out->sqlite_used = (long)(sqlite3_memory_used() / 1024);
+    out->pool = (long)(bkoauth__slab_bytes() / 1024);
     out->fds = open_fds();
 }
 
@@ -364,9 +368,9 @@ static void print_minute(int m, const sample *prev, const sample *now, double se
     }
     if (!any) printf(" none");
     printf("; VmRSS %ld kB (mean; peak %ld), RssAnon %ld kB (mean; peak %ld); malloc: %ld kB in use, "
-           "SQLite's %ld, %ld kB held; fds %ld\n",
+           "SQLite's %ld, %ld kB held; the library's pool %ld kB; fds %ld\n",
            now->rss_mean, now->rss_peak, now->anon_mean, now->anon_peak, now->heap_used, now->sqlite_used,
-           now->heap_held, now->fds);
+           now->heap_held, now->pool, now->fds);
     fflush(stdout);
 }
 
@@ -379,7 +383,7 @@ static double growth(long from, long to)
 static void run_minutes(sample *at, schedule *sc)
 {
     double t0 = test_mono_s(), minute_start = t0, next_mem = t0;
-    long next_restart = 90;
+    long next_restart = first_restart;
     mem_minute mm = {0};
     take(&at[0]);
     for (int m = 1; m <= minutes; m++) {
@@ -475,7 +479,7 @@ static bkoauth_client *make_client(void)
 static int parse_args(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "m:t:u:r:T:l:f:")) != -1) {
+    while ((opt = getopt(argc, argv, "m:t:u:r:s:T:l:f:")) != -1) {
         if (opt == 'm')
             minutes = atoi(optarg);
         else if (opt == 't')
@@ -484,6 +488,8 @@ static int parse_args(int argc, char **argv)
             nusers = atoi(optarg);
         else if (opt == 'r')
             restart_every = atoi(optarg);
+        else if (opt == 's')
+            first_restart = atoi(optarg);
         else if (opt == 'T')
             trim_seconds = optarg;
         else if (opt == 'l')
@@ -494,7 +500,8 @@ static int parse_args(int argc, char **argv)
             return -1;
     }
     if (minutes < 1 || minutes > MAX_MINUTES || nthreads < 1 || nthreads > MAX_THREADS || nusers < 1 ||
-        nusers > MAX_USERS || restart_every < 10 || ttl_seconds < 20 || ttl_seconds > 86400)
+        nusers > MAX_USERS || restart_every < 10 || first_restart < 1 || ttl_seconds < 20 ||
+        ttl_seconds > 86400)
         return -1;
     return teststore_given_or_fresh(optind < argc ? argv[optind] : NULL, "soak", db_url, sizeof db_url) ? 0
                                                                                                         : -1;
@@ -504,7 +511,7 @@ int main(int argc, char **argv)
 {
     if (parse_args(argc, argv) != 0) {
         fprintf(stderr, "usage: bench_soak [-m MINUTES] [-t THREADS] [-u USERS] [-r RESTART_SECONDS] "
-                        "[-T TRIM_SECONDS] [-l TOKEN_SECONDS] [-f 0|1] [DATABASE_URL]\n");
+                        "[-s FIRST_RESTART] [-T TRIM_SECONDS] [-l TOKEN_SECONDS] [-f 0|1] [DATABASE_URL]\n");
         return 2;
     }
     if ((dev = start_devserver()) == NULL || (client = make_client()) == NULL) return 1;
