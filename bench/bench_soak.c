@@ -18,7 +18,10 @@
  * the peak of readings taken every 5 s, so that a reading does not depend on when the library
  * last gave free pages back), what
  * the C library's malloc has in use and holds (mallinfo2, all arenas; SQLite's share from
- * sqlite3_memory_used) and the open descriptors (/proc/self/fd); at the end the growth of RSS
+ * sqlite3_memory_used), the library's own pool, on SQLite the token file's pages mapped in
+ * (/proc/self/smaps: SQLite reads the file through a memory map, the OS's shared page cache,
+ * which VmRSS counts once per connection that touched a page) and the open descriptors
+ * (/proc/self/fd); at the end the growth of RSS
  * and descriptors from minute 2 to the end, and the first 3 messages of each failure code. It
  * prints figures; it asserts nothing about them.
  * Failures are what callers see: TokenAPIError while a fault is on and no saved token is valid
@@ -214,6 +217,33 @@ static void memory_kb(long *rss, long *anon)
     fclose(f);
 }
 
+/* kB of the SQLite token file mapped in (SQLite reads the file through a memory map per
+ * connection: the OS's page cache, shared, counted in VmRSS once per connection that touched a
+ * page; it rises and falls as the connections map the file again), -1 for a server store. */
+static long file_map_kb(void)
+{
+    if (strncmp(db_url, "sqlite:", 7) != 0) return -1;
+    const char *path = db_url + 7;
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (f == NULL) return -1;
+    char line[1024];
+    long kb = 0;
+    int in_file = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long lo, hi;
+        char perms[8];
+        int name_at = 0;
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &name_at) == 3 && name_at > 0) {
+            line[strcspn(line, "\n")] = '\0';
+            in_file = strcmp(line + name_at, path) == 0;
+        } else if (in_file && strncmp(line, "Rss:", 4) == 0) {
+            kb += atol(line + 4);
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
 /* Open descriptors: the entries of /proc/self/fd (the directory's own one not counted). */
 static long open_fds(void)
 {
@@ -297,6 +327,7 @@ typedef struct sample {
     long heap_used, heap_held; /* kB: the C library's blocks in use, and the memory it holds */
     long sqlite_used;          /* kB: SQLite's share of heap_used */
     long pool;                 /* kB: the library's own pool (slab.c), made usable so far */
+    long map_mean;             /* kB: the mean of the SQLite token file's mapped pages; -1: none */
 } sample;
 
 /* What the C library's allocator holds (all arenas, mmapped blocks included) and how much of it
@@ -331,8 +362,8 @@ static void take(sample *out)
  * how long ago the last trim was; the mean and the peak of a minute's readings do not. */
 #define MEM_EVERY_MS 5000
 typedef struct mem_minute {
-    long long rss_sum, anon_sum;
-    long n, rss_peak, anon_peak;
+    long long rss_sum, anon_sum, map_sum;
+    long n, rss_peak, anon_peak, map_n;
 } mem_minute;
 
 static void mem_read(mem_minute *mm)
@@ -345,6 +376,11 @@ static void mem_read(mem_minute *mm)
     mm->n++;
     if (rss > mm->rss_peak) mm->rss_peak = rss;
     if (anon > mm->anon_peak) mm->anon_peak = anon;
+    long map = file_map_kb();
+    if (map >= 0) {
+        mm->map_sum += map;
+        mm->map_n++;
+    }
 }
 
 static void mem_close(mem_minute *mm, sample *out)
@@ -354,6 +390,7 @@ static void mem_close(mem_minute *mm, sample *out)
     out->anon_mean = mm->n ? (long)(mm->anon_sum / mm->n) : -1;
     out->rss_peak = mm->rss_peak;
     out->anon_peak = mm->anon_peak;
+    out->map_mean = mm->map_n ? (long)(mm->map_sum / mm->map_n) : -1;
     memset(mm, 0, sizeof *mm);
 }
 
@@ -371,6 +408,7 @@ static void print_minute(int m, const sample *prev, const sample *now, double se
            "SQLite's %ld, %ld kB held; the library's pool %ld kB; fds %ld\n",
            now->rss_mean, now->rss_peak, now->anon_mean, now->anon_peak, now->heap_used, now->sqlite_used,
            now->heap_held, now->pool, now->fds);
+    if (now->map_mean >= 0) printf("            the token file's memory map: %ld kB (mean)\n", now->map_mean);
     fflush(stdout);
 }
 
@@ -437,6 +475,13 @@ static void summary(const sample *at, const schedule *sc, double seconds)
         growth(at[2].rss, last->rss), at[2].rss, last->rss, growth(at[2].anon, last->anon), at[2].anon,
         last->anon, growth(at[2].heap_used, last->heap_used), at[2].heap_used, last->heap_used,
         growth(at[2].heap_held, last->heap_held), at[2].heap_held, last->heap_held);
+    if (at[2].map_mean >= 0 && last->map_mean >= 0) {
+        long from = at[2].rss_mean - at[2].map_mean, to = last->rss_mean - last->map_mean;
+        printf(
+            "VmRSS less the token file's memory map (the minutes' means): %+.2f %% (%ld -> %ld kB; the map "
+            "%ld -> %ld kB)\n",
+            growth(from, to), from, to, at[2].map_mean, last->map_mean);
+    }
 }
 
 /* ---- set-up ------------------------------------------------------------------------------- */
