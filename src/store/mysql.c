@@ -221,22 +221,6 @@ static bkoauth_code my_list(store *base, bkoauth_token ***out, int64_t **ids, si
     return bk_my_with_conn(ms, &ms->readers, list_work, &a, err);
 }
 
-/* Prepares the statements from (Q_*) up to to on c (a failure is left for the statement's first
- * use to report: the table may not be there yet), and frees what the connector kept of their
- * columns. Run by the pools' connector threads (pool.h) after each open and reconnection, so
- * that the statements' handles and buffers (the connector allocates some 10 kB for each) are
- * made in that one thread rather than in whichever caller first needs each one: made by the
- * callers at random moments after every server restart, long-lived blocks ended up scattered
- * over the callers' malloc arenas, which grew at each restart. */
-void bk_my_prepare(my_store *ms, mconn *c, int from, int to)
-{
-    for (int q = from; q < to; q++) {
-        bkoauth_error ignored;
-        (void)bk_my_stmt(ms, c, q, &ignored);
-        bk_my_result_forget(c);
-    }
-}
-
 /* The read and write pools' open (pool_init): a new connection with its statements. */
 static void *open_conn(void *ctx, bkoauth_error *err)
 {

@@ -107,6 +107,9 @@ bkoauth_code bk_my_with_conn(my_store *ms, pool *p, bk_my_work work, void *arg, 
 
 /* The statement q (Q_*) of c, prepared once per connection; NULL with err set. */
 MYSQL_STMT *bk_my_stmt(my_store *ms, mconn *c, int q, bkoauth_error *err);
+/* Prepares the statements from (Q_*) up to to (excluded) on c (a failure is left for the
+ * statement's first use to report), in the pools' connector threads. */
+void bk_my_prepare(my_store *ms, mconn *c, int from, int to);
 /* Parameters: s as text (NULL: SQL NULL; t holds its length), v as a number, t as a datetime in
  * BKOAUTH_DB_TIME_ZONE (mt holds it). */
 void bk_my_bind_text(MYSQL_BIND *b, param_text *t, const char *s);
@@ -140,9 +143,6 @@ bkoauth_code bk_my_find(my_store *ms, mconn *c, const char *env_name, const char
 bkoauth_code bk_my_try_lock(store *base, const char *env_name, const char *user_id, store_lease *lease,
                             int *held, bkoauth_error *err);
 void bk_my_unlock(store *base, const char *env_name, const char *user_id, const store_lease *lease);
-/* Prepares the statements from (Q_*) up to to (excluded) on c (a failure is left for the
- * statement's first use to report), in the pools' connector thread (mysql.c). */
-void bk_my_prepare(my_store *ms, mconn *c, int from, int to);
 /* Sets up ms->locker (after the connector is loaded): 0, or -1 when out of memory. */
 int bk_my_locker_init(my_store *ms);
 
