@@ -325,11 +325,12 @@ BKOAUTH_API bkoauth_code bkoauth_config_load_env(bkoauth_config *config, bkoauth
  *  makes its own; the parent's are untouched. Make that first call before the child starts
  *  threads of its own.
  *
- *  Threads: with PostgreSQL or MySQL each of the client's two connection pools (reads, writes)
- *  connects in a thread of its own ("bkoauth-connect"), started at its first connection, with
- *  every signal blocked: a caller that needs a connection opened or connected again waits for it
- *  there, so that the database library's connection state lives in one thread instead of in
- *  every caller's. bkoauth_client_free() ends them. SQLite needs none. */
+ *  Threads: with PostgreSQL or MySQL each of the client's two connection pools (reads, writes),
+ *  and with MySQL its renewal-lock connection too, connects in a thread of its own
+ *  ("bkoauth-connect"), started at its first connection, with every signal blocked: a caller
+ *  that needs a connection opened or connected again waits for it there, so that the database
+ *  library's connection state (with MySQL, the prepared statements too) lives in one thread
+ *  instead of in every caller's. bkoauth_client_free() ends them. SQLite needs none. */
 BKOAUTH_API bkoauth_client *bkoauth_client_new(const bkoauth_config *config, bkoauth_error *err);
 
 /** Frees a client, closing its store and HTTP connections and ending its connector threads.
