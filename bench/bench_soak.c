@@ -9,8 +9,11 @@
  * with the user's cookie) 1 in 500; refresh_token of the user's token 1 in 5000;
  * get_app_access_token 1 in 100; delete_token then a login 1 in 20000; list_tokens 1 in 50000.
  * Faults: every 20 s one kind (http500, drop, slow, truncated, business, html in turn) is on
- * for 3 s. Database: PostgreSQL / MySQL restarted every RESTART_EVERY seconds (from
- * FIRST_RESTART, 90 s by default, on)
+ * for 3 s. Database: PostgreSQL / MySQL restarted every RESTART_EVERY seconds (180 by default)
+ * from FIRST_RESTART (45 s by default: the first minute, before the window from minute 2 that
+ * the growth is measured over, holds one of each event, SSM faults and a restart, so that the
+ * window holds what repeats and not what an outage needs the first time; -s 90 is the earlier
+ * schedule)
  * through scripts/pg.sh or scripts/mysql.sh with BKOAUTH_TEST_PG_DIR / BKOAUTH_TEST_MYSQL_DIR;
  * SQLite has no server to restart.
  *
@@ -64,7 +67,7 @@
 #define MAX_MINUTES 10000
 #define NCODES 8 /* BKOAUTH_OK .. BKOAUTH_E_NOMEM */
 
-static int minutes = 10, nthreads = 32, nusers = 500, restart_every = 180, first_restart = 90;
+static int minutes = 10, nthreads = 32, nusers = 500, restart_every = 180, first_restart = 45;
 static int ttl_seconds = 60;            /* -l: how long a token lives at the devserver */
 static int faults = 1;                  /* -f 0: no fault windows */
 static const char *trim_seconds = "60"; /* -T: BKOAUTH_MEMORY_TRIM_SECONDS */
