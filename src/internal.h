@@ -59,6 +59,9 @@ void *bkoauth__malloc(size_t size);
 void *bkoauth__calloc(size_t count, size_t size);
 void *bkoauth__realloc(void *ptr, size_t size);
 void bkoauth__free(void *ptr); /* NULL is fine */
+/* Frees a block that another library made with the C library's malloc() and leaves to its user
+ * to free (the MariaDB connector's, mysql_conn.c): never one of the library's allocators'. */
+void bkoauth__libc_free(void *ptr);
 /* libcurl's blocks: from the library's pool (slab.c) unless the program gave its own allocators
  * or the pool has no room, then from the allocators above; freed by bkoauth__free() either way */
 void *bkoauth__pooled_malloc(size_t size);

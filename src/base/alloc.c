@@ -88,6 +88,11 @@ void bkoauth__free(void *ptr)
         bk_alloc.free_fn(ptr);
 }
 
+void bkoauth__libc_free(void *ptr)
+{
+    free(ptr);
+}
+
 /* ---- blocks from the library's pool (slab.c), for libcurl ----------------------------------- */
 
 void *bkoauth__pool_try(size_t size)

@@ -214,7 +214,7 @@ void bk_my_result_forget(mconn *c)
     for (int i = 0; i < 2; i++) {
         for (MA_USED_MEM *b = lists[i], *next; b != NULL; b = next) {
             next = b->next;
-            free(b);
+            bkoauth__libc_free(b);
         }
     }
     db->field_alloc.used = db->field_alloc.free = NULL;
