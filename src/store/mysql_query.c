@@ -48,10 +48,10 @@ MYSQL_STMT *bk_my_stmt(my_store *ms, mconn *c, int q, bkoauth_error *err)
 /* Prepares the statements from (Q_*) up to to on c (a failure is left for the statement's first
  * use to report: the table may not be there yet), and frees what the connector kept of their
  * columns. Run by the pools' connector threads (pool.h) after each open and reconnection, so
- * that the statements' handles and buffers (the connector allocates some 10 kB for each) are
- * made in that one thread rather than in whichever caller first needs each one: made by the
- * callers at random moments after every server restart, long-lived blocks ended up scattered
- * over the callers' malloc arenas, which grew at each restart. */
+ * that the statements' handles and buffers (mysql_stmt_init preallocates three blocks of 2 to 4 kB for each)
+ * are made in that one thread rather than in whichever caller first needs each one: made by the callers at
+ * random moments after every server restart, long-lived blocks ended up scattered over the callers' malloc
+ * arenas, which grew at each restart. */
 void bk_my_prepare(my_store *ms, mconn *c, int from, int to)
 {
     for (int q = from; q < to; q++) {
